@@ -1,0 +1,52 @@
+# The README names these targets. uv (pinned) is installed from PyPI on first use if missing.
+PYTHON ?= python3
+UV := $(PYTHON) -m uv
+UV_VERSION := 0.13.9
+
+.PHONY: help setup run test test-fast lint format stack-up stack-down stack-status migrate openapi docs clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
+
+setup:  ## install the locked dependencies into .venv
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
+	$(UV) sync --frozen
+
+run: setup  ## run the whole platform on the embedded local stack
+	$(UV) run --frozen aqstream run
+
+test: setup  ## run the whole test suite (starts its own servers)
+	@$(UV) run --frozen pytest $(PYTEST_ARGS); code=$$?; \
+	if [ $$code -eq 5 ]; then echo "pytest collected no tests: treated as a failure" >&2; exit 1; fi; \
+	exit $$code
+
+test-fast: setup  ## the suite without slow and browser tests
+	$(UV) run --frozen pytest -m "not slow and not browser"
+
+lint: setup  ## ruff lint and format check
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+
+format: setup
+	$(UV) run --frozen ruff format .
+	$(UV) run --frozen ruff check --fix .
+
+stack-up: setup  ## start the local servers only
+	$(UV) run --frozen aqstream stack up
+
+stack-down: setup  ## stop the local servers
+	$(UV) run --frozen aqstream stack down
+
+stack-status: setup
+	$(UV) run --frozen aqstream stack status
+
+migrate: setup  ## apply migrations
+	$(UV) run --frozen aqstream migrate
+
+docs: setup  ## regenerate docs/openapi.json and docs/configuration.md
+	$(UV) run --frozen aqstream openapi
+	$(UV) run --frozen aqstream config-doc
+
+clean:  ## stop local servers and remove their state
+	-$(UV) run --frozen aqstream stack down
+	rm -rf .aqstream

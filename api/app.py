@@ -1,0 +1,65 @@
+"""The FastAPI application factory (``uvicorn --factory api.app:create_app``)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from asgi_correlation_id import CorrelationIdMiddleware
+from fastapi import APIRouter, FastAPI
+from prometheus_fastapi_instrumentator import Instrumentator
+
+from api.errors import COMMON_RESPONSES, install_error_handlers
+from api.health.router import router as health_router
+from api.state import AppState
+from aqstream import __version__
+from aqstream.logging import configure_logging
+from aqstream.settings import Settings
+
+API_PREFIX = "/api/v1"
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def _valid_request_id(value: str) -> bool:
+    """Accept a caller's correlation id if it is short and log-safe; otherwise we make one."""
+    return bool(_REQUEST_ID.match(value))
+
+
+def build_api_router() -> APIRouter:
+    """Every capability's router under /api/v1 (they join here as they are built)."""
+    return APIRouter(prefix=API_PREFIX, responses=COMMON_RESPONSES)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(settings.log_level, settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.aq = AppState.build(settings)
+        try:
+            yield
+        finally:
+            app.state.aq.close()
+
+    app = FastAPI(
+        title="AqStream API",
+        version=__version__,
+        description="Event registration with live analytics. Errors share one format: "
+        '`{"error": {"code", "message", "details"}}`.',
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.add_middleware(
+        CorrelationIdMiddleware,
+        header_name="X-Request-ID",
+        update_request_header=True,
+        validator=_valid_request_id,
+    )
+    app.include_router(health_router)
+    app.include_router(build_api_router())
+    Instrumentator(excluded_handlers=["/metrics", "/health"]).instrument(app).expose(
+        app, include_in_schema=False, should_gzip=True
+    )
+    return app

@@ -1,0 +1,44 @@
+"""Everything the API builds at start-up and releases at shutdown."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from aqstream.resources import make_redis, make_s3
+from aqstream.settings import Settings
+from domain.db import make_engine, make_sessionmaker
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    engine: Engine
+    sessionmaker: sessionmaker[Session]
+    redis: redis.Redis
+    s3: Any
+
+    @classmethod
+    def build(cls, settings: Settings) -> AppState:
+        engine = make_engine(
+            settings.app_url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            statement_timeout_ms=settings.db_statement_timeout_ms,
+            application_name="aqstream-api",
+        )
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessionmaker=make_sessionmaker(engine),
+            redis=make_redis(settings),
+            s3=make_s3(settings, timeout_s=settings.ready_timeout_s),
+        )
+
+    def close(self) -> None:
+        self.engine.dispose()
+        self.redis.close()

@@ -1,0 +1,3 @@
+from aqstream.cli import app
+
+app(prog_name="aqstream")

@@ -1,0 +1,231 @@
+"""The `aqstream` command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from aqstream.settings import PROJECT_ROOT, Settings
+
+app = typer.Typer(
+    help="AqStream: event registration with live analytics.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+stack_app = typer.Typer(help="The embedded local stack (PostgreSQL, Kafka, Redis, S3).")
+app.add_typer(stack_app, name="stack")
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _stack(settings: Settings | None = None):
+    from aqstream.stack import LocalStack
+
+    return LocalStack(settings or _settings())
+
+
+def _ensure_stack(settings: Settings) -> tuple[Settings, list[str]]:
+    """Start the local servers that are not configured externally; return resolved settings."""
+    from aqstream.stack import StackError
+
+    stack = _stack(settings)
+    try:
+        started = stack.up()
+    except StackError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from None
+    return stack.resolved_settings(), started
+
+
+# --- stack -------------------------------------------------------------------------------------
+
+
+@stack_app.command("up")
+def stack_up() -> None:
+    """Start the local servers (idempotent: running ones are kept)."""
+    started_at = time.perf_counter()
+    settings, started = _ensure_stack(_settings())
+    took = time.perf_counter() - started_at
+    typer.echo(f"started: {', '.join(started) or 'nothing (already up)'} in {took:.1f}s")
+    _print_status(settings)
+
+
+@stack_app.command("down")
+def stack_down() -> None:
+    """Stop the local servers started by `stack up` or `run`."""
+    stopped = _stack().down()
+    typer.echo(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+
+
+@stack_app.command("status")
+def stack_status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Show each server: local (PID, health), external, or stopped."""
+    _print_status(_settings(), as_json)
+
+
+@stack_app.command("env")
+def stack_env() -> None:
+    """Print `export` lines pointing other tools at the running stack."""
+    for key, value in _stack().environment().items():
+        typer.echo(f"export {key}='{value}'")
+
+
+def _print_status(settings: Settings, as_json: bool = False) -> None:
+    from dataclasses import asdict
+
+    rows = _stack(settings).status()
+    if as_json:
+        typer.echo(json.dumps([asdict(r) for r in rows], indent=2))
+        return
+    for r in rows:
+        health = "" if r.healthy is None else (" healthy" if r.healthy else " UNHEALTHY")
+        pid = f" pid={r.pid}" if r.pid else ""
+        typer.echo(f"  {r.name:<9} {r.source:<9}{pid}{health}  {_redact(r.url)}")
+
+
+def _redact(url: str) -> str:
+    if "://" in url and "@" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
+    return url
+
+
+# --- migrations --------------------------------------------------------------------------------
+
+
+@app.command()
+def migrate(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Apply database migrations (as the owner) and make sure the S3 bucket exists."""
+    from aqstream import migrations
+    from aqstream.resources import ensure_bucket
+
+    settings, _ = _ensure_stack(_settings())
+    migrations.upgrade(settings, revision)
+    created = ensure_bucket(settings)
+    typer.echo(
+        f"database at {revision}; bucket {settings.s3_bucket} {'created' if created else 'ok'}"
+    )
+
+
+# --- processes -----------------------------------------------------------------------------------
+
+
+@app.command()
+def api(
+    host: Annotated[str | None, typer.Option()] = None,
+    port: Annotated[int | None, typer.Option()] = None,
+) -> None:
+    """Serve the REST API with uvicorn (servers from the environment or the local stack)."""
+    import uvicorn
+
+    from api.app import create_app
+
+    settings, _ = _ensure_stack(_settings())
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        log_config=None,
+        proxy_headers=True,
+        timeout_graceful_shutdown=5,
+    )
+
+
+@app.command()
+def run() -> None:
+    """Start the whole platform: local stack, migrations, API (and, as they arrive, relay,
+    stream worker and dashboards), supervised. Ctrl-C stops everything it started."""
+    from aqstream import migrations
+    from aqstream.logging import configure_logging
+    from aqstream.resources import ensure_bucket
+    from aqstream.stack.servers import port_in_use
+    from aqstream.supervisor import Child, Supervisor
+
+    base = _settings()
+    configure_logging(base.log_level, json=False)
+    if port_in_use(base.api_port):
+        typer.secho(
+            f"error: port {base.api_port} is taken; set AQSTREAM_API_PORT to another port",
+            fg="red",
+            err=True,
+        )
+        raise typer.Exit(1)
+    stack = _stack(base)
+    typer.echo("starting the local stack ...")
+    settings, started = _ensure_stack(base)
+    try:
+        typer.echo("applying migrations ...")
+        migrations.upgrade(settings)
+        ensure_bucket(settings)
+        # Human-readable logs in a terminal unless the user asked for JSON explicitly.
+        env = {"AQSTREAM_LOG_JSON": "false", **os.environ, **stack.environment()}
+        me = [sys.executable, "-m", "aqstream"]
+        children = [Child("api", [*me, "api"], env)]
+        api_url = f"http://{settings.api_host}:{settings.api_port}"
+
+        def announce() -> None:
+            _wait_http(f"{api_url}/health", timeout=60)
+            typer.secho("\nAqStream is running", fg="green", bold=True)
+            typer.echo(f"  API          {api_url}/api/v1")
+            typer.echo(f"  API docs     {api_url}/docs")
+            typer.echo(f"  health       {api_url}/health   ready {api_url}/ready")
+            typer.echo(f"  metrics      {api_url}/metrics")
+            _print_status(base)
+            typer.echo("Press Ctrl-C to stop.\n")
+
+        Supervisor(children).run(on_started=announce)
+    finally:
+        stopped = stack.down(only=started)
+        typer.echo(f"stopped: {', '.join(stopped) or 'no local servers (they were already up)'}")
+
+
+def _wait_http(url: str, timeout: float) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    typer.secho(f"warning: {url} did not answer within {timeout:.0f}s", fg="yellow", err=True)
+
+
+# --- generated documents -------------------------------------------------------------------------
+
+
+@app.command()
+def openapi(
+    out: Annotated[Path, typer.Option()] = PROJECT_ROOT / "docs" / "openapi.json",
+) -> None:
+    """Write the OpenAPI schema (committed at docs/openapi.json)."""
+    from aqstream.docs import openapi_json
+
+    out.write_text(openapi_json())
+    typer.echo(f"wrote {out}")
+
+
+@app.command("config-doc")
+def config_doc(
+    out: Annotated[Path, typer.Option()] = PROJECT_ROOT / "docs" / "configuration.md",
+) -> None:
+    """Write docs/configuration.md from the Settings class."""
+    from aqstream.docs import configuration_md
+
+    out.write_text(configuration_md())
+    typer.echo(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    app()

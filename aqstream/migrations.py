@@ -1,0 +1,65 @@
+"""Running migrations (`aqstream migrate`) and the helpers migration scripts share."""
+
+from __future__ import annotations
+
+from alembic import command, context, op
+from alembic.config import Config
+from sqlalchemy import text
+
+from aqstream.settings import PROJECT_ROOT, Settings
+
+SQL_DIR = PROJECT_ROOT / "sql"
+
+
+def alembic_config(settings: Settings) -> Config:
+    cfg = (
+        Config(str(PROJECT_ROOT / "alembic.ini"))
+        if (PROJECT_ROOT / "alembic.ini").exists()
+        else Config()
+    )
+    cfg.set_main_option("script_location", str(SQL_DIR))
+    cfg.set_main_option("version_locations", str(SQL_DIR / "versions"))
+    cfg.attributes["owner_url"] = settings.owner_url.render_as_string(hide_password=False)
+    cfg.attributes["app_db_user"] = settings.app_db_user
+    cfg.attributes["app_db_password"] = settings.app_db_password.get_secret_value()
+    return cfg
+
+
+def upgrade(settings: Settings, revision: str = "head") -> None:
+    """Bring the schema to ``revision``; a no-op when it is already there."""
+    command.upgrade(alembic_config(settings), revision)
+
+
+def current_heads(settings: Settings) -> set[str]:
+    from alembic.script import ScriptDirectory
+
+    return set(ScriptDirectory.from_config(alembic_config(settings)).get_heads())
+
+
+# --- helpers for scripts under sql/versions ---------------------------------------------------
+
+
+def app_role() -> tuple[str, str]:
+    """Name and password of the application role, as configured for this run."""
+    attrs = context.config.attributes
+    if "app_db_user" in attrs:
+        return attrs["app_db_user"], attrs["app_db_password"]
+    settings = Settings()
+    return settings.app_db_user, settings.app_db_password.get_secret_value()
+
+
+def execute_formatted(template: str, **params: str) -> None:
+    """Run DDL whose identifiers (%I) and literals (%L) are quoted by PostgreSQL's format()."""
+    bind = op.get_bind()
+    args = "".join(f", CAST(:{name} AS text)" for name in params)
+    statement = bind.execute(text(f"SELECT format('{template}'{args})"), params).scalar_one()
+    bind.exec_driver_sql(statement)
+
+
+def grant_app(privileges: str, table: str) -> None:
+    """GRANT ``privileges`` on ``table`` to the application role."""
+    execute_formatted(f"GRANT {privileges} ON %I TO %I", t=table, u=app_role()[0])
+
+
+def downgrade(settings: Settings, revision: str) -> None:
+    command.downgrade(alembic_config(settings), revision)

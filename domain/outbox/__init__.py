@@ -1,0 +1,1 @@
+"""Transactional outbox and consumer inbox: the bridge between the database and Kafka."""

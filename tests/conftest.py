@@ -1,0 +1,108 @@
+"""Test harness: the real local stack once per session, a fresh database with migrations applied,
+and a rolled-back transaction per test where a test can live inside one.
+
+Servers configured through AQSTREAM_DATABASE_URL / _KAFKA_BOOTSTRAP / _REDIS_URL / _S3_ENDPOINT are
+used instead of local ones (e.g. a TimescaleDB server); the test database is still created fresh.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from aqstream import migrations
+from aqstream.resources import ensure_bucket
+from aqstream.settings import PROJECT_ROOT, Settings
+from aqstream.stack import LocalStack
+from domain.db import make_engine
+
+TEST_STATE_DIR = PROJECT_ROOT / ".aqstream" / "test"
+
+
+def _psycopg_dsn(url) -> str:
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def stack_settings() -> Iterator[Settings]:
+    """Settings pointing at running servers; the local ones are started here if needed."""
+    base = Settings(environment="test", state_dir=TEST_STATE_DIR)
+    stack = LocalStack(base)
+    started = stack.up()
+    try:
+        yield stack.resolved_settings()
+    finally:
+        if not os.environ.get("AQSTREAM_TEST_KEEP_STACK"):
+            stack.down(only=started)
+
+
+@pytest.fixture(scope="session")
+def settings(stack_settings: Settings) -> Iterator[Settings]:
+    """A fresh database for this session, migrated to head, plus the S3 bucket."""
+    owner = stack_settings.owner_url
+    name = f"aqstream_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(_psycopg_dsn(owner), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    test_settings = stack_settings.model_copy(
+        update={
+            "database_url": owner.set(database=name).render_as_string(hide_password=False),
+            "s3_bucket": f"aqstream-test-{uuid.uuid4().hex[:8]}",
+            "log_json": False,
+        }
+    )
+    try:
+        migrations.upgrade(test_settings)
+        ensure_bucket(test_settings)
+        yield test_settings
+    finally:
+        with psycopg.connect(_psycopg_dsn(owner), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def owner_engine(settings: Settings) -> Iterator[Engine]:
+    engine = make_engine(settings.owner_url, pool_size=2, application_name="aqstream-tests-owner")
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def app_engine(settings: Settings) -> Iterator[Engine]:
+    """Connections as the application role: RLS applies, as in production."""
+    engine = make_engine(settings.app_url, pool_size=5, application_name="aqstream-tests-app")
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def db_session(app_engine: Engine) -> Iterator[Session]:
+    """A session inside a transaction that is rolled back after the test; commits in the code
+    under test become savepoints."""
+    with app_engine.connect() as conn:
+        outer = conn.begin()
+        session = Session(bind=conn, join_transaction_mode="create_savepoint")
+        try:
+            yield session
+        finally:
+            session.close()
+            outer.rollback()
+
+
+@pytest.fixture(scope="session")
+def api_app(settings: Settings):
+    from api.app import create_app
+
+    return create_app(settings)
+
+
+@pytest.fixture(scope="session")
+def client(api_app) -> Iterator[TestClient]:
+    with TestClient(api_app) as test_client:
+        yield test_client

@@ -1,0 +1,124 @@
+"""The embedded local stack: one set of servers however often `up` runs; none after `down`;
+configured servers are used and nothing local starts for them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from aqstream.settings import PROJECT_ROOT, Settings
+from aqstream.stack import LocalStack
+
+
+def processes_under(directory: Path) -> set[int]:
+    """PIDs whose working directory lies under ``directory`` (our servers run from there)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")
+            state = (entry / "stat").read_text().rsplit(")", 1)[-1].split()[0]
+        except OSError:
+            continue
+        if state != "Z" and Path(cwd).is_relative_to(directory):
+            found.add(int(entry.name))
+    return found
+
+
+@pytest.fixture
+def scratch_dir() -> Iterator[Path]:
+    """A state folder PostgreSQL's non-root user can reach (pytest's tmp_path is 0700 root)."""
+    path = PROJECT_ROOT / ".aqstream" / "scratch" / uuid.uuid4().hex[:8]
+    path.mkdir(parents=True)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def scratch_stack(scratch_dir: Path) -> Iterator[LocalStack]:
+    stack = LocalStack(Settings(environment="test", state_dir=scratch_dir))
+    yield stack
+    stack.down()
+
+
+def test_up_twice_starts_one_set_and_down_leaves_none(
+    scratch_stack: LocalStack, scratch_dir: Path
+) -> None:
+    state_dir = scratch_dir
+    assert scratch_stack.up() == ["postgres", "kafka", "redis", "s3"]
+    statuses = scratch_stack.status()
+    assert [(s.source, s.healthy) for s in statuses] == [("local", True)] * 4
+    first = processes_under(state_dir)
+    top_pids = {s.pid for s in statuses}
+    assert top_pids <= first
+
+    again = LocalStack(Settings(environment="test", state_dir=state_dir))
+    assert again.up() == []
+    assert {s.pid for s in again.status()} == top_pids
+    assert processes_under(state_dir) == first
+
+    assert sorted(again.down()) == ["kafka", "postgres", "redis", "s3"]
+    assert processes_under(state_dir) == set()
+    assert [s.source for s in again.status()] == ["stopped"] * 4
+
+
+def test_an_unreachable_state_dir_is_a_clear_error(tmp_path: Path) -> None:
+    from aqstream.stack import StackError
+
+    if os.geteuid() != 0:
+        pytest.skip("only root hands PostgreSQL to another user")
+    stack = LocalStack(Settings(environment="test", state_dir=tmp_path / "state"))
+    with pytest.raises(StackError, match="cannot enter"):
+        stack.up()
+
+
+def test_a_dead_server_is_restarted_by_up(scratch_stack: LocalStack) -> None:
+    import signal
+
+    scratch_stack.up()
+    redis_before = next(s for s in scratch_stack.status() if s.name == "redis")
+    os.kill(redis_before.pid, signal.SIGKILL)
+    assert scratch_stack.up() == ["redis"]
+    redis_after = next(s for s in scratch_stack.status() if s.name == "redis")
+    assert redis_after.pid != redis_before.pid and redis_after.healthy
+
+
+def test_configured_servers_are_used_and_nothing_local_starts(
+    stack_settings: Settings, tmp_path: Path
+) -> None:
+    external = Settings(
+        environment="test",
+        state_dir=tmp_path / "ext",
+        database_url=stack_settings.database_url,
+        kafka_bootstrap=stack_settings.kafka_bootstrap,
+        redis_url=stack_settings.redis_url,
+        s3_endpoint=stack_settings.s3_endpoint,
+    )
+    stack = LocalStack(external)
+    assert stack.up() == []
+    assert [s.source for s in stack.status()] == ["external"] * 4
+    assert processes_under(tmp_path / "ext") == set()
+    assert stack.environment()["AQSTREAM_REDIS_URL"] == stack_settings.redis_url
+
+
+def test_a_taken_configured_port_is_a_clear_error(tmp_path: Path, stack_settings: Settings):
+    from aqstream.stack import StackError
+
+    taken = int(stack_settings.kafka_bootstrap.rsplit(":", 1)[1])
+    stack = LocalStack(
+        Settings(
+            environment="test",
+            state_dir=tmp_path / "busy",
+            database_url=stack_settings.database_url,
+            local_kafka_port=taken,
+        )
+    )
+    with pytest.raises(StackError, match=f"port {taken} is already in use"):
+        stack.up()
+    stack.down()
