@@ -71,7 +71,6 @@ class Settings(BaseSettings):
     # --- processes started by `aqstream run` ----------------------------------------------------
     api_host: str = "127.0.0.1"
     api_port: int = 8000
-    api_workers: int = 1
 
     # --- observability ------------------------------------------------------------------------
     log_level: str = "INFO"
