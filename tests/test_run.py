@@ -15,24 +15,7 @@ import pytest
 
 from aqstream.settings import PROJECT_ROOT
 from aqstream.stack.servers import free_port
-from tests.stack.test_local_stack import processes_under
-
-
-def descendants(pid: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                ppid = int(open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
+from tests.procs import alive, descendants, processes_under
 
 
 @pytest.mark.slow
@@ -78,8 +61,7 @@ def test_run_serves_the_api_and_ctrl_c_stops_everything() -> None:
     assert proc.returncode == 0, output
     assert f"{base}/docs" in output
     time.sleep(0.2)
-    left = {pid for pid in seen if os.path.exists(f"/proc/{pid}")}
-    left = {pid for pid in left if open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"}
+    left = {pid for pid in seen if alive(pid)}
     assert left == set(), f"processes left behind: {left}"
     assert processes_under(state_dir) == set()
     shutil.rmtree(state_dir, ignore_errors=True)

@@ -7,14 +7,7 @@ import sys
 import time
 
 from aqstream.supervisor import Child, Supervisor
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+from tests.procs import alive
 
 
 def test_crashed_child_is_restarted_and_stop_kills_the_whole_group(tmp_path) -> None:
@@ -44,9 +37,9 @@ def test_crashed_child_is_restarted_and_stop_kills_the_whole_group(tmp_path) -> 
         time.sleep(0.05)
     time.sleep(0.3)
     orphan, grandchild = (int(line) for line in marker.read_text().split())
-    assert not _alive(orphan), "the crashed child's group was not cleaned up"
-    assert _alive(child.proc.pid) and _alive(grandchild)
+    assert not alive(orphan), "the crashed child's group was not cleaned up"
+    assert alive(child.proc.pid) and alive(grandchild)
     supervisor.stop_all()
     time.sleep(0.2)
-    assert not _alive(child.proc.pid)
-    assert not _alive(grandchild)
+    assert not alive(child.proc.pid)
+    assert not alive(grandchild)

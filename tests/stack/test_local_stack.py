@@ -13,22 +13,7 @@ import pytest
 
 from aqstream.settings import PROJECT_ROOT, Settings
 from aqstream.stack import LocalStack
-
-
-def processes_under(directory: Path) -> set[int]:
-    """PIDs whose working directory lies under ``directory`` (our servers run from there)."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cwd = os.readlink(entry / "cwd")
-            state = (entry / "stat").read_text().rsplit(")", 1)[-1].split()[0]
-        except OSError:
-            continue
-        if state != "Z" and Path(cwd).is_relative_to(directory):
-            found.add(int(entry.name))
-    return found
+from tests.procs import processes_under
 
 
 @pytest.fixture
