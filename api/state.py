@@ -12,6 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from aqstream.resources import make_redis, make_s3
 from aqstream.settings import Settings
 from domain.db import make_engine, make_sessionmaker
+from domain.identity.refresh import RefreshTokenStore
+from domain.identity.tokens import TokenService
 
 
 @dataclass
@@ -21,6 +23,8 @@ class AppState:
     sessionmaker: sessionmaker[Session]
     redis: redis.Redis
     s3: Any
+    tokens: TokenService
+    refresh_tokens: RefreshTokenStore
 
     @classmethod
     def build(cls, settings: Settings) -> AppState:
@@ -31,12 +35,15 @@ class AppState:
             statement_timeout_ms=settings.db_statement_timeout_ms,
             application_name="aqstream-api",
         )
+        client = make_redis(settings)
         return cls(
             settings=settings,
             engine=engine,
             sessionmaker=make_sessionmaker(engine),
-            redis=make_redis(settings),
+            redis=client,
             s3=make_s3(settings, timeout_s=settings.ready_timeout_s),
+            tokens=TokenService.from_settings(settings),
+            refresh_tokens=RefreshTokenStore(client, settings.refresh_token_ttl_s),
         )
 
     def close(self) -> None:

@@ -63,3 +63,13 @@ def grant_app(privileges: str, table: str) -> None:
 
 def downgrade(settings: Settings, revision: str) -> None:
     command.downgrade(alembic_config(settings), revision)
+
+
+def run_sql_file(name: str) -> None:
+    """Execute ``sql/ddl/<name>``, with ``__APP__`` standing for the quoted application role."""
+    bind = op.get_bind()
+    role = bind.execute(text("SELECT quote_ident(:u)"), {"u": app_role()[0]}).scalar_one()
+    script = (SQL_DIR / "ddl" / name).read_text().replace("__APP__", role)
+    # Straight to psycopg without parameters, so `%` in format() strings stays literal.
+    with bind.connection.driver_connection.cursor() as cursor:
+        cursor.execute(script)

@@ -9,11 +9,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me"
 
 
 class Settings(BaseSettings):
@@ -72,10 +73,52 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
 
+    # --- identity and tokens ------------------------------------------------------------------
+    jwt_secret: SecretStr = Field(
+        default=SecretStr(DEV_JWT_SECRET),
+        description="HS256 signing secret when AQSTREAM_JWT_KEYS is unset. Must be set in production.",
+    )
+    jwt_keys: str | None = Field(
+        default=None,
+        description='JSON key ring, signing key first: [{"kid": "k2", "alg": "ES256", "key": "<PEM private key>"}, '
+        '{"kid": "k1", "alg": "HS256", "key": "<secret>"}]. Older keys still verify tokens, so keys '
+        "rotate without logging anyone out; ES256 public keys are served at /api/v1/auth/keys.",
+    )
+    jwt_issuer: str = "aqstream"
+    jwt_audience: str = "aqstream-api"
+    access_token_ttl_s: int = 900
+    refresh_token_ttl_s: int = 30 * 24 * 3600
+    telegram_bot_token: SecretStr | None = Field(
+        default=None, description="Bot token; enables POST /auth/telegram (Login Widget)."
+    )
+    telegram_auth_max_age_s: int = Field(
+        default=86_400, description="Oldest accepted Telegram `auth_date`."
+    )
+    invite_ttl_s: int = 7 * 24 * 3600
+
+    # --- cross-cutting API rules -------------------------------------------------------------
+    idempotency_ttl_s: int = Field(
+        default=86_400, description="How long a stored response replays."
+    )
+    rate_limit_enabled: bool = True
+    rate_limit_user: str = Field(default="600/minute", description="Per authenticated user.")
+    rate_limit_ip: str = Field(default="1200/minute", description="Per client IP.")
+    rate_limit_auth: str = Field(
+        default="20/minute", description="Per IP on credential endpoints (login, register, ...)."
+    )
+
     # --- observability ------------------------------------------------------------------------
     log_level: str = "INFO"
     log_json: bool = True
     ready_timeout_s: float = Field(default=2.0, description="Per-dependency budget of /ready")
+
+    @model_validator(mode="after")
+    def _no_dev_secrets_in_production(self) -> Settings:
+        if self.environment == "production" and (
+            self.jwt_keys is None and self.jwt_secret.get_secret_value() == DEV_JWT_SECRET
+        ):
+            raise ValueError("set AQSTREAM_JWT_SECRET or AQSTREAM_JWT_KEYS in production")
+        return self
 
     @cached_property
     def owner_url(self) -> URL:

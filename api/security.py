@@ -1,0 +1,58 @@
+"""Bearer-token authentication: the verified access token is the only source of identity."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.errors import ApiError
+from domain.errors import Unauthenticated
+
+bearer_scheme = HTTPBearer(auto_error=False, description="Access token from /api/v1/auth/login")
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: uuid.UUID
+    token_id: str
+
+
+def _unauthorized(code: str, message: str) -> ApiError:
+    return ApiError(401, code, message, headers={"WWW-Authenticate": 'Bearer realm="aqstream"'})
+
+
+def get_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise _unauthorized("unauthorized", "Missing bearer token")
+    try:
+        claims = request.app.state.aq.tokens.verify(credentials.credentials)
+    except Unauthenticated as exc:
+        raise _unauthorized(exc.code, exc.message) from None
+    principal = Principal(claims.user_id, claims.token_id)
+    request.state.principal = principal
+    return principal
+
+
+def peek_user_id(request: Request) -> str | None:
+    """The verified user id of a request's bearer token, or None; never raises.
+
+    For middleware (rate limits, idempotency) that runs before routing and dependencies.
+    """
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return None
+    try:
+        return str(request.app.state.aq.tokens.verify(token.strip()).user_id)
+    except Unauthenticated:
+        return None
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

@@ -1,0 +1,33 @@
+"""Users: platform-wide accounts (not tenant data): e-mail/password and/or Telegram."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Boolean, Index, String, false, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from domain.db.base import Base, Timestamps, UUIDPrimaryKey
+
+
+class User(UUIDPrimaryKey, Timestamps, Base):
+    __tablename__ = "users"
+
+    email: Mapped[str | None] = mapped_column(String(320))
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    telegram_id: Mapped[int | None] = mapped_column(BigInteger)
+    telegram_username: Mapped[str | None] = mapped_column(String(64))
+    display_name: Mapped[str] = mapped_column(String(120))
+    locale: Mapped[str] = mapped_column(String(16), server_default=text("'en'"))
+    is_platform_admin: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    deleted_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("uq_users_email", "email", unique=True, postgresql_where=text("deleted_at IS NULL")),
+        Index(
+            "uq_users_telegram_id",
+            "telegram_id",
+            unique=True,
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
+    )

@@ -1,0 +1,142 @@
+"""Sign-up, sign-in and profile services. They flush, never commit: the unit of work commits."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from domain.db.base import uuid7
+from domain.errors import Conflict, NotFound, Unauthenticated, ValidationFailed
+from domain.identity import passwords, telegram
+from domain.identity.events import UserRegistered, UserUpdated
+from domain.identity.models import User
+from domain.uow import UnitOfWork
+
+MIN_PASSWORD_LENGTH = 8
+
+
+def normalize_email(raw: str) -> str:
+    """Canonical form for uniqueness: syntax checked, domain IDNA-normalised, lower-cased."""
+    try:
+        checked = validate_email(raw, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValidationFailed(str(exc), code="invalid_email") from None
+    return checked.normalized.lower()
+
+
+def register(uow: UnitOfWork, *, email: str, password: str, display_name: str | None) -> User:
+    """Create an e-mail/password account."""
+    email = normalize_email(email)
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValidationFailed(
+            f"Password must have at least {MIN_PASSWORD_LENGTH} characters", code="weak_password"
+        )
+    user = User(
+        email=email,
+        password_hash=passwords.hash_password(password),
+        display_name=(display_name or email.split("@", 1)[0]).strip()[:120],
+    )
+    _insert_unique(uow, user, "email_taken", "An account with this e-mail already exists")
+    uow.emit(
+        UserRegistered(
+            aggregate_id=user.id,
+            user_id=user.id,
+            method="email",
+            email=email,
+            display_name=user.display_name,
+        )
+    )
+    return user
+
+
+def _insert_unique(uow: UnitOfWork, user: User, code: str, message: str) -> None:
+    user.id = uuid7()
+    uow.act_as(user.id)  # the new account may read back its own row (INSERT ... RETURNING)
+    with uow.session.begin_nested():
+        uow.session.add(user)
+        try:
+            uow.session.flush()
+        except IntegrityError:
+            raise Conflict(message, code=code) from None
+
+
+def authenticate(uow: UnitOfWork, *, email: str, password: str) -> User:
+    """Check e-mail and password; the same answer for an unknown e-mail and a wrong password."""
+    try:
+        email = normalize_email(email)
+    except ValidationFailed:
+        email = ""
+    uow.set_capability("login_email", email)
+    user = uow.session.scalar(select(User).where(User.email == email, User.deleted_at.is_(None)))
+    if not passwords.verify_password(user.password_hash if user else None, password):
+        raise Unauthenticated("Wrong e-mail or password", code="invalid_credentials")
+    assert user is not None
+    uow.act_as(user.id)
+    if user.password_hash and passwords.needs_rehash(user.password_hash):
+        user.password_hash = passwords.hash_password(password)
+    return user
+
+
+def telegram_login(
+    uow: UnitOfWork, fields: Mapping[str, Any], *, bot_token: str, max_age_s: int
+) -> User:
+    """Sign in (signing up on first use) with verified Telegram Login Widget data."""
+    telegram.verify_login(fields, bot_token, max_age_s)
+    telegram_id = int(fields["id"])
+    uow.set_capability("login_telegram", str(telegram_id))
+    user = uow.session.scalar(
+        select(User).where(User.telegram_id == telegram_id, User.deleted_at.is_(None))
+    )
+    name = " ".join(p for p in (fields.get("first_name"), fields.get("last_name")) if p)
+    if user is not None:
+        uow.act_as(user.id)
+        if fields.get("username") and user.telegram_username != fields["username"]:
+            user.telegram_username = fields["username"]
+        return user
+    user = User(
+        telegram_id=telegram_id,
+        telegram_username=fields.get("username"),
+        display_name=(name or fields.get("username") or f"tg{telegram_id}")[:120],
+    )
+    _insert_unique(uow, user, "telegram_taken", "This Telegram account is already registered")
+    uow.emit(
+        UserRegistered(
+            aggregate_id=user.id,
+            user_id=user.id,
+            method="telegram",
+            telegram_id=telegram_id,
+            display_name=user.display_name,
+        )
+    )
+    return user
+
+
+def get_user(uow: UnitOfWork, user_id: uuid.UUID) -> User:
+    user = uow.session.get(User, user_id)
+    if user is None or user.deleted_at is not None:
+        raise NotFound("User not found")
+    return user
+
+
+def update_profile(uow: UnitOfWork, user_id: uuid.UUID, changes: Mapping[str, Any]) -> User:
+    """Change the caller's own profile fields."""
+    user = get_user(uow, user_id)
+    changed = []
+    for name in ("display_name", "locale"):
+        if name in changes and changes[name] is not None and getattr(user, name) != changes[name]:
+            setattr(user, name, changes[name])
+            changed.append(name)
+    if changes.get("password") is not None:
+        if len(changes["password"]) < MIN_PASSWORD_LENGTH:
+            raise ValidationFailed("Password too short", code="weak_password")
+        user.password_hash = passwords.hash_password(changes["password"])
+        changed.append("password")
+    if changed:
+        uow.session.flush()
+        uow.emit(UserUpdated(aggregate_id=user.id, user_id=user.id, changed=changed))
+    return user

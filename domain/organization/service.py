@@ -1,0 +1,395 @@
+"""Organization requests, organizations, membership and invitations."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from domain.db.base import uuid7
+from domain.errors import Conflict, InvalidState, NotFound, PermissionDenied, ValidationFailed
+from domain.identity.models import User
+from domain.organization.events import (
+    MemberAdded,
+    MemberInvited,
+    MemberRemoved,
+    MemberRoleChanged,
+    OrganizationCreated,
+    OrganizationRequestCreated,
+    OrganizationRequestReviewed,
+)
+from domain.organization.models import (
+    Organization,
+    OrganizationInvite,
+    OrganizationMember,
+    OrganizationRequest,
+    RequestStatus,
+    Role,
+)
+from domain.uow import UnitOfWork
+
+SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,62}[a-z0-9])$")
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _check_slug(slug: str) -> str:
+    slug = slug.strip().lower()
+    if not SLUG.match(slug):
+        raise ValidationFailed(
+            "Slug: 3-64 lower-case letters, digits and inner hyphens", code="invalid_slug"
+        )
+    return slug
+
+
+# --- requests -------------------------------------------------------------------------------------
+
+
+def create_request(
+    uow: UnitOfWork, user_id: uuid.UUID, *, name: str, slug: str, description: str | None
+) -> OrganizationRequest:
+    """Ask the platform to found an organization."""
+    slug = _check_slug(slug)
+    pending = uow.session.scalar(
+        select(func.count())
+        .select_from(OrganizationRequest)
+        .where(
+            OrganizationRequest.user_id == user_id,
+            OrganizationRequest.status == RequestStatus.PENDING,
+        )
+    )
+    if pending:
+        raise Conflict("You already have a pending request", code="request_pending")
+    request = OrganizationRequest(
+        id=uuid7(), user_id=user_id, name=name.strip(), slug=slug, description=description
+    )
+    uow.session.add(request)
+    uow.session.flush()
+    uow.emit(
+        OrganizationRequestCreated(
+            aggregate_id=request.id,
+            request_id=request.id,
+            user_id=user_id,
+            name=request.name,
+            slug=slug,
+        )
+    )
+    return request
+
+
+def list_requests(
+    uow: UnitOfWork, status: RequestStatus | None = None
+) -> list[OrganizationRequest]:
+    """The caller's own requests; every request for a platform admin (RLS decides)."""
+    query = select(OrganizationRequest).order_by(OrganizationRequest.id)
+    if status is not None:
+        query = query.where(OrganizationRequest.status == status)
+    return list(uow.session.scalars(query))
+
+
+def review_request(
+    uow: UnitOfWork,
+    request_id: uuid.UUID,
+    *,
+    approve: bool,
+    reviewer_id: uuid.UUID,
+    comment: str | None,
+) -> OrganizationRequest:
+    if not uow.platform_admin:
+        raise PermissionDenied("Platform administrators only")
+    request = uow.session.get(OrganizationRequest, request_id, with_for_update=True)
+    if request is None:
+        raise NotFound("Organization request not found")
+    if request.status != RequestStatus.PENDING:
+        raise InvalidState(
+            f"Request is already {request.status.value}", details={"status": request.status.value}
+        )
+    request.status = RequestStatus.APPROVED if approve else RequestStatus.REJECTED
+    request.reviewed_by = reviewer_id
+    request.reviewed_at = _now()
+    request.review_comment = comment
+    uow.session.flush()
+    uow.emit(
+        OrganizationRequestReviewed(
+            aggregate_id=request.id,
+            request_id=request.id,
+            user_id=request.user_id,
+            status=request.status.value,
+            reviewed_by=reviewer_id,
+            comment=comment,
+        )
+    )
+    return request
+
+
+# --- organizations ----------------------------------------------------------------------------------
+
+
+def create_organization(uow: UnitOfWork, user_id: uuid.UUID, request_id: uuid.UUID) -> Organization:
+    """Found the organization an approved request describes; the requester becomes its owner."""
+    request = uow.session.get(OrganizationRequest, request_id, with_for_update=True)
+    if request is None or request.user_id != user_id:
+        raise NotFound("Organization request not found")
+    if request.status != RequestStatus.APPROVED:
+        raise InvalidState("The request is not approved", details={"status": request.status.value})
+    org = Organization(
+        id=uuid7(),
+        name=request.name,
+        slug=request.slug,
+        description=request.description,
+        request_id=request.id,
+        created_by=user_id,
+    )
+    uow.enter_tenant(org.id)
+    try:
+        with uow.session.begin_nested():
+            uow.session.add(org)
+            uow.session.flush()
+    except IntegrityError:
+        raise Conflict(
+            "An organization with this slug exists, or this request was already used",
+            code="organization_exists",
+        ) from None
+    _add_member(uow, org.id, user_id, Role.OWNER)
+    uow.emit(
+        OrganizationCreated(
+            aggregate_id=org.id,
+            tenant_id=org.id,
+            organization_id=org.id,
+            name=org.name,
+            slug=org.slug,
+            owner_id=user_id,
+        )
+    )
+    return org
+
+
+def list_my_organizations(uow: UnitOfWork, user_id: uuid.UUID) -> list[tuple[Organization, Role]]:
+    rows = uow.session.execute(
+        select(Organization, OrganizationMember.role)
+        .join(OrganizationMember, OrganizationMember.tenant_id == Organization.id)
+        .where(
+            OrganizationMember.user_id == user_id,
+            OrganizationMember.deleted_at.is_(None),
+            Organization.deleted_at.is_(None),
+        )
+        .order_by(Organization.name)
+    )
+    return [(org, role) for org, role in rows]
+
+
+def get_organization(uow: UnitOfWork, org_id: uuid.UUID) -> Organization:
+    org = uow.session.get(Organization, org_id)
+    if org is None or org.deleted_at is not None:
+        raise NotFound("Organization not found")
+    return org
+
+
+def membership_role(uow: UnitOfWork, tenant_id: uuid.UUID, user_id: uuid.UUID) -> Role | None:
+    """The user's role in the tenant, or None (visible through the user's own memberships)."""
+    return uow.session.scalar(
+        select(OrganizationMember.role).where(
+            OrganizationMember.tenant_id == tenant_id,
+            OrganizationMember.user_id == user_id,
+            OrganizationMember.deleted_at.is_(None),
+        )
+    )
+
+
+def _add_member(uow: UnitOfWork, tenant_id: uuid.UUID, user_id: uuid.UUID, role: Role) -> None:
+    try:
+        with uow.session.begin_nested():
+            uow.session.add(
+                OrganizationMember(id=uuid7(), tenant_id=tenant_id, user_id=user_id, role=role)
+            )
+            uow.session.flush()
+    except IntegrityError:
+        raise Conflict("Already a member of this organization", code="already_member") from None
+    uow.emit(
+        MemberAdded(
+            aggregate_id=tenant_id,
+            tenant_id=tenant_id,
+            organization_id=tenant_id,
+            user_id=user_id,
+            role=role.value,
+        )
+    )
+
+
+@dataclass(frozen=True)
+class MemberView:
+    member: OrganizationMember
+    user: User
+
+
+def list_members(uow: UnitOfWork, tenant_id: uuid.UUID) -> list[MemberView]:
+    rows = uow.session.execute(
+        select(OrganizationMember, User)
+        .join(User, User.id == OrganizationMember.user_id)
+        .where(OrganizationMember.tenant_id == tenant_id, OrganizationMember.deleted_at.is_(None))
+        .order_by(OrganizationMember.id)
+    )
+    return [MemberView(m, u) for m, u in rows]
+
+
+def _lock_tenant(uow: UnitOfWork, tenant_id: uuid.UUID) -> None:
+    """Serialise membership changes of one tenant (the last-owner rule needs it)."""
+    uow.session.execute(
+        select(Organization.id).where(Organization.id == tenant_id).with_for_update()
+    )
+
+
+def _member(uow: UnitOfWork, tenant_id: uuid.UUID, user_id: uuid.UUID) -> OrganizationMember:
+    member = uow.session.scalar(
+        select(OrganizationMember).where(
+            OrganizationMember.tenant_id == tenant_id,
+            OrganizationMember.user_id == user_id,
+            OrganizationMember.deleted_at.is_(None),
+        )
+    )
+    if member is None:
+        raise NotFound("Member not found")
+    return member
+
+
+def _owners(uow: UnitOfWork, tenant_id: uuid.UUID) -> int:
+    return uow.session.scalar(
+        select(func.count())
+        .select_from(OrganizationMember)
+        .where(
+            OrganizationMember.tenant_id == tenant_id,
+            OrganizationMember.role == Role.OWNER,
+            OrganizationMember.deleted_at.is_(None),
+        )
+    )
+
+
+def change_role(
+    uow: UnitOfWork, tenant_id: uuid.UUID, user_id: uuid.UUID, new_role: Role
+) -> OrganizationMember:
+    _lock_tenant(uow, tenant_id)
+    member = _member(uow, tenant_id, user_id)
+    old = member.role
+    if old == new_role:
+        return member
+    if old == Role.OWNER and _owners(uow, tenant_id) == 1:
+        raise Conflict("The last owner cannot be demoted", code="last_owner")
+    member.role = new_role
+    uow.session.flush()
+    uow.emit(
+        MemberRoleChanged(
+            aggregate_id=tenant_id,
+            tenant_id=tenant_id,
+            organization_id=tenant_id,
+            user_id=user_id,
+            old_role=old.value,
+            new_role=new_role.value,
+        )
+    )
+    return member
+
+
+def remove_member(uow: UnitOfWork, tenant_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    _lock_tenant(uow, tenant_id)
+    member = _member(uow, tenant_id, user_id)
+    if member.role == Role.OWNER and _owners(uow, tenant_id) == 1:
+        raise Conflict("The last owner cannot be removed", code="last_owner")
+    member.deleted_at = _now()
+    uow.session.flush()
+    uow.emit(
+        MemberRemoved(
+            aggregate_id=tenant_id, tenant_id=tenant_id, organization_id=tenant_id, user_id=user_id
+        )
+    )
+
+
+# --- invitations ------------------------------------------------------------------------------------
+
+
+def invite(
+    uow: UnitOfWork,
+    tenant_id: uuid.UUID,
+    *,
+    inviter_id: uuid.UUID,
+    inviter_role: Role,
+    role: Role,
+    email: str | None,
+    telegram_username: str | None,
+    ttl_s: int,
+) -> tuple[OrganizationInvite, str]:
+    """Invite someone by e-mail or Telegram username; returns the invite and its secret token."""
+    if (email is None) == (telegram_username is None):
+        raise ValidationFailed(
+            "Give exactly one of email or telegram_username", code="invalid_invite"
+        )
+    if role == Role.OWNER and inviter_role != Role.OWNER:
+        raise PermissionDenied("Only owners may invite owners")
+    if email is not None:
+        from domain.identity.service import normalize_email
+
+        email = normalize_email(email)
+    token = secrets.token_urlsafe(32)
+    record = OrganizationInvite(
+        id=uuid7(),
+        tenant_id=tenant_id,
+        email=email,
+        telegram_username=telegram_username.lstrip("@").lower() if telegram_username else None,
+        role=role,
+        token_hash=token_hash(token),
+        invited_by=inviter_id,
+        expires_at=_now() + timedelta(seconds=ttl_s),
+    )
+    uow.session.add(record)
+    uow.session.flush()
+    uow.emit(
+        MemberInvited(
+            aggregate_id=tenant_id,
+            tenant_id=tenant_id,
+            organization_id=tenant_id,
+            invite_id=record.id,
+            role=role.value,
+            email=email,
+            telegram_username=record.telegram_username,
+        )
+    )
+    return record, token
+
+
+def accept_invite(uow: UnitOfWork, user: User, token: str) -> OrganizationMember:
+    """Join the organization an invite names; the invite must be addressed to this account."""
+    uow.set_capability("invite_token", token_hash(token))
+    invite_row = uow.session.scalar(
+        select(OrganizationInvite).where(OrganizationInvite.token_hash == token_hash(token))
+    )
+    if invite_row is None:
+        raise NotFound("Invitation not found")
+    if invite_row.accepted_at is not None:
+        raise InvalidState("Invitation already used", details={"status": "accepted"})
+    if invite_row.expires_at <= _now():
+        raise InvalidState("Invitation expired", details={"status": "expired"})
+    addressed_to_me = (invite_row.email is not None and invite_row.email == user.email) or (
+        invite_row.telegram_username is not None
+        and (user.telegram_username or "").lower() == invite_row.telegram_username
+    )
+    if not addressed_to_me:
+        raise PermissionDenied(
+            "This invitation is addressed to another account", code="invite_mismatch"
+        )
+    uow.enter_tenant(invite_row.tenant_id)
+    _add_member(uow, invite_row.tenant_id, user.id, invite_row.role)
+    invite_row.accepted_at = _now()
+    invite_row.accepted_by = user.id
+    uow.session.flush()
+    return _member(uow, invite_row.tenant_id, user.id)
