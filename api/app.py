@@ -27,8 +27,16 @@ def _valid_request_id(value: str) -> bool:
 
 
 def build_api_router() -> APIRouter:
-    """Every capability's router under /api/v1 (they join here as they are built)."""
-    return APIRouter(prefix=API_PREFIX, responses=COMMON_RESPONSES)
+    """Every capability's router under /api/v1."""
+    from api.group.router import router as groups
+    from api.identity.router import router as auth
+    from api.identity.router import users
+    from api.organization.router import router as organizations
+
+    api = APIRouter(prefix=API_PREFIX, responses=COMMON_RESPONSES)
+    for router in (auth, users, organizations, groups):
+        api.include_router(router)
+    return api
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -1,31 +1,137 @@
-"""Dependencies shared by routers, declared once as ``Annotated`` aliases."""
+"""Dependencies shared by routers, declared once as ``Annotated`` aliases.
+
+The unit of work is a ``scope="function"`` dependency: it commits right after the endpoint
+returns and before the response is sent, so a client never sees success for a rolled-back change.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Annotated
 
+from asgi_correlation_id.context import correlation_id
 from fastapi import Depends, Request
-from sqlalchemy.orm import Session
+from sqlalchemy import select, text
 
+from api.errors import ApiError
+from api.security import CurrentPrincipal, Principal
 from api.state import AppState
 from aqstream.settings import Settings
+from domain.identity.models import User
+from domain.organization.models import Role
+from domain.organization.service import membership_role
+from domain.uow import UnitOfWork
 
 
 def get_state(request: Request) -> AppState:
     return request.app.state.aq
 
 
-def get_settings(state: Annotated[AppState, Depends(get_state)]) -> Settings:
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+def get_settings(state: StateDep) -> Settings:
     return state.settings
 
 
-def get_session(state: Annotated[AppState, Depends(get_state)]) -> Iterator[Session]:
-    """One transaction per request: commit on success, roll back on any error."""
-    with state.sessionmaker() as session, session.begin():
-        yield session
-
-
-StateDep = Annotated[AppState, Depends(get_state)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def _event_headers() -> dict[str, str]:
+    cid = correlation_id.get()
+    return {"correlation_id": cid} if cid else {}
+
+
+def _unit_of_work(state: AppState, principal: Principal | None) -> Iterator[UnitOfWork]:
+    with UnitOfWork(
+        state.sessionmaker,
+        user_id=principal.user_id if principal else None,
+        headers=_event_headers,
+    ) as uow:
+        if principal is not None:
+            user = uow.session.execute(
+                select(User.is_platform_admin, User.deleted_at).where(User.id == principal.user_id)
+            ).one_or_none()
+            if user is None or user.deleted_at is not None:
+                raise ApiError(401, "unauthorized", "The account no longer exists")
+            if user.is_platform_admin:
+                uow.platform_admin = True
+                uow.set_capability("platform_admin", "on")
+        yield uow
+        uow.commit()
+
+
+def get_uow(state: StateDep, principal: CurrentPrincipal) -> Iterator[UnitOfWork]:
+    """The request's transaction, as the authenticated user."""
+    yield from _unit_of_work(state, principal)
+
+
+def get_anonymous_uow(state: StateDep) -> Iterator[UnitOfWork]:
+    """A transaction with no user context (sign-up, sign-in, token refresh)."""
+    yield from _unit_of_work(state, None)
+
+
+UowDep = Annotated[UnitOfWork, Depends(get_uow, scope="function")]
+AnonymousUowDep = Annotated[UnitOfWork, Depends(get_anonymous_uow, scope="function")]
+
+
+@dataclass(frozen=True)
+class Membership:
+    tenant_id: uuid.UUID
+    user_id: uuid.UUID
+    role: Role
+
+
+READ_ROLES = (Role.OWNER, Role.MODERATOR, Role.ANALYST)
+MANAGE_ROLES = (Role.OWNER, Role.MODERATOR)
+OWNER_ONLY = (Role.OWNER,)
+
+
+def _enter(uow: UnitOfWork, tenant_id: uuid.UUID | None, roles: tuple[Role, ...]) -> Membership:
+    # Not a member (or no such tenant) is a 404: existence is not revealed to outsiders.
+    role = membership_role(uow, tenant_id, uow.user_id) if tenant_id else None
+    if role is None:
+        raise ApiError(404, "not_found", "Not found")
+    if role not in roles:
+        raise ApiError(
+            403,
+            "insufficient_role",
+            f"Requires one of: {', '.join(r.value for r in roles)}",
+            {"role": role.value},
+        )
+    uow.enter_tenant(tenant_id)
+    return Membership(tenant_id, uow.user_id, role)
+
+
+def require_role(*roles: Role) -> Callable[..., Membership]:
+    """For routes under /organizations/{org_id}: the caller's membership, tenant entered."""
+
+    def dependency(org_id: uuid.UUID, uow: UowDep) -> Membership:
+        return _enter(uow, org_id, roles)
+
+    return dependency
+
+
+def require_resource_role(table: str, param: str, *roles: Role) -> Callable[..., Membership]:
+    """For routes addressing a tenant row by id alone (``/groups/{group_id}``): find its tenant,
+    then check the caller's membership of that tenant."""
+
+    def dependency(request: Request, uow: UowDep) -> Membership:
+        try:
+            resource_id = uuid.UUID(request.path_params[param])
+        except ValueError:
+            raise ApiError(404, "not_found", "Not found") from None
+        tenant_id = uow.session.execute(
+            text("SELECT app_resource_tenant(:t, :id)"), {"t": table, "id": resource_id}
+        ).scalar_one()
+        return _enter(uow, tenant_id, roles)
+
+    return dependency
+
+
+def require_platform_admin(uow: UowDep) -> UnitOfWork:
+    if not uow.platform_admin:
+        raise ApiError(403, "forbidden", "Platform administrators only")
+    return uow

@@ -15,6 +15,15 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from aqstream.logging import get_logger
+from domain.errors import (
+    Conflict,
+    DomainError,
+    InvalidState,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+    ValidationFailed,
+)
 
 log = get_logger(__name__)
 
@@ -99,6 +108,22 @@ async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResp
     return error_response(422, "validation_error", "Request validation failed", details)
 
 
+_DOMAIN_STATUS: dict[type[DomainError], int] = {
+    NotFound: 404,
+    InvalidState: 409,
+    Conflict: 409,
+    PermissionDenied: 403,
+    Unauthenticated: 401,
+    ValidationFailed: 422,
+}
+
+
+async def _domain_error(_: Request, exc: DomainError) -> JSONResponse:
+    status = next((code for cls, code in _DOMAIN_STATUS.items() if isinstance(exc, cls)), 400)
+    headers = {"WWW-Authenticate": 'Bearer realm="aqstream"'} if status == 401 else None
+    return error_response(status, exc.code, exc.message, exc.details, headers)
+
+
 async def _unhandled(_: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled_error", error=type(exc).__name__)
     return error_response(500, "internal_error", "Internal server error")
@@ -106,6 +131,7 @@ async def _unhandled(_: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unhandled)
@@ -114,5 +140,14 @@ def install_error_handlers(app: FastAPI) -> None:
 # Declared on every route so the OpenAPI schema documents the error body.
 COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorResponse, "description": "Validation error"},
+    429: {"model": ErrorResponse, "description": "Rate limited (see Retry-After)"},
     500: {"model": ErrorResponse, "description": "Internal error"},
 }
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` for a route's error statuses, all in the common format."""
+    return {
+        status: {"model": ErrorResponse, "description": HTTPStatus(status).phrase}
+        for status in statuses
+    }

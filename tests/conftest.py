@@ -55,6 +55,11 @@ def settings(stack_settings: Settings) -> Iterator[Settings]:
             "database_url": owner.set(database=name).render_as_string(hide_password=False),
             "s3_bucket": f"aqstream-test-{uuid.uuid4().hex[:8]}",
             "log_json": False,
+            "telegram_bot_token": "123456:TEST-bot-token-for-the-suite",
+            # The suite signs many users up from one test client; rate limits get their own tests.
+            "rate_limit_auth": "100000/minute",
+            "rate_limit_ip": "100000/minute",
+            "rate_limit_user": "100000/minute",
         }
     )
     try:
@@ -106,3 +111,68 @@ def api_app(settings: Settings):
 def client(api_app) -> Iterator[TestClient]:
     with TestClient(api_app) as test_client:
         yield test_client
+
+
+# --- API helpers ----------------------------------------------------------------------------------
+
+
+class Api:
+    """Thin helpers over the test client: sign users up, make them admins, found organizations."""
+
+    def __init__(self, client: TestClient, owner_engine: Engine) -> None:
+        self.client = client
+        self.owner_engine = owner_engine
+
+    def register(self, name: str | None = None) -> dict:
+        email = f"{name or 'user'}-{uuid.uuid4().hex[:8]}@example.org"
+        response = self.client.post(
+            "/api/v1/auth/register",
+            json={"email": email, "password": "correct horse battery", "display_name": name},
+        )
+        assert response.status_code == 201, response.text
+        body = response.json()
+        body["email"] = email
+        body["headers"] = {"Authorization": f"Bearer {body['access_token']}"}
+        return body
+
+    def make_admin(self, user: dict) -> None:
+        from sqlalchemy import text
+
+        with self.owner_engine.begin() as conn:
+            conn.execute(
+                text("UPDATE users SET is_platform_admin = true WHERE id = :id"),
+                {"id": user["user"]["id"]},
+            )
+
+    def found_organization(self, owner: dict, admin: dict, slug: str | None = None) -> dict:
+        slug = slug or f"org-{uuid.uuid4().hex[:10]}"
+        request = self.client.post(
+            "/api/v1/organization-requests",
+            json={"name": f"Org {slug}", "slug": slug},
+            headers=owner["headers"],
+        )
+        assert request.status_code == 201, request.text
+        approved = self.client.post(
+            f"/api/v1/organization-requests/{request.json()['id']}/approve",
+            headers=admin["headers"],
+        )
+        assert approved.status_code == 200, approved.text
+        org = self.client.post(
+            "/api/v1/organizations",
+            json={"request_id": request.json()["id"]},
+            headers=owner["headers"],
+        )
+        assert org.status_code == 201, org.text
+        return org.json()
+
+
+@pytest.fixture(scope="session")
+def api(client: TestClient, owner_engine: Engine) -> Api:
+    return Api(client, owner_engine)
+
+
+@pytest.fixture(scope="session")
+def admin(api: Api) -> dict:
+    user = api.register("admin")
+    api.make_admin(user)
+    return user

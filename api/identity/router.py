@@ -1,0 +1,115 @@
+"""Sign-up, sign-in (e-mail or Telegram), token refresh and logout, the JWKS, the own profile."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from api.deps import AnonymousUowDep, StateDep, UowDep
+from api.errors import ApiError, responses
+from api.identity.schemas import (
+    Jwks,
+    LoginRequest,
+    RefreshRequest,
+    RegisterRequest,
+    TelegramLoginRequest,
+    TokenPair,
+    UserOut,
+    UserUpdate,
+)
+from api.security import CurrentPrincipal
+from api.state import AppState
+from domain.errors import NotFound
+from domain.identity import service
+from domain.identity.models import User
+
+router = APIRouter(tags=["auth"])
+
+
+def _tokens(state: AppState, user: User, family: str | None = None, refresh: str | None = None):
+    access, ttl = state.tokens.issue(user.id)
+    return TokenPair(
+        access_token=access,
+        expires_in=ttl,
+        refresh_token=refresh or state.refresh_tokens.issue(user.id, family),
+        user=UserOut.model_validate(user),
+    )
+
+
+@router.post(
+    "/auth/register",
+    response_model=TokenPair,
+    status_code=status.HTTP_201_CREATED,
+    responses=responses(409),
+)
+def register(body: RegisterRequest, uow: AnonymousUowDep, state: StateDep) -> TokenPair:
+    """Create an account with e-mail and password; answers with a first token pair."""
+    user = service.register(
+        uow, email=body.email, password=body.password, display_name=body.display_name
+    )
+    uow.session.refresh(user)
+    return _tokens(state, user)
+
+
+@router.post("/auth/login", response_model=TokenPair, responses=responses(401))
+def login(body: LoginRequest, uow: AnonymousUowDep, state: StateDep) -> TokenPair:
+    """Sign in with e-mail and password."""
+    user = service.authenticate(uow, email=body.email, password=body.password)
+    return _tokens(state, user)
+
+
+@router.post("/auth/telegram", response_model=TokenPair, responses=responses(401, 404))
+def telegram(body: TelegramLoginRequest, uow: AnonymousUowDep, state: StateDep) -> TokenPair:
+    """Sign in (signing up on first use) with Telegram Login Widget data."""
+    bot_token = state.settings.telegram_bot_token
+    if bot_token is None:
+        raise ApiError(404, "telegram_disabled", "Telegram sign-in is not configured")
+    user = service.telegram_login(
+        uow,
+        body.model_dump(exclude_none=True),
+        bot_token=bot_token.get_secret_value(),
+        max_age_s=state.settings.telegram_auth_max_age_s,
+    )
+    uow.session.flush()
+    uow.session.refresh(user)
+    return _tokens(state, user)
+
+
+@router.post("/auth/refresh", response_model=TokenPair, responses=responses(401))
+def refresh(body: RefreshRequest, uow: AnonymousUowDep, state: StateDep) -> TokenPair:
+    """Trade a refresh token for a new pair; each refresh token works once."""
+    grant, successor = state.refresh_tokens.rotate(body.refresh_token)
+    uow.act_as(grant.user_id)
+    try:
+        user = service.get_user(uow, grant.user_id)
+    except NotFound:
+        state.refresh_tokens.revoke_family(grant.family)
+        raise ApiError(401, "invalid_refresh_token", "The account no longer exists") from None
+    return _tokens(state, user, refresh=successor)
+
+
+@router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT, responses=responses(401))
+def logout(body: RefreshRequest, principal: CurrentPrincipal, state: StateDep) -> None:
+    """Revoke the refresh token and every token rotated from the same sign-in."""
+    state.refresh_tokens.revoke(body.refresh_token)
+
+
+@router.get("/auth/keys", response_model=Jwks)
+def keys(state: StateDep) -> Jwks:
+    """Public keys (JWKS) verifying ES256 access tokens; HS256 secrets are never published."""
+    return Jwks(**state.tokens.jwks())
+
+
+users = APIRouter(tags=["users"])
+
+
+@users.get("/users/me", response_model=UserOut, responses=responses(401))
+def me(uow: UowDep) -> UserOut:
+    """The signed-in user."""
+    return UserOut.model_validate(service.get_user(uow, uow.user_id))
+
+
+@users.patch("/users/me", response_model=UserOut, responses=responses(401))
+def update_me(body: UserUpdate, uow: UowDep) -> UserOut:
+    """Change the own display name, locale or password."""
+    user = service.update_profile(uow, uow.user_id, body.model_dump(exclude_unset=True))
+    return UserOut.model_validate(user)

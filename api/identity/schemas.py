@@ -1,0 +1,65 @@
+"""Request and response bodies of the identity endpoints."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class RegisterRequest(BaseModel):
+    email: str = Field(max_length=320, examples=["ada@example.org"])
+    password: str = Field(min_length=8, max_length=256)
+    display_name: str | None = Field(default=None, min_length=1, max_length=120)
+
+
+class LoginRequest(BaseModel):
+    email: str = Field(max_length=320)
+    password: str = Field(max_length=256)
+
+
+class TelegramLoginRequest(BaseModel):
+    """The fields the Telegram Login Widget hands to the page, unchanged."""
+
+    id: int = Field(gt=0)
+    auth_date: int = Field(gt=0)
+    hash: str = Field(min_length=64, max_length=64)
+    first_name: str | None = Field(default=None, max_length=256)
+    last_name: str | None = Field(default=None, max_length=256)
+    username: str | None = Field(default=None, max_length=64)
+    photo_url: str | None = Field(default=None, max_length=1024)
+
+
+class RefreshRequest(BaseModel):
+    refresh_token: str = Field(min_length=1, max_length=512)
+
+
+class UserOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    email: str | None
+    display_name: str
+    telegram_username: str | None
+    locale: str
+    is_platform_admin: bool
+    created_at: datetime
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int = Field(description="Access token lifetime in seconds")
+    refresh_token: str
+    user: UserOut
+
+
+class UserUpdate(BaseModel):
+    display_name: str | None = Field(default=None, min_length=1, max_length=120)
+    locale: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[A-Z]{2})?$")
+    password: str | None = Field(default=None, min_length=8, max_length=256)
+
+
+class Jwks(BaseModel):
+    keys: list[dict[str, str]]

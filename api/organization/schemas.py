@@ -1,0 +1,87 @@
+"""Request and response bodies of the organization endpoints."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from domain.organization.models import RequestStatus, Role
+
+
+class OrganizationRequestCreate(BaseModel):
+    name: str = Field(min_length=2, max_length=200)
+    slug: str = Field(min_length=3, max_length=64, examples=["pycon-berlin"])
+    description: str | None = Field(default=None, max_length=5000)
+
+
+class OrganizationRequestOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    name: str
+    slug: str
+    description: str | None
+    status: RequestStatus
+    reviewed_at: datetime | None
+    review_comment: str | None
+    created_at: datetime
+
+
+class ReviewBody(BaseModel):
+    comment: str | None = Field(default=None, max_length=2000)
+
+
+class OrganizationCreate(BaseModel):
+    request_id: uuid.UUID = Field(description="An approved request of the caller's")
+
+
+class OrganizationOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    slug: str
+    description: str | None
+    created_at: datetime
+
+
+class MyOrganization(OrganizationOut):
+    role: Role
+
+
+class MemberOut(BaseModel):
+    user_id: uuid.UUID
+    display_name: str
+    email: str | None
+    telegram_username: str | None
+    role: Role
+    joined_at: datetime
+
+
+class InviteCreate(BaseModel):
+    email: str | None = Field(default=None, max_length=320)
+    telegram_username: str | None = Field(
+        default=None, pattern=r"^@?[A-Za-z0-9_]{5,32}$", max_length=33
+    )
+    role: Role = Role.MODERATOR
+
+
+class InviteOut(BaseModel):
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    role: Role
+    email: str | None
+    telegram_username: str | None
+    expires_at: datetime
+    token: str = Field(description="Secret; shown once. The invitee accepts with it.")
+
+
+class InviteAccept(BaseModel):
+    token: str = Field(min_length=16, max_length=128)
+
+
+class RoleChange(BaseModel):
+    role: Role
