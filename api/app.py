@@ -12,6 +12,8 @@ from prometheus_fastapi_instrumentator import Instrumentator
 
 from api.errors import COMMON_RESPONSES, install_error_handlers
 from api.health.router import router as health_router
+from api.middleware.idempotency import install_idempotency
+from api.middleware.ratelimit import install_rate_limiting
 from api.state import AppState
 from aqstream import __version__
 from aqstream.logging import configure_logging
@@ -28,12 +30,19 @@ def _valid_request_id(value: str) -> bool:
 
 def build_api_router() -> APIRouter:
     """Every capability's router under /api/v1."""
+    from fastapi import Depends
+
+    from api.deps import forbid_unknown_query_parameters
     from api.group.router import router as groups
     from api.identity.router import router as auth
     from api.identity.router import users
     from api.organization.router import router as organizations
 
-    api = APIRouter(prefix=API_PREFIX, responses=COMMON_RESPONSES)
+    api = APIRouter(
+        prefix=API_PREFIX,
+        responses=COMMON_RESPONSES,
+        dependencies=[Depends(forbid_unknown_query_parameters)],
+    )
     for router in (auth, users, organizations, groups):
         api.include_router(router)
     return api
@@ -59,6 +68,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    # Middleware added later runs first: rate limits, then idempotency, both inside the
+    # request-id and metrics middleware (so 429s carry X-Request-ID and are counted).
+    install_idempotency(app, settings)
+    install_rate_limiting(app, settings)
     app.add_middleware(
         CorrelationIdMiddleware,
         header_name="X-Request-ID",

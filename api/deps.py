@@ -16,7 +16,8 @@ from fastapi import Depends, Request
 from sqlalchemy import select, text
 
 from api.errors import ApiError
-from api.security import CurrentPrincipal, Principal
+from api.openapi_index import operation
+from api.security import CurrentPrincipal, Principal, peek_user_id
 from api.state import AppState
 from aqstream.settings import Settings
 from domain.identity.models import User
@@ -135,3 +136,25 @@ def require_platform_admin(uow: UowDep) -> UnitOfWork:
     if not uow.platform_admin:
         raise ApiError(403, "forbidden", "Platform administrators only")
     return uow
+
+
+def forbid_unknown_query_parameters(request: Request) -> None:
+    """A misspelt filter must not silently return everything: unknown query keys are a 422.
+
+    What is known comes from the OpenAPI document, the contract clients are given. An
+    unauthenticated call to a protected operation is left to fail authentication first.
+    """
+    if not request.query_params:
+        return
+    op = operation(request.app, request.method, request.url.path)
+    if op is None or (op.get("security") and peek_user_id(request) is None):
+        return
+    known = {p["name"] for p in op.get("parameters", []) if p["in"] == "query"}
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        raise ApiError(
+            422,
+            "unknown_query_parameter",
+            f"Unknown query parameter(s): {', '.join(unknown)}",
+            {"unknown": unknown, "allowed": sorted(known)},
+        )

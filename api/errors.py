@@ -14,6 +14,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.openapi_index import allowed_methods
+from api.types import FIELD_ERROR_CODES
 from aqstream.logging import get_logger
 from domain.errors import (
     Conflict,
@@ -93,11 +95,13 @@ async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
     return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
 
 
-async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
-    return error_response(
-        exc.status_code, _status_code(exc.status_code), message, headers=exc.headers
-    )
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        # Starlette names only the first matching route's methods; list every route's.
+        headers["Allow"] = ", ".join(allowed_methods(request.app, request.url.path))
+    return error_response(exc.status_code, _status_code(exc.status_code), message, headers=headers)
 
 
 async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -105,7 +109,9 @@ async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResp
         {"loc": list(err.get("loc", ())), "msg": err.get("msg"), "type": err.get("type")}
         for err in exc.errors()
     ]
-    return error_response(422, "validation_error", "Request validation failed", details)
+    codes = {d["type"] for d in details}
+    code = codes.pop() if len(codes) == 1 and codes <= FIELD_ERROR_CODES else "validation_error"
+    return error_response(422, code, "Request validation failed", details)
 
 
 _DOMAIN_STATUS: dict[type[DomainError], int] = {
@@ -139,6 +145,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
 # Declared on every route so the OpenAPI schema documents the error body.
 COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "Malformed request (e.g. an undecodable body)"},
     422: {"model": ErrorResponse, "description": "Validation error"},
     429: {"model": ErrorResponse, "description": "Rate limited (see Retry-After)"},
     500: {"model": ErrorResponse, "description": "Internal error"},

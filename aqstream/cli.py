@@ -52,10 +52,11 @@ def _ensure_stack(settings: Settings) -> tuple[Settings, list[str]]:
 def stack_up() -> None:
     """Start the local servers (idempotent: running ones are kept)."""
     started_at = time.perf_counter()
-    settings, started = _ensure_stack(_settings())
+    base = _settings()
+    _, started = _ensure_stack(base)
     took = time.perf_counter() - started_at
     typer.echo(f"started: {', '.join(started) or 'nothing (already up)'} in {took:.1f}s")
-    _print_status(settings)
+    _print_status(base)
 
 
 @stack_app.command("down")

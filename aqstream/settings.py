@@ -5,7 +5,6 @@ Nothing here connects to anything; building a ``Settings`` only reads the enviro
 
 from __future__ import annotations
 
-from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -120,13 +119,14 @@ class Settings(BaseSettings):
             raise ValueError("set AQSTREAM_JWT_SECRET or AQSTREAM_JWT_KEYS in production")
         return self
 
-    @cached_property
+    # Plain properties, not cached: model_copy(update=...) must not carry a stale URL over.
+    @property
     def owner_url(self) -> URL:
         if self.database_url is None:
             raise RuntimeError("database_url is not resolved; start the local stack first")
         return make_url(self.database_url)
 
-    @cached_property
+    @property
     def app_url(self) -> URL:
         """Same server and database as the owner URL, as the application role."""
         return self.owner_url.set(

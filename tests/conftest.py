@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -30,32 +32,69 @@ def _psycopg_dsn(url) -> str:
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+def _other_sessions_alive(leases: Path) -> bool:
+    """Whether another test session still uses the shared test stack (stale leases go)."""
+    from tests.procs import alive
+
+    others = False
+    for lease in leases.iterdir():
+        pid = int(lease.name) if lease.name.isdigit() else 0
+        if pid == os.getpid():
+            continue
+        if alive(pid):
+            others = True
+        else:
+            lease.unlink(missing_ok=True)
+    return others
+
+
 @pytest.fixture(scope="session")
 def stack_settings() -> Iterator[Settings]:
-    """Settings pointing at running servers; the local ones are started here if needed."""
+    """Settings pointing at running servers; the local ones are started here if needed.
+
+    Concurrent test sessions share one test stack; each holds a lease, and the last one out
+    stops the servers (unless AQSTREAM_TEST_KEEP_STACK is set).
+    """
     base = Settings(environment="test", state_dir=TEST_STATE_DIR)
+    leases = TEST_STATE_DIR / "leases"
+    leases.mkdir(parents=True, exist_ok=True)
+    lease = leases / str(os.getpid())
+    lease.touch()
     stack = LocalStack(base)
-    started = stack.up()
     try:
+        stack.up()
         yield stack.resolved_settings()
     finally:
-        if not os.environ.get("AQSTREAM_TEST_KEEP_STACK"):
-            stack.down(only=started)
+        lease.unlink(missing_ok=True)
+        if not os.environ.get("AQSTREAM_TEST_KEEP_STACK") and not _other_sessions_alive(leases):
+            stack.down()
+
+
+def _drop_abandoned_databases(conn) -> None:
+    """Databases of test sessions that died without cleaning up (their PID is gone)."""
+    from tests.procs import alive
+
+    names = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'aqstream_test_%'")
+    for (db,) in names.fetchall():
+        pid = db.split("_")[2]
+        if not pid.isdigit() or not alive(int(pid)):
+            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")
 def settings(stack_settings: Settings) -> Iterator[Settings]:
     """A fresh database for this session, migrated to head, plus the S3 bucket."""
     owner = stack_settings.owner_url
-    name = f"aqstream_test_{uuid.uuid4().hex[:10]}"
+    name = f"aqstream_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(_psycopg_dsn(owner), autocommit=True) as conn:
+        _drop_abandoned_databases(conn)
         conn.execute(f'CREATE DATABASE "{name}"')
     test_settings = stack_settings.model_copy(
         update={
             "database_url": owner.set(database=name).render_as_string(hide_password=False),
             "s3_bucket": f"aqstream-test-{uuid.uuid4().hex[:8]}",
             "log_json": False,
-            "telegram_bot_token": "123456:TEST-bot-token-for-the-suite",
+            "telegram_bot_token": SecretStr("123456:TEST-bot-token-for-the-suite"),
             # The suite signs many users up from one test client; rate limits get their own tests.
             "rate_limit_auth": "100000/minute",
             "rate_limit_ip": "100000/minute",

@@ -85,7 +85,7 @@ def invite(
 
 
 @router.post(
-    "/groups/join",
+    "/group-invites/accept",
     response_model=GroupOut,
     responses=responses(401, 404, 409),
 )

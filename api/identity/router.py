@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Response, status
 
 from api.deps import AnonymousUowDep, StateDep, UowDep
 from api.errors import ApiError, responses
@@ -25,12 +25,17 @@ from domain.identity.models import User
 router = APIRouter(tags=["auth"])
 
 
-def _tokens(state: AppState, user: User, family: str | None = None, refresh: str | None = None):
+def _tokens(
+    state: AppState, user: User, response: Response, refresh: str | None = None
+) -> TokenPair:
+    # RFC 6749 5.1: token responses are never cached (nor replayed by the idempotency store).
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
     access, ttl = state.tokens.issue(user.id)
     return TokenPair(
         access_token=access,
         expires_in=ttl,
-        refresh_token=refresh or state.refresh_tokens.issue(user.id, family),
+        refresh_token=refresh or state.refresh_tokens.issue(user.id),
         user=UserOut.model_validate(user),
     )
 
@@ -41,24 +46,30 @@ def _tokens(state: AppState, user: User, family: str | None = None, refresh: str
     status_code=status.HTTP_201_CREATED,
     responses=responses(409),
 )
-def register(body: RegisterRequest, uow: AnonymousUowDep, state: StateDep) -> TokenPair:
+def register(
+    body: RegisterRequest, uow: AnonymousUowDep, state: StateDep, response: Response
+) -> TokenPair:
     """Create an account with e-mail and password; answers with a first token pair."""
     user = service.register(
         uow, email=body.email, password=body.password, display_name=body.display_name
     )
     uow.session.refresh(user)
-    return _tokens(state, user)
+    return _tokens(state, user, response)
 
 
 @router.post("/auth/login", response_model=TokenPair, responses=responses(401))
-def login(body: LoginRequest, uow: AnonymousUowDep, state: StateDep) -> TokenPair:
+def login(
+    body: LoginRequest, uow: AnonymousUowDep, state: StateDep, response: Response
+) -> TokenPair:
     """Sign in with e-mail and password."""
     user = service.authenticate(uow, email=body.email, password=body.password)
-    return _tokens(state, user)
+    return _tokens(state, user, response)
 
 
 @router.post("/auth/telegram", response_model=TokenPair, responses=responses(401, 404))
-def telegram(body: TelegramLoginRequest, uow: AnonymousUowDep, state: StateDep) -> TokenPair:
+def telegram(
+    body: TelegramLoginRequest, uow: AnonymousUowDep, state: StateDep, response: Response
+) -> TokenPair:
     """Sign in (signing up on first use) with Telegram Login Widget data."""
     bot_token = state.settings.telegram_bot_token
     if bot_token is None:
@@ -71,11 +82,13 @@ def telegram(body: TelegramLoginRequest, uow: AnonymousUowDep, state: StateDep) 
     )
     uow.session.flush()
     uow.session.refresh(user)
-    return _tokens(state, user)
+    return _tokens(state, user, response)
 
 
 @router.post("/auth/refresh", response_model=TokenPair, responses=responses(401))
-def refresh(body: RefreshRequest, uow: AnonymousUowDep, state: StateDep) -> TokenPair:
+def refresh(
+    body: RefreshRequest, uow: AnonymousUowDep, state: StateDep, response: Response
+) -> TokenPair:
     """Trade a refresh token for a new pair; each refresh token works once."""
     grant, successor = state.refresh_tokens.rotate(body.refresh_token)
     uow.act_as(grant.user_id)
@@ -84,13 +97,13 @@ def refresh(body: RefreshRequest, uow: AnonymousUowDep, state: StateDep) -> Toke
     except NotFound:
         state.refresh_tokens.revoke_family(grant.family)
         raise ApiError(401, "invalid_refresh_token", "The account no longer exists") from None
-    return _tokens(state, user, refresh=successor)
+    return _tokens(state, user, response, refresh=successor)
 
 
 @router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT, responses=responses(401))
 def logout(body: RefreshRequest, principal: CurrentPrincipal, state: StateDep) -> None:
-    """Revoke the refresh token and every token rotated from the same sign-in."""
-    state.refresh_tokens.revoke(body.refresh_token)
+    """Revoke the caller's refresh token and every token rotated from the same sign-in."""
+    state.refresh_tokens.revoke(body.refresh_token, principal.user_id)
 
 
 @router.get("/auth/keys", response_model=Jwks)
@@ -109,7 +122,9 @@ def me(uow: UowDep) -> UserOut:
 
 
 @users.patch("/users/me", response_model=UserOut, responses=responses(401))
-def update_me(body: UserUpdate, uow: UowDep) -> UserOut:
-    """Change the own display name, locale or password."""
+def update_me(body: UserUpdate, uow: UowDep, state: StateDep) -> UserOut:
+    """Change the own display name, locale or password (which signs out every session)."""
     user = service.update_profile(uow, uow.user_id, body.model_dump(exclude_unset=True))
+    if body.password is not None:
+        state.refresh_tokens.revoke_user(user.id)
     return UserOut.model_validate(user)

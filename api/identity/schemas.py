@@ -7,9 +7,11 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.types import Email
+
 
 class RegisterRequest(BaseModel):
-    email: str = Field(max_length=320, examples=["ada@example.org"])
+    email: Email
     password: str = Field(min_length=8, max_length=256)
     display_name: str | None = Field(default=None, min_length=1, max_length=120)
 
@@ -24,7 +26,7 @@ class TelegramLoginRequest(BaseModel):
 
     id: int = Field(gt=0)
     auth_date: int = Field(gt=0)
-    hash: str = Field(min_length=64, max_length=64)
+    hash: str = Field(pattern=r"^[0-9a-f]{64}$", description="Hex HMAC-SHA256 from Telegram")
     first_name: str | None = Field(default=None, max_length=256)
     last_name: str | None = Field(default=None, max_length=256)
     username: str | None = Field(default=None, max_length=64)

@@ -7,12 +7,13 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.types import Email, Slug
 from domain.organization.models import RequestStatus, Role
 
 
 class OrganizationRequestCreate(BaseModel):
     name: str = Field(min_length=2, max_length=200)
-    slug: str = Field(min_length=3, max_length=64, examples=["pycon-berlin"])
+    slug: Slug
     description: str | None = Field(default=None, max_length=5000)
 
 
@@ -62,7 +63,7 @@ class MemberOut(BaseModel):
 
 
 class InviteCreate(BaseModel):
-    email: str | None = Field(default=None, max_length=320)
+    email: Email | None = None
     telegram_username: str | None = Field(
         default=None, pattern=r"^@?[A-Za-z0-9_]{5,32}$", max_length=33
     )

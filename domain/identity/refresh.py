@@ -56,6 +56,8 @@ class RefreshTokenStore:
         pipe.set(f"{_PREFIX}:{_hash(token)}", record, ex=self.ttl_s)
         pipe.sadd(f"{_PREFIX}:family:{family}", _hash(token))
         pipe.expire(f"{_PREFIX}:family:{family}", self.ttl_s)
+        pipe.sadd(f"{_PREFIX}:user:{user_id}", family)
+        pipe.expire(f"{_PREFIX}:user:{user_id}", self.ttl_s)
         pipe.execute()
         return token
 
@@ -77,13 +79,22 @@ class RefreshTokenStore:
         grant = RefreshGrant(uuid.UUID(data["user"]), data["family"])
         return grant, self.issue(grant.user_id, grant.family)
 
-    def revoke(self, token: str) -> bool:
-        """Log out: revoke the family the token belongs to. False if it was unknown."""
+    def revoke(self, token: str, user_id: uuid.UUID) -> bool:
+        """Log out: revoke the family of ``user_id``'s token. False if unknown or not theirs."""
         raw = self.client.get(f"{_PREFIX}:{_hash(token)}")
         if raw is None:
             return False
-        self.revoke_family(json.loads(raw)["family"])
+        record = json.loads(raw)
+        if record["user"] != str(user_id):
+            return False
+        self.revoke_family(record["family"])
         return True
+
+    def revoke_user(self, user_id: uuid.UUID) -> None:
+        """Every sign-in of the user (after a password change)."""
+        for family in self.client.smembers(f"{_PREFIX}:user:{user_id}"):
+            self.revoke_family(family.decode() if isinstance(family, bytes) else family)
+        self.client.delete(f"{_PREFIX}:user:{user_id}")
 
     def revoke_family(self, family: str) -> None:
         members = self.client.smembers(f"{_PREFIX}:family:{family}")

@@ -23,7 +23,7 @@ MIN_PASSWORD_LENGTH = 8
 def normalize_email(raw: str) -> str:
     """Canonical form for uniqueness: syntax checked, domain IDNA-normalised, lower-cased."""
     try:
-        checked = validate_email(raw, check_deliverability=False)
+        checked = validate_email(raw, check_deliverability=False, globally_deliverable=False)
     except EmailNotValidError as exc:
         raise ValidationFailed(str(exc), code="invalid_email") from None
     return checked.normalized.lower()
@@ -39,7 +39,7 @@ def register(uow: UnitOfWork, *, email: str, password: str, display_name: str | 
     user = User(
         email=email,
         password_hash=passwords.hash_password(password),
-        display_name=(display_name or email.split("@", 1)[0]).strip()[:120],
+        display_name=((display_name or "").strip() or email.split("@", 1)[0])[:120],
     )
     _insert_unique(uow, user, "email_taken", "An account with this e-mail already exists")
     uow.emit(

@@ -28,7 +28,7 @@ def verify_login(
     fields: Mapping[str, Any], bot_token: str, max_age_s: int, now: float | None = None
 ) -> None:
     expected = sign(fields, bot_token)
-    if not hmac.compare_digest(expected, str(fields.get("hash", ""))):
+    if not hmac.compare_digest(expected.encode(), str(fields.get("hash", "")).encode()):
         raise Unauthenticated("Telegram signature mismatch", code="invalid_telegram_signature")
     age = (now if now is not None else time.time()) - int(fields["auth_date"])
     if age > max_age_s or age < -60:

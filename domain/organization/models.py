@@ -87,7 +87,16 @@ class OrganizationRequest(UUIDPrimaryKey, Timestamps, Base):
     reviewed_at: Mapped[datetime | None]
     review_comment: Mapped[str | None] = mapped_column(Text)
 
-    __table_args__ = (Index("ix_organization_requests_user_id", "user_id"),)
+    __table_args__ = (
+        Index("ix_organization_requests_user_id", "user_id"),
+        # At most one pending request per user, even under concurrent submissions.
+        Index(
+            "uq_organization_requests_pending_user",
+            "user_id",
+            unique=True,
+            postgresql_where=text("status = 'pending'"),
+        ),
+    )
 
 
 class OrganizationInvite(UUIDPrimaryKey, Timestamps, Base):

@@ -62,21 +62,15 @@ def create_request(
 ) -> OrganizationRequest:
     """Ask the platform to found an organization."""
     slug = _check_slug(slug)
-    pending = uow.session.scalar(
-        select(func.count())
-        .select_from(OrganizationRequest)
-        .where(
-            OrganizationRequest.user_id == user_id,
-            OrganizationRequest.status == RequestStatus.PENDING,
-        )
-    )
-    if pending:
-        raise Conflict("You already have a pending request", code="request_pending")
     request = OrganizationRequest(
         id=uuid7(), user_id=user_id, name=name.strip(), slug=slug, description=description
     )
-    uow.session.add(request)
-    uow.session.flush()
+    try:
+        with uow.session.begin_nested():
+            uow.session.add(request)
+            uow.session.flush()
+    except IntegrityError:  # uq_organization_requests_pending_user
+        raise Conflict("You already have a pending request", code="request_pending") from None
     uow.emit(
         OrganizationRequestCreated(
             aggregate_id=request.id,
@@ -162,8 +156,7 @@ def create_organization(uow: UnitOfWork, user_id: uuid.UUID, request_id: uuid.UU
             "An organization with this slug exists, or this request was already used",
             code="organization_exists",
         ) from None
-    _add_member(uow, org.id, user_id, Role.OWNER)
-    uow.emit(
+    uow.emit(  # before the owner's membership: consumers learn of the organization first
         OrganizationCreated(
             aggregate_id=org.id,
             tenant_id=org.id,
@@ -173,6 +166,7 @@ def create_organization(uow: UnitOfWork, user_id: uuid.UUID, request_id: uuid.UU
             owner_id=user_id,
         )
     )
+    _add_member(uow, org.id, user_id, Role.OWNER)
     return org
 
 

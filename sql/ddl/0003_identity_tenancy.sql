@@ -70,6 +70,7 @@ CREATE TABLE organization_requests (
 	CONSTRAINT fk_organization_requests_reviewed_by_users FOREIGN KEY(reviewed_by) REFERENCES users (id)
 );
 CREATE INDEX ix_organization_requests_user_id ON organization_requests (user_id);
+CREATE UNIQUE INDEX uq_organization_requests_pending_user ON organization_requests (user_id) WHERE status = 'pending';
 
 CREATE TABLE organizations (
 	name VARCHAR(200) NOT NULL, 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 
 from aqstream.settings import PROJECT_ROOT, Settings
 from aqstream.stack import LocalStack
-from tests.procs import processes_under
+from tests.procs import alive, processes_under
 
 
 @pytest.fixture
@@ -69,6 +70,9 @@ def test_a_dead_server_is_restarted_by_up(scratch_stack: LocalStack) -> None:
     scratch_stack.up()
     redis_before = next(s for s in scratch_stack.status() if s.name == "redis")
     os.kill(redis_before.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while alive(redis_before.pid) and time.monotonic() < deadline:  # delivery is asynchronous
+        time.sleep(0.01)
     assert scratch_stack.up() == ["redis"]
     redis_after = next(s for s in scratch_stack.status() if s.name == "redis")
     assert redis_after.pid != redis_before.pid and redis_after.healthy

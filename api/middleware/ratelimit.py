@@ -1,0 +1,163 @@
+"""Rate limits per user and per client IP, counted in Redis with the ``limits`` library.
+
+Sliding window counter: two counters per key (this window and the last, weighted by how much of
+the last still overlaps), so memory stays constant per caller and a burst at a window edge cannot
+double the rate. An authenticated request counts against its user and its IP, an anonymous one
+against its IP; credential endpoints add a tight per-IP limit against password guessing.
+If Redis fails, requests pass (availability over strictness); see docs/api-rules.md.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import anyio
+import redis
+from fastapi import FastAPI
+from limits import RateLimitItem, parse
+from limits.storage import RedisStorage
+from limits.strategies import SlidingWindowCounterRateLimiter
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.errors import error_response
+from api.middleware import caller_of
+from aqstream.logging import get_logger
+from aqstream.settings import Settings
+
+log = get_logger(__name__)
+
+KEY_PREFIX = "aq:rl"
+EXEMPT_PATHS = frozenset(
+    {"/health", "/ready", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+)
+CREDENTIAL_PATHS = ("/auth/login", "/auth/register", "/auth/telegram", "/auth/refresh")
+# After a Redis failure, skip it for a moment instead of paying its timeout on every request.
+FAILURE_BACKOFF_S = 5.0
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    user: RateLimitItem
+    ip: RateLimitItem
+    auth: RateLimitItem
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RateLimits:
+        """Parse the limit strings ("600/minute"); a bad one fails at start-up, not per request."""
+        return cls(
+            user=parse(settings.rate_limit_user),
+            ip=parse(settings.rate_limit_ip),
+            auth=parse(settings.rate_limit_auth),
+        )
+
+
+@dataclass(frozen=True)
+class _Check:
+    scope: str  # "auth" | "user" | "ip": also the first part of the Redis key
+    item: RateLimitItem
+    subject: str
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    allowed: bool
+    check: _Check
+    remaining: int
+    reset_at: float
+
+
+class RateLimitMiddleware:
+    def __init__(self, app: ASGIApp, *, limits: RateLimits) -> None:
+        self.app = app
+        self.limits = limits
+        self._client: redis.Redis | None = None
+        self._limiter: SlidingWindowCounterRateLimiter | None = None
+        self._skip_until = 0.0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or _exempt(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        if time.monotonic() < self._skip_until:
+            await self.app(scope, receive, send)
+            return
+        checks = self._checks(scope)
+        try:
+            verdict = await anyio.to_thread.run_sync(self._evaluate, scope, checks)
+        except redis.RedisError as exc:
+            self._skip_until = time.monotonic() + FAILURE_BACKOFF_S
+            log.warning("rate_limit_unavailable", error=str(exc))
+            await self.app(scope, receive, send)
+            return
+
+        headers = {
+            "X-RateLimit-Limit": str(verdict.check.item.amount),
+            "X-RateLimit-Remaining": str(max(verdict.remaining, 0)),
+        }
+        if not verdict.allowed:
+            retry_after = max(1, math.ceil(verdict.reset_at - time.time()))
+            response = error_response(
+                429,
+                "rate_limited",
+                f"Too many requests; retry in {retry_after} s",
+                details={"scope": verdict.check.scope, "retry_after_s": retry_after},
+                headers={**headers, "Retry-After": str(retry_after)},
+            )
+            await response(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message).update(headers)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    def _checks(self, scope: Scope) -> list[_Check]:
+        """Credentials, user, IP: a request refused by one limit is not counted by the later ones."""
+        caller = caller_of(scope)
+        checks = []
+        if scope["path"].rstrip("/").endswith(CREDENTIAL_PATHS):
+            checks.append(_Check("auth", self.limits.auth, caller.ip))
+        if caller.user_id:
+            checks.append(_Check("user", self.limits.user, caller.user_id))
+        checks.append(_Check("ip", self.limits.ip, caller.ip))
+        return checks
+
+    def _evaluate(self, scope: Scope, checks: list[_Check]) -> _Verdict:
+        """Count the request against every limit; the refusing limit, else the closest to it."""
+        limiter = self._limiter_for(scope["app"].state.aq.redis)
+        for check in checks:
+            if not limiter.hit(check.item, check.scope, check.subject):
+                stats = limiter.get_window_stats(check.item, check.scope, check.subject)
+                return _Verdict(False, check, 0, stats.reset_time)
+        verdicts = []
+        for check in checks:
+            stats = limiter.get_window_stats(check.item, check.scope, check.subject)
+            verdicts.append(_Verdict(True, check, stats.remaining, stats.reset_time))
+        return min(verdicts, key=lambda v: v.remaining)
+
+    def _limiter_for(self, client: redis.Redis) -> SlidingWindowCounterRateLimiter:
+        """Built on first use from the app's Redis pool (made in the lifespan, after us)."""
+        if self._limiter is None or self._client is not client:
+            storage = RedisStorage(
+                "redis://", connection_pool=client.connection_pool, key_prefix=KEY_PREFIX
+            )
+            self._limiter, self._client = SlidingWindowCounterRateLimiter(storage), client
+        return self._limiter
+
+
+def _exempt(path: str) -> bool:
+    return path in EXEMPT_PATHS or path.startswith("/docs/")
+
+
+def install_rate_limiting(app: FastAPI, settings: Settings) -> None:
+    """Add the middleware unless disabled; a second call is a no-op."""
+    if not settings.rate_limit_enabled:
+        return
+    if any(m.cls is RateLimitMiddleware for m in app.user_middleware):
+        return
+    app.add_middleware(RateLimitMiddleware, limits=RateLimits.from_settings(settings))

@@ -1,0 +1,331 @@
+"""Tenants never see each other's data.
+
+SQL level: every table in the catalog is classified; with tenant A's context the application role
+reads, updates and deletes none of tenant B's rows. A table added later without a tenant policy,
+or without rows for tenant B here, fails this test until it is covered.
+
+HTTP level: every operation in the OpenAPI schema that takes an id is called by a member of
+another tenant with tenant A's ids and answers exactly as for an id that does not exist (404):
+no existence leak. New endpoints join by construction.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import ProgrammingError
+
+# Tables without tenant_id, each with the reason it is not tenant data.
+NOT_TENANT_DATA = {
+    "alembic_version": "migration bookkeeping",
+    "inbox": "consumer bookkeeping (consumer, event id); no business data",
+    "users": "platform-wide accounts; RLS: oneself, members of the current tenant, a login's row",
+    "organization_requests": "precede the tenant; RLS: the requester and platform admins",
+}
+# Tables scoped to a user rather than a tenant: B's user rows must stay invisible to A's user.
+USER_SCOPED = {"users": "id", "organization_requests": "user_id"}
+
+
+@dataclass
+class Tenant:
+    org: dict
+    owner: dict
+    moderator: dict
+    group: dict
+    group_member: dict
+
+
+def _tenant(api, client: TestClient, admin: dict, name: str) -> Tenant:
+    owner = api.register(f"{name}-owner")
+    org = api.found_organization(owner, admin)
+    moderator = api.register(f"{name}-moderator")
+    invite = client.post(
+        f"/api/v1/organizations/{org['id']}/invite",
+        json={"email": moderator["email"], "role": "moderator"},
+        headers=owner["headers"],
+    )
+    assert invite.status_code == 201, invite.text
+    accepted = client.post(
+        "/api/v1/organization-invites/accept",
+        json={"token": invite.json()["token"]},
+        headers=moderator["headers"],
+    )
+    assert accepted.status_code == 200, accepted.text
+    pending = client.post(
+        f"/api/v1/organizations/{org['id']}/invite",
+        json={"email": f"pending-{uuid.uuid4().hex[:6]}@example.org", "role": "analyst"},
+        headers=owner["headers"],
+    )
+    assert pending.status_code == 201
+    group = client.post(
+        f"/api/v1/organizations/{org['id']}/groups", json={"name": "VIP"}, headers=owner["headers"]
+    ).json()
+    code = client.post(f"/api/v1/groups/{group['id']}/invite", headers=owner["headers"]).json()
+    group_member = api.register(f"{name}-guest")
+    joined = client.post(
+        "/api/v1/group-invites/accept", json={"code": code["code"]}, headers=group_member["headers"]
+    )
+    assert joined.status_code == 200, joined.text
+    return Tenant(org, owner, moderator, group, group_member)
+
+
+@pytest.fixture(scope="module")
+def tenants(api, client: TestClient, admin: dict) -> tuple[Tenant, Tenant]:
+    return _tenant(api, client, admin, "a"), _tenant(api, client, admin, "b")
+
+
+# --- SQL level --------------------------------------------------------------------------------------
+
+
+def _tables(owner_engine: Engine) -> dict[str, dict[str, Any]]:
+    with owner_engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                """
+                SELECT c.relname AS name, c.relrowsecurity AS rls,
+                       (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid) AS policies,
+                       EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid
+                               AND a.attname = 'tenant_id' AND NOT a.attisdropped) AS has_tenant
+                FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
+                  AND NOT c.relispartition
+                """
+            )
+        ).mappings()
+        return {r["name"]: dict(r) for r in rows}
+
+
+def _tenant_column(table: str, meta: dict[str, Any]) -> str:
+    return "tenant_id" if meta["has_tenant"] else "id"  # organizations: the row is the tenant
+
+
+def test_every_table_is_classified(owner_engine: Engine) -> None:
+    tables = _tables(owner_engine)
+    unclassified = [
+        t
+        for t, m in tables.items()
+        if not m["has_tenant"] and t not in NOT_TENANT_DATA and t != "organizations"
+    ]
+    assert unclassified == [], f"tables with neither tenant_id nor a classification: {unclassified}"
+    unprotected = [
+        t
+        for t, m in tables.items()
+        if (m["has_tenant"] or t == "organizations" or t in USER_SCOPED)
+        and not (m["rls"] and m["policies"])
+    ]
+    assert unprotected == [], f"tenant tables without row level security: {unprotected}"
+
+
+def _as_app(conn, user_id: str, tenant_id: str | None) -> None:
+    conn.execute(
+        text("SELECT set_config('app.user_id', :u, true), set_config('app.tenant_id', :t, true)"),
+        {"u": user_id, "t": tenant_id or ""},
+    )
+
+
+def _attempt(conn, sql: str, params: dict[str, Any]) -> int | None:
+    """Row count of ``sql``, or None when the role may not run it at all (no grant)."""
+    savepoint = conn.begin_nested()
+    try:
+        result = conn.execute(text(sql), params)
+        count = result.scalar() if sql.lstrip().upper().startswith("SELECT") else result.rowcount
+    except ProgrammingError as exc:
+        savepoint.rollback()
+        assert "permission denied" in str(exc), exc
+        return None
+    savepoint.rollback()
+    return count
+
+
+def test_tenant_a_context_reads_updates_deletes_no_row_of_tenant_b(
+    tenants: tuple[Tenant, Tenant], owner_engine: Engine, app_engine: Engine
+) -> None:
+    a, b = tenants
+    a_id, b_id = a.org["id"], b.org["id"]
+    tables = _tables(owner_engine)
+    checked = []
+    with owner_engine.connect() as owner:
+        for table, meta in sorted(tables.items()):
+            if table in NOT_TENANT_DATA:
+                continue
+            column = _tenant_column(table, meta)
+            b_rows = owner.execute(
+                text(f'SELECT count(*) FROM "{table}" WHERE {column} = :b'), {"b": b_id}
+            ).scalar()
+            a_rows = owner.execute(
+                text(f'SELECT count(*) FROM "{table}" WHERE {column} = :a'), {"a": a_id}
+            ).scalar()
+            assert b_rows > 0, f"{table}: no rows for tenant B; extend the fixture to cover it"
+            with app_engine.connect() as conn, conn.begin():
+                _as_app(conn, a.owner["user"]["id"], a_id)
+                params = {"b": b_id, "a": a_id}
+                seen = _attempt(conn, f'SELECT count(*) FROM "{table}" WHERE {column} = :b', params)
+                updated = _attempt(
+                    conn, f'UPDATE "{table}" SET {column} = {column} WHERE {column} = :b', params
+                )
+                deleted = _attempt(conn, f'DELETE FROM "{table}" WHERE {column} = :b', params)
+                own = _attempt(conn, f'SELECT count(*) FROM "{table}" WHERE {column} = :a', params)
+                conn.rollback()
+            assert seen in (0, None), f"{table}: tenant A reads {seen} rows of B"
+            assert updated in (0, None), f"{table}: tenant A updates {updated} rows of B"
+            assert deleted in (0, None), f"{table}: tenant A deletes {deleted} rows of B"
+            if seen is not None:  # the policy is not simply "deny everything"
+                assert own == a_rows, f"{table}: tenant A sees {own} of its {a_rows} rows"
+            checked.append(table)
+    assert {
+        "organizations",
+        "organization_members",
+        "organization_invites",
+        "groups",
+        "group_members",
+        "outbox",
+    } <= set(checked)
+
+
+def test_user_scoped_tables_hide_other_users_rows(
+    tenants: tuple[Tenant, Tenant], owner_engine: Engine, app_engine: Engine
+) -> None:
+    a, b = tenants
+    for table, column in USER_SCOPED.items():
+        with app_engine.connect() as conn, conn.begin():
+            _as_app(conn, a.owner["user"]["id"], a.org["id"])
+            params = {"u": b.owner["user"]["id"]}
+            seen = _attempt(conn, f'SELECT count(*) FROM "{table}" WHERE {column} = :u', params)
+            updated = _attempt(
+                conn, f'UPDATE "{table}" SET {column} = {column} WHERE {column} = :u', params
+            )
+            conn.rollback()
+        assert seen == 0, f"{table}: A's user reads B's owner's rows"
+        assert updated in (0, None), f"{table}: A's user updates B's owner's rows"
+
+
+def test_no_context_sees_no_tenant_data(tenants, app_engine: Engine) -> None:
+    with app_engine.connect() as conn:
+        for table in (
+            "organizations",
+            "organization_members",
+            "groups",
+            "group_members",
+            "organization_invites",
+            "users",
+            "organization_requests",
+        ):
+            assert conn.execute(text(f'SELECT count(*) FROM "{table}"')).scalar() == 0, table
+
+
+def test_a_forged_tenant_context_writes_nothing_into_another_tenant(
+    tenants: tuple[Tenant, Tenant], app_engine: Engine
+) -> None:
+    """WITH CHECK: in tenant A's context a row claiming tenant B is refused."""
+    a, b = tenants
+    with app_engine.connect() as conn, conn.begin():
+        _as_app(conn, a.owner["user"]["id"], a.org["id"])
+        with pytest.raises(ProgrammingError, match="row-level security"):
+            conn.execute(
+                text(
+                    "INSERT INTO groups (id, tenant_id, name, created_by) "
+                    "VALUES (:id, :b, 'smuggled', :u)"
+                ),
+                {"id": uuid.uuid4(), "b": b.org["id"], "u": a.owner["user"]["id"]},
+            )
+
+
+# --- HTTP level -------------------------------------------------------------------------------------
+
+PARAM = re.compile(r"{([^}]+)}")
+# Operations any signed-in non-admin is refused regardless of the id: 403 for real and random ids.
+PLATFORM_ADMIN_ONLY = {
+    "/api/v1/organization-requests/{request_id}/approve",
+    "/api/v1/organization-requests/{request_id}/reject",
+}
+
+
+def node_ref(node: dict) -> list[str]:
+    return node["$ref"].lstrip("#/").split("/")
+
+
+def sample(schema: dict, node: Any) -> Any:
+    """A minimal valid instance of a JSON Schema node (enough to get past body validation)."""
+    if isinstance(node, dict) and "$ref" in node:
+        target = schema
+        for part in node_ref(node):
+            target = target[part]
+        return sample(schema, target)
+    if "anyOf" in node:
+        return sample(schema, next(n for n in node["anyOf"] if n.get("type") != "null"))
+    if "enum" in node:
+        return node["enum"][-1]
+    kind = node.get("type")
+    if kind == "object":
+        return {
+            k: sample(schema, v)
+            for k, v in node.get("properties", {}).items()
+            if k in node.get("required", [])
+        }
+    if kind == "array":
+        return []
+    if kind == "integer":
+        return max(node.get("minimum", 1), node.get("exclusiveMinimum", 0) + 1)
+    if kind == "boolean":
+        return True
+    if node.get("format") == "uuid":
+        return str(uuid.uuid4())
+    return "x" * max(node.get("minLength", 1), 16)
+
+
+def _operations(schema: dict) -> list[tuple[str, str, dict]]:
+    ops = []
+    for path, item in schema["paths"].items():
+        if not PARAM.search(path):
+            continue
+        for method, op in item.items():
+            if method in {"get", "post", "put", "patch", "delete"}:
+                ops.append((method, path, op))
+    return ops
+
+
+def _ids(a: Tenant, client: TestClient) -> dict[str, str]:
+    """Tenant A's id for every path parameter name the API uses."""
+    requests = client.get("/api/v1/organization-requests", headers=a.owner["headers"]).json()
+    return {
+        "org_id": a.org["id"],
+        "group_id": a.group["id"],
+        "user_id": a.moderator["user"]["id"],
+        "request_id": requests[0]["id"],
+    }
+
+
+def test_every_id_taking_endpoint_answers_404_to_another_tenant(
+    tenants: tuple[Tenant, Tenant], client: TestClient
+) -> None:
+    a, b = tenants
+    schema = client.get("/openapi.json").json()
+    ids = _ids(a, client)
+    operations = _operations(schema)
+    assert len(operations) >= 9
+    for method, path, op in operations:
+        names = PARAM.findall(path)
+        missing = [n for n in names if n not in ids]
+        assert not missing, f"{method.upper()} {path}: add tenant A's {missing} to _ids()"
+        body = None
+        if "requestBody" in op:
+            content = op["requestBody"]["content"]["application/json"]["schema"]
+            body = sample(schema, content)
+        url_real = path.format(**ids)
+        url_random = path.format(**{n: str(uuid.uuid4()) for n in names})
+        for caller in (b.owner, b.moderator, b.group_member):
+            real = client.request(method, url_real, json=body, headers=caller["headers"])
+            random = client.request(method, url_random, json=body, headers=caller["headers"])
+            where = f"{method.upper()} {path} as {caller['user']['display_name']}"
+            assert (real.status_code, real.json()["error"]["code"]) == (
+                random.status_code,
+                random.json()["error"]["code"],
+            ), f"{where}: {real.status_code} {real.text} vs {random.status_code}"
+            expected = 403 if path in PLATFORM_ADMIN_ONLY else 404
+            assert real.status_code == expected, f"{where}: {real.status_code} {real.text}"
