@@ -117,6 +117,53 @@ def migrate(revision: Annotated[str, typer.Argument()] = "head") -> None:
     )
 
 
+# --- platform administration -----------------------------------------------------------------
+
+admin_app = typer.Typer(help="Platform administrators (who approve organization requests).")
+app.add_typer(admin_app, name="admin")
+
+
+def _set_admin(email: str, value: bool) -> None:
+    from sqlalchemy import create_engine, pool, text
+
+    from domain.errors import ValidationFailed
+    from domain.identity.service import normalize_email
+
+    settings, _ = _ensure_stack(_settings())
+    try:
+        email = normalize_email(email)
+    except ValidationFailed as exc:
+        typer.secho(f"error: {exc.message}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    # As the owner: this is an operator's act, outside any user's row level security context.
+    engine = create_engine(settings.owner_url, poolclass=pool.NullPool)
+    with engine.begin() as conn:
+        updated = conn.execute(
+            text(
+                "UPDATE users SET is_platform_admin = :v, updated_at = now() "
+                "WHERE email = :e AND deleted_at IS NULL"
+            ),
+            {"v": value, "e": email},
+        ).rowcount
+    engine.dispose()
+    if not updated:
+        typer.secho(f"error: no account with e-mail {email}", fg="red", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{email} is {'now' if value else 'no longer'} a platform administrator")
+
+
+@admin_app.command("grant")
+def admin_grant(email: str) -> None:
+    """Make the account with this e-mail a platform administrator."""
+    _set_admin(email, True)
+
+
+@admin_app.command("revoke")
+def admin_revoke(email: str) -> None:
+    """Take platform administration away from the account with this e-mail."""
+    _set_admin(email, False)
+
+
 # --- processes -----------------------------------------------------------------------------------
 
 

@@ -1,0 +1,37 @@
+"""CLI commands that act on the database."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from aqstream.cli import app
+from aqstream.settings import Settings
+
+
+@pytest.fixture
+def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "AQSTREAM_DATABASE_URL": settings.owner_url.render_as_string(hide_password=False),
+        "AQSTREAM_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "AQSTREAM_REDIS_URL": settings.redis_url,
+        "AQSTREAM_S3_ENDPOINT": settings.s3_endpoint,
+    }.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_admin_grant_and_revoke(cli_env, api, client) -> None:
+    user = api.register("operator")
+    runner = CliRunner()
+    granted = runner.invoke(app, ["admin", "grant", user["email"].upper()])
+    assert granted.exit_code == 0, granted.output
+    assert client.get("/api/v1/users/me", headers=user["headers"]).json()["is_platform_admin"]
+    revoked = runner.invoke(app, ["admin", "revoke", user["email"]])
+    assert revoked.exit_code == 0, revoked.output
+    assert not client.get("/api/v1/users/me", headers=user["headers"]).json()["is_platform_admin"]
+
+
+def test_admin_grant_of_an_unknown_email_fails(cli_env) -> None:
+    result = CliRunner().invoke(app, ["admin", "grant", "nobody-here@example.org"])
+    assert result.exit_code == 1
+    assert "no account" in result.output
