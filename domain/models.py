@@ -1,6 +1,8 @@
 """Every model, imported once so ``Base.metadata`` is complete (Alembic, schema tests)."""
 
+from domain.checkin.models import CheckIn
 from domain.db.base import Base
+from domain.event.models import Event, TicketType
 from domain.group.models import Group, GroupMember
 from domain.identity.models import User
 from domain.organization.models import (
@@ -10,9 +12,13 @@ from domain.organization.models import (
     OrganizationRequest,
 )
 from domain.outbox.models import InboxMessage, OutboxMessage
+from domain.registration.models import Registration, Reservation
+from domain.waitlist.models import WaitlistEntry
 
 __all__ = [
     "Base",
+    "CheckIn",
+    "Event",
     "Group",
     "GroupMember",
     "InboxMessage",
@@ -21,5 +27,9 @@ __all__ = [
     "OrganizationMember",
     "OrganizationRequest",
     "OutboxMessage",
+    "Registration",
+    "Reservation",
+    "TicketType",
     "User",
+    "WaitlistEntry",
 ]

@@ -1,0 +1,127 @@
+"""Events and their ticket types. ``sold`` counters count held and registered seats; the
+database keeps them within capacity (CHECK constraints and conditional updates)."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, Text, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from domain.db.base import Base, Timestamps, UUIDPrimaryKey
+from domain.organization.models import _enum
+
+
+class EventStatus(enum.StrEnum):
+    DRAFT = "draft"
+    PUBLISHED = "published"
+    CANCELLED = "cancelled"
+    COMPLETED = "completed"
+
+
+class Visibility(enum.StrEnum):
+    PUBLIC = "public"
+    PRIVATE = "private"
+
+
+class ParticipantsVisibility(enum.StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class Event(UUIDPrimaryKey, Timestamps, Base):
+    __tablename__ = "events"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"))
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    timezone: Mapped[str] = mapped_column(String(64))
+    venue: Mapped[str | None] = mapped_column(String(500))
+    online_url: Mapped[str | None] = mapped_column(String(2000))
+    capacity: Mapped[int | None]
+    sold: Mapped[int] = mapped_column(server_default=text("0"))
+    visibility: Mapped[Visibility] = mapped_column(
+        _enum(Visibility, "event_visibility"), server_default=text("'public'")
+    )
+    group_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("groups.id"))
+    participants_visibility: Mapped[ParticipantsVisibility] = mapped_column(
+        _enum(ParticipantsVisibility, "participants_visibility"), server_default=text("'closed'")
+    )
+    registration_opens_at: Mapped[datetime | None]
+    registration_closes_at: Mapped[datetime | None]
+    hold_minutes: Mapped[int] = mapped_column(server_default=text("15"))
+    status: Mapped[EventStatus] = mapped_column(
+        _enum(EventStatus, "event_status"), server_default=text("'draft'")
+    )
+    published_at: Mapped[datetime | None]
+    cancelled_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+    created_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    deleted_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        CheckConstraint("ends_at > starts_at", name="ends_after_start"),
+        CheckConstraint("capacity IS NULL OR capacity >= 0", name="capacity_non_negative"),
+        CheckConstraint(
+            "sold >= 0 AND (capacity IS NULL OR sold <= capacity)", name="within_capacity"
+        ),
+        CheckConstraint("hold_minutes BETWEEN 1 AND 1440", name="hold_minutes_range"),
+        CheckConstraint(
+            "(visibility = 'private') = (group_id IS NOT NULL)", name="private_needs_group"
+        ),
+        Index("ix_events_tenant_id_starts_at", "tenant_id", "starts_at"),
+        Index(
+            "ix_events_listing",
+            "starts_at",
+            "id",
+            postgresql_where=text("status = 'published' AND deleted_at IS NULL"),
+        ),
+    )
+
+
+class TicketType(UUIDPrimaryKey, Timestamps, Base):
+    __tablename__ = "ticket_types"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"))
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("events.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    price_amount: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    currency: Mapped[str] = mapped_column(String(3), server_default=text("'EUR'"))
+    capacity: Mapped[int]
+    sold: Mapped[int] = mapped_column(server_default=text("0"))
+    sales_starts_at: Mapped[datetime | None]
+    sales_ends_at: Mapped[datetime | None]
+    max_per_order: Mapped[int] = mapped_column(server_default=text("10"))
+    deposit_amount: Mapped[int | None] = mapped_column(BigInteger)
+    deposit_percent: Mapped[int | None]
+    is_active: Mapped[bool] = mapped_column(server_default=text("true"))
+    deleted_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        CheckConstraint("capacity >= 0", name="capacity_non_negative"),
+        CheckConstraint("sold >= 0 AND sold <= capacity", name="within_capacity"),
+        CheckConstraint("price_amount >= 0", name="price_non_negative"),
+        CheckConstraint("currency ~ '^[A-Z]{3}$'", name="currency_iso"),
+        CheckConstraint("max_per_order BETWEEN 1 AND 100", name="max_per_order_range"),
+        CheckConstraint(
+            "deposit_amount IS NULL OR deposit_percent IS NULL", name="one_deposit_form"
+        ),
+        CheckConstraint(
+            "deposit_amount IS NULL OR (deposit_amount > 0 AND deposit_amount < price_amount)",
+            name="deposit_amount_range",
+        ),
+        CheckConstraint(
+            "deposit_percent IS NULL OR deposit_percent BETWEEN 1 AND 99",
+            name="deposit_percent_range",
+        ),
+        CheckConstraint(
+            "sales_ends_at IS NULL OR sales_starts_at IS NULL OR sales_ends_at > sales_starts_at",
+            name="sales_window_order",
+        ),
+        Index("ix_ticket_types_event_id", "event_id"),
+    )

@@ -1,0 +1,95 @@
+"""Reservations (timed seat holds) and registrations (a participant's seats at an event)."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from domain.db.base import Base, Timestamps, UUIDPrimaryKey
+from domain.organization.models import _enum
+
+
+class ReservationStatus(enum.StrEnum):
+    ACTIVE = "active"
+    CONVERTED = "converted"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+class RegistrationStatus(enum.StrEnum):
+    PENDING_PAYMENT = "pending_payment"
+    CONFIRMED = "confirmed"
+    CANCELLED = "cancelled"
+
+
+class PaymentMode(enum.StrEnum):
+    FREE = "free"
+    FULL = "full"
+    DEPOSIT = "deposit"
+
+
+class Reservation(UUIDPrimaryKey, Timestamps, Base):
+    __tablename__ = "reservations"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"))
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("events.id"))
+    ticket_type_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ticket_types.id"))
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    quantity: Mapped[int]
+    status: Mapped[ReservationStatus] = mapped_column(
+        _enum(ReservationStatus, "reservation_status"), server_default=text("'active'")
+    )
+    expires_at: Mapped[datetime]
+    waitlist_entry_id: Mapped[uuid.UUID | None]
+
+    __table_args__ = (
+        CheckConstraint("quantity BETWEEN 1 AND 100", name="quantity_range"),
+        Index("ix_reservations_due", "expires_at", postgresql_where=text("status = 'active'")),
+        Index("ix_reservations_user_id", "user_id"),
+    )
+
+
+class Registration(UUIDPrimaryKey, Timestamps, Base):
+    __tablename__ = "registrations"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"))
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("events.id"))
+    ticket_type_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ticket_types.id"))
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    reservation_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("reservations.id"))
+    quantity: Mapped[int]
+    status: Mapped[RegistrationStatus] = mapped_column(
+        _enum(RegistrationStatus, "registration_status")
+    )
+    payment_mode: Mapped[PaymentMode] = mapped_column(_enum(PaymentMode, "payment_mode"))
+    currency: Mapped[str] = mapped_column(String(3))
+    amount_total: Mapped[int] = mapped_column(BigInteger)
+    amount_due_now: Mapped[int] = mapped_column(BigInteger)
+    amount_paid: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    ticket_secret: Mapped[str] = mapped_column(String(32))
+    confirmed_at: Mapped[datetime | None]
+    cancelled_at: Mapped[datetime | None]
+    cancel_reason: Mapped[str | None] = mapped_column(String(64))
+    checked_in_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        CheckConstraint("quantity BETWEEN 1 AND 100", name="quantity_range"),
+        CheckConstraint(
+            "amount_paid >= 0 AND amount_due_now <= amount_total", name="amounts_consistent"
+        ),
+        # One live registration per participant and event (a double click is not two seats).
+        Index(
+            "uq_registrations_event_user_live",
+            "event_id",
+            "user_id",
+            unique=True,
+            postgresql_where=text("status <> 'cancelled'"),
+        ),
+        Index("uq_registrations_reservation_id", "reservation_id", unique=True),
+        Index("ix_registrations_event_id_id", "event_id", "id"),
+        Index("ix_registrations_user_id", "user_id"),
+    )

@@ -1,0 +1,51 @@
+"""Waitlist entries: who waits for a sold-out ticket type, in priority then arrival order."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+
+from sqlalchemy import ForeignKey, Index, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from domain.db.base import Base, Timestamps, UUIDPrimaryKey
+from domain.organization.models import _enum
+
+
+class WaitlistStatus(enum.StrEnum):
+    WAITING = "waiting"
+    OFFERED = "offered"
+    ACCEPTED = "accepted"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+class WaitlistEntry(UUIDPrimaryKey, Timestamps, Base):
+    __tablename__ = "waitlist_entries"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"))
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("events.id"))
+    ticket_type_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ticket_types.id"))
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    priority: Mapped[int] = mapped_column(server_default=text("0"))
+    status: Mapped[WaitlistStatus] = mapped_column(
+        _enum(WaitlistStatus, "waitlist_status"), server_default=text("'waiting'")
+    )
+    reservation_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("reservations.id"))
+
+    __table_args__ = (
+        Index(
+            "uq_waitlist_entries_type_user_live",
+            "ticket_type_id",
+            "user_id",
+            unique=True,
+            postgresql_where=text("status IN ('waiting', 'offered')"),
+        ),
+        Index(
+            "ix_waitlist_entries_queue",
+            "ticket_type_id",
+            text("priority DESC"),
+            "id",
+            postgresql_where=text("status = 'waiting'"),
+        ),
+    )
