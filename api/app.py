@@ -33,17 +33,20 @@ def build_api_router() -> APIRouter:
     from fastapi import Depends
 
     from api.deps import forbid_unknown_query_parameters
+    from api.event.router import router as events
     from api.group.router import router as groups
     from api.identity.router import router as auth
     from api.identity.router import users
     from api.organization.router import router as organizations
+    from api.registration.router import router as registrations
+    from api.waitlist.router import router as waitlist
 
     api = APIRouter(
         prefix=API_PREFIX,
         responses=COMMON_RESPONSES,
         dependencies=[Depends(forbid_unknown_query_parameters)],
     )
-    for router in (auth, users, organizations, groups):
+    for router in (auth, users, organizations, groups, events, registrations, waitlist):
         api.include_router(router)
     return api
 

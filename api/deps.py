@@ -17,7 +17,13 @@ from sqlalchemy import select, text
 
 from api.errors import ApiError
 from api.openapi_index import operation
-from api.security import CurrentPrincipal, Principal, peek_user_id
+from api.security import (
+    CurrentPrincipal,
+    Principal,
+    bearer_scheme,
+    get_principal,
+    peek_user_id,
+)
 from api.state import AppState
 from aqstream.settings import Settings
 from domain.identity.models import User
@@ -74,7 +80,16 @@ def get_anonymous_uow(state: StateDep) -> Iterator[UnitOfWork]:
     yield from _unit_of_work(state, None)
 
 
+def get_optional_uow(
+    state: StateDep, credentials: Annotated[object, Depends(bearer_scheme)], request: Request
+) -> Iterator[UnitOfWork]:
+    """As the user when a bearer token is sent (it must then be valid), else anonymous."""
+    principal = get_principal(request, credentials) if credentials is not None else None
+    yield from _unit_of_work(state, principal)
+
+
 UowDep = Annotated[UnitOfWork, Depends(get_uow, scope="function")]
+OptionalUowDep = Annotated[UnitOfWork, Depends(get_optional_uow, scope="function")]
 AnonymousUowDep = Annotated[UnitOfWork, Depends(get_anonymous_uow, scope="function")]
 
 
@@ -88,6 +103,13 @@ class Membership:
 READ_ROLES = (Role.OWNER, Role.MODERATOR, Role.ANALYST)
 MANAGE_ROLES = (Role.OWNER, Role.MODERATOR)
 OWNER_ONLY = (Role.OWNER,)
+
+
+def enter_tenant_as(
+    uow: UnitOfWork, tenant_id: uuid.UUID | None, roles: tuple[Role, ...]
+) -> Membership:
+    """Check the caller's role in ``tenant_id`` and enter it; for ids that arrive in a body."""
+    return _enter(uow, tenant_id, roles)
 
 
 def _enter(uow: UnitOfWork, tenant_id: uuid.UUID | None, roles: tuple[Role, ...]) -> Membership:
@@ -120,14 +142,48 @@ def require_resource_role(table: str, param: str, *roles: Role) -> Callable[...,
     then check the caller's membership of that tenant."""
 
     def dependency(request: Request, uow: UowDep) -> Membership:
-        try:
-            resource_id = uuid.UUID(request.path_params[param])
-        except ValueError:
-            raise ApiError(404, "not_found", "Not found") from None
-        tenant_id = uow.session.execute(
-            text("SELECT app_resource_tenant(:t, :id)"), {"t": table, "id": resource_id}
-        ).scalar_one()
-        return _enter(uow, tenant_id, roles)
+        return _enter(uow, _resource_tenant(uow, table, request.path_params[param]), roles)
+
+    return dependency
+
+
+def _resource_tenant(uow: UnitOfWork, table: str, raw_id: str) -> uuid.UUID | None:
+    try:
+        resource_id = uuid.UUID(raw_id)
+    except ValueError:
+        return None
+    return uow.session.execute(
+        text("SELECT app_resource_tenant(:t, :id)"), {"t": table, "id": resource_id}
+    ).scalar_one()
+
+
+def _join_if_member(uow: UnitOfWork, table: str, raw_id: str) -> Membership | None:
+    if uow.user_id is None:
+        return None
+    tenant_id = _resource_tenant(uow, table, raw_id)
+    role = membership_role(uow, tenant_id, uow.user_id) if tenant_id else None
+    if role is None:
+        return None
+    uow.enter_tenant(tenant_id)
+    return Membership(tenant_id, uow.user_id, role)
+
+
+def optional_membership(table: str, param: str) -> Callable[..., Membership | None]:
+    """For routes both organizers and participants use (``/registrations/{id}``): when the caller
+    belongs to the row's tenant, enter it and return the membership; otherwise stay a
+    participant (row level security shows them only their own rows) and return None."""
+
+    def dependency(request: Request, uow: UowDep) -> Membership | None:
+        return _join_if_member(uow, table, request.path_params[param])
+
+    return dependency
+
+
+def public_or_member(table: str, param: str) -> Callable[..., Membership | None]:
+    """Like optional_membership, for reads open to anonymous callers (published events)."""
+
+    def dependency(request: Request, uow: OptionalUowDep) -> Membership | None:
+        return _join_if_member(uow, table, request.path_params[param])
 
     return dependency
 

@@ -189,6 +189,50 @@ def api(
 
 
 @app.command()
+def jobs(
+    interval: Annotated[float, typer.Option(help="Seconds between sweeps")] = 1.0,
+    once: Annotated[bool, typer.Option(help="Sweep once and exit")] = False,
+) -> None:
+    """Background jobs: expire seat holds, offer freed seats to waitlists."""
+    import signal
+
+    from aqstream.logging import configure_logging, get_logger
+    from domain.db import make_engine, make_sessionmaker
+    from domain.registration.sweeper import sweep_once
+
+    settings, _ = _ensure_stack(_settings())
+    configure_logging(settings.log_level, settings.log_json)
+    log = get_logger("aqstream.jobs")
+    engine = make_engine(settings.app_url, pool_size=2, application_name="aqstream-jobs")
+    sessions = make_sessionmaker(engine)
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log.info("jobs_started", interval_s=interval)
+    try:
+        while not stopping:
+            try:
+                result = sweep_once(sessions)
+                if result.expired or result.offered:
+                    log.info("sweep", expired=result.expired, offered=result.offered)
+            except Exception:  # keep sweeping; the failed item is retried on the next pass
+                log.exception("sweep_failed")
+            if once:
+                break
+            deadline = time.monotonic() + interval
+            while not stopping and time.monotonic() < deadline:
+                time.sleep(0.05)
+    finally:
+        engine.dispose()
+        log.info("jobs_stopped")
+
+
+@app.command()
 def run() -> None:
     """Start the whole platform: local stack, migrations, API (and, as they arrive, relay,
     stream worker and dashboards), supervised. Ctrl-C stops everything it started."""
@@ -217,7 +261,7 @@ def run() -> None:
         # Human-readable logs in a terminal unless the user asked for JSON explicitly.
         env = {"AQSTREAM_LOG_JSON": "false", **os.environ, **stack.environment()}
         me = [sys.executable, "-m", "aqstream"]
-        children = [Child("api", [*me, "api"], env)]
+        children = [Child("api", [*me, "api"], env), Child("jobs", [*me, "jobs"], env)]
         api_url = f"http://{settings.api_host}:{settings.api_port}"
 
         def announce() -> None:

@@ -92,6 +92,12 @@ class UnitOfWork:
         self._events.append(event)
 
     def commit(self) -> None:
+        self.write_events()
+        self.session.commit()
+
+    def write_events(self) -> None:
+        """Write the events raised so far to the outbox now (still in this transaction), e.g.
+        before taking a hot row lock, so that lock is held for as short a time as possible."""
         if self._events:
             headers = self._headers()
             # A plain INSERT without RETURNING: the application role may append, never read.
@@ -112,7 +118,6 @@ class UnitOfWork:
                 ],
             )
             self._events.clear()
-        self.session.commit()
 
     @property
     def pending_events(self) -> list[DomainEvent]:

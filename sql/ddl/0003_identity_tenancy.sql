@@ -26,8 +26,16 @@ BEGIN
     ) THEN
         RAISE EXCEPTION 'not a tenant table: %', resource USING ERRCODE = '22023';
     END IF;
-    EXECUTE format('SELECT tenant_id FROM public.%I WHERE id = $1 AND deleted_at IS NULL', resource)
-        INTO result USING resource_id;
+    IF EXISTS (
+        SELECT 1 FROM information_schema.columns
+        WHERE table_schema = 'public' AND table_name = resource AND column_name = 'deleted_at'
+    ) THEN
+        EXECUTE format('SELECT tenant_id FROM public.%I WHERE id = $1 AND deleted_at IS NULL',
+                       resource) INTO result USING resource_id;
+    ELSE
+        EXECUTE format('SELECT tenant_id FROM public.%I WHERE id = $1', resource)
+            INTO result USING resource_id;
+    END IF;
     RETURN result;
 END $$;
 REVOKE ALL ON FUNCTION app_resource_tenant(text, uuid) FROM PUBLIC;

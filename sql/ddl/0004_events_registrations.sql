@@ -219,7 +219,7 @@ BEGIN
     END IF;
     IF NOT p_from_waitlist AND EXISTS (
         SELECT 1 FROM waitlist_entries w
-        WHERE w.ticket_type_id = p_ticket_type AND w.status IN ('waiting', 'offered')
+        WHERE w.ticket_type_id = p_ticket_type AND w.status = 'waiting'
     ) THEN
         RETURN 'sold_out';
     END IF;
@@ -327,3 +327,15 @@ CREATE POLICY outbox_append ON outbox FOR INSERT WITH CHECK (
     OR (app_user_id() IS NOT NULL
         AND tenant_id IN (SELECT e.tenant_id FROM events e WHERE app_can_see_event(e.id)))
 );
+
+-- A participant's place in a queue of other people's entries: only the number leaves.
+CREATE FUNCTION waitlist_position(p_entry uuid) RETURNS bigint
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+    SELECT count(*) + 1 FROM waitlist_entries w, waitlist_entries me
+    WHERE me.id = p_entry
+      AND (me.user_id = app_user_id() OR me.tenant_id = app_tenant_id())
+      AND w.ticket_type_id = me.ticket_type_id AND w.status = 'waiting' AND w.id <> me.id
+      AND (w.priority > me.priority OR (w.priority = me.priority AND w.id < me.id))
+$$;
+REVOKE ALL ON FUNCTION waitlist_position(uuid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION waitlist_position(uuid) TO __APP__;

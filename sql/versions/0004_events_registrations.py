@@ -34,6 +34,7 @@ TYPES = (
     "event_status",
 )
 FUNCTIONS = (
+    "waitlist_position(uuid)",
     "waitlists_with_free_seats(int)",
     "due_reservations(int)",
     "release_seats(uuid, int)",

@@ -1,0 +1,226 @@
+"""Events (create, edit, lifecycle, listing) and their ticket types."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, status
+
+from api.deps import (
+    MANAGE_ROLES,
+    READ_ROLES,
+    Membership,
+    OptionalUowDep,
+    UowDep,
+    enter_tenant_as,
+    public_or_member,
+    require_resource_role,
+    require_role,
+)
+from api.errors import ApiError, responses
+from api.event.schemas import (
+    CancelBody,
+    EventCreate,
+    EventOut,
+    EventPage,
+    EventUpdate,
+    TicketTypeFields,
+    TicketTypeOut,
+    TicketTypeUpdate,
+)
+from domain.event import service
+from domain.event.models import EventStatus
+
+router = APIRouter(tags=["events"])
+
+EventManager = Annotated[
+    Membership, Depends(require_resource_role("events", "event_id", *MANAGE_ROLES))
+]
+EventReader = Annotated[Membership | None, Depends(public_or_member("events", "event_id"))]
+OrgReader = Annotated[Membership, Depends(require_role(*READ_ROLES))]
+
+
+def _encode_cursor(position: tuple[datetime, uuid.UUID] | None) -> str | None:
+    if position is None:
+        return None
+    raw = json.dumps([position[0].isoformat(), str(position[1])]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
+    if not cursor:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        at, ident = json.loads(raw)
+        return datetime.fromisoformat(at), uuid.UUID(ident)
+    except (ValueError, TypeError, json.JSONDecodeError):
+        raise ApiError(422, "invalid_cursor", "The cursor is not one this API issued") from None
+
+
+@router.post(
+    "/events", response_model=EventOut, status_code=status.HTTP_201_CREATED,
+    responses=responses(401, 403, 404),
+)  # fmt: skip
+def create_event(body: EventCreate, uow: UowDep) -> EventOut:
+    """Create a draft event in an organization (owners and moderators)."""
+    member = enter_tenant_as(uow, body.organization_id, MANAGE_ROLES)
+    event = service.create_event(
+        uow, member.tenant_id, member.user_id, body.model_dump(exclude={"organization_id"})
+    )
+    uow.session.refresh(event)
+    return EventOut.model_validate(event)
+
+
+@router.get("/events", response_model=EventPage)
+def list_events(
+    uow: OptionalUowDep,
+    organization_id: uuid.UUID | None = None,
+    starts_after: datetime | None = Query(default=None, description="Inclusive"),
+    starts_before: datetime | None = Query(default=None, description="Exclusive"),
+    q: str | None = Query(default=None, max_length=200, description="Text in title or description"),
+    cursor: str | None = Query(default=None, max_length=500),
+    limit: int = Query(default=20, ge=1, le=100),
+) -> EventPage:
+    """Published public events, soonest first, with cursor pagination."""
+    items, after = service.list_public(
+        uow,
+        organization_id=organization_id,
+        starts_after=starts_after,
+        starts_before=starts_before,
+        query=q,
+        cursor=_decode_cursor(cursor),
+        limit=limit,
+    )
+    return EventPage(
+        items=[EventOut.model_validate(e) for e in items], next_cursor=_encode_cursor(after)
+    )
+
+
+@router.get(
+    "/organizations/{org_id}/events", response_model=list[EventOut], responses=responses(401, 404)
+)
+def organization_events(
+    org_id: uuid.UUID,
+    member: OrgReader,
+    uow: UowDep,
+    status_filter: Annotated[EventStatus | None, Query(alias="status")] = None,
+) -> list[EventOut]:
+    """Every event of the organization, drafts included (members)."""
+    return [EventOut.model_validate(e) for e in service.list_for_tenant(uow, org_id, status_filter)]
+
+
+@router.get("/events/{event_id}", response_model=EventOut, responses=responses(404))
+def get_event(event_id: uuid.UUID, member: EventReader, uow: OptionalUowDep) -> EventOut:
+    """An event: published ones for anyone allowed to see them, every state for its organizers."""
+    return EventOut.model_validate(service.get_event(uow, event_id))
+
+
+@router.put("/events/{event_id}", response_model=EventOut, responses=responses(401, 403, 404, 409))
+def update_event(
+    event_id: uuid.UUID, body: EventUpdate, member: EventManager, uow: UowDep
+) -> EventOut:
+    """Edit an event; once published only the safe fields, and capacity never below sold."""
+    event = service.update_event(uow, event_id, body.model_dump(exclude_unset=True))
+    return EventOut.model_validate(event)
+
+
+def _move(uow, event_id: uuid.UUID, target: EventStatus, reason: str | None = None) -> EventOut:
+    return EventOut.model_validate(service.transition(uow, event_id, target, reason))
+
+
+_LIFECYCLE = responses(401, 403, 404, 409)
+
+
+@router.post("/events/{event_id}/publish", response_model=EventOut, responses=_LIFECYCLE)
+def publish(event_id: uuid.UUID, member: EventManager, uow: UowDep) -> EventOut:
+    """Draft → Published."""
+    return _move(uow, event_id, EventStatus.PUBLISHED)
+
+
+@router.post("/events/{event_id}/unpublish", response_model=EventOut, responses=_LIFECYCLE)
+def unpublish(event_id: uuid.UUID, member: EventManager, uow: UowDep) -> EventOut:
+    """Published → Draft."""
+    return _move(uow, event_id, EventStatus.DRAFT)
+
+
+@router.post("/events/{event_id}/cancel", response_model=EventOut, responses=_LIFECYCLE)
+def cancel(
+    event_id: uuid.UUID, member: EventManager, uow: UowDep, body: CancelBody | None = None
+) -> EventOut:
+    """Draft or Published → Cancelled (paid registrations are refunded by the payment saga)."""
+    return _move(uow, event_id, EventStatus.CANCELLED, body.reason if body else None)
+
+
+@router.post("/events/{event_id}/complete", response_model=EventOut, responses=_LIFECYCLE)
+def complete(event_id: uuid.UUID, member: EventManager, uow: UowDep) -> EventOut:
+    """Published → Completed."""
+    return _move(uow, event_id, EventStatus.COMPLETED)
+
+
+# --- ticket types ---------------------------------------------------------------------------------------
+
+
+@router.get(
+    "/events/{event_id}/ticket-types",
+    response_model=list[TicketTypeOut],
+    responses=responses(404),
+    tags=["ticket types"],
+)
+def list_ticket_types(
+    event_id: uuid.UUID, member: EventReader, uow: OptionalUowDep
+) -> list[TicketTypeOut]:
+    """The event's ticket types with what is still available."""
+    service.get_event(uow, event_id)
+    return [TicketTypeOut.of(t) for t in service.list_ticket_types(uow, event_id)]
+
+
+@router.post(
+    "/events/{event_id}/ticket-types",
+    response_model=TicketTypeOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=responses(401, 403, 404, 409),
+    tags=["ticket types"],
+)
+def create_ticket_type(
+    event_id: uuid.UUID, body: TicketTypeFields, member: EventManager, uow: UowDep
+) -> TicketTypeOut:
+    """Add a ticket type (owners and moderators)."""
+    return TicketTypeOut.of(service.create_ticket_type(uow, event_id, body.model_dump()))
+
+
+@router.put(
+    "/events/{event_id}/ticket-types/{ticket_type_id}",
+    response_model=TicketTypeOut,
+    responses=responses(401, 403, 404, 409),
+    tags=["ticket types"],
+)
+def update_ticket_type(
+    event_id: uuid.UUID,
+    ticket_type_id: uuid.UUID,
+    body: TicketTypeUpdate,
+    member: EventManager,
+    uow: UowDep,
+) -> TicketTypeOut:
+    """Change a ticket type; prices are fixed once seats are taken, capacity never below sold."""
+    tt = service.update_ticket_type(
+        uow, event_id, ticket_type_id, body.model_dump(exclude_unset=True)
+    )
+    return TicketTypeOut.of(tt)
+
+
+@router.delete(
+    "/events/{event_id}/ticket-types/{ticket_type_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses(401, 403, 404, 409),
+    tags=["ticket types"],
+)
+def delete_ticket_type(
+    event_id: uuid.UUID, ticket_type_id: uuid.UUID, member: EventManager, uow: UowDep
+) -> None:
+    """Remove a ticket type nobody holds a seat of."""
+    service.delete_ticket_type(uow, event_id, ticket_type_id)

@@ -1,0 +1,183 @@
+"""Request and response bodies of events and ticket types."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from domain.event.models import EventStatus, ParticipantsVisibility, Visibility
+
+Title = Annotated[str, Field(min_length=1, max_length=200)]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["EUR"])]
+Url = Annotated[str, Field(max_length=2000, pattern=r"^https?://[^\s]+$")]
+
+
+def _strip(value: str) -> str:
+    return value.strip()
+
+
+class EventFields(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: Annotated[Title, AfterValidator(_strip)]
+    description: str | None = Field(default=None, max_length=20000)
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    timezone: str = Field(default="UTC", max_length=64, examples=["Europe/Berlin"])
+    venue: str | None = Field(default=None, max_length=500)
+    online_url: Url | None = None
+    capacity: int | None = Field(default=None, ge=0, le=1_000_000)
+    visibility: Visibility = Visibility.PUBLIC
+    group_id: uuid.UUID | None = None
+    participants_visibility: ParticipantsVisibility = ParticipantsVisibility.CLOSED
+    registration_opens_at: AwareDatetime | None = None
+    registration_closes_at: AwareDatetime | None = None
+    hold_minutes: int = Field(default=15, ge=1, le=1440)
+
+
+class EventCreate(EventFields):
+    organization_id: uuid.UUID
+
+
+class EventUpdate(BaseModel):
+    """Fields to change; once published only title, description, venue, online_url, capacity,
+    registration_closes_at, participants_visibility and hold_minutes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: Title | None = None
+    description: str | None = Field(default=None, max_length=20000)
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
+    timezone: str | None = Field(default=None, max_length=64)
+    venue: str | None = Field(default=None, max_length=500)
+    online_url: Url | None = None
+    capacity: int | None = Field(default=None, ge=0, le=1_000_000)
+    visibility: Visibility | None = None
+    group_id: uuid.UUID | None = None
+    participants_visibility: ParticipantsVisibility | None = None
+    registration_opens_at: AwareDatetime | None = None
+    registration_closes_at: AwareDatetime | None = None
+    hold_minutes: int | None = Field(default=None, ge=1, le=1440)
+
+    @model_validator(mode="after")
+    def _no_nulls_for_required(self) -> EventUpdate:
+        for name in (
+            "title",
+            "starts_at",
+            "ends_at",
+            "timezone",
+            "visibility",
+            "hold_minutes",
+            "participants_visibility",
+        ):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
+
+
+class EventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    organization_id: uuid.UUID = Field(validation_alias="tenant_id")
+    title: str
+    description: str | None
+    starts_at: datetime
+    ends_at: datetime
+    timezone: str
+    venue: str | None
+    online_url: str | None
+    capacity: int | None
+    sold: int
+    visibility: Visibility
+    group_id: uuid.UUID | None
+    participants_visibility: ParticipantsVisibility
+    registration_opens_at: datetime | None
+    registration_closes_at: datetime | None
+    hold_minutes: int
+    status: EventStatus
+    published_at: datetime | None
+    created_at: datetime
+
+
+class EventPage(BaseModel):
+    items: list[EventOut]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end"
+    )
+
+
+class CancelBody(BaseModel):
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class TicketTypeFields(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Title
+    description: str | None = Field(default=None, max_length=5000)
+    price_amount: int = Field(default=0, ge=0, le=10**12, description="Minor units; 0 is free")
+    currency: Currency = "EUR"
+    capacity: int = Field(ge=0, le=1_000_000)
+    sales_starts_at: AwareDatetime | None = None
+    sales_ends_at: AwareDatetime | None = None
+    max_per_order: int = Field(default=10, ge=1, le=100)
+    deposit_amount: int | None = Field(default=None, ge=1, le=10**12)
+    deposit_percent: int | None = Field(default=None, ge=1, le=99)
+    is_active: bool = True
+
+
+class TicketTypeUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Title | None = None
+    description: str | None = Field(default=None, max_length=5000)
+    price_amount: int | None = Field(default=None, ge=0, le=10**12)
+    currency: Currency | None = None
+    capacity: int | None = Field(default=None, ge=0, le=1_000_000)
+    sales_starts_at: AwareDatetime | None = None
+    sales_ends_at: AwareDatetime | None = None
+    max_per_order: int | None = Field(default=None, ge=1, le=100)
+    deposit_amount: int | None = Field(default=None, ge=1, le=10**12)
+    deposit_percent: int | None = Field(default=None, ge=1, le=99)
+    is_active: bool | None = None
+
+    @model_validator(mode="after")
+    def _no_nulls_for_required(self) -> TicketTypeUpdate:
+        for name in ("name", "price_amount", "currency", "capacity", "max_per_order", "is_active"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
+
+
+class TicketTypeOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    event_id: uuid.UUID
+    name: str
+    description: str | None
+    price_amount: int
+    currency: str
+    capacity: int
+    sold: int
+    available: int
+    sales_starts_at: datetime | None
+    sales_ends_at: datetime | None
+    max_per_order: int
+    deposit_amount: int | None
+    deposit_percent: int | None
+    is_active: bool
+
+    @classmethod
+    def of(cls, tt) -> TicketTypeOut:
+        return cls.model_validate(
+            {
+                **{k: getattr(tt, k) for k in cls.model_fields if k != "available"},
+                "available": max(0, tt.capacity - tt.sold),
+            }
+        )

@@ -1,0 +1,89 @@
+"""Request and response bodies of reservations and registrations."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from domain.registration.models import PaymentMode, RegistrationStatus, ReservationStatus
+
+
+class ReservationCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ticket_type_id: uuid.UUID
+    quantity: int = Field(default=1, ge=1, le=100)
+
+
+class ReservationOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    event_id: uuid.UUID
+    ticket_type_id: uuid.UUID
+    quantity: int
+    status: ReservationStatus
+    expires_at: datetime
+    created_at: datetime
+
+
+class RegistrationCreate(BaseModel):
+    """Either convert a hold (`reservation_id`) or register directly (`ticket_type_id`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reservation_id: uuid.UUID | None = None
+    ticket_type_id: uuid.UUID | None = None
+    quantity: int = Field(default=1, ge=1, le=100)
+    payment_mode: PaymentMode | None = Field(
+        default=None, description="`full` (default for paid tickets) or `deposit`"
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> RegistrationCreate:
+        if (self.reservation_id is None) == (self.ticket_type_id is None):
+            raise ValueError("give exactly one of reservation_id and ticket_type_id")
+        return self
+
+
+class RegistrationOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    event_id: uuid.UUID
+    ticket_type_id: uuid.UUID
+    reservation_id: uuid.UUID | None
+    quantity: int
+    status: RegistrationStatus
+    payment_mode: PaymentMode
+    currency: str
+    amount_total: int
+    amount_due_now: int
+    amount_paid: int
+    confirmed_at: datetime | None
+    cancelled_at: datetime | None
+    checked_in_at: datetime | None
+    created_at: datetime
+
+
+class Participant(BaseModel):
+    user_id: uuid.UUID
+    display_name: str | None = None
+    email: str | None = None
+
+
+class OrganizerRegistration(RegistrationOut):
+    participant: Participant
+
+
+class RegistrationPage(BaseModel):
+    items: list[OrganizerRegistration]
+    next_cursor: str | None
+
+
+class CancelRegistration(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=200)

@@ -1,0 +1,70 @@
+"""Waitlists of sold-out ticket types."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, status
+from pydantic import BaseModel, ConfigDict
+
+from api.deps import READ_ROLES, Membership, UowDep, require_resource_role
+from api.errors import responses
+from domain.waitlist import service
+from domain.waitlist.models import WaitlistStatus
+
+router = APIRouter(tags=["waitlist"])
+
+
+class WaitlistJoin(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ticket_type_id: uuid.UUID
+
+
+class WaitlistEntryOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    event_id: uuid.UUID
+    ticket_type_id: uuid.UUID
+    user_id: uuid.UUID
+    priority: int
+    status: WaitlistStatus
+    reservation_id: uuid.UUID | None
+    created_at: datetime
+
+
+class WaitlistPosition(WaitlistEntryOut):
+    position: int
+
+
+EventReader = Annotated[
+    Membership, Depends(require_resource_role("events", "event_id", *READ_ROLES))
+]
+
+
+@router.post(
+    "/events/{event_id}/waitlist",
+    response_model=WaitlistPosition,
+    status_code=status.HTTP_201_CREATED,
+    responses=responses(401, 404, 409),
+)
+def join(event_id: uuid.UUID, body: WaitlistJoin, uow: UowDep) -> WaitlistPosition:
+    """Join the waitlist of a sold-out ticket type; a freed seat is offered as a timed hold."""
+    entry, position = service.join(uow, event_id, body.ticket_type_id, user_id=uow.user_id)
+    uow.session.refresh(entry)
+    return WaitlistPosition(
+        **WaitlistEntryOut.model_validate(entry).model_dump(), position=position
+    )
+
+
+@router.get(
+    "/events/{event_id}/waitlist",
+    response_model=list[WaitlistEntryOut],
+    responses=responses(401, 403, 404),
+)
+def entries(event_id: uuid.UUID, member: EventReader, uow: UowDep) -> list[WaitlistEntryOut]:
+    """The event's waitlist in offer order (members)."""
+    return [WaitlistEntryOut.model_validate(e) for e in service.list_for_event(uow, event_id)]

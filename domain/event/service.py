@@ -1,0 +1,342 @@
+"""Events and ticket types: creation, editing, lifecycle, public listing."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import func, or_, select, text
+
+from domain.db.base import uuid7
+from domain.errors import Conflict, InvalidState, NotFound, ValidationFailed
+from domain.event.events import (
+    EventCancelled,
+    EventCompleted,
+    EventCreated,
+    EventPublished,
+    EventUnpublished,
+)
+from domain.event.models import Event, EventStatus, TicketType, Visibility
+from domain.group.models import Group
+from domain.uow import UnitOfWork
+
+# The lifecycle, exactly as seed 001 draws it.
+TRANSITIONS: dict[EventStatus, set[EventStatus]] = {
+    EventStatus.DRAFT: {EventStatus.PUBLISHED, EventStatus.CANCELLED},
+    EventStatus.PUBLISHED: {EventStatus.DRAFT, EventStatus.CANCELLED, EventStatus.COMPLETED},
+    EventStatus.CANCELLED: set(),
+    EventStatus.COMPLETED: set(),
+}
+
+# What may change once an event is published: nothing participants relied on when they signed up.
+SAFE_WHEN_PUBLISHED = {
+    "title",
+    "description",
+    "venue",
+    "online_url",
+    "capacity",
+    "registration_closes_at",
+    "participants_visibility",
+    "hold_minutes",
+}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def check_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationFailed(f"Unknown time zone {name!r}", code="invalid_timezone") from None
+    return name
+
+
+def _check_times(event: Event) -> None:
+    if event.ends_at <= event.starts_at:
+        raise ValidationFailed("The event must end after it starts", code="invalid_schedule")
+    opens, closes = event.registration_opens_at, event.registration_closes_at
+    if opens and closes and closes <= opens:
+        raise ValidationFailed("Registration must close after it opens", code="invalid_schedule")
+
+
+def _check_group(uow: UnitOfWork, event: Event) -> None:
+    if event.visibility == Visibility.PRIVATE:
+        if event.group_id is None:
+            raise ValidationFailed("A private event needs a group", code="group_required")
+        group = uow.session.get(Group, event.group_id)
+        if group is None or group.deleted_at is not None or group.tenant_id != event.tenant_id:
+            raise ValidationFailed("Unknown group", code="unknown_group")
+    else:
+        event.group_id = None
+
+
+def create_event(
+    uow: UnitOfWork, tenant_id: uuid.UUID, actor: uuid.UUID, fields: Mapping[str, Any]
+) -> Event:
+    event = Event(id=uuid7(), tenant_id=tenant_id, created_by=actor, **fields)
+    event.timezone = check_timezone(event.timezone)
+    _check_times(event)
+    _check_group(uow, event)
+    uow.session.add(event)
+    uow.session.flush()
+    uow.emit(
+        EventCreated(
+            aggregate_id=event.id,
+            tenant_id=tenant_id,
+            event_id=event.id,
+            organization_id=tenant_id,
+            title=event.title,
+            starts_at=event.starts_at.isoformat(),
+            ends_at=event.ends_at.isoformat(),
+            timezone=event.timezone,
+            capacity=event.capacity,
+            visibility=event.visibility.value,
+        )
+    )
+    return event
+
+
+def get_event(uow: UnitOfWork, event_id: uuid.UUID, *, lock: bool = False) -> Event:
+    event = uow.session.get(Event, event_id, with_for_update=lock or None)
+    if event is None or event.deleted_at is not None:
+        raise NotFound("Event not found")
+    return event
+
+
+def update_event(uow: UnitOfWork, event_id: uuid.UUID, changes: Mapping[str, Any]) -> Event:
+    """Edit an event; once published only safe fields, and capacity never below what is sold."""
+    event = get_event(uow, event_id, lock=True)
+    if event.status in (EventStatus.CANCELLED, EventStatus.COMPLETED):
+        raise InvalidState(
+            f"A {event.status.value} event cannot be edited", details={"status": event.status.value}
+        )
+    if event.status == EventStatus.PUBLISHED:
+        unsafe = sorted(set(changes) - SAFE_WHEN_PUBLISHED)
+        if unsafe:
+            raise InvalidState(
+                "These fields cannot change while the event is published",
+                code="field_locked",
+                details={"fields": unsafe, "status": event.status.value},
+            )
+    if "capacity" in changes:
+        _set_capacity(uow, event, changes["capacity"])
+    for name, value in changes.items():
+        if name != "capacity":
+            setattr(event, name, value)
+    event.timezone = check_timezone(event.timezone)
+    _check_times(event)
+    _check_group(uow, event)
+    uow.session.flush()
+    return event
+
+
+def _set_capacity(uow: UnitOfWork, event: Event, capacity: int | None) -> None:
+    # Lock the ticket types first: in-flight seat claims finish before we count (see claim_seats).
+    uow.session.execute(
+        select(TicketType.id).where(TicketType.event_id == event.id).with_for_update()
+    )
+    sold = uow.session.scalar(
+        select(func.coalesce(func.sum(TicketType.sold), 0)).where(
+            TicketType.event_id == event.id, TicketType.deleted_at.is_(None)
+        )
+    )
+    if capacity is not None and capacity < sold:
+        raise Conflict(
+            f"Capacity cannot go below the {sold} seats already taken",
+            code="capacity_below_sold",
+            details={"sold": sold},
+        )
+    event.capacity = capacity
+    event.sold = sold if capacity is not None else 0
+
+
+def transition(
+    uow: UnitOfWork, event_id: uuid.UUID, target: EventStatus, reason: str | None = None
+) -> Event:
+    event = get_event(uow, event_id, lock=True)
+    if target not in TRANSITIONS[event.status]:
+        raise InvalidState(
+            f"Cannot move from {event.status.value} to {target.value}",
+            details={"status": event.status.value, "requested": target.value},
+        )
+    now = _now()
+    if target == EventStatus.PUBLISHED:
+        if not uow.session.scalar(
+            select(func.count()).where(
+                TicketType.event_id == event.id,
+                TicketType.deleted_at.is_(None),
+                TicketType.is_active.is_(True),
+            )
+        ):
+            raise InvalidState(
+                "Add at least one active ticket type before publishing",
+                code="no_ticket_types",
+                details={"status": event.status.value},
+            )
+        event.published_at = now
+    elif target == EventStatus.CANCELLED:
+        event.cancelled_at = now
+    elif target == EventStatus.COMPLETED:
+        event.completed_at = now
+    event.status = target
+    uow.session.flush()
+    base = {
+        "aggregate_id": event.id,
+        "tenant_id": event.tenant_id,
+        "event_id": event.id,
+        "organization_id": event.tenant_id,
+    }
+    fact = {
+        EventStatus.PUBLISHED: lambda: EventPublished(
+            **base, title=event.title, starts_at=event.starts_at.isoformat()
+        ),
+        EventStatus.DRAFT: lambda: EventUnpublished(**base),
+        EventStatus.CANCELLED: lambda: EventCancelled(**base, reason=reason),
+        EventStatus.COMPLETED: lambda: EventCompleted(**base),
+    }[target]()
+    uow.emit(fact)
+    return event
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Event]
+    next_cursor: str | None
+
+
+def list_public(
+    uow: UnitOfWork,
+    *,
+    organization_id: uuid.UUID | None,
+    starts_after: datetime | None,
+    starts_before: datetime | None,
+    query: str | None,
+    cursor: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> tuple[list[Event], tuple[datetime, uuid.UUID] | None]:
+    """Published public events by start time (keyset pagination: stable under inserts)."""
+    stmt = select(Event).where(
+        Event.status == EventStatus.PUBLISHED,
+        Event.visibility == Visibility.PUBLIC,
+        Event.deleted_at.is_(None),
+    )
+    if organization_id:
+        stmt = stmt.where(Event.tenant_id == organization_id)
+    if starts_after:
+        stmt = stmt.where(Event.starts_at >= starts_after)
+    if starts_before:
+        stmt = stmt.where(Event.starts_at < starts_before)
+    if query:
+        pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        stmt = stmt.where(or_(Event.title.ilike(pattern), Event.description.ilike(pattern)))
+    if cursor:
+        stmt = stmt.where(
+            text("(events.starts_at, events.id) > (:c_at, :c_id)").bindparams(
+                c_at=cursor[0], c_id=cursor[1]
+            )
+        )
+    rows = list(uow.session.scalars(stmt.order_by(Event.starts_at, Event.id).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, ((rows[-1].starts_at, rows[-1].id) if more else None)
+
+
+def list_for_tenant(
+    uow: UnitOfWork, tenant_id: uuid.UUID, status: EventStatus | None
+) -> list[Event]:
+    stmt = select(Event).where(Event.tenant_id == tenant_id, Event.deleted_at.is_(None))
+    if status:
+        stmt = stmt.where(Event.status == status)
+    return list(uow.session.scalars(stmt.order_by(Event.starts_at, Event.id)))
+
+
+# --- ticket types -------------------------------------------------------------------------------------
+
+
+def _check_ticket_type(tt: TicketType) -> None:
+    if tt.deposit_amount is not None and tt.deposit_percent is not None:
+        raise ValidationFailed(
+            "Give a deposit amount or a percent, not both", code="invalid_deposit"
+        )
+    if (tt.deposit_amount is not None or tt.deposit_percent is not None) and tt.price_amount == 0:
+        raise ValidationFailed("A free ticket takes no deposit", code="invalid_deposit")
+    if tt.deposit_amount is not None and not 0 < tt.deposit_amount < tt.price_amount:
+        raise ValidationFailed("The deposit must be below the price", code="invalid_deposit")
+    if tt.sales_starts_at and tt.sales_ends_at and tt.sales_ends_at <= tt.sales_starts_at:
+        raise ValidationFailed("Sales must end after they start", code="invalid_sales_window")
+    if tt.capacity < tt.sold:
+        raise Conflict(
+            f"Capacity cannot go below the {tt.sold} seats already taken",
+            code="capacity_below_sold",
+            details={"sold": tt.sold},
+        )
+
+
+def create_ticket_type(
+    uow: UnitOfWork, event_id: uuid.UUID, fields: Mapping[str, Any]
+) -> TicketType:
+    event = get_event(uow, event_id)
+    if event.status in (EventStatus.CANCELLED, EventStatus.COMPLETED):
+        raise InvalidState("The event is closed", details={"status": event.status.value})
+    tt = TicketType(id=uuid7(), tenant_id=event.tenant_id, event_id=event.id, sold=0, **fields)
+    _check_ticket_type(tt)
+    uow.session.add(tt)
+    uow.session.flush()
+    return tt
+
+
+def get_ticket_type(
+    uow: UnitOfWork, event_id: uuid.UUID, ticket_type_id: uuid.UUID, *, lock: bool = False
+) -> TicketType:
+    tt = uow.session.get(TicketType, ticket_type_id, with_for_update=lock or None)
+    if tt is None or tt.deleted_at is not None or tt.event_id != event_id:
+        raise NotFound("Ticket type not found")
+    return tt
+
+
+def list_ticket_types(uow: UnitOfWork, event_id: uuid.UUID) -> list[TicketType]:
+    return list(
+        uow.session.scalars(
+            select(TicketType)
+            .where(TicketType.event_id == event_id, TicketType.deleted_at.is_(None))
+            .order_by(TicketType.price_amount, TicketType.id)
+        )
+    )
+
+
+def update_ticket_type(
+    uow: UnitOfWork, event_id: uuid.UUID, ticket_type_id: uuid.UUID, changes: Mapping[str, Any]
+) -> TicketType:
+    event = get_event(uow, event_id)
+    tt = get_ticket_type(uow, event_id, ticket_type_id, lock=True)
+    if event.status == EventStatus.PUBLISHED and tt.sold > 0:
+        locked = sorted(
+            {"price_amount", "currency", "deposit_amount", "deposit_percent"} & set(changes)
+        )
+        if locked:
+            raise InvalidState(
+                "Prices cannot change once seats are taken",
+                code="field_locked",
+                details={"fields": locked, "status": event.status.value},
+            )
+    for name, value in changes.items():
+        setattr(tt, name, value)
+    _check_ticket_type(tt)
+    uow.session.flush()
+    return tt
+
+
+def delete_ticket_type(uow: UnitOfWork, event_id: uuid.UUID, ticket_type_id: uuid.UUID) -> None:
+    tt = get_ticket_type(uow, event_id, ticket_type_id, lock=True)
+    if tt.sold:
+        raise Conflict(
+            "Seats of this ticket type are taken; deactivate it instead", code="ticket_type_in_use"
+        )
+    tt.deleted_at = _now()
+    uow.session.flush()

@@ -1,0 +1,425 @@
+"""Seat holds and registrations. Seats are taken only through the database's claim_seats(),
+as late in the transaction as possible; nothing here can oversell."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
+
+from domain.db.base import uuid7
+from domain.errors import Conflict, InvalidState, NotFound, ValidationFailed
+from domain.event.models import Event, EventStatus, TicketType
+from domain.event.service import get_event, get_ticket_type
+from domain.registration.events import (
+    RegistrationCancelled,
+    RegistrationConfirmed,
+    RegistrationCreated,
+    ReservationCreated,
+    ReservationExpired,
+)
+from domain.registration.models import (
+    PaymentMode,
+    Registration,
+    RegistrationStatus,
+    Reservation,
+    ReservationStatus,
+)
+from domain.uow import UnitOfWork
+
+_CLAIM = text("SELECT claim_seats(:tt, :n, :from_waitlist)")
+_RELEASE = text("SELECT release_seats(:tt, :n)")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def claim_seats(
+    uow: UnitOfWork, tt: TicketType, quantity: int, *, from_waitlist: bool = False
+) -> None:
+    """Take seats (the hot-row update): call it last, after every other write."""
+    uow.write_events()
+    outcome = uow.session.execute(
+        _CLAIM, {"tt": tt.id, "n": quantity, "from_waitlist": from_waitlist}
+    ).scalar_one()
+    if outcome == "ok":
+        return
+    if outcome == "sold_out":
+        raise Conflict("Sold out", code="sold_out", details={"ticket_type_id": str(tt.id)})
+    if outcome == "event_full":
+        raise Conflict("The event is full", code="sold_out", details={"scope": "event"})
+    if outcome == "not_open":
+        raise InvalidState("The event is not open for registration", code="registration_closed")
+    raise NotFound("Ticket type not found")
+
+
+def release_seats(uow: UnitOfWork, ticket_type_id: uuid.UUID, quantity: int) -> None:
+    uow.session.execute(_RELEASE, {"tt": ticket_type_id, "n": quantity})
+
+
+def check_sale_open(
+    event: Event, tt: TicketType, quantity: int, now: datetime | None = None
+) -> None:
+    """The rules a new hold or registration must pass (the counter guards capacity itself)."""
+    now = now or _now()
+    if event.status != EventStatus.PUBLISHED:
+        raise InvalidState(
+            "The event is not open for registration",
+            code="registration_closed",
+            details={"status": event.status.value},
+        )
+    if (
+        (event.registration_opens_at and now < event.registration_opens_at)
+        or (event.registration_closes_at and now >= event.registration_closes_at)
+        or now >= event.ends_at
+    ):
+        raise InvalidState("Registration is closed", code="registration_closed")
+    if (
+        not tt.is_active
+        or (tt.sales_starts_at and now < tt.sales_starts_at)
+        or (tt.sales_ends_at and now >= tt.sales_ends_at)
+    ):
+        raise InvalidState("This ticket type is not on sale", code="not_on_sale")
+    if quantity > tt.max_per_order:
+        raise ValidationFailed(
+            f"At most {tt.max_per_order} tickets per order",
+            code="max_per_order",
+            details={"max_per_order": tt.max_per_order},
+        )
+
+
+# --- reservations -------------------------------------------------------------------------------------
+
+
+def reserve(
+    uow: UnitOfWork,
+    event_id: uuid.UUID,
+    ticket_type_id: uuid.UUID,
+    quantity: int,
+    *,
+    user_id: uuid.UUID,
+    waitlist_entry_id: uuid.UUID | None = None,
+) -> Reservation:
+    """Hold seats for the event's hold time."""
+    event = get_event(uow, event_id)
+    tt = get_ticket_type(uow, event_id, ticket_type_id)
+    check_sale_open(event, tt, quantity)
+    reservation = Reservation(
+        id=uuid7(),
+        tenant_id=event.tenant_id,
+        event_id=event.id,
+        ticket_type_id=tt.id,
+        user_id=user_id,
+        quantity=quantity,
+        status=ReservationStatus.ACTIVE,
+        expires_at=_now() + timedelta(minutes=event.hold_minutes),
+        waitlist_entry_id=waitlist_entry_id,
+    )
+    uow.session.add(reservation)
+    uow.session.flush()
+    uow.emit(
+        ReservationCreated(
+            aggregate_id=reservation.id,
+            tenant_id=event.tenant_id,
+            reservation_id=reservation.id,
+            event_id=event.id,
+            ticket_type_id=tt.id,
+            user_id=user_id,
+            quantity=quantity,
+            expires_at=reservation.expires_at.isoformat(),
+            from_waitlist=waitlist_entry_id is not None,
+        )
+    )
+    claim_seats(uow, tt, quantity, from_waitlist=waitlist_entry_id is not None)
+    return reservation
+
+
+def get_reservation(
+    uow: UnitOfWork, reservation_id: uuid.UUID, *, lock: bool = False
+) -> Reservation:
+    reservation = uow.session.get(Reservation, reservation_id, with_for_update=lock or None)
+    if reservation is None:
+        raise NotFound("Reservation not found")
+    return reservation
+
+
+def expire_reservation(uow: UnitOfWork, reservation_id: uuid.UUID) -> bool:
+    """Expire one due hold (the sweeper); False if it was converted or expired meanwhile."""
+    reservation = uow.session.scalar(
+        select(Reservation)
+        .where(
+            Reservation.id == reservation_id,
+            Reservation.status == ReservationStatus.ACTIVE,
+            Reservation.expires_at <= _now(),
+        )
+        .with_for_update(skip_locked=True)
+    )
+    if reservation is None:
+        return False
+    reservation.status = ReservationStatus.EXPIRED
+    uow.session.flush()
+    if reservation.waitlist_entry_id is not None:
+        from domain.waitlist.service import offer_lapsed
+
+        offer_lapsed(uow, reservation.waitlist_entry_id)
+    uow.emit(
+        ReservationExpired(
+            aggregate_id=reservation.id,
+            tenant_id=reservation.tenant_id,
+            reservation_id=reservation.id,
+            event_id=reservation.event_id,
+            ticket_type_id=reservation.ticket_type_id,
+            user_id=reservation.user_id,
+            quantity=reservation.quantity,
+        )
+    )
+    uow.write_events()
+    release_seats(uow, reservation.ticket_type_id, reservation.quantity)
+    return True
+
+
+def cancel_reservation(
+    uow: UnitOfWork, reservation_id: uuid.UUID, user_id: uuid.UUID
+) -> Reservation:
+    """Give a hold back before it expires."""
+    reservation = get_reservation(uow, reservation_id, lock=True)
+    if reservation.user_id != user_id:
+        raise NotFound("Reservation not found")
+    if reservation.status != ReservationStatus.ACTIVE:
+        raise InvalidState(
+            f"The reservation is {reservation.status.value}",
+            details={"status": reservation.status.value},
+        )
+    reservation.status = ReservationStatus.CANCELLED
+    uow.session.flush()
+    if reservation.waitlist_entry_id is not None:
+        from domain.waitlist.service import offer_lapsed
+
+        offer_lapsed(uow, reservation.waitlist_entry_id)
+    release_seats(uow, reservation.ticket_type_id, reservation.quantity)
+    return reservation
+
+
+# --- registrations --------------------------------------------------------------------------------------
+
+
+def _amounts(
+    tt: TicketType, quantity: int, mode: PaymentMode | None
+) -> tuple[PaymentMode, int, int]:
+    total = tt.price_amount * quantity
+    if total == 0:
+        return PaymentMode.FREE, 0, 0
+    if mode == PaymentMode.DEPOSIT:
+        if tt.deposit_amount is not None:
+            per_ticket = tt.deposit_amount
+        elif tt.deposit_percent is not None:
+            per_ticket = max(1, tt.price_amount * tt.deposit_percent // 100)
+        else:
+            raise ValidationFailed("This ticket type takes no deposit", code="deposit_unavailable")
+        return PaymentMode.DEPOSIT, total, per_ticket * quantity
+    if mode == PaymentMode.FREE:
+        raise ValidationFailed("This ticket is not free", code="invalid_payment_mode")
+    return PaymentMode.FULL, total, total
+
+
+def register(
+    uow: UnitOfWork,
+    event_id: uuid.UUID,
+    *,
+    user_id: uuid.UUID,
+    reservation_id: uuid.UUID | None = None,
+    ticket_type_id: uuid.UUID | None = None,
+    quantity: int = 1,
+    payment_mode: PaymentMode | None = None,
+) -> Registration:
+    """Register from a hold, or directly. Free tickets confirm at once; paid ones await payment."""
+    event = get_event(uow, event_id)
+    reservation = None
+    if reservation_id is not None:
+        reservation = get_reservation(uow, reservation_id, lock=True)
+        if reservation.user_id != user_id or reservation.event_id != event.id:
+            raise NotFound("Reservation not found")
+        if reservation.status != ReservationStatus.ACTIVE or reservation.expires_at <= _now():
+            raise InvalidState(
+                "The reservation is no longer active",
+                code="reservation_expired",
+                details={"status": reservation.status.value},
+            )
+        ticket_type_id, quantity = reservation.ticket_type_id, reservation.quantity
+    elif ticket_type_id is None:
+        raise ValidationFailed(
+            "Give a reservation_id or a ticket_type_id", code="invalid_registration"
+        )
+    tt = get_ticket_type(uow, event.id, ticket_type_id)
+    if reservation is None:
+        check_sale_open(event, tt, quantity)
+    elif event.status != EventStatus.PUBLISHED:
+        raise InvalidState("The event is not open for registration", code="registration_closed")
+    mode, total, due_now = _amounts(tt, quantity, payment_mode)
+    now = _now()
+    status = (
+        RegistrationStatus.CONFIRMED
+        if mode == PaymentMode.FREE
+        else RegistrationStatus.PENDING_PAYMENT
+    )
+    registration = Registration(
+        id=uuid7(),
+        tenant_id=event.tenant_id,
+        event_id=event.id,
+        ticket_type_id=tt.id,
+        user_id=user_id,
+        reservation_id=reservation.id if reservation else None,
+        quantity=quantity,
+        status=status,
+        payment_mode=mode,
+        currency=tt.currency,
+        amount_total=total,
+        amount_due_now=due_now,
+        amount_paid=0,
+        ticket_secret=secrets.token_urlsafe(16),
+        confirmed_at=now if status == RegistrationStatus.CONFIRMED else None,
+    )
+    try:
+        with uow.session.begin_nested():
+            uow.session.add(registration)
+            uow.session.flush()
+    except IntegrityError:
+        raise Conflict(
+            "You are already registered for this event", code="already_registered"
+        ) from None
+    if reservation is not None:
+        reservation.status = ReservationStatus.CONVERTED
+        if reservation.waitlist_entry_id is not None:
+            from domain.waitlist.service import offer_accepted
+
+            offer_accepted(uow, reservation.waitlist_entry_id)
+        uow.session.flush()
+    common = {
+        "aggregate_id": registration.id,
+        "tenant_id": event.tenant_id,
+        "registration_id": registration.id,
+        "event_id": event.id,
+        "user_id": user_id,
+    }
+    uow.emit(
+        RegistrationCreated(
+            **common,
+            ticket_type_id=tt.id,
+            quantity=quantity,
+            status=status.value,
+            payment_mode=mode.value,
+            currency=tt.currency,
+            amount_total=total,
+            amount_due_now=due_now,
+            reservation_id=registration.reservation_id,
+        )
+    )
+    if status == RegistrationStatus.CONFIRMED:
+        uow.emit(RegistrationConfirmed(**common, quantity=quantity))
+    if reservation is None:
+        claim_seats(uow, tt, quantity)  # last: the hot row is locked only until commit
+    return registration
+
+
+def get_registration(
+    uow: UnitOfWork, registration_id: uuid.UUID, *, lock: bool = False
+) -> Registration:
+    registration = uow.session.get(Registration, registration_id, with_for_update=lock or None)
+    if registration is None:
+        raise NotFound("Registration not found")
+    return registration
+
+
+def confirm(uow: UnitOfWork, registration_id: uuid.UUID, amount_paid: int) -> Registration:
+    """Mark a pending registration paid (payment.completed, in D/E); idempotent."""
+    registration = get_registration(uow, registration_id, lock=True)
+    if registration.status == RegistrationStatus.CONFIRMED:
+        return registration
+    if registration.status != RegistrationStatus.PENDING_PAYMENT:
+        raise InvalidState(
+            f"The registration is {registration.status.value}",
+            details={"status": registration.status.value},
+        )
+    registration.amount_paid = amount_paid
+    registration.status = RegistrationStatus.CONFIRMED
+    registration.confirmed_at = _now()
+    uow.session.flush()
+    uow.emit(
+        RegistrationConfirmed(
+            aggregate_id=registration.id,
+            tenant_id=registration.tenant_id,
+            registration_id=registration.id,
+            event_id=registration.event_id,
+            user_id=registration.user_id,
+            quantity=registration.quantity,
+        )
+    )
+    return registration
+
+
+def cancel(uow: UnitOfWork, registration_id: uuid.UUID, *, reason: str) -> Registration:
+    """Cancel and free the seats; a paid registration is refunded by the payment saga (D/E)."""
+    registration = get_registration(uow, registration_id, lock=True)
+    if registration.status == RegistrationStatus.CANCELLED:
+        raise InvalidState("The registration is already cancelled", details={"status": "cancelled"})
+    if registration.checked_in_at is not None:
+        raise InvalidState(
+            "A checked-in registration cannot be cancelled", code="already_checked_in"
+        )
+    registration.status = RegistrationStatus.CANCELLED
+    registration.cancelled_at = _now()
+    registration.cancel_reason = reason
+    uow.session.flush()
+    uow.emit(
+        RegistrationCancelled(
+            aggregate_id=registration.id,
+            tenant_id=registration.tenant_id,
+            registration_id=registration.id,
+            event_id=registration.event_id,
+            ticket_type_id=registration.ticket_type_id,
+            user_id=registration.user_id,
+            quantity=registration.quantity,
+            reason=reason,
+            amount_paid=registration.amount_paid,
+            currency=registration.currency,
+        )
+    )
+    uow.write_events()
+    release_seats(uow, registration.ticket_type_id, registration.quantity)
+    return registration
+
+
+def list_for_event(
+    uow: UnitOfWork,
+    event_id: uuid.UUID,
+    *,
+    status: RegistrationStatus | None,
+    ticket_type_id: uuid.UUID | None,
+    after: uuid.UUID | None,
+    limit: int,
+) -> tuple[list[Registration], uuid.UUID | None]:
+    stmt = select(Registration).where(Registration.event_id == event_id)
+    if status:
+        stmt = stmt.where(Registration.status == status)
+    if ticket_type_id:
+        stmt = stmt.where(Registration.ticket_type_id == ticket_type_id)
+    if after:
+        stmt = stmt.where(Registration.id > after)
+    rows = list(uow.session.scalars(stmt.order_by(Registration.id).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (rows[-1].id if more else None)
+
+
+def list_mine(uow: UnitOfWork, user_id: uuid.UUID) -> list[Registration]:
+    return list(
+        uow.session.scalars(
+            select(Registration)
+            .where(Registration.user_id == user_id)
+            .order_by(Registration.id.desc())
+        )
+    )

@@ -1,0 +1,161 @@
+"""The waitlist: enrol when sold out; when seats free, the next entry (priority, then arrival)
+gets an offer, a reservation with its own timer; an unused offer passes to the next."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from domain.db.base import uuid7
+from domain.errors import Conflict, InvalidState, NotFound
+from domain.event.models import EventStatus, TicketType
+from domain.event.service import get_event, get_ticket_type
+from domain.registration.service import reserve
+from domain.uow import UnitOfWork
+from domain.waitlist.events import WaitlistJoined, WaitlistOffered
+from domain.waitlist.models import WaitlistEntry, WaitlistStatus
+
+
+def join(
+    uow: UnitOfWork, event_id: uuid.UUID, ticket_type_id: uuid.UUID, *, user_id: uuid.UUID
+) -> tuple[WaitlistEntry, int]:
+    """Enrol on a sold-out ticket type's waitlist; returns the entry and its position."""
+    event = get_event(uow, event_id)
+    if event.status != EventStatus.PUBLISHED:
+        raise InvalidState("The event is not open", code="registration_closed")
+    tt = get_ticket_type(uow, event_id, ticket_type_id)
+    if tt.sold < tt.capacity and not _waiting(uow, tt.id):
+        raise Conflict("Seats are still available; reserve one instead", code="not_sold_out")
+    entry = WaitlistEntry(
+        id=uuid7(),
+        tenant_id=event.tenant_id,
+        event_id=event.id,
+        ticket_type_id=tt.id,
+        user_id=user_id,
+    )
+    try:
+        with uow.session.begin_nested():
+            uow.session.add(entry)
+            uow.session.flush()
+    except IntegrityError:
+        raise Conflict("You are already on this waitlist", code="already_waitlisted") from None
+    uow.emit(
+        WaitlistJoined(
+            aggregate_id=entry.id,
+            tenant_id=event.tenant_id,
+            entry_id=entry.id,
+            event_id=event.id,
+            ticket_type_id=tt.id,
+            user_id=user_id,
+        )
+    )
+    return entry, position(uow, entry)
+
+
+def _waiting(uow: UnitOfWork, ticket_type_id: uuid.UUID) -> int:
+    return uow.session.scalar(
+        select(func.count()).where(
+            WaitlistEntry.ticket_type_id == ticket_type_id,
+            WaitlistEntry.status == WaitlistStatus.WAITING,
+        )
+    )
+
+
+def position(uow: UnitOfWork, entry: WaitlistEntry) -> int:
+    """1-based place in the queue (0 once no longer waiting). The entries ahead are other
+    people's rows, so the database counts them (waitlist_position) and only the number leaves."""
+    if entry.status != WaitlistStatus.WAITING:
+        return 0
+    return int(uow.session.scalar(select(func.waitlist_position(entry.id))))
+
+
+def get_entry(uow: UnitOfWork, entry_id: uuid.UUID) -> WaitlistEntry:
+    entry = uow.session.get(WaitlistEntry, entry_id)
+    if entry is None:
+        raise NotFound("Waitlist entry not found")
+    return entry
+
+
+def leave(uow: UnitOfWork, entry_id: uuid.UUID, user_id: uuid.UUID) -> WaitlistEntry:
+    entry = get_entry(uow, entry_id)
+    if entry.user_id != user_id:
+        raise NotFound("Waitlist entry not found")
+    if entry.status != WaitlistStatus.WAITING:
+        raise InvalidState(
+            f"The entry is {entry.status.value}", details={"status": entry.status.value}
+        )
+    entry.status = WaitlistStatus.CANCELLED
+    uow.session.flush()
+    return entry
+
+
+def offer_next(uow: UnitOfWork, ticket_type_id: uuid.UUID) -> int:
+    """Offer free seats of a ticket type to the waitlist, in order (the sweeper, in the tenant's
+    context). Returns how many offers were made."""
+    offers = 0
+    while True:
+        tt = uow.session.get(TicketType, ticket_type_id, populate_existing=True)
+        if tt is None or tt.sold >= tt.capacity:
+            return offers
+        entry = uow.session.scalar(
+            select(WaitlistEntry)
+            .where(
+                WaitlistEntry.ticket_type_id == ticket_type_id,
+                WaitlistEntry.status == WaitlistStatus.WAITING,
+            )
+            .order_by(WaitlistEntry.priority.desc(), WaitlistEntry.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        if entry is None:
+            return offers
+        try:
+            with uow.session.begin_nested():
+                reservation = reserve(
+                    uow, tt.event_id, tt.id, 1, user_id=entry.user_id, waitlist_entry_id=entry.id
+                )
+        except Conflict:
+            return offers  # someone else took the seat meanwhile
+        entry.status = WaitlistStatus.OFFERED
+        entry.reservation_id = reservation.id
+        uow.session.flush()
+        uow.emit(
+            WaitlistOffered(
+                aggregate_id=entry.id,
+                tenant_id=entry.tenant_id,
+                entry_id=entry.id,
+                event_id=entry.event_id,
+                ticket_type_id=entry.ticket_type_id,
+                user_id=entry.user_id,
+                reservation_id=reservation.id,
+                expires_at=reservation.expires_at.isoformat(),
+            )
+        )
+        offers += 1
+
+
+def offer_lapsed(uow: UnitOfWork, entry_id: uuid.UUID) -> None:
+    """The offer's hold expired or was given back: the seat passes on (next sweep)."""
+    entry = uow.session.get(WaitlistEntry, entry_id)
+    if entry is not None and entry.status == WaitlistStatus.OFFERED:
+        entry.status = WaitlistStatus.EXPIRED
+        uow.session.flush()
+
+
+def offer_accepted(uow: UnitOfWork, entry_id: uuid.UUID) -> None:
+    entry = uow.session.get(WaitlistEntry, entry_id)
+    if entry is not None and entry.status == WaitlistStatus.OFFERED:
+        entry.status = WaitlistStatus.ACCEPTED
+        uow.session.flush()
+
+
+def list_for_event(uow: UnitOfWork, event_id: uuid.UUID) -> list[WaitlistEntry]:
+    return list(
+        uow.session.scalars(
+            select(WaitlistEntry)
+            .where(WaitlistEntry.event_id == event_id)
+            .order_by(WaitlistEntry.ticket_type_id, WaitlistEntry.priority.desc(), WaitlistEntry.id)
+        )
+    )
