@@ -13,6 +13,7 @@ from typing import Annotated
 
 from asgi_correlation_id.context import correlation_id
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy import select, text
 
 from api.errors import ApiError
@@ -20,7 +21,6 @@ from api.openapi_index import operation
 from api.security import (
     CurrentPrincipal,
     Principal,
-    bearer_scheme,
     get_principal,
     peek_user_id,
 )
@@ -80,11 +80,16 @@ def get_anonymous_uow(state: StateDep) -> Iterator[UnitOfWork]:
     yield from _unit_of_work(state, None)
 
 
-def get_optional_uow(
-    state: StateDep, credentials: Annotated[object, Depends(bearer_scheme)], request: Request
-) -> Iterator[UnitOfWork]:
-    """As the user when a bearer token is sent (it must then be valid), else anonymous."""
-    principal = get_principal(request, credentials) if credentials is not None else None
+def get_optional_uow(state: StateDep, request: Request) -> Iterator[UnitOfWork]:
+    """As the user when a bearer token is sent (it must then be valid), else anonymous.
+
+    The header is read here rather than through the security scheme, so the OpenAPI document
+    can say the token is optional (see OPTIONAL_AUTH on those routes)."""
+    principal = None
+    if "authorization" in request.headers:
+        scheme, _, token = request.headers["authorization"].partition(" ")
+        credentials = HTTPAuthorizationCredentials(scheme=scheme, credentials=token.strip())
+        principal = get_principal(request, credentials)
     yield from _unit_of_work(state, principal)
 
 

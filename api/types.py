@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from domain.errors import ValidationFailed
@@ -49,7 +58,7 @@ def _any_case(word: str) -> str:
 _SPECIAL_USE = "|".join(
     _any_case(d) for d in ("arpa", "invalid", "local", "localhost", "onion", "test")
 )
-EMAIL_PATTERN = rf"^[^@]+@(?!(?:[^@]*\.)?(?:{_SPECIAL_USE})\.?$)[^@]+$"
+EMAIL_PATTERN = rf"^[^@\x00]+@(?!(?:[^@]*\.)?(?:{_SPECIAL_USE})\.?$)[^@\x00]+$"
 
 Email = Annotated[
     str,
@@ -61,3 +70,51 @@ Email = Annotated[
     ),
     AfterValidator(_email),
 ]
+
+
+NO_NUL = r"^[^\x00]*$"
+
+
+def _forbid_nul(node: Any) -> None:
+    """Add the no-NUL pattern to every string in a JSON Schema node that has no pattern."""
+    if isinstance(node, dict):
+        if node.get("type") == "string" and "pattern" not in node and "format" not in node:
+            node["pattern"] = NO_NUL
+        for value in node.values():
+            _forbid_nul(value)
+    elif isinstance(node, list):
+        for value in node:
+            _forbid_nul(value)
+
+
+class RequestModel(BaseModel):
+    """Base of request bodies: unknown fields are an error (a typo must not pass silently), and
+    no string may contain NUL, which PostgreSQL text cannot store (the schema says so too)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if isinstance(value, str) and "\x00" in value:
+            raise PydanticCustomError("nul_character", "Text may not contain NUL characters")
+        return value
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema, handler: GetJsonSchemaHandler):
+        schema = handler(core_schema)
+        _forbid_nul(handler.resolve_ref_schema(schema))
+        return schema
+
+
+_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _iso_only(value: Any) -> Any:
+    # pydantic also reads numbers as Unix times; the documented format is RFC 3339 only.
+    if isinstance(value, str) and not _ISO.match(value):
+        raise PydanticCustomError("datetime_format", "Expected an RFC 3339 date-time")
+    return value
+
+
+IsoDatetime = Annotated[AwareDatetime, BeforeValidator(_iso_only)]

@@ -39,6 +39,11 @@ class Tenant:
     moderator: dict
     group: dict
     group_member: dict
+    event: dict
+    ticket_type: dict
+    reservation: dict
+    registration: dict
+    waitlist_entry: dict
 
 
 def _tenant(api, client: TestClient, admin: dict, name: str) -> Tenant:
@@ -72,7 +77,69 @@ def _tenant(api, client: TestClient, admin: dict, name: str) -> Tenant:
         "/api/v1/group-invites/accept", json={"code": code["code"]}, headers=group_member["headers"]
     )
     assert joined.status_code == 200, joined.text
-    return Tenant(org, owner, moderator, group, group_member)
+    # A private event of the group: nobody outside the tenant and its group may even see it.
+    h = owner["headers"]
+    event = client.post(
+        "/api/v1/events",
+        json={
+            "organization_id": org["id"],
+            "title": f"{name} private meetup",
+            "starts_at": "2030-06-01T18:00:00+00:00",
+            "ends_at": "2030-06-01T21:00:00+00:00",
+            "visibility": "private",
+            "group_id": group["id"],
+        },
+        headers=h,
+    )
+    assert event.status_code == 201, event.text
+    event = event.json()
+    ticket_type = client.post(
+        f"/api/v1/events/{event['id']}/ticket-types",
+        json={"name": "Seat", "capacity": 2},
+        headers=h,
+    ).json()
+    assert client.post(f"/api/v1/events/{event['id']}/publish", headers=h).status_code == 200
+    guest_h = group_member["headers"]
+    reservation = client.post(
+        f"/api/v1/events/{event['id']}/reservations",
+        json={"ticket_type_id": ticket_type["id"]},
+        headers=guest_h,
+    )
+    assert reservation.status_code == 201, reservation.text
+    registration = client.post(
+        f"/api/v1/events/{event['id']}/registrations",
+        json={"reservation_id": reservation.json()["id"]},
+        headers=guest_h,
+    )
+    assert registration.status_code == 201, registration.text
+    # The last seat goes to a second guest, so a third one waits.
+    other_guest, waiter = api.register(f"{name}-guest2"), api.register(f"{name}-waiter")
+    for guest in (other_guest, waiter):
+        code = client.post(f"/api/v1/groups/{group['id']}/invite", headers=h).json()["code"]
+        accepted = client.post(
+            "/api/v1/group-invites/accept", json={"code": code}, headers=guest["headers"]
+        )
+        assert accepted.status_code == 200, accepted.text
+    second = client.post(
+        f"/api/v1/events/{event['id']}/registrations",
+        json={"ticket_type_id": ticket_type["id"]},
+        headers=other_guest["headers"],
+    )
+    assert second.status_code == 201, second.text
+    entry = client.post(
+        f"/api/v1/events/{event['id']}/waitlist",
+        json={"ticket_type_id": ticket_type["id"]},
+        headers=waiter["headers"],
+    )
+    assert entry.status_code == 201, entry.text
+    checked_in = client.post(
+        f"/api/v1/registrations/{registration.json()['id']}/check-in", headers=h
+    )
+    assert checked_in.status_code == 200, checked_in.text
+    return Tenant(
+        org, owner, moderator, group, group_member, event, ticket_type,
+        reservation.json(), registration.json(), entry.json(),
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -185,6 +252,12 @@ def test_tenant_a_context_reads_updates_deletes_no_row_of_tenant_b(
         "groups",
         "group_members",
         "outbox",
+        "events",
+        "ticket_types",
+        "reservations",
+        "registrations",
+        "waitlist_entries",
+        "check_ins",
     } <= set(checked)
 
 
@@ -205,17 +278,20 @@ def test_user_scoped_tables_hide_other_users_rows(
         assert updated in (0, None), f"{table}: A's user updates B's owner's rows"
 
 
-def test_no_context_sees_no_tenant_data(tenants, app_engine: Engine) -> None:
+def test_no_context_sees_no_tenant_data(
+    tenants: tuple[Tenant, Tenant], owner_engine: Engine, app_engine: Engine
+) -> None:
+    """Without a user or tenant, nothing of A or B shows (their events are private)."""
+    a, b = tenants
+    ids = {"a": a.org["id"], "b": b.org["id"]}
     with app_engine.connect() as conn:
-        for table in (
-            "organizations",
-            "organization_members",
-            "groups",
-            "group_members",
-            "organization_invites",
-            "users",
-            "organization_requests",
-        ):
+        for table, meta in _tables(owner_engine).items():
+            if table in NOT_TENANT_DATA:
+                continue
+            column = _tenant_column(table, meta)
+            seen = _attempt(conn, f'SELECT count(*) FROM "{table}" WHERE {column} IN (:a, :b)', ids)
+            assert seen in (0, None), table
+        for table in USER_SCOPED:
             assert conn.execute(text(f'SELECT count(*) FROM "{table}"')).scalar() == 0, table
 
 
@@ -298,6 +374,11 @@ def _ids(a: Tenant, client: TestClient) -> dict[str, str]:
         "group_id": a.group["id"],
         "user_id": a.moderator["user"]["id"],
         "request_id": requests[0]["id"],
+        "event_id": a.event["id"],
+        "ticket_type_id": a.ticket_type["id"],
+        "reservation_id": a.reservation["id"],
+        "registration_id": a.registration["id"],
+        "entry_id": a.waitlist_entry["id"],
     }
 
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
@@ -21,7 +19,7 @@ from api.deps import (
     require_resource_role,
     require_role,
 )
-from api.errors import ApiError, responses
+from api.errors import responses
 from api.event.schemas import (
     CancelBody,
     EventCreate,
@@ -32,10 +30,14 @@ from api.event.schemas import (
     TicketTypeOut,
     TicketTypeUpdate,
 )
+from api.types import IsoDatetime
 from domain.event import service
 from domain.event.models import EventStatus
 
 router = APIRouter(tags=["events"])
+
+# Reads open to anonymous callers: a bearer token is optional (it shows more, e.g. drafts).
+OPTIONAL_AUTH = {"security": [{}, {"HTTPBearer": []}]}
 
 EventManager = Annotated[
     Membership, Depends(require_resource_role("events", "event_id", *MANAGE_ROLES))
@@ -44,22 +46,26 @@ EventReader = Annotated[Membership | None, Depends(public_or_member("events", "e
 OrgReader = Annotated[Membership, Depends(require_role(*READ_ROLES))]
 
 
+CURSOR_PATTERN = r"^[0-9]{1,17}-[0-9a-f]{32}$"
+
+
 def _encode_cursor(position: tuple[datetime, uuid.UUID] | None) -> str | None:
+    """``<start in µs since the epoch>-<event id hex>``: every string matching the documented
+    pattern decodes to a position, so a cursor is never 'malformed', only past the end."""
     if position is None:
         return None
-    raw = json.dumps([position[0].isoformat(), str(position[1])]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    micros = (position[0] - EPOCH) // timedelta(microseconds=1)
+    return f"{micros}-{position[1].hex}"
 
 
 def _decode_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
     if not cursor:
         return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at, ident = json.loads(raw)
-        return datetime.fromisoformat(at), uuid.UUID(ident)
-    except (ValueError, TypeError, json.JSONDecodeError):
-        raise ApiError(422, "invalid_cursor", "The cursor is not one this API issued") from None
+    micros, ident = cursor.split("-", 1)
+    return EPOCH + timedelta(microseconds=int(micros)), uuid.UUID(hex=ident)
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @router.post(
@@ -76,14 +82,16 @@ def create_event(body: EventCreate, uow: UowDep) -> EventOut:
     return EventOut.model_validate(event)
 
 
-@router.get("/events", response_model=EventPage)
+@router.get("/events", response_model=EventPage, openapi_extra=OPTIONAL_AUTH)
 def list_events(
     uow: OptionalUowDep,
     organization_id: uuid.UUID | None = None,
-    starts_after: datetime | None = Query(default=None, description="Inclusive"),
-    starts_before: datetime | None = Query(default=None, description="Exclusive"),
+    starts_after: IsoDatetime | None = Query(default=None, description="Inclusive"),
+    starts_before: IsoDatetime | None = Query(default=None, description="Exclusive"),
     q: str | None = Query(default=None, max_length=200, description="Text in title or description"),
-    cursor: str | None = Query(default=None, max_length=500),
+    cursor: str | None = Query(
+        default=None, pattern=CURSOR_PATTERN, description="`next_cursor` of the previous page"
+    ),
     limit: int = Query(default=20, ge=1, le=100),
 ) -> EventPage:
     """Published public events, soonest first, with cursor pagination."""
@@ -114,7 +122,12 @@ def organization_events(
     return [EventOut.model_validate(e) for e in service.list_for_tenant(uow, org_id, status_filter)]
 
 
-@router.get("/events/{event_id}", response_model=EventOut, responses=responses(404))
+@router.get(
+    "/events/{event_id}",
+    response_model=EventOut,
+    responses=responses(404),
+    openapi_extra=OPTIONAL_AUTH,
+)
 def get_event(event_id: uuid.UUID, member: EventReader, uow: OptionalUowDep) -> EventOut:
     """An event: published ones for anyone allowed to see them, every state for its organizers."""
     return EventOut.model_validate(service.get_event(uow, event_id))
@@ -170,6 +183,7 @@ def complete(event_id: uuid.UUID, member: EventManager, uow: UowDep) -> EventOut
     response_model=list[TicketTypeOut],
     responses=responses(404),
     tags=["ticket types"],
+    openapi_extra=OPTIONAL_AUTH,
 )
 def list_ticket_types(
     event_id: uuid.UUID, member: EventReader, uow: OptionalUowDep

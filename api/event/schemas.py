@@ -8,6 +8,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from api.types import RequestModel
 from domain.event.models import EventStatus, ParticipantsVisibility, Visibility
 
 Title = Annotated[str, Field(min_length=1, max_length=200)]
@@ -19,9 +20,7 @@ def _strip(value: str) -> str:
     return value.strip()
 
 
-class EventFields(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class EventFields(RequestModel):
     title: Annotated[Title, AfterValidator(_strip)]
     description: str | None = Field(default=None, max_length=20000)
     starts_at: AwareDatetime
@@ -42,11 +41,9 @@ class EventCreate(EventFields):
     organization_id: uuid.UUID
 
 
-class EventUpdate(BaseModel):
+class EventUpdate(RequestModel):
     """Fields to change; once published only title, description, venue, online_url, capacity,
     registration_closes_at, participants_visibility and hold_minutes."""
-
-    model_config = ConfigDict(extra="forbid")
 
     title: Title | None = None
     description: str | None = Field(default=None, max_length=20000)
@@ -111,13 +108,11 @@ class EventPage(BaseModel):
     )
 
 
-class CancelBody(BaseModel):
+class CancelBody(RequestModel):
     reason: str | None = Field(default=None, max_length=500)
 
 
-class TicketTypeFields(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class TicketTypeFields(RequestModel):
     name: Title
     description: str | None = Field(default=None, max_length=5000)
     price_amount: int = Field(default=0, ge=0, le=10**12, description="Minor units; 0 is free")
@@ -131,9 +126,7 @@ class TicketTypeFields(BaseModel):
     is_active: bool = True
 
 
-class TicketTypeUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class TicketTypeUpdate(RequestModel):
     name: Title | None = None
     description: str | None = Field(default=None, max_length=5000)
     price_amount: int | None = Field(default=None, ge=0, le=10**12)

@@ -7,8 +7,10 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.types import RequestModel
 
-class GroupCreate(BaseModel):
+
+class GroupCreate(RequestModel):
     name: str = Field(min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=5000)
 
@@ -23,7 +25,7 @@ class GroupOut(BaseModel):
     created_at: datetime
 
 
-class GroupInviteCreate(BaseModel):
+class GroupInviteCreate(RequestModel):
     ttl_hours: int = Field(default=168, ge=1, le=24 * 90)
 
 
@@ -33,7 +35,7 @@ class GroupInviteOut(BaseModel):
     expires_at: datetime
 
 
-class GroupJoin(BaseModel):
+class GroupJoin(RequestModel):
     code: str = Field(min_length=8, max_length=64)
 
 

@@ -7,16 +7,16 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.types import Email
+from api.types import Email, RequestModel
 
 
-class RegisterRequest(BaseModel):
+class RegisterRequest(RequestModel):
     email: Email
     password: str = Field(min_length=8, max_length=256)
     display_name: str | None = Field(default=None, min_length=1, max_length=120)
 
 
-class LoginRequest(BaseModel):
+class LoginRequest(RequestModel):
     email: str = Field(max_length=320)
     password: str = Field(max_length=256)
 
@@ -33,7 +33,7 @@ class TelegramLoginRequest(BaseModel):
     photo_url: str | None = Field(default=None, max_length=1024)
 
 
-class RefreshRequest(BaseModel):
+class RefreshRequest(RequestModel):
     refresh_token: str = Field(min_length=1, max_length=512)
 
 
@@ -57,7 +57,7 @@ class TokenPair(BaseModel):
     user: UserOut
 
 
-class UserUpdate(BaseModel):
+class UserUpdate(RequestModel):
     display_name: str | None = Field(default=None, min_length=1, max_length=120)
     locale: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[A-Z]{2})?$")
     password: str | None = Field(default=None, min_length=8, max_length=256)

@@ -7,11 +7,11 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.types import Email, Slug
+from api.types import Email, RequestModel, Slug
 from domain.organization.models import RequestStatus, Role
 
 
-class OrganizationRequestCreate(BaseModel):
+class OrganizationRequestCreate(RequestModel):
     name: str = Field(min_length=2, max_length=200)
     slug: Slug
     description: str | None = Field(default=None, max_length=5000)
@@ -31,11 +31,11 @@ class OrganizationRequestOut(BaseModel):
     created_at: datetime
 
 
-class ReviewBody(BaseModel):
+class ReviewBody(RequestModel):
     comment: str | None = Field(default=None, max_length=2000)
 
 
-class OrganizationCreate(BaseModel):
+class OrganizationCreate(RequestModel):
     request_id: uuid.UUID = Field(description="An approved request of the caller's")
 
 
@@ -62,7 +62,7 @@ class MemberOut(BaseModel):
     joined_at: datetime
 
 
-class InviteCreate(BaseModel):
+class InviteCreate(RequestModel):
     email: Email | None = None
     telegram_username: str | None = Field(
         default=None, pattern=r"^@?[A-Za-z0-9_]{5,32}$", max_length=33
@@ -80,9 +80,9 @@ class InviteOut(BaseModel):
     token: str = Field(description="Secret; shown once. The invitee accepts with it.")
 
 
-class InviteAccept(BaseModel):
+class InviteAccept(RequestModel):
     token: str = Field(min_length=16, max_length=128)
 
 
-class RoleChange(BaseModel):
+class RoleChange(RequestModel):
     role: Role

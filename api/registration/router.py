@@ -22,6 +22,7 @@ from api.registration.schemas import (
     OrganizerRegistration,
     Participant,
     RegistrationCreate,
+    RegistrationFromHold,
     RegistrationOut,
     RegistrationPage,
     ReservationCreate,
@@ -95,15 +96,23 @@ def cancel_reservation(reservation_id: uuid.UUID, uow: UowDep) -> ReservationOut
 def register(event_id: uuid.UUID, body: RegistrationCreate, uow: UowDep) -> RegistrationOut:
     """Register, from a hold or directly. Free tickets are confirmed at once; paid ones stay
     `pending_payment` until paid (the full price or the deposit, see `amount_due_now`)."""
-    registration = service.register(
-        uow,
-        event_id,
-        user_id=uow.user_id,
-        reservation_id=body.reservation_id,
-        ticket_type_id=body.ticket_type_id,
-        quantity=body.quantity,
-        payment_mode=body.payment_mode,
-    )
+    if isinstance(body, RegistrationFromHold):
+        registration = service.register(
+            uow,
+            event_id,
+            user_id=uow.user_id,
+            reservation_id=body.reservation_id,
+            payment_mode=body.payment_mode,
+        )
+    else:
+        registration = service.register(
+            uow,
+            event_id,
+            user_id=uow.user_id,
+            ticket_type_id=body.ticket_type_id,
+            quantity=body.quantity,
+            payment_mode=body.payment_mode,
+        )
     uow.session.refresh(registration)
     return RegistrationOut.model_validate(registration)
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
+from api.types import RequestModel
 from domain.registration.models import PaymentMode, RegistrationStatus, ReservationStatus
 
 
-class ReservationCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ReservationCreate(RequestModel):
     ticket_type_id: uuid.UUID
     quantity: int = Field(default=1, ge=1, le=100)
 
@@ -29,23 +28,26 @@ class ReservationOut(BaseModel):
     created_at: datetime
 
 
-class RegistrationCreate(BaseModel):
-    """Either convert a hold (`reservation_id`) or register directly (`ticket_type_id`)."""
+class RegistrationFromHold(RequestModel):
+    """Turn a hold into a registration."""
 
-    model_config = ConfigDict(extra="forbid")
+    reservation_id: uuid.UUID
+    payment_mode: PaymentMode | None = Field(
+        default=None, description="`full` (default for paid tickets) or `deposit`"
+    )
 
-    reservation_id: uuid.UUID | None = None
-    ticket_type_id: uuid.UUID | None = None
+
+class DirectRegistration(RequestModel):
+    """Register without a hold."""
+
+    ticket_type_id: uuid.UUID
     quantity: int = Field(default=1, ge=1, le=100)
     payment_mode: PaymentMode | None = Field(
         default=None, description="`full` (default for paid tickets) or `deposit`"
     )
 
-    @model_validator(mode="after")
-    def _one_source(self) -> RegistrationCreate:
-        if (self.reservation_id is None) == (self.ticket_type_id is None):
-            raise ValueError("give exactly one of reservation_id and ticket_type_id")
-        return self
+
+RegistrationCreate = RegistrationFromHold | DirectRegistration
 
 
 class RegistrationOut(BaseModel):
@@ -83,7 +85,5 @@ class RegistrationPage(BaseModel):
     next_cursor: str | None
 
 
-class CancelRegistration(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CancelRegistration(RequestModel):
     reason: str | None = Field(default=None, max_length=200)
