@@ -7,7 +7,10 @@ from datetime import datetime
 
 import uuid_utils
 from sqlalchemy import DateTime, MetaData, func
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+UNIQUE_VIOLATION = "23505"
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -35,3 +38,16 @@ class UUIDPrimaryKey:
 class Timestamps:
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+def add_unique(session: Session, row: object, on_duplicate: Exception) -> None:
+    """Insert ``row`` now; a unique violation raises ``on_duplicate`` (and leaves the transaction
+    usable), any other integrity error propagates as the bug it is."""
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError as exc:
+        if getattr(exc.orig, "sqlstate", None) == UNIQUE_VIOLATION:
+            raise on_duplicate from None
+        raise

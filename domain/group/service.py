@@ -8,9 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
-from domain.db.base import uuid7
+from domain.db.base import add_unique, uuid7
 from domain.errors import Conflict, InvalidState, NotFound
 from domain.group.events import GroupCreated, GroupMemberAdded
 from domain.group.models import Group, GroupMember
@@ -29,12 +28,7 @@ def create_group(
         description=description,
         created_by=actor,
     )
-    try:
-        with uow.session.begin_nested():
-            uow.session.add(group)
-            uow.session.flush()
-    except IntegrityError:
-        raise Conflict("A group with this name exists", code="group_exists") from None
+    add_unique(uow.session, group, Conflict("A group with this name exists", code="group_exists"))
     uow.emit(
         GroupCreated(
             aggregate_id=group.id,
@@ -83,16 +77,11 @@ def join(uow: UnitOfWork, user_id: uuid.UUID, code: str) -> Group:
     if group.invite_expires_at is not None and group.invite_expires_at <= datetime.now(UTC):
         raise InvalidState("Invite code expired", details={"status": "expired"})
     uow.enter_tenant(group.tenant_id)
-    try:
-        with uow.session.begin_nested():
-            uow.session.add(
-                GroupMember(
-                    id=uuid7(), tenant_id=group.tenant_id, group_id=group.id, user_id=user_id
-                )
-            )
-            uow.session.flush()
-    except IntegrityError:
-        raise Conflict("Already a member of this group", code="already_member") from None
+    add_unique(
+        uow.session,
+        GroupMember(id=uuid7(), tenant_id=group.tenant_id, group_id=group.id, user_id=user_id),
+        Conflict("Already a member of this group", code="already_member"),
+    )
     uow.emit(
         GroupMemberAdded(
             aggregate_id=group.id,

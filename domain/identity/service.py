@@ -8,9 +8,8 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
-from domain.db.base import uuid7
+from domain.db.base import add_unique, uuid7
 from domain.errors import Conflict, NotFound, Unauthenticated, ValidationFailed
 from domain.identity import passwords, telegram
 from domain.identity.events import UserRegistered, UserUpdated
@@ -57,12 +56,7 @@ def register(uow: UnitOfWork, *, email: str, password: str, display_name: str | 
 def _insert_unique(uow: UnitOfWork, user: User, code: str, message: str) -> None:
     user.id = uuid7()
     uow.act_as(user.id)  # the new account may read back its own row (INSERT ... RETURNING)
-    with uow.session.begin_nested():
-        uow.session.add(user)
-        try:
-            uow.session.flush()
-        except IntegrityError:
-            raise Conflict(message, code=code) from None
+    add_unique(uow.session, user, Conflict(message, code=code))
 
 
 def authenticate(uow: UnitOfWork, *, email: str, password: str) -> User:

@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 
-from domain.db.base import uuid7
+from domain.db.base import add_unique, uuid7
 from domain.errors import Conflict, InvalidState, NotFound, PermissionDenied, ValidationFailed
 from domain.identity.models import User
 from domain.organization.events import (
@@ -65,12 +64,9 @@ def create_request(
     request = OrganizationRequest(
         id=uuid7(), user_id=user_id, name=name.strip(), slug=slug, description=description
     )
-    try:
-        with uow.session.begin_nested():
-            uow.session.add(request)
-            uow.session.flush()
-    except IntegrityError:  # uq_organization_requests_pending_user
-        raise Conflict("You already have a pending request", code="request_pending") from None
+    add_unique(  # uq_organization_requests_pending_user
+        uow.session, request, Conflict("You already have a pending request", code="request_pending")
+    )
     uow.emit(
         OrganizationRequestCreated(
             aggregate_id=request.id,
@@ -147,15 +143,14 @@ def create_organization(uow: UnitOfWork, user_id: uuid.UUID, request_id: uuid.UU
         created_by=user_id,
     )
     uow.enter_tenant(org.id)
-    try:
-        with uow.session.begin_nested():
-            uow.session.add(org)
-            uow.session.flush()
-    except IntegrityError:
-        raise Conflict(
+    add_unique(
+        uow.session,
+        org,
+        Conflict(
             "An organization with this slug exists, or this request was already used",
             code="organization_exists",
-        ) from None
+        ),
+    )
     uow.emit(  # before the owner's membership: consumers learn of the organization first
         OrganizationCreated(
             aggregate_id=org.id,
@@ -203,14 +198,11 @@ def membership_role(uow: UnitOfWork, tenant_id: uuid.UUID, user_id: uuid.UUID) -
 
 
 def _add_member(uow: UnitOfWork, tenant_id: uuid.UUID, user_id: uuid.UUID, role: Role) -> None:
-    try:
-        with uow.session.begin_nested():
-            uow.session.add(
-                OrganizationMember(id=uuid7(), tenant_id=tenant_id, user_id=user_id, role=role)
-            )
-            uow.session.flush()
-    except IntegrityError:
-        raise Conflict("Already a member of this organization", code="already_member") from None
+    add_unique(
+        uow.session,
+        OrganizationMember(id=uuid7(), tenant_id=tenant_id, user_id=user_id, role=role),
+        Conflict("Already a member of this organization", code="already_member"),
+    )
     uow.emit(
         MemberAdded(
             aggregate_id=tenant_id,

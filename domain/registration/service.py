@@ -8,9 +8,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, text
-from sqlalchemy.exc import IntegrityError
 
-from domain.db.base import uuid7
+from domain.db.base import add_unique, uuid7
 from domain.errors import Conflict, InvalidState, NotFound, ValidationFailed
 from domain.event.models import Event, EventStatus, TicketType
 from domain.event.service import get_event, get_ticket_type
@@ -283,14 +282,11 @@ def register(
         ticket_secret=secrets.token_urlsafe(16),
         confirmed_at=now if status == RegistrationStatus.CONFIRMED else None,
     )
-    try:
-        with uow.session.begin_nested():
-            uow.session.add(registration)
-            uow.session.flush()
-    except IntegrityError:
-        raise Conflict(
-            "You are already registered for this event", code="already_registered"
-        ) from None
+    add_unique(
+        uow.session,
+        registration,
+        Conflict("You are already registered for this event", code="already_registered"),
+    )
     if reservation is not None:
         reservation.status = ReservationStatus.CONVERTED
         if reservation.waitlist_entry_id is not None:

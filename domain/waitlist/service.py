@@ -6,9 +6,8 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 
-from domain.db.base import uuid7
+from domain.db.base import add_unique, uuid7
 from domain.errors import Conflict, InvalidState, NotFound
 from domain.event.models import EventStatus, TicketType
 from domain.event.service import get_event, get_ticket_type
@@ -35,12 +34,9 @@ def join(
         ticket_type_id=tt.id,
         user_id=user_id,
     )
-    try:
-        with uow.session.begin_nested():
-            uow.session.add(entry)
-            uow.session.flush()
-    except IntegrityError:
-        raise Conflict("You are already on this waitlist", code="already_waitlisted") from None
+    add_unique(
+        uow.session, entry, Conflict("You are already on this waitlist", code="already_waitlisted")
+    )
     uow.emit(
         WaitlistJoined(
             aggregate_id=entry.id,
