@@ -32,6 +32,7 @@ def build_api_router() -> APIRouter:
     """Every capability's router under /api/v1."""
     from fastapi import Depends
 
+    from api.checkin.router import router as checkin
     from api.deps import forbid_unknown_query_parameters
     from api.event.router import router as events
     from api.group.router import router as groups
@@ -46,7 +47,7 @@ def build_api_router() -> APIRouter:
         responses=COMMON_RESPONSES,
         dependencies=[Depends(forbid_unknown_query_parameters)],
     )
-    for router in (auth, users, organizations, groups, events, registrations, waitlist):
+    for router in (auth, users, organizations, groups, events, registrations, waitlist, checkin):
         api.include_router(router)
     return api
 

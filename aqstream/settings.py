@@ -14,6 +14,7 @@ from sqlalchemy.engine import URL, make_url
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me"
+DEV_TICKET_KEY = "dev-only-insecure-ticket-key-change-me"
 
 
 class Settings(BaseSettings):
@@ -94,6 +95,11 @@ class Settings(BaseSettings):
         default=86_400, description="Oldest accepted Telegram `auth_date`."
     )
     invite_ttl_s: int = 7 * 24 * 3600
+    ticket_signing_key: SecretStr = Field(
+        default=SecretStr(DEV_TICKET_KEY),
+        description="HMAC-SHA256 key of ticket codes (QR). Anyone holding it can forge tickets; "
+        "changing it invalidates every issued code. Must be set in production.",
+    )
 
     # --- cross-cutting API rules -------------------------------------------------------------
     idempotency_ttl_s: int = Field(
@@ -117,6 +123,10 @@ class Settings(BaseSettings):
             self.jwt_keys is None and self.jwt_secret.get_secret_value() == DEV_JWT_SECRET
         ):
             raise ValueError("set AQSTREAM_JWT_SECRET or AQSTREAM_JWT_KEYS in production")
+        if self.environment == "production" and (
+            self.ticket_signing_key.get_secret_value() == DEV_TICKET_KEY
+        ):
+            raise ValueError("set AQSTREAM_TICKET_SIGNING_KEY in production")
         return self
 
     # Plain properties, not cached: model_copy(update=...) must not carry a stale URL over.

@@ -55,3 +55,17 @@ def test_importing_every_module_and_building_the_app_connects_to_nothing() -> No
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("ok")
+
+
+def test_production_refuses_the_development_secrets(monkeypatch) -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    monkeypatch.setenv("AQSTREAM_ENVIRONMENT", "production")
+    with pytest.raises(ValidationError, match="AQSTREAM_JWT_SECRET"):
+        Settings()
+    monkeypatch.setenv("AQSTREAM_JWT_SECRET", "x" * 40)
+    with pytest.raises(ValidationError, match="AQSTREAM_TICKET_SIGNING_KEY"):
+        Settings()
+    monkeypatch.setenv("AQSTREAM_TICKET_SIGNING_KEY", "y" * 40)
+    assert Settings().environment == "production"

@@ -299,22 +299,31 @@ ALTER TABLE reservations ENABLE ROW LEVEL SECURITY;
 CREATE POLICY reservations_tenant ON reservations
     USING (tenant_id = app_tenant_id()) WITH CHECK (tenant_id = app_tenant_id());
 CREATE POLICY reservations_own ON reservations
-    USING (user_id = app_user_id())
-    WITH CHECK (user_id = app_user_id() AND app_can_see_event(event_id));
+    USING (user_id = app_user_id()) WITH CHECK (user_id = app_user_id());
+-- New rows only for events the participant can see (later changes, e.g. cancelling after the
+-- event was unpublished, stay possible).
+CREATE POLICY reservations_own_new ON reservations AS RESTRICTIVE FOR INSERT
+    WITH CHECK (tenant_id = app_tenant_id() OR app_can_see_event(event_id));
 
 ALTER TABLE registrations ENABLE ROW LEVEL SECURITY;
 CREATE POLICY registrations_tenant ON registrations
     USING (tenant_id = app_tenant_id()) WITH CHECK (tenant_id = app_tenant_id());
 CREATE POLICY registrations_own ON registrations
-    USING (user_id = app_user_id())
-    WITH CHECK (user_id = app_user_id() AND app_can_see_event(event_id));
+    USING (user_id = app_user_id()) WITH CHECK (user_id = app_user_id());
+-- New rows only for events the participant can see (later changes, e.g. cancelling after the
+-- event was unpublished, stay possible).
+CREATE POLICY registrations_own_new ON registrations AS RESTRICTIVE FOR INSERT
+    WITH CHECK (tenant_id = app_tenant_id() OR app_can_see_event(event_id));
 
 ALTER TABLE waitlist_entries ENABLE ROW LEVEL SECURITY;
 CREATE POLICY waitlist_entries_tenant ON waitlist_entries
     USING (tenant_id = app_tenant_id()) WITH CHECK (tenant_id = app_tenant_id());
 CREATE POLICY waitlist_entries_own ON waitlist_entries
-    USING (user_id = app_user_id())
-    WITH CHECK (user_id = app_user_id() AND app_can_see_event(event_id));
+    USING (user_id = app_user_id()) WITH CHECK (user_id = app_user_id());
+-- New rows only for events the participant can see (later changes, e.g. cancelling after the
+-- event was unpublished, stay possible).
+CREATE POLICY waitlist_entries_own_new ON waitlist_entries AS RESTRICTIVE FOR INSERT
+    WITH CHECK (tenant_id = app_tenant_id() OR app_can_see_event(event_id));
 
 ALTER TABLE check_ins ENABLE ROW LEVEL SECURITY;
 CREATE POLICY check_ins_tenant ON check_ins
@@ -339,3 +348,10 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
 $$;
 REVOKE ALL ON FUNCTION waitlist_position(uuid) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION waitlist_position(uuid) TO __APP__;
+
+-- Organizers see the accounts of their events' participants (names and e-mails are shown to
+-- owners and moderators only, by the API).
+CREATE POLICY users_participants ON users FOR SELECT USING (
+    id IN (SELECT r.user_id FROM registrations r WHERE r.tenant_id = app_tenant_id())
+    OR id IN (SELECT w.user_id FROM waitlist_entries w WHERE w.tenant_id = app_tenant_id())
+);

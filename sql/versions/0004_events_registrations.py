@@ -47,6 +47,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DROP POLICY users_participants ON users")
     op.execute("DROP POLICY outbox_append ON outbox")
     op.execute(
         "CREATE POLICY outbox_append ON outbox FOR INSERT "

@@ -1,0 +1,1 @@
+"""checkin capability: tickets and check-in at the door."""
