@@ -208,7 +208,8 @@ def forbid_unknown_query_parameters(request: Request) -> None:
     if not request.query_params:
         return
     op = operation(request.app, request.method, request.url.path)
-    if op is None or (op.get("security") and peek_user_id(request) is None):
+    auth_required = bool(op and op.get("security")) and {} not in op["security"]
+    if op is None or (auth_required and peek_user_id(request) is None):
         return
     known = {p["name"] for p in op.get("parameters", []) if p["in"] == "query"}
     unknown = sorted(set(request.query_params) - known)

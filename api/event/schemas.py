@@ -89,7 +89,10 @@ class EventOut(BaseModel):
     venue: str | None
     online_url: str | None
     capacity: int | None
-    sold: int
+    sold: int | None = Field(
+        description="Seats taken against the event-wide capacity; null when there is none "
+        "(see each ticket type's `sold`)"
+    )
     visibility: Visibility
     group_id: uuid.UUID | None
     participants_visibility: ParticipantsVisibility
@@ -99,6 +102,12 @@ class EventOut(BaseModel):
     status: EventStatus
     published_at: datetime | None
     created_at: datetime
+
+    @model_validator(mode="after")
+    def _sold_only_with_capacity(self) -> EventOut:
+        if self.capacity is None:
+            self.sold = None
+        return self
 
 
 class EventPage(BaseModel):

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import func, or_, select, text
+from sqlalchemy import func, or_, select, text, update
 
 from domain.db.base import uuid7
 from domain.errors import Conflict, InvalidState, NotFound, ValidationFailed
@@ -23,6 +23,7 @@ from domain.event.events import (
 from domain.event.models import Event, EventStatus, TicketType, Visibility
 from domain.group.models import Group
 from domain.uow import UnitOfWork
+from domain.waitlist.models import WaitlistEntry, WaitlistStatus
 
 # The lifecycle, exactly as seed 001 draws it.
 TRANSITIONS: dict[EventStatus, set[EventStatus]] = {
@@ -184,6 +185,16 @@ def transition(
         event.cancelled_at = now
     elif target == EventStatus.COMPLETED:
         event.completed_at = now
+    if target in (EventStatus.CANCELLED, EventStatus.COMPLETED):
+        # Nobody will be offered a seat any more.
+        uow.session.execute(
+            update(WaitlistEntry)
+            .where(
+                WaitlistEntry.event_id == event.id,
+                WaitlistEntry.status == WaitlistStatus.WAITING,
+            )
+            .values(status=WaitlistStatus.CANCELLED, updated_at=func.now())
+        )
     event.status = target
     uow.session.flush()
     base = {

@@ -11,6 +11,7 @@ from domain.db.base import add_unique, uuid7
 from domain.errors import Conflict, InvalidState, NotFound
 from domain.event.models import EventStatus, TicketType
 from domain.event.service import get_event, get_ticket_type
+from domain.registration.models import Registration, RegistrationStatus
 from domain.registration.service import reserve
 from domain.uow import UnitOfWork
 from domain.waitlist.events import WaitlistJoined, WaitlistOffered
@@ -25,8 +26,23 @@ def join(
     if event.status != EventStatus.PUBLISHED:
         raise InvalidState("The event is not open", code="registration_closed")
     tt = get_ticket_type(uow, event_id, ticket_type_id)
-    if tt.sold < tt.capacity and not _waiting(uow, tt.id):
+    # The database's own verdict (it sees the whole queue, the caller only their own entries).
+    verdict = uow.session.scalar(select(func.seats_verdict(tt.id, 1)))
+    if verdict == "ok":
         raise Conflict("Seats are still available; reserve one instead", code="not_sold_out")
+    if verdict in ("not_found", "not_open"):
+        raise InvalidState("The event is not open", code="registration_closed")
+    registered = uow.session.scalar(
+        select(func.count())
+        .select_from(Registration)
+        .where(
+            Registration.event_id == event.id,
+            Registration.user_id == user_id,
+            Registration.status != RegistrationStatus.CANCELLED,
+        )
+    )
+    if registered:
+        raise Conflict("You are already registered for this event", code="already_registered")
     entry = WaitlistEntry(
         id=uuid7(),
         tenant_id=event.tenant_id,
@@ -48,15 +64,6 @@ def join(
         )
     )
     return entry, position(uow, entry)
-
-
-def _waiting(uow: UnitOfWork, ticket_type_id: uuid.UUID) -> int:
-    return uow.session.scalar(
-        select(func.count()).where(
-            WaitlistEntry.ticket_type_id == ticket_type_id,
-            WaitlistEntry.status == WaitlistStatus.WAITING,
-        )
-    )
 
 
 def position(uow: UnitOfWork, entry: WaitlistEntry) -> int:

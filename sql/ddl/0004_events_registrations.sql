@@ -240,13 +240,46 @@ BEGIN
     RETURN 'ok';
 END $$;
 
+-- What claim_seats would answer, without taking anything (joining a waitlist asks this).
+CREATE FUNCTION seats_verdict(p_ticket_type uuid, p_quantity int) RETURNS text
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    v_type ticket_types%ROWTYPE;
+    v_event events%ROWTYPE;
+BEGIN
+    SELECT * INTO v_type FROM ticket_types t WHERE t.id = p_ticket_type AND t.deleted_at IS NULL;
+    IF NOT FOUND OR NOT app_can_see_event(v_type.event_id) THEN
+        RETURN 'not_found';
+    END IF;
+    SELECT * INTO v_event FROM events WHERE id = v_type.event_id;
+    IF v_event.status <> 'published' THEN
+        RETURN 'not_open';
+    END IF;
+    IF EXISTS (SELECT 1 FROM waitlist_entries w
+               WHERE w.ticket_type_id = p_ticket_type AND w.status = 'waiting')
+       OR v_type.sold + p_quantity > v_type.capacity THEN
+        RETURN 'sold_out';
+    END IF;
+    IF v_event.capacity IS NOT NULL AND v_event.sold + p_quantity > v_event.capacity THEN
+        RETURN 'event_full';
+    END IF;
+    RETURN 'ok';
+END $$;
+
+-- Seats go back when a hold or registration ends. Allowed to whoever may see the event, or
+-- holds a hold or registration of that ticket type (the event may have been unpublished since).
 CREATE FUNCTION release_seats(p_ticket_type uuid, p_quantity int) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
     v_event uuid;
 BEGIN
     UPDATE ticket_types SET sold = sold - p_quantity
-    WHERE id = p_ticket_type AND app_can_see_event(event_id)
+    WHERE id = p_ticket_type
+      AND (app_can_see_event(event_id)
+           OR EXISTS (SELECT 1 FROM registrations r
+                      WHERE r.ticket_type_id = p_ticket_type AND r.user_id = app_user_id())
+           OR EXISTS (SELECT 1 FROM reservations r
+                      WHERE r.ticket_type_id = p_ticket_type AND r.user_id = app_user_id()))
     RETURNING event_id INTO v_event;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'unknown ticket type %', p_ticket_type USING ERRCODE = '22023';
@@ -266,17 +299,21 @@ $$;
 CREATE FUNCTION waitlists_with_free_seats(p_limit int)
 RETURNS TABLE (ticket_type_id uuid, tenant_id uuid)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
-    SELECT t.id, t.tenant_id FROM ticket_types t
-    WHERE t.sold < t.capacity AND t.deleted_at IS NULL
+    SELECT t.id, t.tenant_id FROM ticket_types t JOIN events e ON e.id = t.event_id
+    WHERE t.sold < t.capacity AND t.deleted_at IS NULL AND t.is_active
+      AND e.status = 'published' AND e.deleted_at IS NULL
+      AND (e.capacity IS NULL OR e.sold < e.capacity)
       AND EXISTS (SELECT 1 FROM waitlist_entries w
                   WHERE w.ticket_type_id = t.id AND w.status = 'waiting')
     LIMIT p_limit
 $$;
 
 REVOKE ALL ON FUNCTION app_can_see_event(uuid), claim_seats(uuid, int, boolean),
-    release_seats(uuid, int), due_reservations(int), waitlists_with_free_seats(int) FROM PUBLIC;
+    seats_verdict(uuid, int), release_seats(uuid, int), due_reservations(int),
+    waitlists_with_free_seats(int) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION app_can_see_event(uuid), claim_seats(uuid, int, boolean),
-    release_seats(uuid, int), due_reservations(int), waitlists_with_free_seats(int) TO __APP__;
+    seats_verdict(uuid, int), release_seats(uuid, int), due_reservations(int),
+    waitlists_with_free_seats(int) TO __APP__;
 
 ALTER TABLE events ENABLE ROW LEVEL SECURITY;
 CREATE POLICY events_tenant ON events
@@ -334,7 +371,11 @@ DROP POLICY outbox_append ON outbox;
 CREATE POLICY outbox_append ON outbox FOR INSERT WITH CHECK (
     tenant_id IS NULL OR tenant_id = app_tenant_id()
     OR (app_user_id() IS NOT NULL
-        AND tenant_id IN (SELECT e.tenant_id FROM events e WHERE app_can_see_event(e.id)))
+        AND (tenant_id IN (SELECT e.tenant_id FROM events e WHERE app_can_see_event(e.id))
+             OR tenant_id IN (SELECT r.tenant_id FROM registrations r
+                              WHERE r.user_id = app_user_id())
+             OR tenant_id IN (SELECT r.tenant_id FROM reservations r
+                              WHERE r.user_id = app_user_id())))
 );
 
 -- A participant's place in a queue of other people's entries: only the number leaves.

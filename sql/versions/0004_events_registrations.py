@@ -38,6 +38,7 @@ FUNCTIONS = (
     "waitlists_with_free_seats(int)",
     "due_reservations(int)",
     "release_seats(uuid, int)",
+    "seats_verdict(uuid, int)",
     "claim_seats(uuid, int, boolean)",
 )
 
