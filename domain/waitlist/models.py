@@ -48,4 +48,5 @@ class WaitlistEntry(UUIDPrimaryKey, Timestamps, Base):
             "id",
             postgresql_where=text("status = 'waiting'"),
         ),
+        Index("ix_waitlist_entries_user_id", "user_id"),
     )
