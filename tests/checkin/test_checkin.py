@@ -8,7 +8,7 @@ import uuid
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -17,15 +17,14 @@ from sqlalchemy import Engine, text
 
 from domain.checkin import service, tickets
 from tests.checkin.test_tickets import _decode_qr, _modules, _png_pixels, _svg_modules
-
-V1 = "/api/v1"
-
-
-def _error(response) -> dict:
-    body = response.json()
-    assert set(body) == {"error"}, body
-    assert set(body["error"]) == {"code", "message", "details"}, body
-    return body["error"]
+from tests.factories import (
+    V1,
+    Organizer,
+    cancel_registration,
+    cancelled_registration,
+    error_body,
+    outbox_rows,
+)
 
 
 def _at(value: str) -> datetime:
@@ -36,74 +35,30 @@ def _nonce() -> str:
     return f"scan-{uuid.uuid4().hex}"
 
 
-class Door:
+class Door(Organizer):
     """An organization with a published event (a free and a paid ticket type), and helpers."""
 
     def __init__(self, client: TestClient, api, admin: dict) -> None:
-        self.client = client
-        self.api = api
-        self.owner = api.register("owner")
-        self.org = api.found_organization(self.owner, admin)
+        super().__init__(client, api, admin)
         self.event_id, self.free, self.paid = self.new_event()
 
-    def new_event(self, owner: dict | None = None, org_id: str | None = None) -> tuple[str, ...]:
-        owner, org_id = owner or self.owner, org_id or self.org["id"]
-        starts = datetime.now(UTC) + timedelta(days=30)
-        event = self.client.post(
-            f"{V1}/events",
-            json={
-                "organization_id": org_id,
-                "title": f"Meetup {uuid.uuid4().hex[:6]}",
-                "starts_at": starts.isoformat(),
-                "ends_at": (starts + timedelta(hours=3)).isoformat(),
-                "timezone": "UTC",
-            },
-            headers=owner["headers"],
+    def new_event(self, organizer: Organizer | None = None) -> tuple[str, str, str]:
+        """A published event of this organization (or ``organizer``'s): the ids of the event and
+        of its free and its paid ticket type."""
+        organizer = organizer or self
+        event = organizer.event(title=f"Meetup {uuid.uuid4().hex[:6]}", timezone="UTC")
+        free, paid = (
+            organizer.ticket_type(event["id"], name=name, capacity=50, price_amount=price)["id"]
+            for name, price in (("Free", 0), ("Paid", 1500))
         )
-        assert event.status_code == 201, event.text
-        event_id = event.json()["id"]
-        types = []
-        for name, price in (("Free", 0), ("Paid", 1500)):
-            tt = self.client.post(
-                f"{V1}/events/{event_id}/ticket-types",
-                json={"name": name, "capacity": 50, "price_amount": price},
-                headers=owner["headers"],
-            )
-            assert tt.status_code == 201, tt.text
-            types.append(tt.json()["id"])
-        published = self.client.post(f"{V1}/events/{event_id}/publish", headers=owner["headers"])
-        assert published.status_code == 200, published.text
-        return event_id, *types
-
-    def member(self, role: str) -> dict:
-        """A new user with ``role`` in the organization, through an e-mail invitation."""
-        user = self.api.register(role)
-        invite = self.client.post(
-            f"{V1}/organizations/{self.org['id']}/invite",
-            json={"email": user["email"], "role": role},
-            headers=self.owner["headers"],
-        )
-        assert invite.status_code == 201, invite.text
-        accepted = self.client.post(
-            f"{V1}/organization-invites/accept",
-            json={"token": invite.json()["token"]},
-            headers=user["headers"],
-        )
-        assert accepted.status_code == 200, accepted.text
-        return user
+        organizer.publish(event["id"])
+        return event["id"], free, paid
 
     def participant(
         self, event_id: str | None = None, ticket_type_id: str | None = None, quantity: int = 1
     ) -> tuple[dict, dict]:
         """A new user registered for the event (free ticket, confirmed, by default)."""
-        user = self.api.register("participant")
-        registration = self.client.post(
-            f"{V1}/events/{event_id or self.event_id}/registrations",
-            json={"ticket_type_id": ticket_type_id or self.free, "quantity": quantity},
-            headers=user["headers"],
-        )
-        assert registration.status_code == 201, registration.text
-        return user, registration.json()
+        return super().participant(event_id or self.event_id, ticket_type_id or self.free, quantity)
 
     def ticket(self, user: dict | None, registration_id: str, suffix: str = ""):
         headers = user["headers"] if user else {}
@@ -142,12 +97,6 @@ class Door:
             f"{V1}/events/{event_id or self.event_id}/check-ins/stats", headers=user["headers"]
         )
 
-    def cancel(self, user: dict, registration_id: str) -> None:
-        response = self.client.post(
-            f"{V1}/registrations/{registration_id}/cancel", headers=user["headers"]
-        )
-        assert response.status_code == 200, response.text
-
 
 @pytest.fixture
 def door(client: TestClient, api, admin: dict) -> Door:
@@ -168,15 +117,7 @@ def _check_ins(engine: Engine, registration_id: str) -> list[dict]:
 
 
 def _checkin_events(engine: Engine, registration_id: str) -> list[dict]:
-    with engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT aggregate_type, tenant_id, payload, headers FROM outbox "
-                "WHERE aggregate_id = :id AND event_type = 'checkin.completed' ORDER BY id"
-            ),
-            {"id": registration_id},
-        ).mappings()
-        return [dict(r) for r in rows]
+    return outbox_rows(engine, registration_id, "checkin.completed")
 
 
 # --- tickets ------------------------------------------------------------------------------------
@@ -239,7 +180,7 @@ def test_ticket_access(door: Door, api, admin: dict, suffix: str) -> None:
     for caller in (stranger, outsider, other_owner):
         response = door.ticket(caller, registration["id"], suffix)
         assert response.status_code == 404, response.text
-        assert _error(response)["code"] == "not_found"
+        assert error_body(response)["code"] == "not_found"
     assert door.ticket(None, registration["id"], suffix).status_code == 401
     assert door.ticket(user, str(uuid.uuid4()), suffix).status_code == 404
 
@@ -247,7 +188,7 @@ def test_ticket_access(door: Door, api, admin: dict, suffix: str) -> None:
         assert door.ticket(organizer, registration["id"], suffix).status_code == 200
     analyst = door.ticket(door.member("analyst"), registration["id"], suffix)
     assert analyst.status_code == 403, analyst.text
-    assert _error(analyst)["code"] == "insufficient_role"
+    assert error_body(analyst)["code"] == "insufficient_role"
 
 
 def test_pending_registration_has_a_ticket(door: Door) -> None:
@@ -259,12 +200,12 @@ def test_pending_registration_has_a_ticket(door: Door) -> None:
 
 
 @pytest.mark.parametrize("suffix", ["", ".png", ".svg"])
-def test_cancelled_registration_has_no_ticket(door: Door, suffix: str) -> None:
+def test_cancelled_registration_has_no_ticket(client: TestClient, door: Door, suffix: str) -> None:
     user, registration = door.participant()
-    door.cancel(user, registration["id"])
+    cancelled_registration(client, registration["id"], user)
     response = door.ticket(user, registration["id"], suffix)
     assert response.status_code == 409, response.text
-    assert _error(response)["code"] == "cancelled"
+    assert error_body(response)["code"] == "cancelled"
 
 
 def test_image_responses_are_declared_in_openapi(client: TestClient) -> None:
@@ -308,11 +249,11 @@ def test_scan_checks_in_once(door: Door, owner_engine: Engine) -> None:
 
     again = door.scan(door.member("moderator"), code)
     assert again.status_code == 409, again.text
-    error = _error(again)
+    error = error_body(again)
     assert error["code"] == "already_checked_in"
     assert datetime.fromisoformat(error["details"]["checked_in_at"]) == checked_in_at
     manual = door.check_in(door.owner, registration["id"])
-    assert _error(manual)["code"] == "already_checked_in"
+    assert error_body(manual)["code"] == "already_checked_in"
 
     rows = _check_ins(owner_engine, registration["id"])
     assert len(rows) == 1
@@ -340,14 +281,12 @@ def test_scan_checks_in_once(door: Door, owner_engine: Engine) -> None:
     assert datetime.fromisoformat(payload["checked_in_at"]) == checked_in_at
 
 
-def test_checked_in_registration_cannot_be_cancelled(door: Door) -> None:
+def test_checked_in_registration_cannot_be_cancelled(client: TestClient, door: Door) -> None:
     user, registration = door.participant()
     assert door.scan(door.owner, door.code(user, registration["id"])).status_code == 200
-    response = door.client.post(
-        f"{V1}/registrations/{registration['id']}/cancel", headers=user["headers"]
-    )
+    response = cancel_registration(client, registration["id"], user)
     assert response.status_code == 409
-    assert _error(response)["code"] == "already_checked_in"
+    assert error_body(response)["code"] == "already_checked_in"
 
 
 def _forgeries(door: Door, key: bytes) -> dict[str, str]:
@@ -376,7 +315,7 @@ def test_forged_and_garbled_codes_are_invalid(door: Door, key: bytes, owner_engi
     for name, forged in _forgeries(door, key).items():
         response = door.scan(door.owner, forged)
         assert response.status_code == 422, (name, response.text)
-        assert _error(response)["code"] == "invalid_code", name
+        assert error_body(response)["code"] == "invalid_code", name
     with owner_engine.connect() as conn:
         count = conn.execute(
             text("SELECT count(*) FROM check_ins WHERE event_id = :e"), {"e": door.event_id}
@@ -387,21 +326,19 @@ def test_forged_and_garbled_codes_are_invalid(door: Door, key: bytes, owner_engi
 def test_ticket_of_another_organization_is_an_invalid_code(door: Door, api, admin) -> None:
     """The scanner cannot see another organization's registrations, so a genuine code of theirs
     is indistinguishable from a forged one."""
-    other_owner = api.register("other-owner")
-    other_org = api.found_organization(other_owner, admin)
-    other_event, other_free, _ = door.new_event(other_owner, other_org["id"])
+    other_event, other_free, _ = door.new_event(Organizer(door.client, api, admin))
     user, registration = door.participant(other_event, other_free)
     response = door.scan(door.owner, door.code(user, registration["id"]))
     assert response.status_code == 422, response.text
-    assert _error(response)["code"] == "invalid_code"
+    assert error_body(response)["code"] == "invalid_code"
 
 
-def test_scan_error_codes(door: Door) -> None:
+def test_scan_error_codes(client: TestClient, door: Door) -> None:
     second_event, second_free, _ = door.new_event()
     user, elsewhere = door.participant(second_event, second_free)
     wrong = door.scan(door.owner, door.code(user, elsewhere["id"]))
     assert wrong.status_code == 409, wrong.text
-    assert _error(wrong)["code"] == "wrong_event"
+    assert error_body(wrong)["code"] == "wrong_event"
     assert door.scan(door.owner, door.code(user, elsewhere["id"]), event_id=second_event).json()[
         "event_id"
     ] == (second_event)
@@ -409,7 +346,7 @@ def test_scan_error_codes(door: Door) -> None:
     payer, pending = door.participant(ticket_type_id=door.paid)
     not_confirmed = door.scan(door.owner, door.code(payer, pending["id"]))
     assert not_confirmed.status_code == 409, not_confirmed.text
-    assert _error(not_confirmed) == {
+    assert error_body(not_confirmed) == {
         "code": "not_confirmed",
         "message": "The registration is not confirmed",
         "details": {"status": "pending_payment"},
@@ -417,10 +354,10 @@ def test_scan_error_codes(door: Door) -> None:
 
     quitter, cancelled = door.participant()
     code = door.code(quitter, cancelled["id"])
-    door.cancel(quitter, cancelled["id"])
+    cancelled_registration(client, cancelled["id"], quitter)
     response = door.scan(door.owner, code)
     assert response.status_code == 409, response.text
-    assert _error(response)["code"] == "cancelled"
+    assert error_body(response)["code"] == "cancelled"
 
 
 def test_a_nonce_is_one_scan(door: Door) -> None:
@@ -430,7 +367,7 @@ def test_a_nonce_is_one_scan(door: Door) -> None:
     assert door.scan(door.owner, door.code(first_user, first["id"]), nonce).status_code == 200
     reused = door.scan(door.owner, door.code(second_user, second["id"]), nonce)
     assert reused.status_code == 409, reused.text
-    assert _error(reused)["code"] == "nonce_reused"
+    assert error_body(reused)["code"] == "nonce_reused"
     assert door.scan(door.owner, door.code(second_user, second["id"])).status_code == 200
 
 
@@ -454,7 +391,7 @@ def test_who_may_scan(door: Door, api, admin: dict) -> None:
     code = door.code(user, registration["id"])
     analyst = door.scan(door.member("analyst"), code)
     assert analyst.status_code == 403, analyst.text
-    assert _error(analyst)["code"] == "insufficient_role"
+    assert error_body(analyst)["code"] == "insufficient_role"
     other_owner = api.register("other-owner")
     api.found_organization(other_owner, admin)
     for outsider in (user, other_owner):
@@ -477,7 +414,7 @@ def test_check_in_by_registration(door: Door, owner_engine: Engine) -> None:
     user, registration = door.participant()
     analyst = door.check_in(door.member("analyst"), registration["id"])
     assert analyst.status_code == 403, analyst.text
-    assert _error(analyst)["code"] == "insufficient_role"
+    assert error_body(analyst)["code"] == "insufficient_role"
     assert door.check_in(user, registration["id"]).status_code == 404
     assert door.check_in(door.owner, str(uuid.uuid4())).status_code == 404
 
@@ -492,25 +429,27 @@ def test_check_in_by_registration(door: Door, owner_engine: Engine) -> None:
     assert retry.json() == first.json()
     again = door.check_in(door.owner, registration["id"])
     assert again.status_code == 409
-    assert _error(again)["details"]["checked_in_at"]
+    assert error_body(again)["details"]["checked_in_at"]
     assert len(_checkin_events(owner_engine, registration["id"])) == 1
 
     _, without_nonce = door.participant()
     assert door.check_in(door.owner, without_nonce["id"]).status_code == 200
-    assert _error(door.check_in(door.owner, without_nonce["id"]))["code"] == "already_checked_in"
+    assert (
+        error_body(door.check_in(door.owner, without_nonce["id"]))["code"] == "already_checked_in"
+    )
 
 
-def test_check_in_by_registration_errors(door: Door, api, admin: dict) -> None:
+def test_check_in_by_registration_errors(client: TestClient, door: Door, api, admin: dict) -> None:
     _, pending = door.participant(ticket_type_id=door.paid)
     response = door.check_in(door.owner, pending["id"])
     assert response.status_code == 409
-    assert _error(response)["code"] == "not_confirmed"
+    assert error_body(response)["code"] == "not_confirmed"
 
     quitter, cancelled = door.participant()
-    door.cancel(quitter, cancelled["id"])
+    cancelled_registration(client, cancelled["id"], quitter)
     response = door.check_in(door.owner, cancelled["id"])
     assert response.status_code == 409
-    assert _error(response)["code"] == "cancelled"
+    assert error_body(response)["code"] == "cancelled"
 
     other_owner = api.register("other-owner")
     api.found_organization(other_owner, admin)
@@ -559,8 +498,10 @@ def test_two_scanners_on_one_ticket(
         assert statuses == {200: 1, 409: 1}, [r.text for r in results]
         loser = next(r for r in results if r.status_code == 409)
         winner = next(r for r in results if r.status_code == 200)
-        assert _error(loser)["code"] == "already_checked_in"
-        assert _at(_error(loser)["details"]["checked_in_at"]) == _at(winner.json()["checked_in_at"])
+        assert error_body(loser)["code"] == "already_checked_in"
+        assert _at(error_body(loser)["details"]["checked_in_at"]) == _at(
+            winner.json()["checked_in_at"]
+        )
         assert len(_check_ins(owner_engine, registration["id"])) == 1
         assert len(_checkin_events(owner_engine, registration["id"])) == 1
 
@@ -616,8 +557,10 @@ def test_unique_index_is_the_backstop(
         assert Counter(r.status_code for r in results) == {200: 1, 409: 1}
         loser = next(r for r in results if r.status_code == 409)
         winner = next(r for r in results if r.status_code == 200)
-        assert _error(loser)["code"] == "already_checked_in"
-        assert _at(_error(loser)["details"]["checked_in_at"]) == _at(winner.json()["checked_in_at"])
+        assert error_body(loser)["code"] == "already_checked_in"
+        assert _at(error_body(loser)["details"]["checked_in_at"]) == _at(
+            winner.json()["checked_in_at"]
+        )
     assert refused == [True], "the unique index, not the checks, turned the second one away"
     assert len(_check_ins(owner_engine, registration["id"])) == 1
     assert len(_checkin_events(owner_engine, registration["id"])) == 1
@@ -626,7 +569,7 @@ def test_unique_index_is_the_backstop(
 # --- counts ---------------------------------------------------------------------------------------
 
 
-def test_check_in_stats(door: Door, api) -> None:
+def test_check_in_stats(client: TestClient, door: Door, api) -> None:
     empty = door.stats(door.owner)
     assert empty.status_code == 200, empty.text
     assert empty.json() == {"registered": 0, "checked_in": 0, "attendance_rate": 0.0}
@@ -636,7 +579,7 @@ def test_check_in_stats(door: Door, api) -> None:
     door.participant()
     door.participant(ticket_type_id=door.paid)  # pending: not a registered seat yet
     quitter, cancelled = door.participant()
-    door.cancel(quitter, cancelled["id"])
+    cancelled_registration(client, cancelled["id"], quitter)
 
     assert door.stats(door.owner).json() == {
         "registered": 5,

@@ -3,142 +3,33 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
-V1 = "/api/v1"
-
-
-def _error(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"}, body
-    assert set(body["error"]) == {"code", "message", "details"}, body
-    assert body["error"]["code"] == code, body
-    return body["error"]
-
-
-def _outbox(engine: Engine, aggregate_id: str) -> list[dict]:
-    with engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT event_type, aggregate_type, tenant_id, payload FROM outbox "
-                "WHERE aggregate_id = :id ORDER BY id"
-            ),
-            {"id": aggregate_id},
-        ).mappings()
-        return [dict(r) for r in rows]
-
-
-def _at(**delta: float) -> datetime:
-    return datetime.now(UTC).replace(microsecond=0) + timedelta(**delta)
+from tests.factories import V1, Organizer, assert_error, at, auth, move_event, outbox_rows, register
 
 
 def _same_instant(returned: str, expected: datetime) -> bool:
     return datetime.fromisoformat(returned) == expected
 
 
-class Events:
-    """Organizations, members, events and ticket types through the API."""
+class Events(Organizer):
+    """An organization with its owner, and the event calls the tests below make."""
 
-    def __init__(self, client: TestClient, api, admin: dict) -> None:
-        self.client = client
-        self.api = api
-        self.admin = admin
-
-    def organization(self) -> tuple[dict, dict]:
-        owner = self.api.register("owner")
-        return owner, self.api.found_organization(owner, self.admin)
-
-    def member(self, org_id: str, owner: dict, role: str) -> dict:
-        user = self.api.register(role)
-        invite = self.client.post(
-            f"{V1}/organizations/{org_id}/invite",
-            json={"email": user["email"], "role": role},
-            headers=owner["headers"],
-        )
-        assert invite.status_code == 201, invite.text
-        accepted = self.client.post(
-            f"{V1}/organization-invites/accept",
-            json={"token": invite.json()["token"]},
-            headers=user["headers"],
-        )
-        assert accepted.status_code == 200, accepted.text
-        return user
-
-    def create(self, org_id: str, user: dict, **fields):
-        start = fields.pop("start", _at(days=30))
-        body = {
-            "organization_id": org_id,
-            "title": f"Event {uuid.uuid4().hex[:8]}",
-            "starts_at": start.isoformat(),
-            "ends_at": (start + timedelta(hours=3)).isoformat(),
-            **fields,
-        }
-        return self.client.post(f"{V1}/events", json=body, headers=user["headers"])
-
-    def event(self, org_id: str, user: dict, **fields) -> dict:
-        response = self.create(org_id, user, **fields)
-        assert response.status_code == 201, response.text
-        return response.json()
-
-    def ticket_type(self, event_id: str, user: dict, **fields) -> dict:
-        response = self.client.post(
-            f"{V1}/events/{event_id}/ticket-types",
-            json={"name": "Standard", "capacity": 10, **fields},
-            headers=user["headers"],
-        )
-        assert response.status_code == 201, response.text
-        return response.json()
-
-    def move(self, event_id: str, action: str, user: dict | None, **body):
-        return self.client.post(
-            f"{V1}/events/{event_id}/{action}",
-            json=body or None,
-            headers=user["headers"] if user else None,
-        )
-
-    def published(self, org_id: str, user: dict, **fields) -> dict:
-        event = self.event(org_id, user, **fields)
-        self.ticket_type(event["id"], user)
-        published = self.move(event["id"], "publish", user)
-        assert published.status_code == 200, published.text
-        return published.json()
+    def published(self, **fields) -> dict:
+        return self.published_event(**fields)[0]
 
     def get(self, event_id: str, user: dict | None):
-        return self.client.get(f"{V1}/events/{event_id}", headers=user["headers"] if user else None)
+        return self.client.get(f"{V1}/events/{event_id}", headers=auth(user))
 
     def update(self, event_id: str, user: dict, **changes):
         return self.client.put(f"{V1}/events/{event_id}", json=changes, headers=user["headers"])
 
     def listing(self, user: dict | None = None, **params):
-        return self.client.get(
-            f"{V1}/events", params=params, headers=user["headers"] if user else None
-        )
-
-    def private_group(self, org_id: str, owner: dict) -> tuple[dict, dict]:
-        """A group of the organization and a user who joined it by invite code."""
-        group = self.client.post(
-            f"{V1}/organizations/{org_id}/groups",
-            json={"name": f"Group {uuid.uuid4().hex[:8]}"},
-            headers=owner["headers"],
-        )
-        assert group.status_code == 201, group.text
-        invite = self.client.post(
-            f"{V1}/groups/{group.json()['id']}/invite", headers=owner["headers"]
-        )
-        assert invite.status_code == 201, invite.text
-        member = self.api.register("group-member")
-        joined = self.client.post(
-            f"{V1}/group-invites/accept",
-            json={"code": invite.json()["code"]},
-            headers=member["headers"],
-        )
-        assert joined.status_code == 200, joined.text
-        return group.json(), member
+        return self.client.get(f"{V1}/events", params=params, headers=auth(user))
 
 
 @pytest.fixture
@@ -147,31 +38,24 @@ def events(client: TestClient, api, admin: dict) -> Events:
 
 
 @pytest.fixture
-def organizer(events: Events) -> tuple[dict, dict]:
-    return events.organization()
+def owner(events: Events) -> dict:
+    return events.owner
 
 
 @pytest.fixture
-def owner(organizer) -> dict:
-    return organizer[0]
-
-
-@pytest.fixture
-def org(organizer) -> dict:
-    return organizer[1]
+def org(events: Events) -> dict:
+    return events.org
 
 
 # --- creation -------------------------------------------------------------------------------------
 
 
 def test_create_event_is_a_draft_with_every_field(
-    events: Events, owner: dict, org: dict, owner_engine: Engine
+    events: Events, org: dict, owner_engine: Engine
 ) -> None:
-    start = _at(days=40)
-    opens, closes = _at(days=1), _at(days=39)
-    response = events.create(
-        org["id"],
-        owner,
+    start = at(days=40)
+    opens, closes = at(days=1), at(days=39)
+    response = events.create_event(
         start=start,
         title="  PyCon Berlin  ",
         description="Talks and sprints",
@@ -208,7 +92,7 @@ def test_create_event_is_a_draft_with_every_field(
     assert event["published_at"] is None
     assert event["created_at"]
 
-    [created] = _outbox(owner_engine, event["id"])
+    [created] = outbox_rows(owner_engine, event["id"])
     assert created["event_type"] == "event.created"
     assert created["aggregate_type"] == "event"
     assert str(created["tenant_id"]) == org["id"]
@@ -223,8 +107,8 @@ def test_create_event_is_a_draft_with_every_field(
     assert payload["visibility"] == "public"
 
 
-def test_create_event_defaults(events: Events, owner: dict, org: dict) -> None:
-    event = events.event(org["id"], owner)
+def test_create_event_defaults(events: Events) -> None:
+    event = events.event()
     assert event["timezone"] == "UTC"
     assert event["capacity"] is None
     assert event["visibility"] == "public"
@@ -234,18 +118,18 @@ def test_create_event_defaults(events: Events, owner: dict, org: dict) -> None:
     assert event["registration_opens_at"] is None and event["registration_closes_at"] is None
 
 
-def test_who_may_create_events(events: Events, owner: dict, org: dict) -> None:
-    moderator = events.member(org["id"], owner, "moderator")
-    assert events.create(org["id"], moderator).status_code == 201
+def test_who_may_create_events(events: Events) -> None:
+    moderator = events.member("moderator")
+    assert events.create_event(moderator).status_code == 201
 
-    analyst = events.member(org["id"], owner, "analyst")
-    details = _error(events.create(org["id"], analyst), 403, "insufficient_role")["details"]
+    analyst = events.member("analyst")
+    details = assert_error(events.create_event(analyst), 403, "insufficient_role")["details"]
     assert details == {"role": "analyst"}
 
     outsider = events.api.register("outsider")
-    _error(events.create(org["id"], outsider), 404, "not_found")
-    _error(events.create(str(uuid.uuid4()), owner), 404, "not_found")
-    _error(events.client.post(f"{V1}/events", json={}), 401, "unauthorized")
+    assert_error(events.create_event(outsider), 404, "not_found")
+    assert_error(events.create_event(organization_id=str(uuid.uuid4())), 404, "not_found")
+    assert_error(events.client.post(f"{V1}/events", json={}), 401, "unauthorized")
 
 
 @pytest.mark.parametrize(
@@ -256,46 +140,37 @@ def test_who_may_create_events(events: Events, owner: dict, org: dict) -> None:
         ({"visibility": "private", "group_id": str(uuid.uuid4())}, "unknown_group"),
     ],
 )
-def test_create_event_domain_validation(
-    events: Events, owner: dict, org: dict, fields: dict, code: str
-) -> None:
-    _error(events.create(org["id"], owner, **fields), 422, code)
+def test_create_event_domain_validation(events: Events, fields: dict, code: str) -> None:
+    assert_error(events.create_event(**fields), 422, code)
 
 
-def test_schedule_must_make_sense(events: Events, owner: dict, org: dict) -> None:
-    start = _at(days=10)
-    ends_first = events.create(
-        org["id"], owner, start=start, ends_at=(start - timedelta(hours=1)).isoformat()
+def test_schedule_must_make_sense(events: Events) -> None:
+    start = at(days=10)
+    ends_first = events.create_event(start=start, ends_at=(start - timedelta(hours=1)).isoformat())
+    assert_error(ends_first, 422, "invalid_schedule")
+    same_time = events.create_event(start=start, ends_at=start.isoformat())
+    assert_error(same_time, 422, "invalid_schedule")
+    closes_before_opening = events.create_event(
+        registration_opens_at=at(days=5).isoformat(),
+        registration_closes_at=at(days=4).isoformat(),
     )
-    _error(ends_first, 422, "invalid_schedule")
-    same_time = events.create(org["id"], owner, start=start, ends_at=start.isoformat())
-    _error(same_time, 422, "invalid_schedule")
-    closes_before_opening = events.create(
-        org["id"],
-        owner,
-        registration_opens_at=_at(days=5).isoformat(),
-        registration_closes_at=_at(days=4).isoformat(),
-    )
-    _error(closes_before_opening, 422, "invalid_schedule")
+    assert_error(closes_before_opening, 422, "invalid_schedule")
 
 
-def test_private_event_needs_a_group_of_its_own_organization(
-    events: Events, owner: dict, org: dict
-) -> None:
-    other_owner, other_org = events.organization()
-    foreign_group, _ = events.private_group(other_org["id"], other_owner)
-    response = events.create(org["id"], owner, visibility="private", group_id=foreign_group["id"])
-    _error(response, 422, "unknown_group")
+def test_private_event_needs_a_group_of_its_own_organization(events: Events) -> None:
+    foreign_group, _ = events.another().group_with_member()
+    response = events.create_event(visibility="private", group_id=foreign_group["id"])
+    assert_error(response, 422, "unknown_group")
 
-    group, _ = events.private_group(org["id"], owner)
-    event = events.event(org["id"], owner, visibility="private", group_id=group["id"])
+    group, _ = events.group_with_member()
+    event = events.event(visibility="private", group_id=group["id"])
     assert event["visibility"] == "private"
     assert event["group_id"] == group["id"]
 
 
-def test_public_event_drops_a_group(events: Events, owner: dict, org: dict) -> None:
-    group, _ = events.private_group(org["id"], owner)
-    event = events.event(org["id"], owner, visibility="public", group_id=group["id"])
+def test_public_event_drops_a_group(events: Events) -> None:
+    group, _ = events.group_with_member()
+    event = events.event(visibility="public", group_id=group["id"])
     assert event["group_id"] is None
 
 
@@ -314,41 +189,37 @@ def test_public_event_drops_a_group(events: Events, owner: dict, org: dict) -> N
         {"colour": "red"},  # unknown fields are refused
     ],
 )
-def test_create_event_request_validation(
-    events: Events, owner: dict, org: dict, fields: dict
-) -> None:
-    _error(events.create(org["id"], owner, **fields), 422, "validation_error")
+def test_create_event_request_validation(events: Events, fields: dict) -> None:
+    assert_error(events.create_event(**fields), 422, "validation_error")
 
 
 # --- reading --------------------------------------------------------------------------------------
 
 
-def test_drafts_are_visible_to_members_only(events: Events, owner: dict, org: dict) -> None:
-    event = events.event(org["id"], owner)
-    analyst = events.member(org["id"], owner, "analyst")
+def test_drafts_are_visible_to_members_only(events: Events, owner: dict) -> None:
+    event = events.event()
+    analyst = events.member("analyst")
     for reader in (owner, analyst):
         response = events.get(event["id"], reader)
         assert response.status_code == 200, response.text
         assert response.json() == event
     for stranger in (None, events.api.register("stranger")):
-        _error(events.get(event["id"], stranger), 404, "not_found")
-    _error(events.get(str(uuid.uuid4()), owner), 404, "not_found")
-    _error(events.client.get(f"{V1}/events/not-a-uuid"), 422, "validation_error")
+        assert_error(events.get(event["id"], stranger), 404, "not_found")
+    assert_error(events.get(str(uuid.uuid4()), owner), 404, "not_found")
+    assert_error(events.client.get(f"{V1}/events/not-a-uuid"), 422, "validation_error")
 
 
-def test_published_event_is_visible_to_anyone(events: Events, owner: dict, org: dict) -> None:
-    event = events.published(org["id"], owner)
+def test_published_event_is_visible_to_anyone(events: Events) -> None:
+    event = events.published()
     for reader in (None, events.api.register("reader")):
         response = events.get(event["id"], reader)
         assert response.status_code == 200, response.text
         assert response.json()["status"] == "published"
 
 
-def test_private_event_is_visible_to_group_members_only(
-    events: Events, owner: dict, org: dict
-) -> None:
-    group, member = events.private_group(org["id"], owner)
-    event = events.published(org["id"], owner, visibility="private", group_id=group["id"])
+def test_private_event_is_visible_to_group_members_only(events: Events, owner: dict) -> None:
+    group, member = events.group_with_member()
+    event = events.published(visibility="private", group_id=group["id"])
     assert events.get(event["id"], member).status_code == 200
     assert events.get(event["id"], owner).status_code == 200
     tickets = events.client.get(
@@ -357,8 +228,8 @@ def test_private_event_is_visible_to_group_members_only(
     assert tickets.status_code == 200, tickets.text
     assert len(tickets.json()) == 1
     for stranger in (None, events.api.register("stranger")):
-        _error(events.get(event["id"], stranger), 404, "not_found")
-        _error(
+        assert_error(events.get(event["id"], stranger), 404, "not_found")
+        assert_error(
             events.client.get(
                 f"{V1}/events/{event['id']}/ticket-types",
                 headers=stranger["headers"] if stranger else None,
@@ -374,10 +245,10 @@ def test_private_event_is_visible_to_group_members_only(
 # --- editing --------------------------------------------------------------------------------------
 
 
-def test_a_draft_can_change_anything(events: Events, owner: dict, org: dict) -> None:
-    event = events.event(org["id"], owner)
-    group, _ = events.private_group(org["id"], owner)
-    start = _at(days=60)
+def test_a_draft_can_change_anything(events: Events, owner: dict) -> None:
+    event = events.event()
+    group, _ = events.group_with_member()
+    start = at(days=60)
     response = events.update(
         event["id"],
         owner,
@@ -388,7 +259,7 @@ def test_a_draft_can_change_anything(events: Events, owner: dict, org: dict) -> 
         visibility="private",
         group_id=group["id"],
         capacity=5,
-        registration_opens_at=_at(days=2).isoformat(),
+        registration_opens_at=at(days=2).isoformat(),
     )
     assert response.status_code == 200, response.text
     updated = response.json()
@@ -403,33 +274,37 @@ def test_a_draft_can_change_anything(events: Events, owner: dict, org: dict) -> 
 
 
 def test_edit_validation(events: Events, owner: dict, org: dict) -> None:
-    event = events.event(org["id"], owner)
-    _error(events.update(event["id"], owner, timezone="Nowhere/Land"), 422, "invalid_timezone")
-    _error(
-        events.update(event["id"], owner, ends_at=_at(days=1).isoformat()),
+    event = events.event()
+    assert_error(
+        events.update(event["id"], owner, timezone="Nowhere/Land"), 422, "invalid_timezone"
+    )
+    assert_error(
+        events.update(event["id"], owner, ends_at=at(days=1).isoformat()),
         422,
         "invalid_schedule",
     )
-    _error(events.update(event["id"], owner, visibility="private"), 422, "group_required")
-    _error(events.update(event["id"], owner, title=None), 422, "validation_error")
-    _error(events.update(event["id"], owner, organization_id=org["id"]), 422, "validation_error")
+    assert_error(events.update(event["id"], owner, visibility="private"), 422, "group_required")
+    assert_error(events.update(event["id"], owner, title=None), 422, "validation_error")
+    assert_error(
+        events.update(event["id"], owner, organization_id=org["id"]), 422, "validation_error"
+    )
     assert events.get(event["id"], owner).json() == event
 
 
-def test_who_may_edit(events: Events, owner: dict, org: dict) -> None:
-    event = events.event(org["id"], owner)
-    moderator = events.member(org["id"], owner, "moderator")
+def test_who_may_edit(events: Events, owner: dict) -> None:
+    event = events.event()
+    moderator = events.member("moderator")
     assert events.update(event["id"], moderator, title="By moderator").status_code == 200
-    analyst = events.member(org["id"], owner, "analyst")
-    _error(events.update(event["id"], analyst, title="No"), 403, "insufficient_role")
-    _error(events.update(event["id"], events.api.register("x"), title="No"), 404, "not_found")
-    other_owner, _ = events.organization()
-    _error(events.update(event["id"], other_owner, title="No"), 404, "not_found")
+    analyst = events.member("analyst")
+    assert_error(events.update(event["id"], analyst, title="No"), 403, "insufficient_role")
+    assert_error(events.update(event["id"], events.api.register("x"), title="No"), 404, "not_found")
+    other_owner = events.another().owner
+    assert_error(events.update(event["id"], other_owner, title="No"), 404, "not_found")
     assert events.get(event["id"], owner).json()["title"] == "By moderator"
 
 
-def test_a_published_event_changes_only_safe_fields(events: Events, owner: dict, org: dict) -> None:
-    event = events.published(org["id"], owner)
+def test_a_published_event_changes_only_safe_fields(events: Events, owner: dict) -> None:
+    event = events.published()
     safe = events.update(
         event["id"],
         owner,
@@ -438,7 +313,7 @@ def test_a_published_event_changes_only_safe_fields(events: Events, owner: dict,
         venue="Hall B",
         online_url="https://example.org/live",
         capacity=100,
-        registration_closes_at=_at(days=20).isoformat(),
+        registration_closes_at=at(days=20).isoformat(),
         participants_visibility="open",
         hold_minutes=5,
     )
@@ -446,7 +321,7 @@ def test_a_published_event_changes_only_safe_fields(events: Events, owner: dict,
     assert safe.json()["title"] == "New title"
     assert safe.json()["hold_minutes"] == 5
 
-    start = _at(days=90)
+    start = at(days=90)
     locked = events.update(
         event["id"],
         owner,
@@ -454,33 +329,29 @@ def test_a_published_event_changes_only_safe_fields(events: Events, owner: dict,
         starts_at=start.isoformat(),
         ends_at=(start + timedelta(hours=1)).isoformat(),
     )
-    details = _error(locked, 409, "field_locked")["details"]
+    details = assert_error(locked, 409, "field_locked")["details"]
     assert details == {"fields": ["ends_at", "starts_at"], "status": "published"}
     for field, value in (
         ("timezone", "Asia/Tokyo"),
         ("visibility", "public"),
-        ("registration_opens_at", _at(days=1).isoformat()),
+        ("registration_opens_at", at(days=1).isoformat()),
     ):
-        details = _error(events.update(event["id"], owner, **{field: value}), 409, "field_locked")
+        details = assert_error(
+            events.update(event["id"], owner, **{field: value}), 409, "field_locked"
+        )
         assert details["details"]["fields"] == [field]
     assert events.get(event["id"], owner).json()["title"] == "New title"
 
 
-def test_capacity_never_below_what_is_sold(
-    client: TestClient, events: Events, owner: dict, org: dict
-) -> None:
-    event = events.event(org["id"], owner)
-    tt = events.ticket_type(event["id"], owner, capacity=10)
-    assert events.move(event["id"], "publish", owner).status_code == 200
+def test_capacity_never_below_what_is_sold(client: TestClient, events: Events, owner: dict) -> None:
+    event = events.event()
+    tt = events.ticket_type(event["id"], capacity=10)
+    assert events.move(event["id"], "publish").status_code == 200
     participant = events.api.register("participant")
-    registered = client.post(
-        f"{V1}/events/{event['id']}/registrations",
-        json={"ticket_type_id": tt["id"], "quantity": 3},
-        headers=participant["headers"],
-    )
+    registered = register(client, event["id"], participant, ticket_type_id=tt["id"], quantity=3)
     assert registered.status_code == 201, registered.text
 
-    error = _error(events.update(event["id"], owner, capacity=2), 409, "capacity_below_sold")
+    error = assert_error(events.update(event["id"], owner, capacity=2), 409, "capacity_below_sold")
     assert error["details"] == {"sold": 3}
     assert events.get(event["id"], owner).json()["capacity"] is None
 
@@ -489,55 +360,49 @@ def test_capacity_never_below_what_is_sold(
     assert at_sold.json()["capacity"] == 3
     assert at_sold.json()["sold"] == 3
 
-    full = client.post(
-        f"{V1}/events/{event['id']}/registrations",
-        json={"ticket_type_id": tt["id"]},
-        headers=events.api.register("late")["headers"],
-    )
-    assert _error(full, 409, "sold_out")["details"] == {"scope": "event"}
+    full = register(client, event["id"], events.api.register("late"), ticket_type_id=tt["id"])
+    assert assert_error(full, 409, "sold_out")["details"] == {"scope": "event"}
 
     uncapped = events.update(event["id"], owner, capacity=None)
     assert uncapped.status_code == 200, uncapped.text
     assert uncapped.json()["capacity"] is None
 
 
-def test_closed_events_cannot_be_edited(events: Events, owner: dict, org: dict) -> None:
-    cancelled = events.event(org["id"], owner)
-    assert events.move(cancelled["id"], "cancel", owner).status_code == 200
-    details = _error(events.update(cancelled["id"], owner, title="x"), 409, "invalid_state")
+def test_closed_events_cannot_be_edited(events: Events, owner: dict) -> None:
+    cancelled = events.event()
+    assert events.move(cancelled["id"], "cancel").status_code == 200
+    details = assert_error(events.update(cancelled["id"], owner, title="x"), 409, "invalid_state")
     assert details["details"] == {"status": "cancelled"}
 
-    completed = events.published(org["id"], owner)
-    assert events.move(completed["id"], "complete", owner).status_code == 200
-    details = _error(events.update(completed["id"], owner, title="x"), 409, "invalid_state")
+    completed = events.published()
+    assert events.move(completed["id"], "complete").status_code == 200
+    details = assert_error(events.update(completed["id"], owner, title="x"), 409, "invalid_state")
     assert details["details"] == {"status": "completed"}
 
 
 # --- lifecycle ------------------------------------------------------------------------------------
 
 
-def test_lifecycle_and_its_events(
-    events: Events, owner: dict, org: dict, owner_engine: Engine
-) -> None:
-    event = events.event(org["id"], owner)
-    events.ticket_type(event["id"], owner)
+def test_lifecycle_and_its_events(events: Events, org: dict, owner_engine: Engine) -> None:
+    event = events.event()
+    events.ticket_type(event["id"])
 
-    published = events.move(event["id"], "publish", owner)
+    published = events.move(event["id"], "publish")
     assert published.status_code == 200, published.text
     assert published.json()["status"] == "published"
     assert published.json()["published_at"]
 
-    unpublished = events.move(event["id"], "unpublish", owner)
+    unpublished = events.move(event["id"], "unpublish")
     assert unpublished.status_code == 200, unpublished.text
     assert unpublished.json()["status"] == "draft"
 
-    assert events.move(event["id"], "publish", owner).status_code == 200
-    completed = events.move(event["id"], "complete", owner)
+    assert events.move(event["id"], "publish").status_code == 200
+    completed = events.move(event["id"], "complete")
     assert completed.status_code == 200, completed.text
     assert completed.json()["status"] == "completed"
     assert events.get(event["id"], None).json()["status"] == "completed"
 
-    facts = _outbox(owner_engine, event["id"])
+    facts = outbox_rows(owner_engine, event["id"])
     assert [f["event_type"] for f in facts] == [
         "event.created",
         "event.published",
@@ -558,31 +423,35 @@ def test_lifecycle_and_its_events(
 
 @pytest.mark.parametrize("publish_first", [False, True])
 def test_cancel_draft_or_published(
-    events: Events, owner: dict, org: dict, owner_engine: Engine, publish_first: bool
+    events: Events, org: dict, owner_engine: Engine, publish_first: bool
 ) -> None:
-    event = events.published(org["id"], owner) if publish_first else events.event(org["id"], owner)
-    cancelled = events.move(event["id"], "cancel", owner, reason="Venue flooded")
+    event = events.published() if publish_first else events.event()
+    cancelled = events.move(event["id"], "cancel", reason="Venue flooded")
     assert cancelled.status_code == 200, cancelled.text
     assert cancelled.json()["status"] == "cancelled"
-    [fact] = [f for f in _outbox(owner_engine, event["id"]) if f["event_type"] == "event.cancelled"]
+    [fact] = [
+        f for f in outbox_rows(owner_engine, event["id"]) if f["event_type"] == "event.cancelled"
+    ]
     assert str(fact["tenant_id"]) == org["id"]
     assert fact["payload"]["reason"] == "Venue flooded"
     assert fact["payload"]["organization_id"] == org["id"]
 
 
-def test_cancel_without_a_body(events: Events, owner: dict, org: dict, owner_engine) -> None:
-    event = events.event(org["id"], owner)
-    assert events.move(event["id"], "cancel", owner).status_code == 200
-    [fact] = [f for f in _outbox(owner_engine, event["id"]) if f["event_type"] == "event.cancelled"]
+def test_cancel_without_a_body(events: Events, owner_engine) -> None:
+    event = events.event()
+    assert events.move(event["id"], "cancel").status_code == 200
+    [fact] = [
+        f for f in outbox_rows(owner_engine, event["id"]) if f["event_type"] == "event.cancelled"
+    ]
     assert fact["payload"]["reason"] is None
 
 
-def test_publish_needs_an_active_ticket_type(events: Events, owner: dict, org: dict) -> None:
-    event = events.event(org["id"], owner)
-    details = _error(events.move(event["id"], "publish", owner), 409, "no_ticket_types")
+def test_publish_needs_an_active_ticket_type(events: Events, owner: dict) -> None:
+    event = events.event()
+    details = assert_error(events.move(event["id"], "publish"), 409, "no_ticket_types")
     assert details["details"] == {"status": "draft"}
-    events.ticket_type(event["id"], owner, is_active=False)
-    _error(events.move(event["id"], "publish", owner), 409, "no_ticket_types")
+    events.ticket_type(event["id"], is_active=False)
+    assert_error(events.move(event["id"], "publish"), 409, "no_ticket_types")
     assert events.get(event["id"], owner).json()["status"] == "draft"
 
 
@@ -603,32 +472,26 @@ def test_publish_needs_an_active_ticket_type(events: Events, owner: dict, org: d
     ],
 )
 def test_illegal_moves_answer_409_with_the_current_state(
-    events: Events,
-    owner: dict,
-    org: dict,
-    setup: list[str],
-    action: str,
-    current: str,
-    requested: str,
+    events: Events, owner: dict, setup: list[str], action: str, current: str, requested: str
 ) -> None:
-    event = events.event(org["id"], owner)
-    events.ticket_type(event["id"], owner)
+    event = events.event()
+    events.ticket_type(event["id"])
     for step in setup:
-        assert events.move(event["id"], step, owner).status_code == 200
-    details = _error(events.move(event["id"], action, owner), 409, "invalid_state")["details"]
+        assert events.move(event["id"], step).status_code == 200
+    details = assert_error(events.move(event["id"], action), 409, "invalid_state")["details"]
     assert details == {"status": current, "requested": requested}
     assert events.get(event["id"], owner).json()["status"] == current
 
 
-def test_who_may_move_an_event(events: Events, owner: dict, org: dict) -> None:
-    event = events.event(org["id"], owner)
-    events.ticket_type(event["id"], owner)
-    analyst = events.member(org["id"], owner, "analyst")
-    _error(events.move(event["id"], "publish", analyst), 403, "insufficient_role")
-    _error(events.move(event["id"], "publish", events.api.register("x")), 404, "not_found")
-    _error(events.move(event["id"], "publish", None), 401, "unauthorized")
-    _error(events.move(str(uuid.uuid4()), "publish", owner), 404, "not_found")
-    moderator = events.member(org["id"], owner, "moderator")
+def test_who_may_move_an_event(events: Events) -> None:
+    event = events.event()
+    events.ticket_type(event["id"])
+    analyst = events.member("analyst")
+    assert_error(events.move(event["id"], "publish", analyst), 403, "insufficient_role")
+    assert_error(events.move(event["id"], "publish", events.api.register("x")), 404, "not_found")
+    assert_error(move_event(events.client, event["id"], "publish", None), 401, "unauthorized")
+    assert_error(events.move(str(uuid.uuid4()), "publish"), 404, "not_found")
+    moderator = events.member("moderator")
     assert events.move(event["id"], "publish", moderator).status_code == 200
 
 
@@ -636,30 +499,27 @@ def test_who_may_move_an_event(events: Events, owner: dict, org: dict) -> None:
 
 
 @pytest.fixture
-def listed(events: Events, owner: dict, org: dict) -> dict:
+def listed(events: Events) -> dict:
     """Three published public events sharing a marker, and some that must not be listed."""
     marker = f"mk{uuid.uuid4().hex[:10]}"
-    base = _at(days=100)
+    base = at(days=100)
     shown = [
         events.published(
-            org["id"], owner, title=f"Show {i}", description=f"About {marker}",
-            start=base + timedelta(days=i),
+            title=f"Show {i}", description=f"About {marker}", start=base + timedelta(days=i)
         )
         for i in range(3)
-    ]  # fmt: skip
-    events.event(org["id"], owner, title=f"Draft {marker}", start=base)
-    group, _ = events.private_group(org["id"], owner)
+    ]
+    events.event(title=f"Draft {marker}", start=base)
+    group, _ = events.group_with_member()
     events.published(
-        org["id"], owner, title=f"Private {marker}", start=base, visibility="private",
-        group_id=group["id"],
-    )  # fmt: skip
-    cancelled = events.published(org["id"], owner, title=f"Cancelled {marker}", start=base)
-    assert events.move(cancelled["id"], "cancel", owner).status_code == 200
-    completed = events.published(org["id"], owner, title=f"Completed {marker}", start=base)
-    assert events.move(completed["id"], "complete", owner).status_code == 200
-    other_owner, other_org = events.organization()
-    foreign = events.published(
-        other_org["id"], other_owner, title=f"Elsewhere {marker}", start=base + timedelta(hours=36)
+        title=f"Private {marker}", start=base, visibility="private", group_id=group["id"]
+    )
+    cancelled = events.published(title=f"Cancelled {marker}", start=base)
+    assert events.move(cancelled["id"], "cancel").status_code == 200
+    completed = events.published(title=f"Completed {marker}", start=base)
+    assert events.move(completed["id"], "complete").status_code == 200
+    foreign = events.another().published(
+        title=f"Elsewhere {marker}", start=base + timedelta(hours=36)
     )
     return {"marker": marker, "base": base, "shown": shown, "foreign": foreign}
 
@@ -689,12 +549,12 @@ def test_listing_title_search_is_case_insensitive(events: Events, listed: dict) 
     assert _ids(events.listing(q=uuid.uuid4().hex)) == []
 
 
-def test_listing_search_treats_wildcards_literally(events: Events, owner: dict, org: dict) -> None:
+def test_listing_search_treats_wildcards_literally(events: Events) -> None:
     marker = f"mk{uuid.uuid4().hex[:10]}"
-    percent = events.published(org["id"], owner, title=f"{marker} 100% off")
-    events.published(org["id"], owner, title=f"{marker} 1000 off")
-    underscore = events.published(org["id"], owner, title=f"{marker} a_b")
-    events.published(org["id"], owner, title=f"{marker} axb")
+    percent = events.published(title=f"{marker} 100% off")
+    events.published(title=f"{marker} 1000 off")
+    underscore = events.published(title=f"{marker} a_b")
+    events.published(title=f"{marker} axb")
     assert _ids(events.listing(q=f"{marker} 100%")) == [percent["id"]]
     assert _ids(events.listing(q=f"{marker} a_b")) == [underscore["id"]]
 
@@ -735,18 +595,18 @@ def test_listing_cursor_pagination(events: Events, org: dict, listed: dict) -> N
 
 
 def test_listing_rejects_bad_parameters(events: Events) -> None:
-    _error(events.listing(cursor="not-a-cursor"), 422, "validation_error")
-    _error(events.listing(limit=0), 422, "validation_error")
-    _error(events.listing(limit=101), 422, "validation_error")
-    _error(events.listing(starts_after="yesterday"), 422, "validation_error")
-    _error(events.listing(organization_id="nope"), 422, "validation_error")
+    assert_error(events.listing(cursor="not-a-cursor"), 422, "validation_error")
+    assert_error(events.listing(limit=0), 422, "validation_error")
+    assert_error(events.listing(limit=101), 422, "validation_error")
+    assert_error(events.listing(starts_after="yesterday"), 422, "validation_error")
+    assert_error(events.listing(organization_id="nope"), 422, "validation_error")
 
 
 def test_listing_rejects_a_misspelt_filter(events: Events) -> None:
     """A typo must not silently list everything, whether or not the caller sends a token."""
     for caller in (events.api.register("reader"), None):
         misspelt = events.listing(caller, organisation_id=str(uuid.uuid4()))
-        details = _error(misspelt, 422, "unknown_query_parameter")["details"]
+        details = assert_error(misspelt, 422, "unknown_query_parameter")["details"]
         assert details["unknown"] == ["organisation_id"]
 
 
@@ -754,15 +614,16 @@ def test_listing_rejects_a_misspelt_filter(events: Events) -> None:
 
 
 def test_organization_events_include_every_state(events: Events, owner: dict, org: dict) -> None:
-    start = _at(days=200)
-    draft = events.event(org["id"], owner, start=start + timedelta(days=2))
-    published = events.published(org["id"], owner, start=start)
-    cancelled = events.event(org["id"], owner, start=start + timedelta(days=1))
-    assert events.move(cancelled["id"], "cancel", owner).status_code == 200
-    other_owner, other_org = events.organization()
-    events.event(other_org["id"], other_owner)
+    start = at(days=200)
+    draft = events.event(start=start + timedelta(days=2))
+    published = events.published(start=start)
+    cancelled = events.event(start=start + timedelta(days=1))
+    assert events.move(cancelled["id"], "cancel").status_code == 200
+    other = events.another()
+    other.event()
+    other_owner = other.owner
 
-    analyst = events.member(org["id"], owner, "analyst")
+    analyst = events.member("analyst")
     for reader in (owner, analyst):
         response = events.client.get(
             f"{V1}/organizations/{org['id']}/events", headers=reader["headers"]
@@ -785,13 +646,13 @@ def test_organization_events_include_every_state(events: Events, owner: dict, or
     outsider = events.client.get(
         f"{V1}/organizations/{org['id']}/events", headers=other_owner["headers"]
     )
-    _error(outsider, 404, "not_found")
+    assert_error(outsider, 404, "not_found")
     bad_status = events.client.get(
         f"{V1}/organizations/{org['id']}/events",
         params={"status": "archived"},
         headers=owner["headers"],
     )
-    _error(bad_status, 422, "validation_error")
+    assert_error(bad_status, 422, "validation_error")
 
 
 def test_event_sold_is_reported_only_against_an_event_capacity(client, api, admin) -> None:

@@ -3,87 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 import pytest
 from fastapi.testclient import TestClient
 
-V1 = "/api/v1"
+from tests.factories import V1, Organizer, assert_error, at, auth
 
 
-def _error(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"}, body
-    assert set(body["error"]) == {"code", "message", "details"}, body
-    assert body["error"]["code"] == code, body
-    return body["error"]
-
-
-def _at(**delta: float) -> datetime:
-    return datetime.now(UTC).replace(microsecond=0) + timedelta(**delta)
-
-
-class TicketTypes:
-    def __init__(self, client: TestClient, api, admin: dict) -> None:
-        self.client = client
-        self.api = api
-        self.owner = api.register("owner")
-        self.org = api.found_organization(self.owner, admin)
-
-    def member(self, role: str) -> dict:
-        user = self.api.register(role)
-        invite = self.client.post(
-            f"{V1}/organizations/{self.org['id']}/invite",
-            json={"email": user["email"], "role": role},
-            headers=self.owner["headers"],
-        )
-        assert invite.status_code == 201, invite.text
-        accepted = self.client.post(
-            f"{V1}/organization-invites/accept",
-            json={"token": invite.json()["token"]},
-            headers=user["headers"],
-        )
-        assert accepted.status_code == 200, accepted.text
-        return user
-
-    def event(self) -> dict:
-        start = _at(days=30)
-        response = self.client.post(
-            f"{V1}/events",
-            json={
-                "organization_id": self.org["id"],
-                "title": f"Event {uuid.uuid4().hex[:8]}",
-                "starts_at": start.isoformat(),
-                "ends_at": (start + timedelta(hours=2)).isoformat(),
-            },
-            headers=self.owner["headers"],
-        )
-        assert response.status_code == 201, response.text
-        return response.json()
-
-    def move(self, event_id: str, action: str) -> None:
-        response = self.client.post(
-            f"{V1}/events/{event_id}/{action}", headers=self.owner["headers"]
-        )
-        assert response.status_code == 200, response.text
-
-    def create(self, event_id: str, user: dict | None = None, **fields):
-        return self.client.post(
-            f"{V1}/events/{event_id}/ticket-types",
-            json={"name": "Standard", "capacity": 10, **fields},
-            headers=(user or self.owner)["headers"],
-        )
-
-    def make(self, event_id: str, **fields) -> dict:
-        response = self.create(event_id, **fields)
-        assert response.status_code == 201, response.text
-        return response.json()
+class TicketTypes(Organizer):
+    """An organization with its owner, and the ticket type calls the tests below make."""
 
     def list(self, event_id: str, user: dict | None):
-        return self.client.get(
-            f"{V1}/events/{event_id}/ticket-types", headers=user["headers"] if user else None
-        )
+        return self.client.get(f"{V1}/events/{event_id}/ticket-types", headers=auth(user))
 
     def update(self, event_id: str, tt_id: str, user: dict | None = None, **changes):
         return self.client.put(
@@ -96,16 +28,6 @@ class TicketTypes:
         return self.client.delete(
             f"{V1}/events/{event_id}/ticket-types/{tt_id}", headers=(user or self.owner)["headers"]
         )
-
-    def register(self, event_id: str, tt_id: str, quantity: int = 1) -> dict:
-        participant = self.api.register("participant")
-        response = self.client.post(
-            f"{V1}/events/{event_id}/registrations",
-            json={"ticket_type_id": tt_id, "quantity": quantity},
-            headers=participant["headers"],
-        )
-        assert response.status_code == 201, response.text
-        return response.json()
 
 
 @pytest.fixture
@@ -122,8 +44,8 @@ def event(tickets: TicketTypes) -> dict:
 
 
 def test_create_ticket_type_with_every_field(tickets: TicketTypes, event: dict) -> None:
-    starts, ends = _at(days=1), _at(days=20)
-    response = tickets.create(
+    starts, ends = at(days=1), at(days=20)
+    response = tickets.create_ticket_type(
         event["id"],
         name="Early bird",
         description="The first hundred",
@@ -156,7 +78,7 @@ def test_create_ticket_type_with_every_field(tickets: TicketTypes, event: dict) 
 
 
 def test_ticket_type_defaults(tickets: TicketTypes, event: dict) -> None:
-    tt = tickets.make(event["id"], capacity=5)
+    tt = tickets.ticket_type(event["id"], capacity=5)
     assert tt["price_amount"] == 0
     assert tt["currency"] == "EUR"
     assert tt["max_per_order"] == 10
@@ -166,11 +88,11 @@ def test_ticket_type_defaults(tickets: TicketTypes, event: dict) -> None:
 
 
 def test_list_ticket_types_cheapest_first(tickets: TicketTypes, event: dict) -> None:
-    vip = tickets.make(event["id"], name="VIP", price_amount=9000, deposit_amount=1000)
-    free = tickets.make(event["id"], name="Free", price_amount=0)
-    regular = tickets.make(event["id"], name="Regular", price_amount=1500)
+    vip = tickets.ticket_type(event["id"], name="VIP", price_amount=9000, deposit_amount=1000)
+    free = tickets.ticket_type(event["id"], name="Free", price_amount=0)
+    regular = tickets.ticket_type(event["id"], name="Regular", price_amount=1500)
     other = tickets.event()
-    tickets.make(other["id"], name="Elsewhere")
+    tickets.ticket_type(other["id"], name="Elsewhere")
 
     listed = tickets.list(event["id"], tickets.owner)
     assert listed.status_code == 200, listed.text
@@ -178,23 +100,23 @@ def test_list_ticket_types_cheapest_first(tickets: TicketTypes, event: dict) -> 
 
 
 def test_ticket_types_of_a_draft_are_for_members_only(tickets: TicketTypes, event: dict) -> None:
-    tt = tickets.make(event["id"])
+    tt = tickets.ticket_type(event["id"])
     assert tickets.list(event["id"], tickets.member("analyst")).json() == [tt]
     for stranger in (None, tickets.api.register("stranger")):
-        _error(tickets.list(event["id"], stranger), 404, "not_found")
+        assert_error(tickets.list(event["id"], stranger), 404, "not_found")
 
-    tickets.move(event["id"], "publish")
+    tickets.publish(event["id"])
     for reader in (None, tickets.api.register("reader")):
         response = tickets.list(event["id"], reader)
         assert response.status_code == 200, response.text
         assert [t["id"] for t in response.json()] == [tt["id"]]
-    _error(tickets.list(str(uuid.uuid4()), tickets.owner), 404, "not_found")
+    assert_error(tickets.list(str(uuid.uuid4()), tickets.owner), 404, "not_found")
 
 
 def test_available_counts_what_is_sold(tickets: TicketTypes, event: dict) -> None:
-    tt = tickets.make(event["id"], capacity=5)
-    tickets.move(event["id"], "publish")
-    tickets.register(event["id"], tt["id"], quantity=2)
+    tt = tickets.ticket_type(event["id"], capacity=5)
+    tickets.publish(event["id"])
+    tickets.participant(event["id"], tt["id"], quantity=2)
     [listed] = tickets.list(event["id"], None).json()
     assert listed["sold"] == 2
     assert listed["available"] == 3
@@ -209,7 +131,7 @@ def test_available_counts_what_is_sold(tickets: TicketTypes, event: dict) -> Non
         ({"price_amount": 0, "deposit_percent": 10}, "invalid_deposit"),
         ({"price_amount": 0, "deposit_amount": 1}, "invalid_deposit"),
         (
-            {"sales_starts_at": _at(days=5).isoformat(), "sales_ends_at": _at(days=4).isoformat()},
+            {"sales_starts_at": at(days=5).isoformat(), "sales_ends_at": at(days=4).isoformat()},
             "invalid_sales_window",
         ),
     ],
@@ -217,7 +139,7 @@ def test_available_counts_what_is_sold(tickets: TicketTypes, event: dict) -> Non
 def test_create_ticket_type_domain_validation(
     tickets: TicketTypes, event: dict, fields: dict, code: str
 ) -> None:
-    _error(tickets.create(event["id"], **fields), 422, code)
+    assert_error(tickets.create_ticket_type(event["id"], **fields), 422, code)
     assert tickets.list(event["id"], tickets.owner).json() == []
 
 
@@ -241,7 +163,7 @@ def test_create_ticket_type_domain_validation(
 def test_create_ticket_type_request_validation(
     tickets: TicketTypes, event: dict, fields: dict
 ) -> None:
-    _error(tickets.create(event["id"], **fields), 422, "validation_error")
+    assert_error(tickets.create_ticket_type(event["id"], **fields), 422, "validation_error")
 
 
 def test_missing_capacity_is_a_validation_error(
@@ -252,30 +174,30 @@ def test_missing_capacity_is_a_validation_error(
         json={"name": "No capacity"},
         headers=tickets.owner["headers"],
     )
-    _error(response, 422, "validation_error")
+    assert_error(response, 422, "validation_error")
 
 
 def test_who_may_manage_ticket_types(tickets: TicketTypes, event: dict) -> None:
     moderator = tickets.member("moderator")
-    by_moderator = tickets.create(event["id"], moderator, name="By moderator")
+    by_moderator = tickets.create_ticket_type(event["id"], moderator, name="By moderator")
     assert by_moderator.status_code == 201, by_moderator.text
     tt = by_moderator.json()
 
     analyst = tickets.member("analyst")
-    _error(tickets.create(event["id"], analyst), 403, "insufficient_role")
-    _error(tickets.update(event["id"], tt["id"], analyst, name="x"), 403, "insufficient_role")
-    _error(tickets.delete(event["id"], tt["id"], analyst), 403, "insufficient_role")
+    assert_error(tickets.create_ticket_type(event["id"], analyst), 403, "insufficient_role")
+    assert_error(tickets.update(event["id"], tt["id"], analyst, name="x"), 403, "insufficient_role")
+    assert_error(tickets.delete(event["id"], tt["id"], analyst), 403, "insufficient_role")
 
     stranger = tickets.api.register("stranger")
-    _error(tickets.create(event["id"], stranger), 404, "not_found")
-    _error(tickets.update(event["id"], tt["id"], stranger, name="x"), 404, "not_found")
-    _error(tickets.delete(event["id"], tt["id"], stranger), 404, "not_found")
-    _error(tickets.create(str(uuid.uuid4())), 404, "not_found")
+    assert_error(tickets.create_ticket_type(event["id"], stranger), 404, "not_found")
+    assert_error(tickets.update(event["id"], tt["id"], stranger, name="x"), 404, "not_found")
+    assert_error(tickets.delete(event["id"], tt["id"], stranger), 404, "not_found")
+    assert_error(tickets.create_ticket_type(str(uuid.uuid4())), 404, "not_found")
 
     unauthenticated = tickets.client.post(
         f"{V1}/events/{event['id']}/ticket-types", json={"name": "x", "capacity": 1}
     )
-    _error(unauthenticated, 401, "unauthorized")
+    assert_error(unauthenticated, 401, "unauthorized")
     assert [t["name"] for t in tickets.list(event["id"], tickets.owner).json()] == ["By moderator"]
 
 
@@ -283,12 +205,12 @@ def test_who_may_manage_ticket_types(tickets: TicketTypes, event: dict) -> None:
 def test_closed_events_take_no_new_ticket_types(
     tickets: TicketTypes, event: dict, closing: str
 ) -> None:
-    tickets.make(event["id"])
+    tickets.ticket_type(event["id"])
     if closing == "complete":
-        tickets.move(event["id"], "publish")
-    tickets.move(event["id"], closing)
+        tickets.publish(event["id"])
+    tickets.moved(event["id"], closing)
     status = "cancelled" if closing == "cancel" else "completed"
-    error = _error(tickets.create(event["id"]), 409, "invalid_state")
+    error = assert_error(tickets.create_ticket_type(event["id"]), 409, "invalid_state")
     assert error["details"] == {"status": status}
 
 
@@ -296,7 +218,7 @@ def test_closed_events_take_no_new_ticket_types(
 
 
 def test_update_ticket_type(tickets: TicketTypes, event: dict) -> None:
-    tt = tickets.make(event["id"], price_amount=1000)
+    tt = tickets.ticket_type(event["id"], price_amount=1000)
     response = tickets.update(
         event["id"],
         tt["id"],
@@ -326,30 +248,34 @@ def test_update_ticket_type(tickets: TicketTypes, event: dict) -> None:
 
 
 def test_update_validation(tickets: TicketTypes, event: dict) -> None:
-    tt = tickets.make(event["id"], price_amount=1000, deposit_amount=100)
-    _error(tickets.update(event["id"], tt["id"], deposit_percent=10), 422, "invalid_deposit")
-    _error(tickets.update(event["id"], tt["id"], price_amount=50), 422, "invalid_deposit")
-    _error(
+    tt = tickets.ticket_type(event["id"], price_amount=1000, deposit_amount=100)
+    assert_error(tickets.update(event["id"], tt["id"], deposit_percent=10), 422, "invalid_deposit")
+    assert_error(tickets.update(event["id"], tt["id"], price_amount=50), 422, "invalid_deposit")
+    assert_error(
         tickets.update(
             event["id"],
             tt["id"],
-            sales_starts_at=_at(days=3).isoformat(),
-            sales_ends_at=_at(days=2).isoformat(),
+            sales_starts_at=at(days=3).isoformat(),
+            sales_ends_at=at(days=2).isoformat(),
         ),
         422,
         "invalid_sales_window",
     )
     for field in ("name", "price_amount", "currency", "capacity", "max_per_order", "is_active"):
-        _error(tickets.update(event["id"], tt["id"], **{field: None}), 422, "validation_error")
-    _error(tickets.update(event["id"], tt["id"], sold=0), 422, "validation_error")
+        assert_error(
+            tickets.update(event["id"], tt["id"], **{field: None}), 422, "validation_error"
+        )
+    assert_error(tickets.update(event["id"], tt["id"], sold=0), 422, "validation_error")
     assert tickets.list(event["id"], tickets.owner).json() == [tt]
 
 
 def test_capacity_never_below_sold(tickets: TicketTypes, event: dict) -> None:
-    tt = tickets.make(event["id"], capacity=5)
-    tickets.move(event["id"], "publish")
-    tickets.register(event["id"], tt["id"], quantity=3)
-    error = _error(tickets.update(event["id"], tt["id"], capacity=2), 409, "capacity_below_sold")
+    tt = tickets.ticket_type(event["id"], capacity=5)
+    tickets.publish(event["id"])
+    tickets.participant(event["id"], tt["id"], quantity=3)
+    error = assert_error(
+        tickets.update(event["id"], tt["id"], capacity=2), 409, "capacity_below_sold"
+    )
     assert error["details"] == {"sold": 3}
     at_sold = tickets.update(event["id"], tt["id"], capacity=3)
     assert at_sold.status_code == 200, at_sold.text
@@ -357,20 +283,20 @@ def test_capacity_never_below_sold(tickets: TicketTypes, event: dict) -> None:
 
 
 def test_prices_are_fixed_once_seats_are_taken(tickets: TicketTypes, event: dict) -> None:
-    tt = tickets.make(event["id"], price_amount=1000)
-    tickets.move(event["id"], "publish")
+    tt = tickets.ticket_type(event["id"], price_amount=1000)
+    tickets.publish(event["id"])
     # Nothing sold yet: the price may still change.
     repriced = tickets.update(event["id"], tt["id"], price_amount=1100)
     assert repriced.status_code == 200, repriced.text
 
-    tickets.register(event["id"], tt["id"])
+    tickets.participant(event["id"], tt["id"])
     for change in (
         {"price_amount": 900},
         {"currency": "USD"},
         {"deposit_amount": 100},
         {"deposit_percent": 10},
     ):
-        error = _error(tickets.update(event["id"], tt["id"], **change), 409, "field_locked")
+        error = assert_error(tickets.update(event["id"], tt["id"], **change), 409, "field_locked")
         assert error["details"] == {"fields": list(change), "status": "published"}
     safe = tickets.update(event["id"], tt["id"], name="Still editable", capacity=50)
     assert safe.status_code == 200, safe.text
@@ -378,28 +304,28 @@ def test_prices_are_fixed_once_seats_are_taken(tickets: TicketTypes, event: dict
 
 
 def test_ticket_type_must_belong_to_the_event(tickets: TicketTypes, event: dict) -> None:
-    tt = tickets.make(event["id"])
+    tt = tickets.ticket_type(event["id"])
     other = tickets.event()
-    _error(tickets.update(other["id"], tt["id"], name="x"), 404, "not_found")
-    _error(tickets.delete(other["id"], tt["id"]), 404, "not_found")
-    _error(tickets.update(event["id"], str(uuid.uuid4()), name="x"), 404, "not_found")
+    assert_error(tickets.update(other["id"], tt["id"], name="x"), 404, "not_found")
+    assert_error(tickets.delete(other["id"], tt["id"]), 404, "not_found")
+    assert_error(tickets.update(event["id"], str(uuid.uuid4()), name="x"), 404, "not_found")
 
 
 def test_delete_an_unused_ticket_type(tickets: TicketTypes, event: dict) -> None:
-    kept = tickets.make(event["id"], name="Kept")
-    gone = tickets.make(event["id"], name="Gone")
+    kept = tickets.ticket_type(event["id"], name="Kept")
+    gone = tickets.ticket_type(event["id"], name="Gone")
     response = tickets.delete(event["id"], gone["id"])
     assert response.status_code == 204, response.text
     assert tickets.list(event["id"], tickets.owner).json() == [kept]
-    _error(tickets.update(event["id"], gone["id"], name="x"), 404, "not_found")
-    _error(tickets.delete(event["id"], gone["id"]), 404, "not_found")
+    assert_error(tickets.update(event["id"], gone["id"], name="x"), 404, "not_found")
+    assert_error(tickets.delete(event["id"], gone["id"]), 404, "not_found")
 
 
 def test_a_ticket_type_with_seats_taken_cannot_be_deleted(
     tickets: TicketTypes, event: dict
 ) -> None:
-    tt = tickets.make(event["id"])
-    tickets.move(event["id"], "publish")
-    tickets.register(event["id"], tt["id"])
-    _error(tickets.delete(event["id"], tt["id"]), 409, "ticket_type_in_use")
+    tt = tickets.ticket_type(event["id"])
+    tickets.publish(event["id"])
+    tickets.participant(event["id"], tt["id"])
+    assert_error(tickets.delete(event["id"], tt["id"]), 409, "ticket_type_in_use")
     assert [t["id"] for t in tickets.list(event["id"], None).json()] == [tt["id"]]

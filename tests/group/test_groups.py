@@ -8,26 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-V1 = "/api/v1"
-
-
-def _error(response) -> dict:
-    body = response.json()
-    assert set(body) == {"error"}, body
-    assert set(body["error"]) == {"code", "message", "details"}, body
-    return body["error"]
-
-
-def _outbox(engine: Engine, aggregate_id: str) -> list[dict]:
-    with engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT event_type, aggregate_type, tenant_id, payload FROM outbox "
-                "WHERE aggregate_id = :id ORDER BY id"
-            ),
-            {"id": aggregate_id},
-        ).mappings()
-        return [dict(r) for r in rows]
+from tests.factories import V1, error_body, invite_member, outbox_rows
 
 
 class Groups:
@@ -60,20 +41,7 @@ class Groups:
 
     def member(self, org_id: str, owner: dict, role: str) -> dict:
         """A new user with ``role`` in the organization, through an e-mail invitation."""
-        user = self.api.register(role)
-        invite = self.client.post(
-            f"{V1}/organizations/{org_id}/invite",
-            json={"email": user["email"], "role": role},
-            headers=owner["headers"],
-        )
-        assert invite.status_code == 201, invite.text
-        accepted = self.client.post(
-            f"{V1}/organization-invites/accept",
-            json={"token": invite.json()["token"]},
-            headers=user["headers"],
-        )
-        assert accepted.status_code == 200, accepted.text
-        return user
+        return invite_member(self.client, self.api, org_id, owner, role)
 
 
 @pytest.fixture
@@ -127,7 +95,7 @@ def test_analyst_cannot_create_a_group(groups: Groups, owner: dict, org: dict) -
     analyst = groups.member(org["id"], owner, "analyst")
     response = groups.create(org["id"], analyst, "Nope")
     assert response.status_code == 403, response.text
-    assert _error(response)["code"] == "insufficient_role"
+    assert error_body(response)["code"] == "insufficient_role"
     assert "Nope" not in [g["name"] for g in groups.list(org["id"], owner).json()]
 
 
@@ -138,7 +106,7 @@ def test_group_names_are_unique_per_organization(
     for name in ("Core team", "  Core team  "):
         duplicate = groups.create(org["id"], owner, name)
         assert duplicate.status_code == 409, duplicate.text
-        assert _error(duplicate)["code"] == "group_exists"
+        assert error_body(duplicate)["code"] == "group_exists"
     # The same name in another organization is fine.
     other_owner = api.register("other-owner")
     other_org = api.found_organization(other_owner, admin)
@@ -165,7 +133,7 @@ def test_list_groups(groups: Groups, api, admin: dict, owner: dict, org: dict) -
     ]
     outsider = groups.list(org["id"], api.register("outsider"))
     assert outsider.status_code == 404
-    assert _error(outsider)["code"] == "not_found"
+    assert error_body(outsider)["code"] == "not_found"
 
 
 def test_groups_of_other_organizations_are_404(
@@ -180,7 +148,7 @@ def test_groups_of_other_organizations_are_404(
         client.get(f"{V1}/groups/{uuid.uuid4()}", headers=stranger["headers"]),
     ):
         assert response.status_code == 404, response.text
-        assert _error(response)["code"] == "not_found"
+        assert error_body(response)["code"] == "not_found"
 
 
 # --- invite codes and joining ---------------------------------------------------------------------
@@ -207,7 +175,7 @@ def test_invite_code_then_join(groups: Groups, api, owner: dict, org: dict, grou
 
     twice = groups.join(invite["code"], joiner)
     assert twice.status_code == 409, twice.text
-    assert _error(twice)["code"] == "already_member"
+    assert error_body(twice)["code"] == "already_member"
     assert len(groups.members(group["id"], owner).json()) == 1
 
     # The code stays valid for other people until it is replaced.
@@ -228,7 +196,7 @@ def test_group_members_are_for_managers(groups: Groups, owner: dict, org: dict, 
     assert groups.invite(group["id"], moderator).status_code == 201
     for response in (groups.members(group["id"], analyst), groups.invite(group["id"], analyst)):
         assert response.status_code == 403, response.text
-        assert _error(response)["code"] == "insufficient_role"
+        assert error_body(response)["code"] == "insufficient_role"
 
 
 def test_a_new_code_invalidates_the_old_one(groups: Groups, api, owner: dict, group: dict):
@@ -238,7 +206,7 @@ def test_a_new_code_invalidates_the_old_one(groups: Groups, api, owner: dict, gr
 
     stale = groups.join(old, api.register("stale"))
     assert stale.status_code == 404, stale.text
-    assert _error(stale)["code"] == "not_found"
+    assert error_body(stale)["code"] == "not_found"
     fresh = groups.join(new, api.register("fresh"))
     assert fresh.status_code == 200, fresh.text
 
@@ -246,7 +214,7 @@ def test_a_new_code_invalidates_the_old_one(groups: Groups, api, owner: dict, gr
 def test_unknown_code_is_404(groups: Groups, api) -> None:
     response = groups.join(uuid.uuid4().hex, api.register())
     assert response.status_code == 404
-    assert _error(response)["code"] == "not_found"
+    assert error_body(response)["code"] == "not_found"
 
 
 def test_expired_code_is_409(
@@ -263,8 +231,8 @@ def test_expired_code_is_409(
     late = api.register("late")
     response = groups.join(code, late)
     assert response.status_code == 409, response.text
-    assert _error(response)["code"] == "invalid_state"
-    assert _error(response)["details"] == {"status": "expired"}
+    assert error_body(response)["code"] == "invalid_state"
+    assert error_body(response)["details"] == {"status": "expired"}
     assert groups.members(group["id"], owner).json() == []
 
 
@@ -272,7 +240,7 @@ def test_invite_ttl_is_bounded(groups: Groups, owner: dict, group: dict) -> None
     for ttl in (0, 24 * 90 + 1):
         response = groups.invite(group["id"], owner, ttl_hours=ttl)
         assert response.status_code == 422, response.text
-        assert _error(response)["code"] == "validation_error"
+        assert error_body(response)["code"] == "validation_error"
 
 
 # --- events ---------------------------------------------------------------------------------------
@@ -286,7 +254,7 @@ def test_outbox_has_group_events_with_the_tenant(
     joiner = api.register("joiner")
     assert groups.join(code, joiner).status_code == 200
 
-    events = _outbox(owner_engine, group["id"])
+    events = outbox_rows(owner_engine, group["id"])
     assert [e["event_type"] for e in events] == ["group.created", "group.member.added"]
     assert all(str(e["tenant_id"]) == org["id"] for e in events)
     assert {e["aggregate_type"] for e in events} == {"group"}

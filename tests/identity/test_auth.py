@@ -9,13 +9,14 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from api.app import create_app
 from aqstream.settings import Settings
 from domain.errors import ValidationFailed
 from domain.identity import telegram
 from domain.identity.service import normalize_email
+from tests.factories import error_body, outbox_rows
 
 BOT_TOKEN = "123456:TEST-bot-token-for-the-suite"
 PASSWORD = "correct horse battery"
@@ -37,25 +38,6 @@ def _login(client: TestClient, email: str, password: str = PASSWORD):
 
 def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
-
-
-def _error(response) -> dict:
-    body = response.json()
-    assert set(body) == {"error"}, body
-    assert set(body["error"]) == {"code", "message", "details"}, body
-    return body["error"]
-
-
-def _outbox(engine: Engine, aggregate_id: str) -> list[dict]:
-    with engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT event_type, aggregate_type, tenant_id, payload FROM outbox "
-                "WHERE aggregate_id = :id ORDER BY id"
-            ),
-            {"id": aggregate_id},
-        ).mappings()
-        return [dict(r) for r in rows]
 
 
 def _telegram_fields(telegram_id: int, **fields: Any) -> dict[str, Any]:
@@ -111,7 +93,7 @@ def test_email_is_normalized_and_unique_case_insensitively(client: TestClient) -
 
     again = _register(client, f"ada-{tag}@example.org")
     assert again.status_code == 409, again.text
-    assert _error(again)["code"] == "email_taken"
+    assert error_body(again)["code"] == "email_taken"
 
     # Sign-in is case-insensitive too.
     login = _login(client, f"ADA-{tag}@example.org")
@@ -123,7 +105,7 @@ def test_weak_password_is_422(client: TestClient) -> None:
     email = _email("weak")
     response = _register(client, email, password="short")
     assert response.status_code == 422, response.text
-    error = _error(response)
+    error = error_body(response)
     assert error["code"] == "validation_error"
     assert any(d["loc"] == ["body", "password"] for d in error["details"])
     # No account was created.
@@ -134,7 +116,7 @@ def test_weak_password_is_422(client: TestClient) -> None:
 def test_invalid_email_is_422_invalid_email(client: TestClient, bad: str) -> None:
     response = _register(client, bad)
     assert response.status_code == 422, response.text
-    assert _error(response)["code"] == "invalid_email"
+    assert error_body(response)["code"] == "invalid_email"
 
 
 def test_normalize_email_unit() -> None:
@@ -152,7 +134,7 @@ def test_register_writes_user_registered_to_the_outbox(
     assert response.status_code == 201, response.text
     user_id = response.json()["user"]["id"]
 
-    rows = _outbox(owner_engine, user_id)
+    rows = outbox_rows(owner_engine, user_id)
     assert [r["event_type"] for r in rows] == ["user.registered"]
     row = rows[0]
     assert row["aggregate_type"] == "user"
@@ -191,9 +173,9 @@ def test_wrong_password_and_unknown_email_are_the_same_401(client: TestClient) -
     malformed = _login(client, "not-an-email")
     for response in (wrong, unknown, malformed):
         assert response.status_code == 401, response.text
-        assert _error(response)["code"] == "invalid_credentials"
+        assert error_body(response)["code"] == "invalid_credentials"
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
-    assert _error(wrong)["message"] == _error(unknown)["message"]
+    assert error_body(wrong)["message"] == error_body(unknown)["message"]
 
 
 # --- the own profile ------------------------------------------------------------------------------
@@ -206,14 +188,14 @@ def test_users_me_without_a_token_is_401_with_www_authenticate(client: TestClien
         client.get("/api/v1/users/me", headers={"Authorization": "Basic dXNlcjpwYXNz"}),
     ):
         assert response.status_code == 401, response.text
-        assert _error(response)["code"] == "unauthorized"
+        assert error_body(response)["code"] == "unauthorized"
         assert response.headers["WWW-Authenticate"] == 'Bearer realm="aqstream"'
 
 
 def test_garbage_bearer_token_is_401_with_www_authenticate(client: TestClient) -> None:
     response = client.get("/api/v1/users/me", headers=_bearer("not.a.jwt"))
     assert response.status_code == 401
-    assert _error(response)["code"] == "invalid_token"
+    assert error_body(response)["code"] == "invalid_token"
     assert response.headers["WWW-Authenticate"] == 'Bearer realm="aqstream"'
 
 
@@ -221,7 +203,7 @@ def test_token_of_a_user_that_does_not_exist_is_401(client: TestClient) -> None:
     token, _ = client.app.state.aq.tokens.issue(uuid.uuid4())
     response = client.get("/api/v1/users/me", headers=_bearer(token))
     assert response.status_code == 401
-    assert _error(response)["code"] == "unauthorized"
+    assert error_body(response)["code"] == "unauthorized"
 
 
 def test_patch_me_changes_display_name_and_locale(client: TestClient, owner_engine: Engine) -> None:
@@ -239,7 +221,7 @@ def test_patch_me_changes_display_name_and_locale(client: TestClient, owner_engi
     assert body["locale"] == "de-DE"
     assert client.get("/api/v1/users/me", headers=headers).json() == body
 
-    updates = [r for r in _outbox(owner_engine, user_id) if r["event_type"] == "user.updated"]
+    updates = [r for r in outbox_rows(owner_engine, user_id) if r["event_type"] == "user.updated"]
     assert len(updates) == 1
     assert updates[0]["payload"]["user_id"] == user_id
     assert sorted(updates[0]["payload"]["changed"]) == ["display_name", "locale"]
@@ -248,7 +230,7 @@ def test_patch_me_changes_display_name_and_locale(client: TestClient, owner_engi
     # Setting the same values again changes nothing and writes no event.
     same = client.patch("/api/v1/users/me", json={"display_name": "After"}, headers=headers)
     assert same.status_code == 200
-    updates = [r for r in _outbox(owner_engine, user_id) if r["event_type"] == "user.updated"]
+    updates = [r for r in outbox_rows(owner_engine, user_id) if r["event_type"] == "user.updated"]
     assert len(updates) == 1
 
 
@@ -257,7 +239,7 @@ def test_patch_me_validates_its_fields(client: TestClient) -> None:
     for body in ({"locale": "english"}, {"display_name": ""}, {"password": "short"}):
         response = client.patch("/api/v1/users/me", json=body, headers=headers)
         assert response.status_code == 422, (body, response.text)
-        assert _error(response)["code"] == "validation_error"
+        assert error_body(response)["code"] == "validation_error"
 
 
 def test_password_change_then_login_with_the_new_one(
@@ -274,13 +256,15 @@ def test_password_change_then_login_with_the_new_one(
 
     old = _login(client, email, PASSWORD)
     assert old.status_code == 401
-    assert _error(old)["code"] == "invalid_credentials"
+    assert error_body(old)["code"] == "invalid_credentials"
     new = _login(client, email, new_password)
     assert new.status_code == 200, new.text
     assert new.json()["user"]["id"] == pair["user"]["id"]
 
     updates = [
-        r for r in _outbox(owner_engine, pair["user"]["id"]) if r["event_type"] == "user.updated"
+        r
+        for r in outbox_rows(owner_engine, pair["user"]["id"])
+        if r["event_type"] == "user.updated"
     ]
     assert [u["payload"]["changed"] for u in updates] == [["password"]]
     assert new_password not in str(updates[0]["payload"])
@@ -320,7 +304,7 @@ def test_telegram_login_creates_the_user_then_finds_it_again(
     assert me.status_code == 200
     assert me.json()["id"] == user["id"]
 
-    rows = _outbox(owner_engine, user["id"])
+    rows = outbox_rows(owner_engine, user["id"])
     assert [r["event_type"] for r in rows] == ["user.registered"]
     assert rows[0]["payload"]["method"] == "telegram"
     assert rows[0]["payload"]["telegram_id"] == telegram_id
@@ -334,7 +318,7 @@ def test_telegram_login_creates_the_user_then_finds_it_again(
     assert second.json()["user"]["id"] == user["id"]
     assert second.json()["user"]["telegram_username"] == renamed
     # A returning user is not registered twice.
-    assert [r["event_type"] for r in _outbox(owner_engine, user["id"])] == ["user.registered"]
+    assert [r["event_type"] for r in outbox_rows(owner_engine, user["id"])] == ["user.registered"]
 
 
 def test_telegram_login_with_a_bad_hash_is_401(client: TestClient) -> None:
@@ -343,14 +327,14 @@ def test_telegram_login_with_a_bad_hash_is_401(client: TestClient) -> None:
     for body in (tampered, {**fields, "hash": "0" * 64}):
         response = client.post("/api/v1/auth/telegram", json=body)
         assert response.status_code == 401, response.text
-        assert _error(response)["code"] == "invalid_telegram_signature"
+        assert error_body(response)["code"] == "invalid_telegram_signature"
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
     signed_with_another_bot = {**fields}
     signed_with_another_bot["hash"] = telegram.sign(fields, "654321:ANOTHER-bot")
     response = client.post("/api/v1/auth/telegram", json=signed_with_another_bot)
     assert response.status_code == 401
-    assert _error(response)["code"] == "invalid_telegram_signature"
+    assert error_body(response)["code"] == "invalid_telegram_signature"
 
 
 def test_telegram_login_with_a_stale_auth_date_is_401(
@@ -364,13 +348,13 @@ def test_telegram_login_with_a_stale_auth_date_is_401(
     stale["hash"] = telegram.sign(stale, BOT_TOKEN)
     response = client.post("/api/v1/auth/telegram", json=stale)
     assert response.status_code == 401, response.text
-    assert _error(response)["code"] == "telegram_auth_expired"
+    assert error_body(response)["code"] == "telegram_auth_expired"
 
     future = {"id": telegram_id, "auth_date": int(time.time()) + 3600}
     future["hash"] = telegram.sign(future, BOT_TOKEN)
     response = client.post("/api/v1/auth/telegram", json=future)
     assert response.status_code == 401, response.text
-    assert _error(response)["code"] == "telegram_auth_expired"
+    assert error_body(response)["code"] == "telegram_auth_expired"
 
 
 def test_telegram_login_is_404_when_no_bot_token_is_configured(settings: Settings) -> None:
@@ -378,7 +362,7 @@ def test_telegram_login_is_404_when_no_bot_token_is_configured(settings: Setting
     with TestClient(app) as c:
         response = c.post("/api/v1/auth/telegram", json=_telegram_fields(_telegram_id()))
     assert response.status_code == 404, response.text
-    assert _error(response)["code"] == "telegram_disabled"
+    assert error_body(response)["code"] == "telegram_disabled"
 
 
 def test_blank_display_name_falls_back_to_the_local_part(client: TestClient) -> None:
@@ -393,4 +377,4 @@ def test_the_timing_dummy_password_opens_nothing(client: TestClient) -> None:
     # Unknown e-mails are checked against a dummy hash of this very password.
     response = _login(client, _email("ghost"), "timing-equaliser")
     assert response.status_code == 401
-    assert _error(response)["code"] == "invalid_credentials"
+    assert error_body(response)["code"] == "invalid_credentials"

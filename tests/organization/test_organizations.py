@@ -16,31 +16,11 @@ from domain.identity import telegram
 from domain.organization import service as org_service
 from domain.organization.models import Role
 from domain.uow import UnitOfWork
-
-V1 = "/api/v1"
-
-
-def _error(response) -> dict:
-    body = response.json()
-    assert set(body) == {"error"}, body
-    assert set(body["error"]) == {"code", "message", "details"}, body
-    return body["error"]
+from tests.factories import V1, error_body, invite_member, outbox_rows
 
 
 def _slug() -> str:
     return f"org-{uuid.uuid4().hex[:12]}"
-
-
-def _outbox(engine: Engine, aggregate_id: str) -> list[dict]:
-    with engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT event_type, aggregate_type, tenant_id, payload FROM outbox "
-                "WHERE aggregate_id = :id ORDER BY id"
-            ),
-            {"id": aggregate_id},
-        ).mappings()
-        return [dict(r) for r in rows]
 
 
 class Orgs:
@@ -97,12 +77,7 @@ class Orgs:
 
     def join(self, org_id: str, owner: dict, role: str, name: str | None = None) -> dict:
         """A new user who joined ``org_id`` with ``role`` through an e-mail invitation."""
-        user = self.api.register(name or role)
-        invite = self.invite(org_id, owner, email=user["email"], role=role)
-        assert invite.status_code == 201, invite.text
-        accepted = self.accept(invite.json()["token"], user)
-        assert accepted.status_code == 200, accepted.text
-        return user
+        return invite_member(self.client, self.api, org_id, owner, role, name)
 
 
 @pytest.fixture
@@ -147,7 +122,7 @@ def test_request_review_and_found(client: TestClient, orgs: Orgs, api, admin: di
     for user in (requester, stranger):
         denied = orgs.review(request["id"], user)
         assert denied.status_code == 403, denied.text
-        assert _error(denied)["code"] == "forbidden"
+        assert error_body(denied)["code"] == "forbidden"
 
     approved = orgs.review(request["id"], admin, comment="Welcome")
     assert approved.status_code == 200, approved.text
@@ -182,11 +157,11 @@ def test_reviewing_twice_or_an_unknown_request(orgs: Orgs, api, admin: dict) -> 
     for verdict in ("approve", "reject"):
         again = orgs.review(request["id"], admin, verdict)
         assert again.status_code == 409, again.text
-        assert _error(again)["code"] == "invalid_state"
-        assert _error(again)["details"] == {"status": "approved"}
+        assert error_body(again)["code"] == "invalid_state"
+        assert error_body(again)["details"] == {"status": "approved"}
     missing = orgs.review(str(uuid.uuid4()), admin)
     assert missing.status_code == 404
-    assert _error(missing)["code"] == "not_found"
+    assert error_body(missing)["code"] == "not_found"
 
 
 def test_founding_needs_an_approved_request(orgs: Orgs, api, admin: dict) -> None:
@@ -194,8 +169,8 @@ def test_founding_needs_an_approved_request(orgs: Orgs, api, admin: dict) -> Non
     pending = orgs.request(pending_user).json()
     response = orgs.create(pending["id"], pending_user)
     assert response.status_code == 409, response.text
-    assert _error(response)["code"] == "invalid_state"
-    assert _error(response)["details"] == {"status": "pending"}
+    assert error_body(response)["code"] == "invalid_state"
+    assert error_body(response)["details"] == {"status": "pending"}
 
     rejected_user = api.register("rejected")
     rejected = orgs.request(rejected_user).json()
@@ -204,8 +179,8 @@ def test_founding_needs_an_approved_request(orgs: Orgs, api, admin: dict) -> Non
     assert review.json()["status"] == "rejected"
     response = orgs.create(rejected["id"], rejected_user)
     assert response.status_code == 409, response.text
-    assert _error(response)["code"] == "invalid_state"
-    assert _error(response)["details"] == {"status": "rejected"}
+    assert error_body(response)["code"] == "invalid_state"
+    assert error_body(response)["details"] == {"status": "rejected"}
     assert _role_of(orgs.client, rejected_user, rejected["id"]) is None
 
 
@@ -216,7 +191,7 @@ def test_a_request_founds_one_organization_once(orgs: Orgs, api, admin: dict) ->
     assert orgs.create(request["id"], user).status_code == 201
     again = orgs.create(request["id"], user)
     assert again.status_code == 409, again.text
-    assert _error(again)["code"] == "organization_exists"
+    assert error_body(again)["code"] == "organization_exists"
     mine = orgs.client.get(f"{V1}/organizations", headers=user["headers"]).json()
     assert [o["slug"] for o in mine] == [request["slug"]]
 
@@ -227,7 +202,7 @@ def test_someone_elses_approved_request_is_404(orgs: Orgs, api, admin: dict) -> 
     orgs.review(request["id"], admin)
     stolen = orgs.create(request["id"], thief)
     assert stolen.status_code == 404, stolen.text
-    assert _error(stolen)["code"] == "not_found"
+    assert error_body(stolen)["code"] == "not_found"
     # The request is still usable by its owner.
     assert orgs.create(request["id"], requester).status_code == 201
     unknown = orgs.create(str(uuid.uuid4()), requester)
@@ -240,7 +215,7 @@ def test_one_pending_request_at_a_time(orgs: Orgs, api, admin: dict) -> None:
     assert first.status_code == 201
     second = orgs.request(user)
     assert second.status_code == 409, second.text
-    assert _error(second)["code"] == "request_pending"
+    assert error_body(second)["code"] == "request_pending"
     orgs.review(first.json()["id"], admin, "reject")
     assert orgs.request(user).status_code == 201
 
@@ -249,7 +224,7 @@ def test_one_pending_request_at_a_time(orgs: Orgs, api, admin: dict) -> None:
 def test_invalid_slug_is_422(orgs: Orgs, api, slug: str) -> None:
     response = orgs.request(api.register(), slug)
     assert response.status_code == 422, response.text
-    assert _error(response)["code"] == "invalid_slug"
+    assert error_body(response)["code"] == "invalid_slug"
 
 
 def test_request_lists_are_scoped(client: TestClient, orgs: Orgs, api, admin: dict) -> None:
@@ -305,8 +280,8 @@ def test_invite_by_email_then_accept(
 
     again = orgs.accept(invite["token"], invitee)
     assert again.status_code == 409, again.text
-    assert _error(again)["code"] == "invalid_state"
-    assert _error(again)["details"] == {"status": "accepted"}
+    assert error_body(again)["code"] == "invalid_state"
+    assert error_body(again)["details"] == {"status": "accepted"}
 
 
 def test_an_invite_is_for_its_addressee_only(orgs: Orgs, api, owner: dict, org: dict) -> None:
@@ -314,7 +289,7 @@ def test_an_invite_is_for_its_addressee_only(orgs: Orgs, api, owner: dict, org: 
     token = orgs.invite(org["id"], owner, email=invitee["email"], role="analyst").json()["token"]
     wrong = orgs.accept(token, other)
     assert wrong.status_code == 403, wrong.text
-    assert _error(wrong)["code"] == "invite_mismatch"
+    assert error_body(wrong)["code"] == "invite_mismatch"
     assert _role_of(orgs.client, other, org["id"]) is None
     # The mismatch did not spend the invitation.
     assert orgs.accept(token, invitee).status_code == 200
@@ -324,7 +299,7 @@ def test_an_invite_is_for_its_addressee_only(orgs: Orgs, api, owner: dict, org: 
 def test_unknown_invite_token_is_404(orgs: Orgs, api) -> None:
     response = orgs.accept(secrets.token_urlsafe(32), api.register())
     assert response.status_code == 404
-    assert _error(response)["code"] == "not_found"
+    assert error_body(response)["code"] == "not_found"
 
 
 def test_expired_invite_is_409(
@@ -342,8 +317,8 @@ def test_expired_invite_is_409(
         )
     response = orgs.accept(invite["token"], invitee)
     assert response.status_code == 409, response.text
-    assert _error(response)["code"] == "invalid_state"
-    assert _error(response)["details"] == {"status": "expired"}
+    assert error_body(response)["code"] == "invalid_state"
+    assert error_body(response)["details"] == {"status": "expired"}
     assert _role_of(orgs.client, invitee, org["id"]) is None
 
 
@@ -370,7 +345,7 @@ def test_invite_names_exactly_one_addressee(orgs: Orgs, owner: dict, org: dict) 
     neither = orgs.invite(org["id"], owner, role="analyst")
     for response in (both, neither):
         assert response.status_code == 422, response.text
-        assert _error(response)["code"] == "invalid_invite"
+        assert error_body(response)["code"] == "invalid_invite"
 
 
 # --- roles ----------------------------------------------------------------------------------------
@@ -386,13 +361,13 @@ def test_analyst_reads_the_organization_but_not_its_members(
 
     members = orgs.members(org["id"], analyst)
     assert members.status_code == 403, members.text
-    error = _error(members)
+    error = error_body(members)
     assert error["code"] == "insufficient_role"
     assert error["details"] == {"role": "analyst"}
 
     invite = orgs.invite(org["id"], analyst, email="x@example.org", role="analyst")
     assert invite.status_code == 403
-    assert _error(invite)["code"] == "insufficient_role"
+    assert error_body(invite)["code"] == "insufficient_role"
 
 
 def test_outsiders_do_not_see_an_organization(
@@ -406,7 +381,7 @@ def test_outsiders_do_not_see_an_organization(
         client.get(f"{V1}/organizations/{uuid.uuid4()}", headers=outsider["headers"]),
     ):
         assert response.status_code == 404, response.text
-        assert _error(response)["code"] == "not_found"
+        assert error_body(response)["code"] == "not_found"
     assert client.get(f"{V1}/organizations/{org['id']}").status_code == 401
 
 
@@ -415,7 +390,7 @@ def test_moderator_invites_but_not_owners(orgs: Orgs, api, owner: dict, org: dic
     target = api.register("target")
     denied = orgs.invite(org["id"], moderator, email=target["email"], role="owner")
     assert denied.status_code == 403, denied.text
-    assert _error(denied)["code"] == "forbidden"
+    assert error_body(denied)["code"] == "forbidden"
     allowed = orgs.invite(org["id"], moderator, email=target["email"], role="analyst")
     assert allowed.status_code == 201, allowed.text
     members = orgs.members(org["id"], moderator)
@@ -433,23 +408,23 @@ def test_owner_changes_roles_moderator_cannot(orgs: Orgs, owner: dict, org: dict
 
     by_moderator = orgs.set_role(org["id"], owner["user"]["id"], "analyst", member)
     assert by_moderator.status_code == 403, by_moderator.text
-    assert _error(by_moderator)["code"] == "insufficient_role"
+    assert error_body(by_moderator)["code"] == "insufficient_role"
 
     missing = orgs.set_role(org["id"], str(uuid.uuid4()), "analyst", owner)
     assert missing.status_code == 404
     bad_role = orgs.set_role(org["id"], member_id, "emperor", owner)
     assert bad_role.status_code == 422
-    assert _error(bad_role)["code"] == "validation_error"
+    assert error_body(bad_role)["code"] == "validation_error"
 
 
 def test_the_last_owner_stays(orgs: Orgs, owner: dict, org: dict) -> None:
     owner_id = owner["user"]["id"]
     demote = orgs.set_role(org["id"], owner_id, "moderator", owner)
     assert demote.status_code == 409, demote.text
-    assert _error(demote)["code"] == "last_owner"
+    assert error_body(demote)["code"] == "last_owner"
     remove = orgs.remove(org["id"], owner_id, owner)
     assert remove.status_code == 409, remove.text
-    assert _error(remove)["code"] == "last_owner"
+    assert error_body(remove)["code"] == "last_owner"
     assert _role_of(orgs.client, owner, org["id"]) == "owner"
     # Setting the same role is a no-op, not a demotion.
     same = orgs.set_role(org["id"], owner_id, "owner", owner)
@@ -466,7 +441,7 @@ def test_with_two_owners_one_can_step_down(orgs: Orgs, owner: dict, org: dict) -
     # Now the second is the last owner.
     last = orgs.set_role(org["id"], second["user"]["id"], "analyst", second)
     assert last.status_code == 409
-    assert _error(last)["code"] == "last_owner"
+    assert error_body(last)["code"] == "last_owner"
 
 
 def test_an_owner_can_leave_when_another_owner_remains(orgs: Orgs, owner: dict, org: dict):
@@ -486,10 +461,10 @@ def test_a_member_leaves_but_cannot_remove_others(
     for actor in (moderator, analyst):
         denied = orgs.remove(org["id"], owner["user"]["id"], actor)
         assert denied.status_code == 403, denied.text
-        assert _error(denied)["code"] == "insufficient_role"
+        assert error_body(denied)["code"] == "insufficient_role"
     denied = orgs.remove(org["id"], analyst["user"]["id"], moderator)
     assert denied.status_code == 403
-    assert _error(denied)["code"] == "insufficient_role"
+    assert error_body(denied)["code"] == "insufficient_role"
 
     left = orgs.remove(org["id"], analyst["user"]["id"], analyst)
     assert left.status_code == 204, left.text
@@ -520,7 +495,7 @@ def test_accepting_while_already_a_member_is_409(orgs: Orgs, owner: dict, org: d
     invite = orgs.invite(org["id"], owner, email=member["email"], role="owner").json()
     response = orgs.accept(invite["token"], member)
     assert response.status_code == 409, response.text
-    assert _error(response)["code"] == "already_member"
+    assert error_body(response)["code"] == "already_member"
     assert _role_of(orgs.client, member, org["id"]) == "analyst"
 
 
@@ -534,7 +509,7 @@ def test_outbox_events_carry_the_tenant(orgs: Orgs, api, admin: dict, owner_engi
     org = orgs.create(request["id"], owner).json()
     invitee = orgs.join(org["id"], owner, "analyst")
 
-    request_events = _outbox(owner_engine, request["id"])
+    request_events = outbox_rows(owner_engine, request["id"])
     assert [e["event_type"] for e in request_events] == [
         "organization.request.created",
         "organization.request.reviewed",
@@ -549,7 +524,7 @@ def test_outbox_events_carry_the_tenant(orgs: Orgs, api, admin: dict, owner_engi
     assert reviewed["payload"]["status"] == "approved"
     assert reviewed["payload"]["reviewed_by"] == admin["user"]["id"]
 
-    org_events = _outbox(owner_engine, org["id"])
+    org_events = outbox_rows(owner_engine, org["id"])
     assert sorted(e["event_type"] for e in org_events) == [
         "organization.created",
         "organization.member.added",
@@ -585,7 +560,7 @@ def test_organization_created_precedes_its_first_member(
     # it learns of a member of it.
     owner = api.register("order")
     org = api.found_organization(owner, admin)
-    types = [e["event_type"] for e in _outbox(owner_engine, org["id"])]
+    types = [e["event_type"] for e in outbox_rows(owner_engine, org["id"])]
     assert types == ["organization.created", "organization.member.added"]
 
 
@@ -593,7 +568,7 @@ def test_role_change_and_removal_events(orgs: Orgs, owner: dict, org: dict, owne
     member = orgs.join(org["id"], owner, "analyst")
     orgs.set_role(org["id"], member["user"]["id"], "moderator", owner)
     orgs.remove(org["id"], member["user"]["id"], owner)
-    events = [e for e in _outbox(owner_engine, org["id"]) if e["payload"].get("user_id")]
+    events = [e for e in outbox_rows(owner_engine, org["id"]) if e["payload"].get("user_id")]
     tail = [(e["event_type"], e["payload"]) for e in events][-2:]
     assert tail[0][0] == "organization.member.role_changed"
     assert tail[0][1]["old_role"] == "analyst" and tail[0][1]["new_role"] == "moderator"

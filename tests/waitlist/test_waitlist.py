@@ -5,123 +5,35 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-from domain.registration.sweeper import sweep_once
-
-V1 = "/api/v1"
-
-
-def _error(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"}, body
-    assert set(body["error"]) == {"code", "message", "details"}, body
-    assert body["error"]["code"] == code, body
-    return body["error"]
-
-
-def _outbox(engine: Engine, aggregate_id: str) -> list[dict]:
-    with engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT event_type, aggregate_type, tenant_id, payload FROM outbox "
-                "WHERE aggregate_id = :id ORDER BY id"
-            ),
-            {"id": aggregate_id},
-        ).mappings()
-        return [dict(r) for r in rows]
+from tests.factories import (
+    V1,
+    Organizer,
+    assert_error,
+    backdate_reservation,
+    cancel_reservation,
+    cancelled_registration,
+    get_reservation,
+    join_waitlist,
+    now,
+    outbox_rows,
+    register,
+    reserve,
+    sweep,
+)
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-class Waitlists:
-    """One organization, a published event with a small ticket type, and the calls below."""
-
-    def __init__(self, client: TestClient, api, admin: dict, owner_engine: Engine) -> None:
-        self.client = client
-        self.api = api
-        self.owner_engine = owner_engine
-        self.owner = api.register("owner")
-        self.org = api.found_organization(self.owner, admin)
-
-    def event(self, **fields) -> dict:
-        start = _now().replace(microsecond=0) + timedelta(days=30)
-        response = self.client.post(
-            f"{V1}/events",
-            json={
-                "organization_id": self.org["id"],
-                "title": f"Event {uuid.uuid4().hex[:8]}",
-                "starts_at": start.isoformat(),
-                "ends_at": (start + timedelta(hours=3)).isoformat(),
-                **fields,
-            },
-            headers=self.owner["headers"],
-        )
-        assert response.status_code == 201, response.text
-        return response.json()
-
-    def ticket_type(self, event_id: str, **fields) -> dict:
-        response = self.client.post(
-            f"{V1}/events/{event_id}/ticket-types",
-            json={"name": "Standard", "capacity": 1, **fields},
-            headers=self.owner["headers"],
-        )
-        assert response.status_code == 201, response.text
-        return response.json()
-
-    def move(self, event_id: str, action: str) -> None:
-        response = self.client.post(
-            f"{V1}/events/{event_id}/{action}", headers=self.owner["headers"]
-        )
-        assert response.status_code == 200, response.text
-
-    def published(self, capacity: int = 1, **fields) -> tuple[dict, dict]:
-        event = self.event(**fields)
-        tt = self.ticket_type(event["id"], capacity=capacity)
-        self.move(event["id"], "publish")
-        return event, tt
-
-    def sold(self, event_id: str, tt_id: str) -> int:
-        response = self.client.get(
-            f"{V1}/events/{event_id}/ticket-types", headers=self.owner["headers"]
-        )
-        assert response.status_code == 200, response.text
-        return next(t["sold"] for t in response.json() if t["id"] == tt_id)
-
-    def register(self, event_id: str, user: dict, **body):
-        return self.client.post(
-            f"{V1}/events/{event_id}/registrations", json=body, headers=user["headers"]
-        )
-
-    def registered(self, event_id: str, tt_id: str, name: str = "attendee") -> tuple[dict, dict]:
-        user = self.api.register(name)
-        response = self.register(event_id, user, ticket_type_id=tt_id)
-        assert response.status_code == 201, response.text
-        return user, response.json()
-
-    def cancel(self, registration_id: str, user: dict) -> None:
-        response = self.client.post(
-            f"{V1}/registrations/{registration_id}/cancel", headers=user["headers"]
-        )
-        assert response.status_code == 200, response.text
-
-    def join(self, event_id: str, user: dict | None, tt_id: str):
-        return self.client.post(
-            f"{V1}/events/{event_id}/waitlist",
-            json={"ticket_type_id": tt_id},
-            headers=user["headers"] if user else None,
-        )
+class Waitlists(Organizer):
+    """An organization with its owner, and the waitlist calls the tests below make."""
 
     def waiting(self, event_id: str, tt_id: str, name: str = "waiter") -> tuple[dict, dict]:
         user = self.api.register(name)
-        response = self.join(event_id, user, tt_id)
+        response = join_waitlist(self.client, event_id, user, tt_id)
         assert response.status_code == 201, response.text
         return user, response.json()
 
@@ -136,53 +48,38 @@ class Waitlists:
         return next(e for e in response.json() if e["id"] == entry_id)
 
     def reservation(self, reservation_id: str, user: dict) -> dict:
-        response = self.client.get(f"{V1}/reservations/{reservation_id}", headers=user["headers"])
+        response = get_reservation(self.client, reservation_id, user)
         assert response.status_code == 200, response.text
         return response.json()
 
-    def backdate(self, reservation_id: str) -> None:
-        with self.owner_engine.begin() as conn:
-            conn.execute(
-                text(
-                    "UPDATE reservations SET expires_at = now() - interval '1 minute' "
-                    "WHERE id = :id"
-                ),
-                {"id": reservation_id},
-            )
-
-    def sweep(self) -> None:
-        sweep_once(self.client.app.state.aq.sessionmaker)
-
 
 @pytest.fixture
-def waitlists(client: TestClient, api, admin: dict, owner_engine: Engine) -> Waitlists:
-    return Waitlists(client, api, admin, owner_engine)
+def waitlists(client: TestClient, api, admin: dict) -> Waitlists:
+    return Waitlists(client, api, admin)
 
 
 # --- enrolment ------------------------------------------------------------------------------------
 
 
-def test_join_only_when_sold_out(waitlists: Waitlists) -> None:
-    event, tt = waitlists.published(capacity=1)
+def test_join_only_when_sold_out(client: TestClient, waitlists: Waitlists) -> None:
+    event, tt = waitlists.published_event(capacity=1)
     user = waitlists.api.register("eager")
-    _error(waitlists.join(event["id"], user, tt["id"]), 409, "not_sold_out")
+    assert_error(join_waitlist(client, event["id"], user, tt["id"]), 409, "not_sold_out")
     assert waitlists.entries(event["id"]).json() == []
     # A hold takes the last seat: now the ticket type is sold out.
-    hold = waitlists.client.post(
-        f"{V1}/events/{event['id']}/reservations",
-        json={"ticket_type_id": tt["id"]},
-        headers=waitlists.api.register("holder")["headers"],
-    )
+    hold = reserve(client, event["id"], waitlists.api.register("holder"), tt["id"])
     assert hold.status_code == 201, hold.text
-    assert waitlists.join(event["id"], user, tt["id"]).status_code == 201
+    assert join_waitlist(client, event["id"], user, tt["id"]).status_code == 201
 
 
-def test_join_a_sold_out_ticket_type(waitlists: Waitlists, owner_engine: Engine) -> None:
-    event, tt = waitlists.published(capacity=1)
-    waitlists.registered(event["id"], tt["id"])
+def test_join_a_sold_out_ticket_type(
+    client: TestClient, waitlists: Waitlists, owner_engine: Engine
+) -> None:
+    event, tt = waitlists.published_event(capacity=1)
+    waitlists.participant(event["id"], tt["id"])
     first = waitlists.api.register("first")
-    before = _now()
-    response = waitlists.join(event["id"], first, tt["id"])
+    before = now()
+    response = join_waitlist(client, event["id"], first, tt["id"])
     assert response.status_code == 201, response.text
     entry = response.json()
     assert uuid.UUID(entry["id"])
@@ -200,10 +97,12 @@ def test_join_a_sold_out_ticket_type(waitlists: Waitlists, owner_engine: Engine)
     _, third = waitlists.waiting(event["id"], tt["id"], "third")
     assert third["position"] == 3
 
-    _error(waitlists.join(event["id"], first, tt["id"]), 409, "already_waitlisted")
-    _error(waitlists.join(event["id"], second_user, tt["id"]), 409, "already_waitlisted")
+    assert_error(join_waitlist(client, event["id"], first, tt["id"]), 409, "already_waitlisted")
+    assert_error(
+        join_waitlist(client, event["id"], second_user, tt["id"]), 409, "already_waitlisted"
+    )
 
-    [joined] = _outbox(owner_engine, entry["id"])
+    [joined] = outbox_rows(owner_engine, entry["id"])
     assert joined["event_type"] == "waitlist.joined"
     assert joined["aggregate_type"] == "waitlist_entry"
     assert str(joined["tenant_id"]) == waitlists.org["id"]
@@ -213,105 +112,92 @@ def test_join_a_sold_out_ticket_type(waitlists: Waitlists, owner_engine: Engine)
     assert joined["payload"]["user_id"] == first["user"]["id"]
 
 
-def test_join_errors(waitlists: Waitlists) -> None:
-    event, tt = waitlists.published(capacity=1)
-    waitlists.registered(event["id"], tt["id"])
+def test_join_errors(client: TestClient, waitlists: Waitlists) -> None:
+    event, tt = waitlists.published_event(capacity=1)
+    waitlists.participant(event["id"], tt["id"])
     user = waitlists.api.register("user")
-    _error(waitlists.join(event["id"], user, str(uuid.uuid4())), 404, "not_found")
-    _error(waitlists.join(str(uuid.uuid4()), user, tt["id"]), 404, "not_found")
-    other, _ = waitlists.published()
-    _error(waitlists.join(other["id"], user, tt["id"]), 404, "not_found")
-    _error(waitlists.join(event["id"], None, tt["id"]), 401, "unauthorized")
-    bad = waitlists.client.post(
+    assert_error(join_waitlist(client, event["id"], user, str(uuid.uuid4())), 404, "not_found")
+    assert_error(join_waitlist(client, str(uuid.uuid4()), user, tt["id"]), 404, "not_found")
+    other, _ = waitlists.published_event(capacity=1)
+    assert_error(join_waitlist(client, other["id"], user, tt["id"]), 404, "not_found")
+    assert_error(join_waitlist(client, event["id"], None, tt["id"]), 401, "unauthorized")
+    bad = client.post(
         f"{V1}/events/{event['id']}/waitlist",
         json={"ticket_type_id": tt["id"], "priority": 9},
         headers=user["headers"],
     )
-    _error(bad, 422, "validation_error")
+    assert_error(bad, 422, "validation_error")
 
     draft = waitlists.event()
     draft_tt = waitlists.ticket_type(draft["id"], capacity=0)
-    _error(waitlists.join(draft["id"], user, draft_tt["id"]), 404, "not_found")
+    assert_error(join_waitlist(client, draft["id"], user, draft_tt["id"]), 404, "not_found")
 
-    waitlists.move(event["id"], "cancel")
-    _error(waitlists.join(event["id"], user, tt["id"]), 409, "registration_closed")
+    waitlists.moved(event["id"], "cancel")
+    assert_error(join_waitlist(client, event["id"], user, tt["id"]), 409, "registration_closed")
 
 
-def test_organizers_see_the_queue(waitlists: Waitlists) -> None:
-    event, tt = waitlists.published(capacity=1)
-    waitlists.registered(event["id"], tt["id"])
+def test_organizers_see_the_queue(client: TestClient, waitlists: Waitlists) -> None:
+    event, tt = waitlists.published_event(capacity=1)
+    waitlists.participant(event["id"], tt["id"])
     _, first = waitlists.waiting(event["id"], tt["id"])
     waiter, second = waitlists.waiting(event["id"], tt["id"])
-    analyst = waitlists.api.register("analyst")
-    invite = waitlists.client.post(
-        f"{V1}/organizations/{waitlists.org['id']}/invite",
-        json={"email": analyst["email"], "role": "analyst"},
-        headers=waitlists.owner["headers"],
-    )
-    accepted = waitlists.client.post(
-        f"{V1}/organization-invites/accept",
-        json={"token": invite.json()["token"]},
-        headers=analyst["headers"],
-    )
-    assert accepted.status_code == 200, accepted.text
+    analyst = waitlists.member("analyst")
     for reader in (waitlists.owner, analyst):
         response = waitlists.entries(event["id"], reader)
         assert response.status_code == 200, response.text
         assert [e["id"] for e in response.json()] == [first["id"], second["id"]]
         assert {e["status"] for e in response.json()} == {"waiting"}
-    _error(waitlists.entries(event["id"], waiter), 404, "not_found")
-    _error(waitlists.client.get(f"{V1}/events/{event['id']}/waitlist"), 401, "unauthorized")
+    assert_error(waitlists.entries(event["id"], waiter), 404, "not_found")
+    assert_error(client.get(f"{V1}/events/{event['id']}/waitlist"), 401, "unauthorized")
 
 
 # --- the waitlist goes first ----------------------------------------------------------------------
 
 
-def test_the_queue_goes_before_direct_sales(waitlists: Waitlists) -> None:
-    event, tt = waitlists.published(capacity=2)
-    leaver, registration = waitlists.registered(event["id"], tt["id"], "leaver")
-    waitlists.registered(event["id"], tt["id"])
+def test_the_queue_goes_before_direct_sales(client: TestClient, waitlists: Waitlists) -> None:
+    event, tt = waitlists.published_event(capacity=2)
+    leaver, registration = waitlists.participant(event["id"], tt["id"], name="leaver")
+    waitlists.participant(event["id"], tt["id"])
     waitlists.waiting(event["id"], tt["id"])
-    waitlists.cancel(registration["id"], leaver)
+    cancelled_registration(client, registration["id"], leaver)
     assert waitlists.sold(event["id"], tt["id"]) == 1  # a seat is free ...
 
     newcomer = waitlists.api.register("newcomer")
     # ... but it belongs to the queue, not to whoever asks first.
-    _error(waitlists.register(event["id"], newcomer, ticket_type_id=tt["id"]), 409, "sold_out")
-    hold = waitlists.client.post(
-        f"{V1}/events/{event['id']}/reservations",
-        json={"ticket_type_id": tt["id"]},
-        headers=newcomer["headers"],
-    )
-    _error(hold, 409, "sold_out")
+    assert_error(register(client, event["id"], newcomer, ticket_type_id=tt["id"]), 409, "sold_out")
+    hold = reserve(client, event["id"], newcomer, tt["id"])
+    assert_error(hold, 409, "sold_out")
     assert waitlists.sold(event["id"], tt["id"]) == 1
 
 
-def test_joining_while_a_freed_seat_awaits_the_queue(waitlists: Waitlists) -> None:
+def test_joining_while_a_freed_seat_awaits_the_queue(
+    client: TestClient, waitlists: Waitlists
+) -> None:
     """Between a cancellation and the next sweep a seat is free but reserved for the queue:
     a newcomer is refused a seat (sold_out), so must be able to queue up behind."""
-    event, tt = waitlists.published(capacity=1)
-    leaver, registration = waitlists.registered(event["id"], tt["id"], "leaver")
+    event, tt = waitlists.published_event(capacity=1)
+    leaver, registration = waitlists.participant(event["id"], tt["id"], name="leaver")
     waitlists.waiting(event["id"], tt["id"])
-    waitlists.cancel(registration["id"], leaver)
+    cancelled_registration(client, registration["id"], leaver)
 
     newcomer = waitlists.api.register("newcomer")
-    _error(waitlists.register(event["id"], newcomer, ticket_type_id=tt["id"]), 409, "sold_out")
-    response = waitlists.join(event["id"], newcomer, tt["id"])
+    assert_error(register(client, event["id"], newcomer, ticket_type_id=tt["id"]), 409, "sold_out")
+    response = join_waitlist(client, event["id"], newcomer, tt["id"])
     assert response.status_code == 201, response.text
     assert response.json()["position"] == 2
 
 
-def test_joining_when_the_event_is_full(waitlists: Waitlists) -> None:
+def test_joining_when_the_event_is_full(client: TestClient, waitlists: Waitlists) -> None:
     """The event-wide capacity can sell an event out before any ticket type is: registration
     answers sold_out, so the waitlist must take the caller."""
     event = waitlists.event(capacity=1)
     tt = waitlists.ticket_type(event["id"], capacity=5)
-    waitlists.move(event["id"], "publish")
-    waitlists.registered(event["id"], tt["id"])
+    waitlists.publish(event["id"])
+    waitlists.participant(event["id"], tt["id"])
     late = waitlists.api.register("late")
-    refused = waitlists.register(event["id"], late, ticket_type_id=tt["id"])
-    assert _error(refused, 409, "sold_out")["details"] == {"scope": "event"}
-    response = waitlists.join(event["id"], late, tt["id"])
+    refused = register(client, event["id"], late, ticket_type_id=tt["id"])
+    assert assert_error(refused, 409, "sold_out")["details"] == {"scope": "event"}
+    response = join_waitlist(client, event["id"], late, tt["id"])
     assert response.status_code == 201, response.text
     assert response.json()["position"] == 1
 
@@ -319,18 +205,20 @@ def test_joining_when_the_event_is_full(waitlists: Waitlists) -> None:
 # --- offers ---------------------------------------------------------------------------------------
 
 
-def test_a_freed_seat_is_offered_then_accepted(waitlists: Waitlists, owner_engine: Engine) -> None:
-    event, tt = waitlists.published(capacity=1, hold_minutes=20)
-    leaver, registration = waitlists.registered(event["id"], tt["id"], "leaver")
+def test_a_freed_seat_is_offered_then_accepted(
+    client: TestClient, waitlists: Waitlists, owner_engine: Engine
+) -> None:
+    event, tt = waitlists.published_event(capacity=1, hold_minutes=20)
+    leaver, registration = waitlists.participant(event["id"], tt["id"], name="leaver")
     first_user, first = waitlists.waiting(event["id"], tt["id"], "first")
     _, second = waitlists.waiting(event["id"], tt["id"], "second")
 
-    waitlists.sweep()  # nothing free yet: no offer
+    sweep(client)  # nothing free yet: no offer
     assert waitlists.entry(event["id"], first["id"])["status"] == "waiting"
 
-    waitlists.cancel(registration["id"], leaver)
-    before = _now()
-    waitlists.sweep()
+    cancelled_registration(client, registration["id"], leaver)
+    before = now()
+    sweep(client)
     offered = waitlists.entry(event["id"], first["id"])
     assert offered["status"] == "offered"
     assert offered["reservation_id"]
@@ -342,10 +230,10 @@ def test_a_freed_seat_is_offered_then_accepted(waitlists: Waitlists, owner_engin
     assert hold["ticket_type_id"] == tt["id"]
     assert hold["quantity"] == 1
     expires = datetime.fromisoformat(hold["expires_at"])
-    assert before + timedelta(minutes=20) <= expires <= _now() + timedelta(minutes=20)
+    assert before + timedelta(minutes=20) <= expires <= now() + timedelta(minutes=20)
 
     [offer_fact] = [
-        f for f in _outbox(owner_engine, first["id"]) if f["event_type"] == "waitlist.offered"
+        f for f in outbox_rows(owner_engine, first["id"]) if f["event_type"] == "waitlist.offered"
     ]
     assert str(offer_fact["tenant_id"]) == waitlists.org["id"]
     assert offer_fact["aggregate_type"] == "waitlist_entry"
@@ -355,16 +243,16 @@ def test_a_freed_seat_is_offered_then_accepted(waitlists: Waitlists, owner_engin
     assert offer_fact["payload"]["user_id"] == first_user["user"]["id"]
     assert offer_fact["payload"]["reservation_id"] == hold["id"]
     assert datetime.fromisoformat(offer_fact["payload"]["expires_at"]) == expires
-    [created] = _outbox(owner_engine, hold["id"])
+    [created] = outbox_rows(owner_engine, hold["id"])
     assert created["event_type"] == "reservation.created"
     assert str(created["tenant_id"]) == waitlists.org["id"]
     assert created["payload"]["from_waitlist"] is True
     assert created["payload"]["user_id"] == first_user["user"]["id"]
 
-    waitlists.sweep()  # an offer is made once
+    sweep(client)  # an offer is made once
     assert waitlists.entry(event["id"], second["id"])["status"] == "waiting"
 
-    accepted = waitlists.register(event["id"], first_user, reservation_id=hold["id"])
+    accepted = register(client, event["id"], first_user, reservation_id=hold["id"])
     assert accepted.status_code == 201, accepted.text
     assert accepted.json()["status"] == "confirmed"
     assert accepted.json()["reservation_id"] == hold["id"]
@@ -373,70 +261,70 @@ def test_a_freed_seat_is_offered_then_accepted(waitlists: Waitlists, owner_engin
     assert waitlists.sold(event["id"], tt["id"]) == 1
 
 
-def test_an_unused_offer_passes_to_the_next(waitlists: Waitlists, owner_engine: Engine) -> None:
-    event, tt = waitlists.published(capacity=1)
-    leaver, registration = waitlists.registered(event["id"], tt["id"], "leaver")
+def test_an_unused_offer_passes_to_the_next(
+    client: TestClient, waitlists: Waitlists, owner_engine: Engine
+) -> None:
+    event, tt = waitlists.published_event(capacity=1)
+    leaver, registration = waitlists.participant(event["id"], tt["id"], name="leaver")
     first_user, first = waitlists.waiting(event["id"], tt["id"], "first")
     second_user, second = waitlists.waiting(event["id"], tt["id"], "second")
-    waitlists.cancel(registration["id"], leaver)
-    waitlists.sweep()
+    cancelled_registration(client, registration["id"], leaver)
+    sweep(client)
     first_offer = waitlists.entry(event["id"], first["id"])["reservation_id"]
 
-    waitlists.backdate(first_offer)
-    waitlists.sweep()
+    backdate_reservation(owner_engine, first_offer)
+    sweep(client)
     assert waitlists.reservation(first_offer, first_user)["status"] == "expired"
     assert waitlists.entry(event["id"], first["id"])["status"] == "expired"
-    assert _outbox(owner_engine, first_offer)[-1]["event_type"] == "reservation.expired"
+    assert outbox_rows(owner_engine, first_offer)[-1]["event_type"] == "reservation.expired"
     passed_on = waitlists.entry(event["id"], second["id"])
     assert passed_on["status"] == "offered"
     assert waitlists.sold(event["id"], tt["id"]) == 1
 
-    late = waitlists.register(event["id"], first_user, reservation_id=first_offer)
-    _error(late, 409, "reservation_expired")
-    accepted = waitlists.register(
-        event["id"], second_user, reservation_id=passed_on["reservation_id"]
+    late = register(client, event["id"], first_user, reservation_id=first_offer)
+    assert_error(late, 409, "reservation_expired")
+    accepted = register(
+        client, event["id"], second_user, reservation_id=passed_on["reservation_id"]
     )
     assert accepted.status_code == 201, accepted.text
     assert waitlists.entry(event["id"], second["id"])["status"] == "accepted"
 
 
-def test_a_declined_offer_passes_to_the_next(waitlists: Waitlists) -> None:
-    event, tt = waitlists.published(capacity=1)
-    leaver, registration = waitlists.registered(event["id"], tt["id"], "leaver")
+def test_a_declined_offer_passes_to_the_next(client: TestClient, waitlists: Waitlists) -> None:
+    event, tt = waitlists.published_event(capacity=1)
+    leaver, registration = waitlists.participant(event["id"], tt["id"], name="leaver")
     first_user, first = waitlists.waiting(event["id"], tt["id"], "first")
     _, second = waitlists.waiting(event["id"], tt["id"], "second")
-    waitlists.cancel(registration["id"], leaver)
-    waitlists.sweep()
+    cancelled_registration(client, registration["id"], leaver)
+    sweep(client)
     offer = waitlists.entry(event["id"], first["id"])["reservation_id"]
 
-    declined = waitlists.client.post(
-        f"{V1}/reservations/{offer}/cancel", headers=first_user["headers"]
-    )
+    declined = cancel_reservation(client, offer, first_user)
     assert declined.status_code == 200, declined.text
     assert waitlists.entry(event["id"], first["id"])["status"] != "offered"
-    waitlists.sweep()
+    sweep(client)
     assert waitlists.entry(event["id"], second["id"])["status"] == "offered"
 
 
-def test_an_expired_hold_goes_to_the_queue(waitlists: Waitlists) -> None:
-    event, tt = waitlists.published(capacity=1)
+def test_an_expired_hold_goes_to_the_queue(
+    client: TestClient, waitlists: Waitlists, owner_engine: Engine
+) -> None:
+    event, tt = waitlists.published_event(capacity=1)
     holder = waitlists.api.register("holder")
-    hold = waitlists.client.post(
-        f"{V1}/events/{event['id']}/reservations",
-        json={"ticket_type_id": tt["id"]},
-        headers=holder["headers"],
-    )
+    hold = reserve(client, event["id"], holder, tt["id"])
     assert hold.status_code == 201, hold.text
     _, entry = waitlists.waiting(event["id"], tt["id"])
-    waitlists.backdate(hold.json()["id"])
-    waitlists.sweep()  # expires the hold, then offers its seat, in one pass
+    backdate_reservation(owner_engine, hold.json()["id"])
+    sweep(client)  # expires the hold, then offers its seat, in one pass
     assert waitlists.reservation(hold.json()["id"], holder)["status"] == "expired"
     assert waitlists.entry(event["id"], entry["id"])["status"] == "offered"
 
 
-def test_priority_then_arrival(waitlists: Waitlists, owner_engine: Engine) -> None:
-    event, tt = waitlists.published(capacity=2)
-    people = [waitlists.registered(event["id"], tt["id"], f"r{i}") for i in range(2)]
+def test_priority_then_arrival(
+    client: TestClient, waitlists: Waitlists, owner_engine: Engine
+) -> None:
+    event, tt = waitlists.published_event(capacity=2)
+    people = [waitlists.participant(event["id"], tt["id"], name=f"r{i}") for i in range(2)]
     entries = [waitlists.waiting(event["id"], tt["id"], f"w{i}")[1] for i in range(3)]
     with owner_engine.begin() as conn:
         conn.execute(
@@ -445,29 +333,29 @@ def test_priority_then_arrival(waitlists: Waitlists, owner_engine: Engine) -> No
         )
 
     (user, registration) = people[0]
-    waitlists.cancel(registration["id"], user)
-    waitlists.sweep()
+    cancelled_registration(client, registration["id"], user)
+    sweep(client)
     statuses = [waitlists.entry(event["id"], e["id"])["status"] for e in entries]
     assert statuses == ["waiting", "waiting", "offered"]
 
     (user, registration) = people[1]
-    waitlists.cancel(registration["id"], user)
-    waitlists.sweep()
+    cancelled_registration(client, registration["id"], user)
+    sweep(client)
     statuses = [waitlists.entry(event["id"], e["id"])["status"] for e in entries]
     assert statuses == ["offered", "waiting", "offered"]
 
 
-def test_more_capacity_is_offered_to_the_queue(waitlists: Waitlists) -> None:
-    event, tt = waitlists.published(capacity=1)
-    waitlists.registered(event["id"], tt["id"])
+def test_more_capacity_is_offered_to_the_queue(client: TestClient, waitlists: Waitlists) -> None:
+    event, tt = waitlists.published_event(capacity=1)
+    waitlists.participant(event["id"], tt["id"])
     entries = [waitlists.waiting(event["id"], tt["id"], f"w{i}")[1] for i in range(3)]
-    grown = waitlists.client.put(
+    grown = client.put(
         f"{V1}/events/{event['id']}/ticket-types/{tt['id']}",
         json={"capacity": 3},
         headers=waitlists.owner["headers"],
     )
     assert grown.status_code == 200, grown.text
-    waitlists.sweep()
+    sweep(client)
     statuses = [waitlists.entry(event["id"], e["id"])["status"] for e in entries]
     assert statuses == ["offered", "offered", "waiting"]
     assert waitlists.sold(event["id"], tt["id"]) == 3
@@ -495,50 +383,52 @@ def closed_waitlists(owner_engine: Engine) -> Iterator[list[str]]:
 
 @pytest.mark.parametrize("closing", ["cancel_event", "deactivate_ticket_type"])
 def test_the_sweeper_survives_a_waitlist_that_can_no_longer_be_served(
-    waitlists: Waitlists, closed_waitlists: list[str], closing: str
+    client: TestClient, waitlists: Waitlists, closed_waitlists: list[str], closing: str
 ) -> None:
     """A seat frees on a ticket type that is no longer on sale while people wait for it: the
     sweeper must make no offer, and must go on serving every other waitlist."""
-    event, tt = waitlists.published(capacity=1)
+    event, tt = waitlists.published_event(capacity=1)
     closed_waitlists.append(tt["id"])
-    leaver, registration = waitlists.registered(event["id"], tt["id"], "leaver")
+    leaver, registration = waitlists.participant(event["id"], tt["id"], name="leaver")
     _, stranded = waitlists.waiting(event["id"], tt["id"])
     if closing == "cancel_event":
-        waitlists.move(event["id"], "cancel")
+        waitlists.moved(event["id"], "cancel")
     else:
-        deactivated = waitlists.client.put(
+        deactivated = client.put(
             f"{V1}/events/{event['id']}/ticket-types/{tt['id']}",
             json={"is_active": False},
             headers=waitlists.owner["headers"],
         )
         assert deactivated.status_code == 200, deactivated.text
-    waitlists.cancel(registration["id"], leaver)
+    cancelled_registration(client, registration["id"], leaver)
 
-    healthy_event, healthy_tt = waitlists.published(capacity=1)
-    healthy_leaver, healthy_registration = waitlists.registered(
-        healthy_event["id"], healthy_tt["id"], "leaver"
+    healthy_event, healthy_tt = waitlists.published_event(capacity=1)
+    healthy_leaver, healthy_registration = waitlists.participant(
+        healthy_event["id"], healthy_tt["id"], name="leaver"
     )
     _, served = waitlists.waiting(healthy_event["id"], healthy_tt["id"])
-    waitlists.cancel(healthy_registration["id"], healthy_leaver)
+    cancelled_registration(client, healthy_registration["id"], healthy_leaver)
 
-    waitlists.sweep()
+    sweep(client)
     assert waitlists.entry(event["id"], stranded["id"])["status"] != "offered"
     assert waitlists.entry(healthy_event["id"], served["id"])["status"] == "offered"
 
 
-def test_a_registered_participant_cannot_wait_for_a_second_seat(waitlists: Waitlists) -> None:
-    event, tt = waitlists.published(capacity=1)
-    user, _ = waitlists.registered(event["id"], tt["id"])
-    _error(waitlists.join(event["id"], user, tt["id"]), 409, "already_registered")
+def test_a_registered_participant_cannot_wait_for_a_second_seat(
+    client: TestClient, waitlists: Waitlists
+) -> None:
+    event, tt = waitlists.published_event(capacity=1)
+    user, _ = waitlists.participant(event["id"], tt["id"])
+    assert_error(join_waitlist(client, event["id"], user, tt["id"]), 409, "already_registered")
 
 
-def test_closing_the_event_ends_the_queue(waitlists: Waitlists) -> None:
-    event, tt = waitlists.published(capacity=1)
-    holder, registration = waitlists.registered(event["id"], tt["id"])
+def test_closing_the_event_ends_the_queue(client: TestClient, waitlists: Waitlists) -> None:
+    event, tt = waitlists.published_event(capacity=1)
+    holder, registration = waitlists.participant(event["id"], tt["id"])
     _, entry = waitlists.waiting(event["id"], tt["id"])
-    waitlists.move(event["id"], "cancel")
+    waitlists.moved(event["id"], "cancel")
     assert waitlists.entry(event["id"], entry["id"])["status"] == "cancelled"
     # A seat freed afterwards is offered to nobody.
-    waitlists.cancel(registration["id"], holder)
-    waitlists.sweep()
+    cancelled_registration(client, registration["id"], holder)
+    sweep(client)
     assert waitlists.entry(event["id"], entry["id"])["reservation_id"] is None
