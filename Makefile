@@ -47,6 +47,10 @@ docs: setup  ## regenerate docs/openapi.json and docs/configuration.md
 	$(UV) run --frozen aqstream openapi
 	$(UV) run --frozen aqstream config-doc
 
+.PHONY: bench
+bench: setup  ## flash-sale benchmark: the API against raw SQL (starts its own servers)
+	$(UV) run --frozen python -m bench.flash_sale $(BENCH_ARGS)
+
 clean:  ## stop local servers and remove their state
 	-$(UV) run --frozen aqstream stack down
 	rm -rf .aqstream

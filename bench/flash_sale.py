@@ -1,0 +1,929 @@
+"""Flash sale: N clients buy the seats of one hot ticket type until it is sold out.
+
+The figure: registrations through the HTTP API of a real server process (uvicorn workers running
+the platform's own code). The baseline, side by side: the same transactions as raw SQL over
+psycopg, one per registration, as the application role with its row level security context:
+insert the registration row and its two outbox events, then take the seat with the conditional
+counter update (``claim_seats``), as the service does.
+
+Three more runs say where the time goes (skip them with ``--no-analysis``): the raw SQL with the
+service's reads too (auth check, loads, savepoint, read-back), so the rest is HTTP and Python;
+and the API and the raw SQL with the same seats spread over 16 ticket types, so no row is hot.
+
+Everything runs on a local stack of its own (``.aqstream/bench``) and a fresh database, both
+removed at the end, Ctrl-C included::
+
+    python -m bench.flash_sale [--clients 64] [--seats 2000] [--workers 2] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+from psycopg.types.json import Jsonb
+
+from aqstream import migrations
+from aqstream.settings import PROJECT_ROOT, Settings
+from aqstream.stack import LocalStack
+from aqstream.stack.servers import free_port
+from domain.db import uuid7
+from domain.identity.tokens import TokenService
+
+TARGET_RATIO = 0.5  # the API sells at least half as fast as raw SQL on the same machine
+TARGET_P95_MS = 250.0
+SPREAD_TYPES = 16  # ticket types of the "no hot row" analysis runs
+UNLIMITED = "100000000/minute"
+SERVER_NAMES = {"postgres": "PostgreSQL", "redis": "Redis", "kafka": "Kafka", "s3": "S3"}
+
+try:  # progress bars and tables when rich is installed; plain lines otherwise
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    # As wide as a terminal allows; wide enough for the table when writing to a file or pipe.
+    console: Console | None = Console(width=None if sys.stdout.isatty() else 150)
+except ImportError:  # pragma: no cover - rich comes with typer
+    console = None
+
+
+def say(message: str = "") -> None:
+    if console is not None:
+        console.print(message, highlight=False, soft_wrap=True)
+    else:
+        print(message, flush=True)
+
+
+# --- the machine --------------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    ram_gib = 0.0
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                ram_gib = int(line.split()[1]) / 1024 / 1024
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "ram_gib": round(ram_gib, 1),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+    }
+
+
+def load_average() -> str:
+    with contextlib.suppress(OSError):
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    return "unknown"
+
+
+class CpuAccount:
+    """CPU seconds spent by groups of processes between two snapshots, read from /proc: who used
+    the cores during a run. ``others`` is the rest of the machine (other jobs on a shared box)."""
+
+    TICK = os.sysconf("SC_CLK_TCK")
+
+    def __init__(self, trees: dict[str, int], alone: dict[str, int]) -> None:
+        self.trees = trees  # a process with all its descendants
+        self.alone = alone  # just the process (its children are counted elsewhere)
+
+    @staticmethod
+    def _children() -> dict[int, list[int]]:
+        children: dict[int, list[int]] = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                with contextlib.suppress(OSError, IndexError):
+                    stat = Path(f"/proc/{entry}/stat").read_text()
+                    children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(
+                        int(entry)
+                    )
+        return children
+
+    @classmethod
+    def _seconds(cls, pid: int, *, reaped: bool) -> float:
+        """utime + stime, plus (``reaped``) the time of children it has waited for: a
+        PostgreSQL backend that exits during a run still counts, through the postmaster."""
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        ticks = int(fields[11]) + int(fields[12])
+        if reaped:
+            ticks += int(fields[13]) + int(fields[14])
+        return ticks / cls.TICK
+
+    def snapshot(self) -> dict[str, float]:
+        children = self._children()
+        out = {name: self._seconds(pid, reaped=False) for name, pid in self.alone.items()}
+        for name, root in self.trees.items():
+            pids, todo = {root}, [root]
+            while todo:
+                for child in children.get(todo.pop(), []):
+                    pids.add(child)
+                    todo.append(child)
+            out[name] = sum(self._seconds(p, reaped=True) for p in pids)
+        cpu = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        out["machine"] = (sum(cpu) - cpu[3] - cpu[4]) / self.TICK  # all but idle and iowait
+        return out
+
+    @staticmethod
+    def delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+        used = {k: round(after[k] - before[k], 2) for k in before}
+        ours = sum(v for k, v in used.items() if k != "machine")
+        used["others"] = round(max(0.0, used["machine"] - ours), 2)
+        return used
+
+
+class WaitSampler(threading.Thread):
+    """Samples what PostgreSQL's client backends of one application are doing, every 20 ms:
+    working, waiting for a lock (the hot row), idle inside an open transaction (waiting for the
+    application), or idle. The shares say whether the time goes to the database or around it."""
+
+    def __init__(self, dsn: str, application_name: str, every_s: float = 0.02) -> None:
+        super().__init__(daemon=True)
+        self.dsn = dsn
+        self.application_name = application_name
+        self.every_s = every_s
+        self.halt = threading.Event()
+        self.counts: Counter[str] = Counter()
+
+    def run(self) -> None:
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            while not self.halt.is_set():
+                rows = conn.execute(
+                    "SELECT state, wait_event_type, wait_event FROM pg_stat_activity "
+                    "WHERE application_name = %s AND backend_type = 'client backend'",
+                    (self.application_name,),
+                ).fetchall()
+                for state, wait_type, wait in rows:
+                    self.counts[self._classify(state, wait_type, wait)] += 1
+                self.halt.wait(self.every_s)
+
+    @staticmethod
+    def _classify(state: str | None, wait_type: str | None, wait: str | None) -> str:
+        if state == "idle":
+            return "idle"
+        if state and state.startswith("idle in transaction"):
+            return "in transaction, waiting for the client"
+        if wait_type == "Lock":
+            return f"lock wait ({wait})"
+        if wait_type and wait:
+            return f"{wait_type}:{wait}"
+        return "working"
+
+    def shares(self) -> dict[str, float]:
+        total = sum(self.counts.values()) or 1
+        return {k: round(100 * v / total, 1) for k, v in self.counts.most_common()}
+
+    def stop(self) -> None:
+        self.halt.set()
+        self.join(timeout=10)
+
+
+# --- stopping ------------------------------------------------------------------------------------------
+
+STOP = threading.Event()  # set by Ctrl-C or SIGTERM during a run
+_running = threading.Event()
+
+
+def _interrupted(signum: int, _frame: Any) -> None:
+    """Outside a run, interrupt at once. During one, ask the clients and the loop that follows
+    them to stop (an exception raised at a random point of a busy process can land in a callback
+    that swallows it); a second signal interrupts at once anyway."""
+    if _running.is_set() and not STOP.is_set():
+        STOP.set()
+        return
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+# --- the stack, the database and the API server -----------------------------------------------------
+
+
+def psycopg_dsn(url) -> str:
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@contextlib.contextmanager
+def bench_stack(state_dir: Path, keep: bool) -> Iterator[tuple[Settings, dict[str, int]]]:
+    """The local stack under ``state_dir`` (servers configured through AQSTREAM_* are used
+    instead) and a fresh database migrated to head, both removed afterwards; with the PIDs of
+    the local servers."""
+    stack = LocalStack(Settings(state_dir=state_dir, log_json=False))
+    say(f"starting the local stack in {state_dir} ...")
+    try:
+        stack.up()
+        base = stack.resolved_settings()
+        name = f"aqstream_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        with psycopg.connect(psycopg_dsn(base.owner_url), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        settings = base.model_copy(
+            update={"database_url": base.owner_url.set(database=name).render_as_string(False)}
+        )
+        try:
+            say("applying migrations ...")
+            migrations.upgrade(settings)
+            pids: dict[str, int] = {}
+            with contextlib.suppress(OSError, ValueError):
+                state = json.loads((state_dir / "stack.json").read_text())
+                pids = {name: entry["pid"] for name, entry in state.items()}
+            yield settings, pids
+        finally:
+            with psycopg.connect(psycopg_dsn(base.owner_url), autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        if not keep:
+            stopped = stack.down()
+            say(f"stopped: {', '.join(stopped) or 'nothing'}")
+
+
+def server_env(settings: Settings) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "AQSTREAM_DATABASE_URL": settings.owner_url.render_as_string(hide_password=False),
+        "AQSTREAM_KAFKA_BOOTSTRAP": settings.kafka_bootstrap or "",
+        "AQSTREAM_REDIS_URL": settings.redis_url or "",
+        "AQSTREAM_S3_ENDPOINT": settings.s3_endpoint or "",
+        "AQSTREAM_APP_DB_USER": settings.app_db_user,
+        "AQSTREAM_APP_DB_PASSWORD": settings.app_db_password.get_secret_value(),
+        "AQSTREAM_JWT_SECRET": settings.jwt_secret.get_secret_value(),
+        # A flash sale from one client IP: the limits are not what is measured here (they still
+        # run, in Redis, on every request).
+        "AQSTREAM_RATE_LIMIT_USER": UNLIMITED,
+        "AQSTREAM_RATE_LIMIT_IP": UNLIMITED,
+        "AQSTREAM_RATE_LIMIT_AUTH": UNLIMITED,
+        "AQSTREAM_LOG_JSON": "false",
+        "AQSTREAM_LOG_LEVEL": "WARNING",
+    }
+    if settings.jwt_keys:
+        env["AQSTREAM_JWT_KEYS"] = settings.jwt_keys
+    return env
+
+
+@contextlib.contextmanager
+def api_server(settings: Settings, workers: int, log: Path) -> Iterator[tuple[str, int]]:
+    """``uvicorn --factory api.app:create_app`` with ``workers`` processes: (URL, PID)."""
+    port = free_port()
+    argv = [
+        sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app",
+        "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+        "--log-level", "warning", "--no-access-log", "--timeout-graceful-shutdown", "5",
+    ]  # fmt: skip
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            argv,
+            cwd=PROJECT_ROOT,
+            env=server_env(settings),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches this process only, which stops the server
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the API server exited; see {log}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the API server did not start; see {log}")
+            time.sleep(0.1)
+        yield url, proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+# --- data ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class World:
+    owner_headers: dict[str, str]
+    organization_id: str
+    participants: list[uuid.UUID]
+    headers: list[dict[str, str]]
+
+
+@dataclass
+class Sale:
+    event_id: str
+    tenant_id: str
+    ticket_types: list[str]
+    seats: int
+
+    def ticket_type(self, participant: int) -> str:
+        return self.ticket_types[participant % len(self.ticket_types)]
+
+
+def found_world(url: str, settings: Settings, people: int) -> World:
+    """An organizer (through the API, as a person would) and ``people`` participants (rows
+    copied in: thousands of argon2 sign-ups are not what is measured)."""
+    api = f"{url}/api/v1"
+    with httpx.Client(timeout=30) as http:
+        email = f"organizer-{uuid.uuid4().hex[:8]}@example.org"
+        signup = http.post(
+            f"{api}/auth/register",
+            json={"email": email, "password": "correct horse battery", "display_name": "Org"},
+        )
+        signup.raise_for_status()
+        owner = {"Authorization": f"Bearer {signup.json()['access_token']}"}
+        with psycopg.connect(psycopg_dsn(settings.owner_url), autocommit=True) as conn:
+            conn.execute("UPDATE users SET is_platform_admin = true WHERE email = %s", (email,))
+        slug = f"bench-{uuid.uuid4().hex[:8]}"
+        request = http.post(
+            f"{api}/organization-requests", json={"name": "Bench", "slug": slug}, headers=owner
+        )
+        request.raise_for_status()
+        request_id = request.json()["id"]
+        http.post(
+            f"{api}/organization-requests/{request_id}/approve", headers=owner
+        ).raise_for_status()
+        org = http.post(f"{api}/organizations", json={"request_id": request_id}, headers=owner)
+        org.raise_for_status()
+
+    ids = [uuid7() for _ in range(people)]
+    with (
+        psycopg.connect(psycopg_dsn(settings.owner_url)) as conn,
+        conn.cursor() as cur,
+        cur.copy("COPY users (id, email, display_name) FROM STDIN") as copy,
+    ):
+        for i, uid in enumerate(ids):
+            copy.write_row((uid, f"buyer-{uid.hex}@example.org", f"Buyer {i}"))
+    tokens = TokenService.from_settings(settings)
+    tokens.ttl_s = 3600  # a slow machine must not see them expire mid-run
+    headers = [{"Authorization": f"Bearer {tokens.issue(uid)[0]}"} for uid in ids]
+    return World(owner, org.json()["id"], ids, headers)
+
+
+def open_sale(
+    url: str, world: World, seats: int, title: str, *, types: int = 1, event_capacity: bool
+) -> Sale:
+    """A published event whose ``seats`` are split over ``types`` free ticket types."""
+    api = f"{url}/api/v1"
+    starts = datetime.now(UTC) + timedelta(days=30)
+    with httpx.Client(timeout=30, headers=world.owner_headers) as http:
+        event = http.post(
+            f"{api}/events",
+            json={
+                "organization_id": world.organization_id,
+                "title": title,
+                "starts_at": starts.isoformat(),
+                "ends_at": (starts + timedelta(hours=3)).isoformat(),
+                "timezone": "UTC",
+                "capacity": seats if event_capacity else None,
+            },
+        )
+        event.raise_for_status()
+        event_id = event.json()["id"]
+        ticket_types = []
+        for k in range(types):
+            tt = http.post(
+                f"{api}/events/{event_id}/ticket-types",
+                json={
+                    "name": f"Ticket {k + 1}",
+                    "capacity": seats // types + (1 if k < seats % types else 0),
+                    "price_amount": 0,
+                },
+            )
+            tt.raise_for_status()
+            ticket_types.append(tt.json()["id"])
+        http.post(f"{api}/events/{event_id}/publish").raise_for_status()
+    return Sale(event_id, world.organization_id, ticket_types, seats)
+
+
+def check_sale(settings: Settings, sale: Sale) -> str | None:
+    """The counters agree with the rows, every seat is sold, none twice; a message if not."""
+    with psycopg.connect(psycopg_dsn(settings.owner_url)) as conn:
+        sold, capacity, event_sold, event_capacity, rows = conn.execute(
+            "SELECT sum(t.sold), sum(t.capacity), e.sold, e.capacity, "
+            "  (SELECT count(*) FROM registrations r "
+            "   WHERE r.event_id = e.id AND r.status <> 'cancelled') "
+            "FROM ticket_types t JOIN events e ON e.id = t.event_id WHERE e.id = %s "
+            "GROUP BY e.id",
+            (sale.event_id,),
+        ).fetchone()
+    if sold == capacity == rows == sale.seats and event_sold in (0, sold):
+        return None
+    return (
+        f"ticket types sold {sold} of {capacity}, event sold {event_sold} of {event_capacity}, "
+        f"live registrations {rows}"
+    )
+
+
+# --- running a sale --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    name: str
+    role: str  # "figure", "baseline" or "analysis"
+    clients: int
+    sold: int = 0
+    seconds: float = 0.0
+    per_second: float = 0.0
+    p50_ms: float = 0.0
+    p95_ms: float = 0.0
+    p99_ms: float = 0.0
+    max_ms: float = 0.0
+    answers: dict[str, int] = field(default_factory=dict)
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
+    backends: dict[str, float] = field(default_factory=dict)
+    check: str = "ok"
+
+
+def percentile(sorted_ms: list[float], q: float) -> float:
+    if not sorted_ms:
+        return 0.0
+    return round(sorted_ms[min(len(sorted_ms) - 1, int(q * len(sorted_ms)))], 1)
+
+
+@dataclass
+class Buyer:
+    """How one client buys: open its connection, try one participant's seat, close."""
+
+    open: Callable[[], Any]
+    attempt: Callable[[Any, int], str]  # (connection, participant) -> "ok" | error code
+    close: Callable[[Any], None]
+    application_name: str  # of its PostgreSQL connections, for the wait sampler
+
+
+def run_sale(
+    name: str, role: str, sale: Sale, buyer: Buyer, clients: int, people: int, cpu: CpuAccount,
+    owner_dsn: str,
+) -> Result:  # fmt: skip
+    """``clients`` threads each take the next participant until every seat is sold. Throughput:
+    seats over the time to the last sale; latency: of the successful registrations.
+    Connections open before the clock starts and close after the CPU account is read (a
+    PostgreSQL backend's CPU time leaves /proc with it)."""
+    states = [buyer.open() for _ in range(clients)]
+    taken = iter(range(people))
+    go, lock = threading.Event(), threading.Lock()
+    latencies: list[float] = []
+    answers: Counter[str] = Counter()
+    sold = [0]
+    last_sale = [0.0]
+
+    def client(state: Any) -> None:
+        mine: list[float] = []
+        seen: Counter[str] = Counter()
+        last = 0.0
+        go.wait()
+        try:
+            while sold[0] < sale.seats and not STOP.is_set():
+                with lock:
+                    i = next(taken, None)
+                if i is None:
+                    break
+                started = time.perf_counter()
+                try:
+                    answer = buyer.attempt(state, i)
+                except Exception as exc:  # counted and reported, not fatal
+                    answer = f"error {type(exc).__name__}"
+                ended = time.perf_counter()
+                seen[answer] += 1
+                if answer == "ok":
+                    mine.append((ended - started) * 1000)
+                    last = ended
+                    with lock:
+                        sold[0] += 1
+        finally:
+            with lock:
+                latencies.extend(mine)
+                answers.update(seen)
+                last_sale[0] = max(last_sale[0], last)
+
+    threads = [threading.Thread(target=client, args=(s,), daemon=True) for s in states]
+    for t in threads:
+        t.start()
+    sampler = WaitSampler(owner_dsn, buyer.application_name)
+    sampler.start()
+    before = cpu.snapshot()
+    started = time.perf_counter()
+    go.set()
+    _running.set()
+    try:
+        _follow(name, sale.seats, threads, lambda: sold[0])
+    finally:
+        _running.clear()
+        after = cpu.snapshot()
+        sampler.stop()
+        for state in states:
+            buyer.close(state)
+
+    latencies.sort()
+    seconds = max(last_sale[0] - started, 1e-9)
+    return Result(
+        name=name,
+        role=role,
+        clients=clients,
+        sold=sold[0],
+        seconds=round(seconds, 2),
+        per_second=round(sold[0] / seconds, 1),
+        p50_ms=percentile(latencies, 0.50),
+        p95_ms=percentile(latencies, 0.95),
+        p99_ms=percentile(latencies, 0.99),
+        max_ms=round(latencies[-1], 1) if latencies else 0.0,
+        answers=dict(answers),
+        cpu_seconds=CpuAccount.delta(before, after),
+        backends=sampler.shares(),
+    )
+
+
+def _follow(
+    name: str, seats: int, threads: list[threading.Thread], sold: Callable[[], int]
+) -> None:
+    """Wait for the clients, showing the seats sold."""
+    if console is not None:
+        columns = (
+            TextColumn(f"{name:<30}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, console=console) as progress:
+            task = progress.add_task(name, total=seats)
+            while any(t.is_alive() for t in threads):
+                progress.update(task, completed=sold())
+                time.sleep(0.1)
+            progress.update(task, completed=sold())
+    else:
+        next_line = time.monotonic()
+        while any(t.is_alive() for t in threads):
+            if time.monotonic() >= next_line:
+                print(f"  {name}: {sold()}/{seats} seats", flush=True)
+                next_line += 2.0
+            time.sleep(0.1)
+    for t in threads:
+        t.join()
+    if STOP.is_set():
+        raise KeyboardInterrupt("stopped during a run")
+
+
+# --- two ways to buy a seat -------------------------------------------------------------------------------
+
+
+def api_buyer(url: str, world: World, sale: Sale) -> Buyer:
+    path = f"/api/v1/events/{sale.event_id}/registrations"
+
+    def attempt(http: httpx.Client, i: int) -> str:
+        response = http.post(
+            path, json={"ticket_type_id": sale.ticket_type(i)}, headers=world.headers[i]
+        )
+        if response.status_code == 201:
+            return "ok"
+        if response.status_code == 409:
+            return response.json()["error"]["code"]
+        return f"HTTP {response.status_code}"
+
+    return Buyer(
+        open=lambda: httpx.Client(base_url=url, timeout=120),
+        attempt=attempt,
+        close=lambda http: http.close(),
+        application_name="aqstream-api",  # the API's engine
+    )
+
+
+SET_CONTEXT = (
+    "SELECT set_config('app.user_id', %s, true), set_config('app.tenant_id', '', true), "
+    "set_config('app.platform_admin', '', true)"
+)
+INSERT_REGISTRATION = (
+    "INSERT INTO registrations (id, tenant_id, event_id, ticket_type_id, user_id, quantity, "
+    "status, payment_mode, currency, amount_total, amount_due_now, amount_paid, ticket_secret, "
+    "confirmed_at) VALUES (%s, %s, %s, %s, %s, 1, 'confirmed', 'free', 'EUR', 0, 0, 0, %s, now())"
+)
+INSERT_OUTBOX = (
+    "INSERT INTO outbox (id, tenant_id, aggregate_type, aggregate_id, event_type, schema_version, "
+    "payload, headers) VALUES (%s, %s, 'registration', %s, 'registration.created', 1, %s, %s), "
+    "(%s, %s, 'registration', %s, 'registration.confirmed', 1, %s, %s)"
+)
+CLAIM = "SELECT claim_seats(%s, 1, false)"
+# What the service reads around those writes: the caller's account (the auth dependency), the
+# event and the ticket type, a savepoint around the insert, the registration read back.
+READ_USER = "SELECT is_platform_admin, deleted_at FROM users WHERE id = %s"
+READ_EVENT = "SELECT * FROM events WHERE id = %s"
+READ_TICKET_TYPE = "SELECT * FROM ticket_types WHERE id = %s AND event_id = %s"
+READ_BACK = "SELECT * FROM registrations WHERE id = %s"
+
+
+def sql_buyer(settings: Settings, world: World, sale: Sale, *, with_reads: bool) -> Buyer:
+    """One transaction per registration, as the application role under RLS."""
+    dsn = psycopg_dsn(settings.app_url)
+    application_name = "bench-sql-service" if with_reads else "bench-sql"
+
+    def attempt(conn: psycopg.Connection, i: int) -> str:
+        user, tt = world.participants[i], sale.ticket_type(i)
+        registration = uuid7()
+        common = {
+            "aggregate_id": str(registration),
+            "tenant_id": sale.tenant_id,
+            "registration_id": str(registration),
+            "event_id": sale.event_id,
+            "user_id": str(user),
+        }
+        created = {
+            **common,
+            "ticket_type_id": tt,
+            "quantity": 1,
+            "status": "confirmed",
+            "payment_mode": "free",
+            "currency": "EUR",
+            "amount_total": 0,
+            "amount_due_now": 0,
+            "reservation_id": None,
+        }
+        headers = Jsonb({"correlation_id": uuid.uuid4().hex})
+        answer = "ok"
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute(SET_CONTEXT, (str(user),))
+            if with_reads:
+                cur.execute(READ_USER, (user,)).fetchone()
+                cur.execute(READ_EVENT, (sale.event_id,)).fetchone()
+                cur.execute(READ_TICKET_TYPE, (tt, sale.event_id)).fetchone()
+                cur.execute("SAVEPOINT insert_registration")
+            cur.execute(
+                INSERT_REGISTRATION,
+                (registration, sale.tenant_id, sale.event_id, tt, user, secrets.token_urlsafe(16)),
+            )
+            if with_reads:
+                cur.execute("RELEASE SAVEPOINT insert_registration")
+            cur.execute(
+                INSERT_OUTBOX,
+                (
+                    *(uuid7(), sale.tenant_id, registration, Jsonb(created), headers),
+                    *(uuid7(), sale.tenant_id, registration, Jsonb({**common, "quantity": 1}), headers),
+                ),
+            )  # fmt: skip
+            answer = cur.execute(CLAIM, (tt,)).fetchone()[0]
+            if answer != "ok":
+                raise psycopg.Rollback()
+            if with_reads:
+                cur.execute(READ_BACK, (registration,)).fetchone()
+        return answer
+
+    return Buyer(
+        open=lambda: psycopg.connect(dsn, application_name=application_name),
+        attempt=attempt,
+        close=lambda conn: conn.close(),
+        application_name=application_name,
+    )
+
+
+# --- the report ---------------------------------------------------------------------------------------------
+
+
+def report(results: list[Result], info: dict[str, Any]) -> dict[str, Any]:
+    api = next(r for r in results if r.role == "figure")
+    raw = next(r for r in results if r.role == "baseline")
+    ratio = api.per_second / raw.per_second if raw.per_second else 0.0
+    verdict = {
+        "api_per_second": api.per_second,
+        "raw_per_second": raw.per_second,
+        "ratio": round(ratio, 3),
+        "ratio_target": TARGET_RATIO,
+        "ratio_met": ratio >= TARGET_RATIO,
+        "p95_ms": api.p95_ms,
+        "p95_target_ms": TARGET_P95_MS,
+        "p95_met": api.p95_ms < TARGET_P95_MS,
+    }
+    head = ("run", "role", "reg/s", "sold", "s", "p50 ms", "p95 ms", "p99 ms", "answers", "check")
+    rows = [
+        (
+            r.name,
+            r.role,
+            f"{r.per_second:,.0f}",
+            str(r.sold),
+            f"{r.seconds:.1f}",
+            f"{r.p50_ms:.1f}",
+            f"{r.p95_ms:.1f}",
+            f"{r.p99_ms:.1f}",
+            ", ".join(f"{k} {v}" for k, v in sorted(r.answers.items())),
+            r.check,
+        )
+        for r in results
+    ]
+    say()
+    say(
+        f"machine: {info['nproc']} CPUs ({info['cpu']}), {info['ram_gib']} GiB RAM, "
+        f"PostgreSQL {info['postgres']} (fsync={info['postgres_settings'].get('fsync')}, "
+        f"synchronous_commit={info['postgres_settings'].get('synchronous_commit')}), "
+        f"Python {info['python']}; load average before/after {info['load_before']} / "
+        f"{info['load_after']}"
+    )
+    say(
+        f"{info['clients']} clients, {info['seats']} seats, {info['workers']} API workers, "
+        f"event capacity {'set' if info['event_capacity'] else 'unset'}"
+    )
+    if console is not None:
+        table = Table(*head, title="Flash sale until sold out")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+    else:
+        print(" | ".join(head))
+        for row in rows:
+            print(" | ".join(row))
+    for r in results:
+        cpu = ", ".join(f"{k} {v:.1f}" for k, v in r.cpu_seconds.items() if v >= 0.05)
+        requests = sum(r.answers.values()) or 1
+        per = ", ".join(
+            f"{k} {1000 * v / requests:.1f}"
+            for k, v in r.cpu_seconds.items()
+            if k not in ("machine", "others") and v >= 0.05
+        )
+        say(f"{r.name}: CPU seconds: {cpu}; CPU ms per request: {per}")
+        say(f"  its PostgreSQL backends, % of samples: {_shares(r.backends)}")
+    say()
+    met = "met" if verdict["ratio_met"] else "NOT MET"
+    say(
+        f"API / raw SQL: {api.per_second:,.0f} / {raw.per_second:,.0f} registrations/s = "
+        f"{ratio:.2f} (target >= {TARGET_RATIO}): {met}"
+    )
+    met = "met" if verdict["p95_met"] else "NOT MET"
+    say(f"API p95 latency: {api.p95_ms:,.0f} ms (target < {TARGET_P95_MS:.0f} ms): {met}")
+    return {"machine": info, "results": [asdict(r) for r in results], "verdict": verdict}
+
+
+def _shares(shares: dict[str, float]) -> str:
+    shown = [f"{k} {v}" for k, v in shares.items() if v >= 1.0]
+    rest = sum(v for v in shares.values() if v < 1.0)
+    return ", ".join(shown + ([f"other {rest:.1f}"] if rest >= 0.1 else []))
+
+
+# --- main -----------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.flash_sale",
+        description="Flash sale through the API against raw SQL (see bench/README.md).",
+    )
+    parser.add_argument("--clients", type=int, default=64, help="concurrent buyers (64)")
+    parser.add_argument("--seats", type=int, default=2000, help="seats on sale (2000)")
+    parser.add_argument("--workers", type=int, default=2, help="API server processes (2)")
+    parser.add_argument(
+        "--event-capacity",
+        action="store_true",
+        help="cap the event as well: a second hot counter row in every transaction",
+    )
+    parser.add_argument(
+        "--no-analysis", action="store_true", help="only the API run and its baseline"
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=PROJECT_ROOT / ".aqstream" / "bench",
+        help="where the benchmark's local stack lives (.aqstream/bench)",
+    )
+    parser.add_argument("--keep-stack", action="store_true", help="leave the local servers up")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    args = parser.parse_args(argv)
+    if min(args.clients, args.seats, args.workers) < 1:
+        parser.error("--clients, --seats and --workers must be positive")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+
+    # Ctrl-C and SIGTERM stop it cleanly, also when started from a script that ignores SIGINT.
+    signal.signal(signal.SIGINT, _interrupted)
+    signal.signal(signal.SIGTERM, _interrupted)
+    info: dict[str, Any] = {
+        **machine(),
+        "clients": args.clients,
+        "seats": args.seats,
+        "workers": args.workers,
+        "event_capacity": args.event_capacity,
+        "load_before": load_average(),
+    }
+    # Enough participants to see every sale sell out.
+    people = args.seats + 2 * max(args.clients, SPREAD_TYPES)
+    results: list[Result] = []
+    try:
+        with bench_stack(args.state_dir, args.keep_stack) as (settings, pids):
+            owner_dsn = psycopg_dsn(settings.owner_url)
+            with psycopg.connect(owner_dsn) as conn:
+                info["postgres"] = conn.execute("SHOW server_version").fetchone()[0]
+                info["postgres_settings"] = dict(
+                    conn.execute(
+                        "SELECT name, setting FROM pg_settings WHERE name IN ('fsync', "
+                        "'synchronous_commit', 'shared_buffers', 'max_connections')"
+                    ).fetchall()
+                )
+            log = args.state_dir / "logs" / "bench-api.log"
+            with api_server(settings, args.workers, log) as (url, server_pid):
+                say(f"API server on {url} ({args.workers} workers); {people} participants ...")
+                world = found_world(url, settings, people)
+                cap = args.event_capacity
+
+                def sale(title: str, types: int = 1) -> Sale:
+                    return open_sale(url, world, args.seats, title, types=types, event_capacity=cap)
+
+                runs: list[tuple[str, str, Sale, Callable[[Sale], Buyer]]] = [
+                    ("API", "figure", sale("API"), lambda s: api_buyer(url, world, s)),
+                    ("raw SQL", "baseline", sale("raw SQL"),
+                     lambda s: sql_buyer(settings, world, s, with_reads=False)),
+                ]  # fmt: skip
+                if not args.no_analysis:
+                    runs += [
+                        ("raw SQL + the service's reads", "analysis", sale("raw SQL + reads"),
+                         lambda s: sql_buyer(settings, world, s, with_reads=True)),
+                        (f"API, {SPREAD_TYPES} ticket types", "analysis",
+                         sale("API spread", SPREAD_TYPES), lambda s: api_buyer(url, world, s)),
+                        (f"raw SQL, {SPREAD_TYPES} ticket types", "analysis",
+                         sale("raw SQL spread", SPREAD_TYPES),
+                         lambda s: sql_buyer(settings, world, s, with_reads=False)),
+                    ]  # fmt: skip
+                cpu = CpuAccount(
+                    trees={"API server": server_pid}
+                    | {SERVER_NAMES.get(k, k): pid for k, pid in pids.items()},
+                    alone={"client": os.getpid()},
+                )
+                _warm_up(url, world, args.clients)
+                # The API runs while its server is up; the raw SQL ones after it has stopped,
+                # so that they have the machine to themselves.
+                for name, role, sold, buyer in runs:
+                    if name.startswith("API"):
+                        results.append(
+                            run_sale(
+                                name, role, sold, buyer(sold), args.clients, people, cpu, owner_dsn
+                            )
+                        )
+            for name, role, sold, buyer in runs:
+                if not name.startswith("API"):
+                    results.append(
+                        run_sale(
+                            name, role, sold, buyer(sold), args.clients, people, cpu, owner_dsn
+                        )
+                    )
+            order = [name for name, *_ in runs]
+            results.sort(key=lambda r: order.index(r.name))
+            failed = False
+            for result, (_, _, sold, _) in zip(results, runs, strict=True):
+                problem = check_sale(settings, sold)
+                odd = set(result.answers) - {"ok", "sold_out"}
+                if problem or odd:
+                    failed = True
+                    result.check = problem or f"unexpected answers: {sorted(odd)}"
+            info["load_after"] = load_average()
+            figures = report(results, info)
+            if args.json:
+                args.json.write_text(json.dumps(figures, indent=2) + "\n")
+                say(f"figures written to {args.json}")
+    except KeyboardInterrupt:
+        say("interrupted: what was started has been stopped")
+        return 130
+    return 1 if failed else 0
+
+
+def _warm_up(url: str, world: World, clients: int) -> None:
+    """Fill every worker's connection pool and run its code paths before any clock starts."""
+
+    def touch(i: int) -> None:
+        with httpx.Client(base_url=url, timeout=60) as http:
+            for _ in range(5):
+                http.get("/api/v1/users/me/registrations", headers=world.headers[i])
+
+    threads = [threading.Thread(target=touch, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
