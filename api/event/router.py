@@ -78,7 +78,6 @@ def create_event(body: EventCreate, uow: UowDep) -> EventOut:
     event = service.create_event(
         uow, member.tenant_id, member.user_id, body.model_dump(exclude={"organization_id"})
     )
-    uow.session.refresh(event)
     return EventOut.model_validate(event)
 
 

@@ -59,7 +59,6 @@ def create_group(org_id: uuid.UUID, body: GroupCreate, member: OrgManager, uow: 
     group = service.create_group(
         uow, org_id, name=body.name, description=body.description, actor=member.user_id
     )
-    uow.session.refresh(group)
     return GroupOut.model_validate(group)
 
 

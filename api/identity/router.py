@@ -53,7 +53,6 @@ def register(
     user = service.register(
         uow, email=body.email, password=body.password, display_name=body.display_name
     )
-    uow.session.refresh(user)
     return _tokens(state, user, response)
 
 
@@ -81,7 +80,6 @@ def telegram(
         max_age_s=state.settings.telegram_auth_max_age_s,
     )
     uow.session.flush()
-    uow.session.refresh(user)
     return _tokens(state, user, response)
 
 

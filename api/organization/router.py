@@ -70,7 +70,6 @@ def create_request(body: OrganizationRequestCreate, uow: UowDep) -> Organization
     request = service.create_request(
         uow, uow.user_id, name=body.name, slug=body.slug, description=body.description
     )
-    uow.session.refresh(request)
     return OrganizationRequestOut.model_validate(request)
 
 
@@ -135,7 +134,6 @@ def reject_request(
 def create_organization(body: OrganizationCreate, uow: UowDep) -> OrganizationOut:
     """Found the organization of an approved request; the caller becomes its owner."""
     org = service.create_organization(uow, uow.user_id, body.request_id)
-    uow.session.refresh(org)
     return OrganizationOut.model_validate(org)
 
 

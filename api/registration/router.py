@@ -56,7 +56,6 @@ def reserve(event_id: uuid.UUID, body: ReservationCreate, uow: UowDep) -> Reserv
     reservation = service.reserve(
         uow, event_id, body.ticket_type_id, body.quantity, user_id=uow.user_id
     )
-    uow.session.refresh(reservation)
     return ReservationOut.model_validate(reservation)
 
 
@@ -113,7 +112,6 @@ def register(event_id: uuid.UUID, body: RegistrationCreate, uow: UowDep) -> Regi
             quantity=body.quantity,
             payment_mode=body.payment_mode,
         )
-    uow.session.refresh(registration)
     return RegistrationOut.model_validate(registration)
 
 

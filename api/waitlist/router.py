@@ -54,7 +54,6 @@ EventReader = Annotated[
 def join(event_id: uuid.UUID, body: WaitlistJoin, uow: UowDep) -> WaitlistPosition:
     """Join the waitlist of a sold-out ticket type; a freed seat is offered as a timed hold."""
     entry, position = service.join(uow, event_id, body.ticket_type_id, user_id=uow.user_id)
-    uow.session.refresh(entry)
     return WaitlistPosition(
         **WaitlistEntryOut.model_validate(entry).model_dump(), position=position
     )

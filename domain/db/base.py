@@ -29,6 +29,9 @@ def uuid7() -> uuid.UUID:
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {datetime: DateTime(timezone=True)}  # noqa: RUF012
+    # Server defaults (created_at, ...) come back with the INSERT (RETURNING), so a response
+    # needs no second round trip, e.g. while a seat counter row is locked.
+    __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012
 
 
 class UUIDPrimaryKey:

@@ -329,8 +329,9 @@ CREATE POLICY events_visible ON events FOR SELECT USING (
 ALTER TABLE ticket_types ENABLE ROW LEVEL SECURITY;
 CREATE POLICY ticket_types_tenant ON ticket_types
     USING (tenant_id = app_tenant_id()) WITH CHECK (tenant_id = app_tenant_id());
+-- Correlated, so it is one index lookup per row, not a scan of every visible event.
 CREATE POLICY ticket_types_visible ON ticket_types FOR SELECT
-    USING (event_id IN (SELECT e.id FROM events e));  -- the caller's visible events (RLS)
+    USING (EXISTS (SELECT 1 FROM events e WHERE e.id = ticket_types.event_id));  -- RLS of events
 
 -- Participants act on their own rows, for events they can see; organizers on their tenant's.
 ALTER TABLE reservations ENABLE ROW LEVEL SECURITY;
