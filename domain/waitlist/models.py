@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import uuid
 
-from sqlalchemy import ForeignKey, Index, text
+from sqlalchemy import BigInteger, ForeignKey, Identity, Index, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from domain.db.base import Base, Timestamps, UUIDPrimaryKey
@@ -32,6 +32,9 @@ class WaitlistEntry(UUIDPrimaryKey, Timestamps, Base):
         _enum(WaitlistStatus, "waitlist_status"), server_default=text("'waiting'")
     )
     reservation_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("reservations.id"))
+    # Arrival order: a sequence is strictly monotonic across API processes; UUIDv7 ids made in
+    # two processes within the same millisecond are not.
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(always=True))
 
     __table_args__ = (
         Index(
@@ -45,7 +48,7 @@ class WaitlistEntry(UUIDPrimaryKey, Timestamps, Base):
             "ix_waitlist_entries_queue",
             "ticket_type_id",
             text("priority DESC"),
-            "id",
+            "seq",
             postgresql_where=text("status = 'waiting'"),
         ),
         Index("ix_waitlist_entries_user_id", "user_id"),

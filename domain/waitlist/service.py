@@ -108,7 +108,7 @@ def offer_next(uow: UnitOfWork, ticket_type_id: uuid.UUID) -> int:
                 WaitlistEntry.ticket_type_id == ticket_type_id,
                 WaitlistEntry.status == WaitlistStatus.WAITING,
             )
-            .order_by(WaitlistEntry.priority.desc(), WaitlistEntry.id)
+            .order_by(WaitlistEntry.priority.desc(), WaitlistEntry.seq)
             .limit(1)
             .with_for_update(skip_locked=True)
         )
@@ -159,6 +159,8 @@ def list_for_event(uow: UnitOfWork, event_id: uuid.UUID) -> list[WaitlistEntry]:
         uow.session.scalars(
             select(WaitlistEntry)
             .where(WaitlistEntry.event_id == event_id)
-            .order_by(WaitlistEntry.ticket_type_id, WaitlistEntry.priority.desc(), WaitlistEntry.id)
+            .order_by(
+                WaitlistEntry.ticket_type_id, WaitlistEntry.priority.desc(), WaitlistEntry.seq
+            )
         )
     )

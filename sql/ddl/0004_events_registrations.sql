@@ -147,6 +147,7 @@ CREATE TABLE waitlist_entries (
 	priority INTEGER DEFAULT 0 NOT NULL, 
 	status waitlist_status DEFAULT 'waiting' NOT NULL, 
 	reservation_id UUID, 
+	seq BIGINT GENERATED ALWAYS AS IDENTITY, 
 	id UUID NOT NULL, 
 	created_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL, 
 	updated_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL, 
@@ -157,7 +158,7 @@ CREATE TABLE waitlist_entries (
 	CONSTRAINT fk_waitlist_entries_user_id_users FOREIGN KEY(user_id) REFERENCES users (id), 
 	CONSTRAINT fk_waitlist_entries_reservation_id_reservations FOREIGN KEY(reservation_id) REFERENCES reservations (id)
 );
-CREATE INDEX ix_waitlist_entries_queue ON waitlist_entries (ticket_type_id, priority DESC, id) WHERE status = 'waiting';
+CREATE INDEX ix_waitlist_entries_queue ON waitlist_entries (ticket_type_id, priority DESC, seq) WHERE status = 'waiting';
 CREATE INDEX ix_waitlist_entries_user_id ON waitlist_entries (user_id);
 CREATE UNIQUE INDEX uq_waitlist_entries_type_user_live ON waitlist_entries (ticket_type_id, user_id) WHERE status IN ('waiting', 'offered');
 
@@ -386,7 +387,7 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
     WHERE me.id = p_entry
       AND (me.user_id = app_user_id() OR me.tenant_id = app_tenant_id())
       AND w.ticket_type_id = me.ticket_type_id AND w.status = 'waiting' AND w.id <> me.id
-      AND (w.priority > me.priority OR (w.priority = me.priority AND w.id < me.id))
+      AND (w.priority > me.priority OR (w.priority = me.priority AND w.seq < me.seq))
 $$;
 REVOKE ALL ON FUNCTION waitlist_position(uuid) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION waitlist_position(uuid) TO __APP__;
