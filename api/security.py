@@ -11,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.errors import ApiError
 from domain.errors import Unauthenticated
+from domain.identity.tokens import AccessClaims
 
 bearer_scheme = HTTPBearer(auto_error=False, description="Access token from /api/v1/auth/login")
 
@@ -32,7 +33,7 @@ def get_principal(
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise _unauthorized("unauthorized", "Missing bearer token")
     try:
-        claims = request.app.state.aq.tokens.verify(credentials.credentials)
+        claims = verify_token(request, credentials.credentials)
     except Unauthenticated as exc:
         raise _unauthorized(exc.code, exc.message) from None
     principal = Principal(claims.user_id, claims.token_id)
@@ -50,9 +51,22 @@ def peek_user_id(request: Request) -> str | None:
     if scheme.lower() != "bearer" or not token:
         return None
     try:
-        return str(request.app.state.aq.tokens.verify(token.strip()).user_id)
+        return str(verify_token(request, token.strip()).user_id)
     except Unauthenticated:
         return None
+
+
+_VERIFIED = "aq.verified_token"
+
+
+def verify_token(request: Request, token: str) -> AccessClaims:
+    """Verify a bearer token once per request: middleware and dependencies share the result."""
+    cached = request.scope.get(_VERIFIED)
+    if cached is not None and cached[0] == token:
+        return cached[1]
+    claims = request.app.state.aq.tokens.verify(token)
+    request.scope[_VERIFIED] = (token, claims)
+    return claims
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
