@@ -32,14 +32,15 @@ from domain.organization.service import membership_role
 from domain.uow import UnitOfWork
 
 
-def get_state(request: Request) -> AppState:
+# Pure lookups are `async def`: FastAPI then runs them inline, not through the thread pool.
+async def get_state(request: Request) -> AppState:
     return request.app.state.aq
 
 
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
-def get_settings(state: StateDep) -> Settings:
+async def get_settings(state: StateDep) -> Settings:
     return state.settings
 
 
@@ -199,7 +200,7 @@ def require_platform_admin(uow: UowDep) -> UnitOfWork:
     return uow
 
 
-def forbid_unknown_query_parameters(request: Request) -> None:
+async def forbid_unknown_query_parameters(request: Request) -> None:
     """A misspelt filter must not silently return everything: unknown query keys are a 422.
 
     What is known comes from the OpenAPI document, the contract clients are given. An
