@@ -26,7 +26,7 @@ DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 
 # `aqstream` CLI subcommands, and the compose service that runs each.
-CLI_SUBCOMMANDS = {"migrate", "api", "relay", "worker", "dashboards"}
+CLI_SUBCOMMANDS = {"migrate", "api", "jobs", "relay", "worker", "dashboards"}
 AQSTREAM_SERVICES = {name: name for name in CLI_SUBCOMMANDS}
 INFRA_SERVICES = {"timescaledb", "kafka", "redis", "minio"}
 LONG_RUNNING = AQSTREAM_SERVICES.keys() - {"migrate"}
