@@ -25,7 +25,6 @@ import os
 import platform
 import secrets
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -42,9 +41,9 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from aqstream import migrations
+from aqstream.apiserver import api_server
 from aqstream.settings import PROJECT_ROOT, Settings
 from aqstream.stack import LocalStack
-from aqstream.stack.servers import free_port
 from domain.db import uuid7
 from domain.identity.tokens import TokenService
 
@@ -259,71 +258,6 @@ def bench_stack(state_dir: Path, keep: bool) -> Iterator[tuple[Settings, dict[st
         if not keep:
             stopped = stack.down()
             say(f"stopped: {', '.join(stopped) or 'nothing'}")
-
-
-def server_env(settings: Settings) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "AQSTREAM_DATABASE_URL": settings.owner_url.render_as_string(hide_password=False),
-        "AQSTREAM_KAFKA_BOOTSTRAP": settings.kafka_bootstrap or "",
-        "AQSTREAM_REDIS_URL": settings.redis_url or "",
-        "AQSTREAM_S3_ENDPOINT": settings.s3_endpoint or "",
-        "AQSTREAM_APP_DB_USER": settings.app_db_user,
-        "AQSTREAM_APP_DB_PASSWORD": settings.app_db_password.get_secret_value(),
-        "AQSTREAM_JWT_SECRET": settings.jwt_secret.get_secret_value(),
-        # A flash sale from one client IP: the limits are not what is measured here (they still
-        # run, in Redis, on every request).
-        "AQSTREAM_RATE_LIMIT_USER": UNLIMITED,
-        "AQSTREAM_RATE_LIMIT_IP": UNLIMITED,
-        "AQSTREAM_RATE_LIMIT_AUTH": UNLIMITED,
-        "AQSTREAM_LOG_JSON": "false",
-        "AQSTREAM_LOG_LEVEL": "WARNING",
-    }
-    if settings.jwt_keys:
-        env["AQSTREAM_JWT_KEYS"] = settings.jwt_keys
-    return env
-
-
-@contextlib.contextmanager
-def api_server(settings: Settings, workers: int, log: Path) -> Iterator[tuple[str, int]]:
-    """``uvicorn --factory api.app:create_app`` with ``workers`` processes: (URL, PID)."""
-    port = free_port()
-    argv = [
-        sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app",
-        "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-        "--log-level", "warning", "--no-access-log", "--timeout-graceful-shutdown", "5",
-    ]  # fmt: skip
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            argv,
-            cwd=PROJECT_ROOT,
-            env=server_env(settings),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C reaches this process only, which stops the server
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the API server exited; see {log}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the API server did not start; see {log}")
-            time.sleep(0.1)
-        yield url, proc.pid
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
 
 
 # --- data ---------------------------------------------------------------------------------------------
@@ -845,7 +779,18 @@ def main(argv: list[str] | None = None) -> int:
                     ).fetchall()
                 )
             log = args.state_dir / "logs" / "bench-api.log"
-            with api_server(settings, args.workers, log) as (url, server_pid):
+            with api_server(
+                settings,
+                workers=args.workers,
+                log=log,
+                # A flash sale from one client IP: the limits are not what is measured (they
+                # still run, in Redis, on every request).
+                AQSTREAM_RATE_LIMIT_USER=UNLIMITED,
+                AQSTREAM_RATE_LIMIT_IP=UNLIMITED,
+                AQSTREAM_RATE_LIMIT_AUTH=UNLIMITED,
+                AQSTREAM_LOG_JSON="false",
+                AQSTREAM_LOG_LEVEL="WARNING",
+            ) as (url, server_pid):
                 say(f"API server on {url} ({args.workers} workers); {people} participants ...")
                 world = found_world(url, settings, people)
                 cap = args.event_capacity

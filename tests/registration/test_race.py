@@ -8,10 +8,6 @@ sold == seats of live registrations + seats of active holds, never above capacit
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -27,8 +23,8 @@ import httpx
 import pytest
 from sqlalchemy import Engine, text
 
-from aqstream.settings import PROJECT_ROOT, Settings
-from aqstream.stack.servers import free_port
+from aqstream.apiserver import api_server
+from aqstream.settings import Settings
 from domain.db import make_sessionmaker, uuid7
 from domain.identity.tokens import TokenService
 from domain.registration.sweeper import sweep_once
@@ -45,31 +41,6 @@ UNLIMITED = "1000000/minute"
 # --- the server process ---------------------------------------------------------------------------
 
 
-def server_env(settings: Settings) -> dict[str, str]:
-    """The test session's servers and database, for a child process that reads AQSTREAM_*."""
-    env = {
-        **os.environ,
-        "AQSTREAM_ENVIRONMENT": "test",
-        "AQSTREAM_DATABASE_URL": settings.owner_url.render_as_string(hide_password=False),
-        "AQSTREAM_KAFKA_BOOTSTRAP": settings.kafka_bootstrap or "",
-        "AQSTREAM_REDIS_URL": settings.redis_url or "",
-        "AQSTREAM_S3_ENDPOINT": settings.s3_endpoint or "",
-        "AQSTREAM_S3_BUCKET": settings.s3_bucket,
-        "AQSTREAM_APP_DB_USER": settings.app_db_user,
-        "AQSTREAM_APP_DB_PASSWORD": settings.app_db_password.get_secret_value(),
-        # Tokens issued in this process must verify in the server.
-        "AQSTREAM_JWT_SECRET": settings.jwt_secret.get_secret_value(),
-        "AQSTREAM_RATE_LIMIT_USER": UNLIMITED,
-        "AQSTREAM_RATE_LIMIT_IP": UNLIMITED,
-        "AQSTREAM_RATE_LIMIT_AUTH": UNLIMITED,
-        "AQSTREAM_LOG_JSON": "false",
-        "AQSTREAM_LOG_LEVEL": "WARNING",
-    }
-    if settings.jwt_keys:
-        env["AQSTREAM_JWT_KEYS"] = settings.jwt_keys
-    return env
-
-
 @dataclass
 class Server:
     url: str
@@ -83,48 +54,18 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    port = free_port()
     log = tmp_path_factory.mktemp("race-server") / "uvicorn.log"
-    argv = [
-        sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app",
-        "--host", "127.0.0.1", "--port", str(port), "--workers", str(WORKERS),
-        "--log-level", "warning", "--no-access-log", "--timeout-graceful-shutdown", "5",
-    ]  # fmt: skip
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            argv,
-            cwd=PROJECT_ROOT,
-            env=server_env(settings),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its workers are stopped with it
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, proc, log)
+    with api_server(
+        settings,
+        workers=WORKERS,
+        log=log,
+        AQSTREAM_RATE_LIMIT_USER=UNLIMITED,
+        AQSTREAM_RATE_LIMIT_IP=UNLIMITED,
+        AQSTREAM_RATE_LIMIT_AUTH=UNLIMITED,
+        AQSTREAM_LOG_JSON="false",
+        AQSTREAM_LOG_LEVEL="WARNING",
+    ) as (url, _pid):
         yield Server(url, log)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"the API server exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"the API server did not become healthy:\n{log.read_text()[-3000:]}")
 
 
 # --- people, events and concurrent calls ----------------------------------------------------------
