@@ -8,6 +8,8 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
+import psycopg
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -130,6 +132,24 @@ async def _domain_error(_: Request, exc: DomainError) -> JSONResponse:
     return error_response(status, exc.code, exc.message, exc.details, headers)
 
 
+async def _database_busy(request: Request, exc: Exception) -> JSONResponse:
+    """A statement or lock timeout, an exhausted connection pool, a lost connection: transient.
+    Shed the request with 503 and Retry-After (nothing was committed), not a 500."""
+    cause = getattr(exc, "orig", None) or exc
+    log.warning(
+        "database_unavailable",
+        error=type(cause).__name__,
+        detail=str(cause).splitlines()[0] if str(cause) else "",
+        path=request.url.path,
+    )
+    return error_response(
+        503,
+        "temporarily_unavailable",
+        "The service is busy; retry shortly",
+        headers={"Retry-After": "1"},
+    )
+
+
 async def _unhandled(_: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled_error", error=type(exc).__name__)
     return error_response(500, "internal_error", "Internal server error")
@@ -140,6 +160,14 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    # Registered by class, so they are answered inside the app (the catch-all below is Starlette's
+    # server-error path, which also logs a traceback and drops the connection).
+    for transient in (
+        sqlalchemy.exc.OperationalError,  # statement/lock timeout, lost connection (wrapped)
+        sqlalchemy.exc.TimeoutError,  # no pooled connection free in time
+        psycopg.OperationalError,  # the same, from a statement sent with the commit
+    ):
+        app.add_exception_handler(transient, _database_busy)
     app.add_exception_handler(Exception, _unhandled)
 
 
@@ -149,6 +177,11 @@ COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorResponse, "description": "Validation error"},
     429: {"model": ErrorResponse, "description": "Rate limited (see Retry-After)"},
     500: {"model": ErrorResponse, "description": "Internal error"},
+    503: {
+        "model": ErrorResponse,
+        "description": "Temporarily unavailable (overloaded or a dependency is down); "
+        "see Retry-After",
+    },
 }
 
 

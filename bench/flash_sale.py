@@ -4,7 +4,7 @@ The figure: registrations through the HTTP API of a real server process (uvicorn
 the platform's own code). The baseline, side by side: the same transactions as raw SQL over
 psycopg, one per registration, as the application role with its row level security context:
 insert the registration row and its two outbox events, then take the seat with the conditional
-counter update (``claim_seats``), as the service does.
+counter update (``take_seats``) sent with the COMMIT in one round trip, as the service does.
 
 Three more runs say where the time goes (skip them with ``--no-analysis``): the raw SQL with the
 service's reads too (auth check, loads, savepoint, read-back), so the rest is HTTP and Python;
@@ -564,7 +564,7 @@ INSERT_OUTBOX = (
     "payload, headers) VALUES (%s, %s, 'registration', %s, 'registration.created', 1, %s, %s), "
     "(%s, %s, 'registration', %s, 'registration.confirmed', 1, %s, %s)"
 )
-CLAIM = "SELECT claim_seats(%s, 1, false)"
+TAKE = "SELECT take_seats(%s, 1, false)"  # raises SQLSTATE AQ001 with the verdict
 # What the service reads around those writes: the caller's account (the auth dependency), the
 # event and the ticket type, a savepoint around the insert, the registration read back.
 READ_USER = "SELECT is_platform_admin, deleted_at FROM users WHERE id = %s"
@@ -600,8 +600,7 @@ def sql_buyer(settings: Settings, world: World, sale: Sale, *, with_reads: bool)
             "reservation_id": None,
         }
         headers = Jsonb({"correlation_id": uuid.uuid4().hex})
-        answer = "ok"
-        with conn.transaction(), conn.cursor() as cur:
+        with conn.cursor() as cur:
             cur.execute(SET_CONTEXT, (str(user),))
             if with_reads:
                 cur.execute(READ_USER, (user,)).fetchone()
@@ -614,6 +613,7 @@ def sql_buyer(settings: Settings, world: World, sale: Sale, *, with_reads: bool)
             )
             if with_reads:
                 cur.execute("RELEASE SAVEPOINT insert_registration")
+                cur.execute(READ_BACK, (registration,)).fetchone()
             cur.execute(
                 INSERT_OUTBOX,
                 (
@@ -621,12 +621,22 @@ def sql_buyer(settings: Settings, world: World, sale: Sale, *, with_reads: bool)
                     *(uuid7(), sale.tenant_id, registration, Jsonb({**common, "quantity": 1}), headers),
                 ),
             )  # fmt: skip
-            answer = cur.execute(CLAIM, (tt,)).fetchone()[0]
-            if answer != "ok":
-                raise psycopg.Rollback()
-            if with_reads:
-                cur.execute(READ_BACK, (registration,)).fetchone()
-        return answer
+        error: psycopg.Error | None = None
+        try:
+            with conn.pipeline():
+                try:
+                    conn.execute(TAKE, (tt,))
+                    conn.commit()
+                except psycopg.Error as exc:
+                    error = exc
+        except psycopg.Error as exc:
+            error = error or exc
+        if error is None:
+            return "ok"
+        conn.rollback()
+        if error.sqlstate == "AQ001":
+            return error.diag.message_primary or "refused"
+        raise error
 
     return Buyer(
         open=lambda: psycopg.connect(dsn, application_name=application_name),

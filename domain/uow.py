@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
+import psycopg
 from sqlalchemy import insert, text
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,6 +26,18 @@ _SET = text(
     "set_config('app.platform_admin', :admin, true)"
 )
 _SET_ONE = text("SELECT set_config(:name, :value, true)")
+
+
+@dataclass(frozen=True)
+class FinalStatement:
+    """A statement sent together with COMMIT, in one round trip (see ``UnitOfWork.finish_with``).
+
+    ``sql`` uses psycopg placeholders (``%s``). A statement refuses by raising; ``refusal`` turns
+    such a database error into the domain error to raise instead (None: not a refusal of ours)."""
+
+    sql: str
+    params: tuple[Any, ...]
+    refusal: Callable[[psycopg.Error], Exception | None] | None = None
 
 
 class UnitOfWork:
@@ -42,6 +56,7 @@ class UnitOfWork:
         self.platform_admin = platform_admin
         self._headers = headers or dict
         self._events: list[DomainEvent] = []
+        self._final: list[FinalStatement] = []
         self.session: Session
 
     def __enter__(self) -> Self:
@@ -91,9 +106,43 @@ class UnitOfWork:
     def emit(self, event: DomainEvent) -> None:
         self._events.append(event)
 
+    def finish_with(self, statement: FinalStatement) -> None:
+        """Run ``statement`` as the transaction's last, sent in one round trip with COMMIT.
+
+        For updates of hot rows (seat counters): the row lock is then held only while the
+        database runs the statement and the commit. Held across a round trip back to a busy
+        Python process instead, the locks of a flash sale queue up behind a GIL convoy (measured:
+        statement timeouts with 64 clients on 2 cores)."""
+        self._final.append(statement)
+
     def commit(self) -> None:
         self.write_events()
-        self.session.commit()
+        if not self._final:
+            self.session.commit()
+            return
+        self.session.flush()
+        final, self._final = self._final, []
+        pg = self.session.connection().connection.driver_connection
+        error: psycopg.Error | None = None
+        try:
+            with pg.pipeline():
+                # Caught inside the block too, so psycopg does not log it as "ignored".
+                try:
+                    for statement in final:
+                        pg.execute(statement.sql, statement.params)
+                    pg.commit()
+                except psycopg.Error as exc:
+                    error = exc
+        except psycopg.Error as exc:  # the rest of an aborted pipeline: the first error counts
+            error = error or exc
+        if error is not None:
+            self.session.rollback()
+            for statement in final:
+                refused = statement.refusal(error) if statement.refusal else None
+                if refused is not None:
+                    raise refused from None
+            raise error
+        self.session.commit()  # SQLAlchemy's side: the connection is already idle
 
     def write_events(self) -> None:
         """Write the events raised so far to the outbox now (still in this transaction), e.g.

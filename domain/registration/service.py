@@ -1,5 +1,5 @@
 """Seat holds and registrations. Seats are taken only through the database's claim_seats(),
-as late in the transaction as possible; nothing here can oversell."""
+as the transaction's last statement, sent with its COMMIT; nothing here can oversell."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 from sqlalchemy import select, text
 
 from domain.db.base import add_unique, uuid7
@@ -27,37 +28,64 @@ from domain.registration.models import (
     Reservation,
     ReservationStatus,
 )
-from domain.uow import UnitOfWork
+from domain.uow import FinalStatement, UnitOfWork
 
 _CLAIM = text("SELECT claim_seats(:tt, :n, :from_waitlist)")
-_RELEASE = text("SELECT release_seats(:tt, :n)")
+_TAKE_AT_COMMIT = "SELECT take_seats(%s, %s, %s)"
+_RELEASE_AT_COMMIT = "SELECT release_seats(%s, %s)"
+_REFUSED = "AQ001"  # take_seats(): the claim was refused; the message is the verdict
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _refused(verdict: str, ticket_type_id: uuid.UUID) -> Exception:
+    if verdict == "sold_out":
+        return Conflict(
+            "Sold out", code="sold_out", details={"ticket_type_id": str(ticket_type_id)}
+        )
+    if verdict == "event_full":
+        return Conflict("The event is full", code="sold_out", details={"scope": "event"})
+    if verdict == "not_open":
+        return InvalidState("The event is not open for registration", code="registration_closed")
+    return NotFound("Ticket type not found")
+
+
 def claim_seats(
-    uow: UnitOfWork, tt: TicketType, quantity: int, *, from_waitlist: bool = False
+    uow: UnitOfWork,
+    tt: TicketType,
+    quantity: int,
+    *,
+    from_waitlist: bool = False,
+    at_commit: bool = True,
 ) -> None:
-    """Take seats (the hot-row update): call it last, after every other write."""
+    """Take seats: the hot-row update, after every other write of the transaction.
+
+    ``at_commit`` (the default) sends it with the COMMIT in one round trip, so the counter rows
+    are locked only for as long as the database needs; a refusal then surfaces from
+    ``uow.commit()``. ``at_commit=False`` takes them now, for a caller that needs the verdict
+    inside its transaction (a waitlist offer, under a savepoint)."""
+    if at_commit:
+
+        def refusal(exc: psycopg.Error) -> Exception | None:
+            if exc.sqlstate != _REFUSED:
+                return None
+            return _refused(exc.diag.message_primary or "", tt.id)
+
+        uow.finish_with(FinalStatement(_TAKE_AT_COMMIT, (tt.id, quantity, from_waitlist), refusal))
+        return
     uow.write_events()
-    outcome = uow.session.execute(
+    verdict = uow.session.execute(
         _CLAIM, {"tt": tt.id, "n": quantity, "from_waitlist": from_waitlist}
     ).scalar_one()
-    if outcome == "ok":
-        return
-    if outcome == "sold_out":
-        raise Conflict("Sold out", code="sold_out", details={"ticket_type_id": str(tt.id)})
-    if outcome == "event_full":
-        raise Conflict("The event is full", code="sold_out", details={"scope": "event"})
-    if outcome == "not_open":
-        raise InvalidState("The event is not open for registration", code="registration_closed")
-    raise NotFound("Ticket type not found")
+    if verdict != "ok":
+        raise _refused(verdict, tt.id)
 
 
 def release_seats(uow: UnitOfWork, ticket_type_id: uuid.UUID, quantity: int) -> None:
-    uow.session.execute(_RELEASE, {"tt": ticket_type_id, "n": quantity})
+    """Give seats back, with the COMMIT (see ``claim_seats``)."""
+    uow.finish_with(FinalStatement(_RELEASE_AT_COMMIT, (ticket_type_id, quantity)))
 
 
 def check_sale_open(
@@ -133,7 +161,10 @@ def reserve(
             from_waitlist=waitlist_entry_id is not None,
         )
     )
-    claim_seats(uow, tt, quantity, from_waitlist=waitlist_entry_id is not None)
+    # A waitlist offer is made under a savepoint and needs the verdict now; a participant's
+    # hold takes its seats with the commit.
+    offer = waitlist_entry_id is not None
+    claim_seats(uow, tt, quantity, from_waitlist=offer, at_commit=not offer)
     return reservation
 
 
@@ -176,7 +207,6 @@ def expire_reservation(uow: UnitOfWork, reservation_id: uuid.UUID) -> bool:
             quantity=reservation.quantity,
         )
     )
-    uow.write_events()
     release_seats(uow, reservation.ticket_type_id, reservation.quantity)
     return True
 
@@ -317,7 +347,7 @@ def register(
     if status == RegistrationStatus.CONFIRMED:
         uow.emit(RegistrationConfirmed(**common, quantity=quantity))
     if reservation is None:
-        claim_seats(uow, tt, quantity)  # last: the hot row is locked only until commit
+        claim_seats(uow, tt, quantity)  # with the commit: the hot row is locked only by it
     return registration
 
 
@@ -384,7 +414,6 @@ def cancel(uow: UnitOfWork, registration_id: uuid.UUID, *, reason: str) -> Regis
             currency=registration.currency,
         )
     )
-    uow.write_events()
     release_seats(uow, registration.ticket_type_id, registration.quantity)
     return registration
 

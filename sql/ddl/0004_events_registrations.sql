@@ -242,6 +242,20 @@ BEGIN
     RETURN 'ok';
 END $$;
 
+-- claim_seats() for the last statement of a transaction, sent in one round trip with its COMMIT
+-- (domain/uow.py): a refusal must abort that COMMIT, so it is raised, not returned. SQLSTATE
+-- AQ001, the message is claim_seats()'s verdict. The hot rows stay locked only while the
+-- database itself runs the claim and the commit, never while the application thinks.
+CREATE FUNCTION take_seats(p_ticket_type uuid, p_quantity int, p_from_waitlist boolean)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = public, pg_temp AS $$
+DECLARE
+    v_verdict text := claim_seats(p_ticket_type, p_quantity, p_from_waitlist);
+BEGIN
+    IF v_verdict <> 'ok' THEN
+        RAISE EXCEPTION USING ERRCODE = 'AQ001', MESSAGE = v_verdict;
+    END IF;
+END $$;
+
 -- What claim_seats would answer, without taking anything (joining a waitlist asks this).
 CREATE FUNCTION seats_verdict(p_ticket_type uuid, p_quantity int) RETURNS text
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
@@ -311,10 +325,10 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
 $$;
 
 REVOKE ALL ON FUNCTION app_can_see_event(uuid), claim_seats(uuid, int, boolean),
-    seats_verdict(uuid, int), release_seats(uuid, int), due_reservations(int),
+    take_seats(uuid, int, boolean), seats_verdict(uuid, int), release_seats(uuid, int), due_reservations(int),
     waitlists_with_free_seats(int) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION app_can_see_event(uuid), claim_seats(uuid, int, boolean),
-    seats_verdict(uuid, int), release_seats(uuid, int), due_reservations(int),
+    take_seats(uuid, int, boolean), seats_verdict(uuid, int), release_seats(uuid, int), due_reservations(int),
     waitlists_with_free_seats(int) TO __APP__;
 
 ALTER TABLE events ENABLE ROW LEVEL SECURITY;

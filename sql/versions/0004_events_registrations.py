@@ -39,6 +39,7 @@ FUNCTIONS = (
     "due_reservations(int)",
     "release_seats(uuid, int)",
     "seats_verdict(uuid, int)",
+    "take_seats(uuid, int, boolean)",
     "claim_seats(uuid, int, boolean)",
 )
 

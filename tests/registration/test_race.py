@@ -45,11 +45,23 @@ UNLIMITED = "1000000/minute"
 class Server:
     url: str
     log: Path
+    _seen: int = 0
 
-    def problems(self) -> list[str]:
-        """Lines of the server's log that speak of a failure (a 5xx leaves a traceback)."""
-        lines = self.log.read_text(errors="replace").splitlines()
-        return [line for line in lines if "Traceback" in line or "ERROR" in line]
+    def problems(self) -> str:
+        """What the server's log says of failures since the last call (a 5xx leaves a traceback,
+        a shed request a warning), with the first one's context: empty when there were none."""
+        text = self.log.read_text(errors="replace")
+        new, self._seen = text[self._seen :], len(text)
+        lines = new.splitlines()
+        marks = [
+            i
+            for i, line in enumerate(lines)
+            if any(word in line for word in ("Traceback", "ERROR", "[error", "[warning"))
+        ]
+        if not marks:
+            return ""
+        first = "\n".join(lines[marks[0] : marks[0] + 40])
+        return f"{len(marks)} problem lines; the first:\n{first}"
 
 
 @pytest.fixture(scope="module")
@@ -254,7 +266,8 @@ def live_registrants(owner_engine: Engine, event_id: str) -> set[uuid.UUID]:
 def assert_no_5xx(calls: list[Call], server: Server) -> None:
     failed = [(c.status, c.body) for c in calls if c.status >= 500]
     assert not failed, failed[:5]
-    assert not server.problems(), server.problems()[:20]
+    problems = server.problems()
+    assert not problems, problems
 
 
 class Sweeper(threading.Thread):
@@ -547,4 +560,5 @@ def test_the_too_late_join_the_waitlist_in_order(
     assert all(e["reservation_id"] for e in listing.body if e["status"] == "offered")
     final = seats(owner_engine, tt_id)
     assert (final.tt_sold, final.registered, final.held) == (SEATS, SEATS - 5, 5)
-    assert not server.problems(), server.problems()[:20]
+    problems = server.problems()
+    assert not problems, problems
