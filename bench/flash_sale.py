@@ -9,6 +9,8 @@ counter update (``take_seats``) sent with the COMMIT in one round trip, as the s
 Three more runs say where the time goes (skip them with ``--no-analysis``): the raw SQL with the
 service's reads too (auth check, loads, savepoint, read-back), so the rest is HTTP and Python;
 and the API and the raw SQL with the same seats spread over 16 ticket types, so no row is hot.
+One more gives the API's latency at an offered load (``--offered-rate``, 60/s by default): an open
+loop, each registration due at its time whether or not earlier ones were answered.
 
 Everything runs on a local stack of its own (``.aqstream/bench``) and a fresh database, both
 removed at the end, Ctrl-C included::
@@ -416,12 +418,16 @@ class Buyer:
 
 def run_sale(
     name: str, role: str, sale: Sale, buyer: Buyer, clients: int, people: int, cpu: CpuAccount,
-    owner_dsn: str,
+    owner_dsn: str, rate: float | None = None,
 ) -> Result:  # fmt: skip
     """``clients`` threads each take the next participant until every seat is sold. Throughput:
     seats over the time to the last sale; latency: of the successful registrations.
     Connections open before the clock starts and close after the CPU account is read (a
-    PostgreSQL backend's CPU time leaves /proc with it)."""
+    PostgreSQL backend's CPU time leaves /proc with it).
+
+    With ``rate`` the load is an open loop: participant i is due at start + i / rate, whether or
+    not earlier requests have been answered, and latency counts from that due time, so time spent
+    waiting for a free client thread counts too (no coordinated omission)."""
     states = [buyer.open() for _ in range(clients)]
     taken = iter(range(people))
     go, lock = threading.Event(), threading.Lock()
@@ -429,6 +435,7 @@ def run_sale(
     answers: Counter[str] = Counter()
     sold = [0]
     last_sale = [0.0]
+    clock = [0.0]  # the start, set just before the clients go
 
     def client(state: Any) -> None:
         mine: list[float] = []
@@ -441,7 +448,12 @@ def run_sale(
                     i = next(taken, None)
                 if i is None:
                     break
-                started = time.perf_counter()
+                if rate is not None:
+                    due = clock[0] + i / rate
+                    time.sleep(max(0.0, due - time.perf_counter()))
+                    started = due
+                else:
+                    started = time.perf_counter()
                 try:
                     answer = buyer.attempt(state, i)
                 except Exception as exc:  # counted and reported, not fatal
@@ -465,7 +477,7 @@ def run_sale(
     sampler = WaitSampler(owner_dsn, buyer.application_name)
     sampler.start()
     before = cpu.snapshot()
-    started = time.perf_counter()
+    started = clock[0] = time.perf_counter()
     go.set()
     _running.set()
     try:
@@ -747,6 +759,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--no-analysis", action="store_true", help="only the API run and its baseline"
     )
     parser.add_argument(
+        "--offered-rate",
+        type=float,
+        default=60.0,
+        help="also run the API as an open loop at this many registrations/s and report its "
+        "latency from each request's due time (60; 0 skips it)",
+    )
+    parser.add_argument(
         "--state-dir",
         type=Path,
         default=PROJECT_ROOT / ".aqstream" / "bench",
@@ -813,6 +832,11 @@ def main(argv: list[str] | None = None) -> int:
                     ("raw SQL", "baseline", sale("raw SQL"),
                      lambda s: sql_buyer(settings, world, s, with_reads=False)),
                 ]  # fmt: skip
+                if args.offered_rate:
+                    runs.append(
+                        (f"API, open loop at {args.offered_rate:g}/s", "analysis",
+                         sale("API open loop"), lambda s: api_buyer(url, world, s))
+                    )  # fmt: skip
                 if not args.no_analysis:
                     runs += [
                         ("raw SQL + the service's reads", "analysis", sale("raw SQL + reads"),
@@ -833,9 +857,18 @@ def main(argv: list[str] | None = None) -> int:
                 # so that they have the machine to themselves.
                 for name, role, sold, buyer in runs:
                     if name.startswith("API"):
+                        rate = args.offered_rate if "open loop" in name else None
                         results.append(
                             run_sale(
-                                name, role, sold, buyer(sold), args.clients, people, cpu, owner_dsn
+                                name,
+                                role,
+                                sold,
+                                buyer(sold),
+                                args.clients,
+                                people,
+                                cpu,
+                                owner_dsn,
+                                rate,
                             )
                         )
             for name, role, sold, buyer in runs:
