@@ -832,7 +832,7 @@ def main(argv: list[str] | None = None) -> int:
                     ("raw SQL", "baseline", sale("raw SQL"),
                      lambda s: sql_buyer(settings, world, s, with_reads=False)),
                 ]  # fmt: skip
-                if args.offered_rate:
+                if args.offered_rate and not args.no_analysis:
                     runs.append(
                         (f"API, open loop at {args.offered_rate:g}/s", "analysis",
                          sale("API open loop"), lambda s: api_buyer(url, world, s))
