@@ -112,6 +112,70 @@ class Settings(BaseSettings):
         default="20/minute", description="Per IP on credential endpoints (login, register, ...)."
     )
 
+    # --- notifications (docs/notifications.md) -------------------------------------------------
+    telegram_api_base: str = Field(
+        default="https://api.telegram.org",
+        description="Base URL of the Telegram Bot API (messages go to "
+        "`<base>/bot<AQSTREAM_TELEGRAM_BOT_TOKEN>/sendMessage`). Unset bot token: no Telegram.",
+    )
+    smtp_host: str | None = Field(
+        default=None, description="SMTP server for e-mail notifications; unset: no e-mail."
+    )
+    smtp_port: int = 25
+    smtp_from: str = Field(
+        default="AqStream <no-reply@aqstream.example>", description="From address of e-mails."
+    )
+    smtp_starttls: bool = Field(default=False, description="Upgrade the connection (STARTTLS).")
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    notification_timeout_s: float = Field(
+        default=10.0, gt=0, description="Timeout of one call to Telegram or the SMTP server."
+    )
+    notification_attempts: int = Field(
+        default=5, ge=1, description="Tries per message before it is marked `failed`."
+    )
+    notification_retry_base_s: float = Field(
+        default=0.5, ge=0, description="Backoff between tries: base × 2^(try-1), capped."
+    )
+    notification_retry_max_s: float = Field(
+        default=30.0, ge=0, description="Ceiling of the backoff between two tries."
+    )
+    notification_reminder_hours: float = Field(
+        default=24.0, gt=0, description="`event.reminder` is emitted this long before a start."
+    )
+    notification_send_rate: str = Field(
+        default="10/hour",
+        description="POST /notifications/send per organizer (`limits` notation).",
+    )
+
+    # --- media (docs/media.md) -------------------------------------------------------------------
+    media_image_max_bytes: int = Field(
+        default=5 * 1024 * 1024, ge=1, description="Largest image upload (JPEG, PNG, WebP, GIF)."
+    )
+    media_document_max_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1, description="Largest document upload (PDF)."
+    )
+    media_max_image_pixels: int = Field(
+        default=40_000_000,
+        ge=1,
+        description="Largest width x height of an uploaded image; more is refused before any "
+        "pixel is decoded (decompression bombs).",
+    )
+    media_url_ttl_s: int = Field(
+        default=300, ge=1, le=604_800, description="Lifetime of presigned media URLs."
+    )
+    media_orphan_grace_s: int = Field(
+        default=86_400,
+        ge=0,
+        description="How long an upload may wait to be referenced (an event cover, an "
+        "organization logo) before the cleanup job removes it.",
+    )
+    media_public_s3_endpoint: str | None = Field(
+        default=None,
+        description="S3 endpoint presigned URLs are made for, when clients reach S3 under "
+        "another address than the API does (compose: MinIO). Unset: AQSTREAM_S3_ENDPOINT.",
+    )
+
     # --- observability ------------------------------------------------------------------------
     log_level: str = "INFO"
     log_json: bool = True

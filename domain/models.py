@@ -5,6 +5,7 @@ from domain.db.base import Base
 from domain.event.models import Event, TicketType
 from domain.group.models import Group, GroupMember
 from domain.identity.models import User
+from domain.notification.models import EventReminder, Notification, NotificationPreference
 from domain.organization.models import (
     Organization,
     OrganizationInvite,
@@ -19,9 +20,12 @@ __all__ = [
     "Base",
     "CheckIn",
     "Event",
+    "EventReminder",
     "Group",
     "GroupMember",
     "InboxMessage",
+    "Notification",
+    "NotificationPreference",
     "Organization",
     "OrganizationInvite",
     "OrganizationMember",

@@ -1,0 +1,500 @@
+"""Turning domain events into queued notifications, organizers' messages, and event reminders.
+
+``handle`` is the one entry point of the notification stream processor: it decodes nothing, owns
+no transaction, and sends nothing. Inside the caller's unit of work it writes one row per
+recipient into the notification log (``queued``, or ``deferred`` to the end of the recipient's
+quiet hours), rendered in the recipient's language; ``domain.notification.delivery`` sends them.
+The log is unique per (source event id, recipient, channel), so handling a redelivered event
+queues nothing new.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session, sessionmaker
+
+from domain.db.base import uuid7
+from domain.errors import NotFound
+from domain.event.models import Event, EventStatus, TicketType
+from domain.identity.models import User
+from domain.notification import catalog
+from domain.notification.events import EventReminderDue
+from domain.notification.models import (
+    Channel,
+    EventReminder,
+    Notification,
+    NotificationPreference,
+    NotificationStatus,
+)
+from domain.notification.preferences import address, effective_channel, quiet_hours
+from domain.organization.models import Organization
+from domain.registration.models import Registration, RegistrationStatus
+from domain.uow import UnitOfWork
+
+# Header names that may carry the event id (the relay writes ``event_id``).
+EVENT_ID_HEADERS = ("event_id", "event-id", "id")
+LIVE = (RegistrationStatus.CONFIRMED, RegistrationStatus.PENDING_PAYMENT)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Source:
+    """The fact a notification answers: a consumed event, or an organizer's message."""
+
+    id: uuid.UUID
+    type: str
+    tenant_id: uuid.UUID | None
+
+
+@dataclass(frozen=True)
+class Recipient:
+    user: User
+    channel: Channel
+    address: str
+    language: str
+    deferred_until: datetime | None
+
+
+# --- the entry point ----------------------------------------------------------------------------
+
+
+def handle(
+    uow: UnitOfWork,
+    event_type: str,
+    payload: Mapping[str, Any],
+    headers: Mapping[str, Any] | Iterable[tuple[str, Any]],
+    *,
+    now: datetime | None = None,
+) -> list[Notification]:
+    """Queue the notifications ``event_type`` calls for; answer those this call queued (none for
+    an event type that sends nothing, or for an event already handled).
+
+    ``payload`` is the event's JSON body; ``headers`` must carry its id (``event_id``; Kafka's
+    ``(name, bytes)`` pairs are accepted). ``uow`` may come without context: ``handle`` enters
+    the event's tenant (and acts as the recipient when there is exactly one). The caller commits.
+    """
+    handler = _HANDLERS.get(event_type)
+    if handler is None:
+        return []
+    tenant = payload.get("tenant_id")
+    source = Source(
+        id=_event_id(headers),
+        type=event_type,
+        tenant_id=uuid.UUID(str(tenant)) if tenant else None,
+    )
+    if source.tenant_id is not None:
+        uow.enter_tenant(source.tenant_id)
+    return handler(uow, source, payload, now or _now())
+
+
+def _event_id(headers: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> uuid.UUID:
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    found = {}
+    for name, value in pairs:
+        found[name.lower() if isinstance(name, str) else name] = value
+    for name in EVENT_ID_HEADERS:
+        value = found.get(name)
+        if value is not None:
+            if isinstance(value, bytes):
+                value = value.decode()
+            return uuid.UUID(str(value))
+    raise ValueError(f"no event id among the headers (expected one of {EVENT_ID_HEADERS})")
+
+
+# --- recipients ----------------------------------------------------------------------------------
+
+
+def recipients(uow: UnitOfWork, user_ids: Iterable[uuid.UUID], now: datetime) -> list[Recipient]:
+    """The reachable users among ``user_ids``: channel, address, language and quiet hours each.
+    Users who chose no notifications, or have no address for any channel, are left out."""
+    ids = list(dict.fromkeys(user_ids))
+    if not ids:
+        return []
+    users = uow.session.scalars(
+        select(User).where(User.id.in_(ids), User.deleted_at.is_(None))
+    ).all()
+    stored = {
+        p.user_id: p
+        for p in uow.session.scalars(
+            select(NotificationPreference).where(NotificationPreference.user_id.in_(ids))
+        )
+    }
+    out = []
+    for user in sorted(users, key=lambda u: ids.index(u.id)):
+        prefs = stored.get(user.id)
+        channel = effective_channel(user, prefs)
+        to = address(user, channel)
+        if channel == Channel.NONE or to is None:
+            continue
+        quiet = quiet_hours(prefs)
+        out.append(
+            Recipient(
+                user=user,
+                channel=channel,
+                address=to,
+                language=catalog.language_of(user.locale),
+                deferred_until=quiet.until(now) if quiet else None,
+            )
+        )
+    return out
+
+
+def _as_recipient(uow: UnitOfWork, user_id: uuid.UUID, now: datetime) -> list[Recipient]:
+    """For a message to one user: act as them (their account and preferences are theirs), still
+    inside the event's tenant when there is one."""
+    uow.act_as(user_id)
+    return recipients(uow, [user_id], now)
+
+
+# --- the log --------------------------------------------------------------------------------------
+
+
+def enqueue(
+    uow: UnitOfWork,
+    source: Source,
+    template: str,
+    recipient: Recipient,
+    variables: dict[str, Any],
+    *,
+    now: datetime,
+    event_id: uuid.UUID | None = None,
+    registration_id: uuid.UUID | None = None,
+) -> Notification | None:
+    """Render and log one message; None when this source already has a message for this user
+    (or, for a ticket, the registration already has its ticket)."""
+    taken = select(Notification.id).where(
+        Notification.source_event_id == source.id, Notification.user_id == recipient.user.id
+    )
+    if template == "ticket":
+        taken = select(Notification.id).where(
+            or_(
+                Notification.source_event_id == source.id,
+                (Notification.template == "ticket")
+                & (Notification.registration_id == registration_id),
+            ),
+            Notification.user_id == recipient.user.id,
+        )
+    if uow.session.scalar(taken.limit(1)) is not None:
+        return None
+    rendered = catalog.render(
+        template, recipient.language, {"name": recipient.user.display_name, **variables}
+    )
+    deferred = recipient.deferred_until
+    row = {
+        "id": uuid7(),
+        "tenant_id": source.tenant_id,
+        "source_event_id": source.id,
+        "source_event_type": source.type,
+        "template": template,
+        "user_id": recipient.user.id,
+        "channel": recipient.channel,
+        "address": recipient.address,
+        "language": recipient.language,
+        "subject": rendered.subject,
+        "body_text": rendered.text,
+        "body_html": rendered.html,
+        "registration_id": registration_id,
+        "event_id": event_id,
+        "status": NotificationStatus.DEFERRED if deferred else NotificationStatus.QUEUED,
+        "due_at": deferred or now,
+    }
+    # A concurrent handler of the same event (two workers, a redelivery racing the first
+    # delivery) waits on the unique index and then inserts nothing.
+    return uow.session.scalar(
+        insert(Notification).values(row).on_conflict_do_nothing().returning(Notification)
+    )
+
+
+def _queue_all(
+    uow: UnitOfWork,
+    source: Source,
+    template: str,
+    people: Iterable[Recipient],
+    variables: Callable[[Recipient], dict[str, Any]] | dict[str, Any],
+    *,
+    now: datetime,
+    event_id: uuid.UUID | None = None,
+    registration_id: uuid.UUID | None = None,
+) -> list[Notification]:
+    out = []
+    for recipient in people:
+        values = variables(recipient) if callable(variables) else variables
+        row = enqueue(
+            uow,
+            source,
+            template,
+            recipient,
+            values,
+            now=now,
+            event_id=event_id,
+            registration_id=registration_id,
+        )
+        if row is not None:
+            out.append(row)
+    return out
+
+
+# --- per event type -----------------------------------------------------------------------------
+
+
+def _event(uow: UnitOfWork, event_id: Any) -> Event:
+    event = uow.session.get(Event, uuid.UUID(str(event_id)))
+    if event is None:
+        raise NotFound("Event not found")
+    return event
+
+
+def _uuid(payload: Mapping[str, Any], name: str) -> uuid.UUID:
+    return uuid.UUID(str(payload[name]))
+
+
+def _welcome(uow, source, payload, now):
+    people = _as_recipient(uow, _uuid(payload, "user_id"), now)
+    return _queue_all(uow, source, "welcome", people, {}, now=now)
+
+
+def _ticket(uow, source, payload, now):
+    if source.type == "registration.created" and payload.get("status") != "confirmed":
+        return []  # a paid registration's ticket comes with registration.confirmed
+    people = _as_recipient(uow, _uuid(payload, "user_id"), now)
+    registration = uow.session.get(Registration, _uuid(payload, "registration_id"))
+    if registration is None or registration.status != RegistrationStatus.CONFIRMED:
+        return []  # cancelled since: no ticket
+    event = _event(uow, registration.event_id)
+    ticket_type = uow.session.get(TicketType, registration.ticket_type_id)
+    variables = {
+        "event_title": event.title,
+        "starts_at": catalog.when(event.starts_at, event.timezone),
+        "venue": event.venue,
+        "online_url": event.online_url,
+        "ticket_type": ticket_type.name if ticket_type else "",
+        "quantity": registration.quantity,
+        "registration_id": str(registration.id),
+    }
+    return _queue_all(
+        uow,
+        source,
+        "ticket",
+        people,
+        variables,
+        now=now,
+        event_id=event.id,
+        registration_id=registration.id,
+    )
+
+
+def _receipt(uow, source, payload, now):
+    people = _as_recipient(uow, _uuid(payload, "user_id"), now)
+    registration = uow.session.get(Registration, _uuid(payload, "registration_id"))
+    if registration is None:
+        raise NotFound("Registration not found")
+    event = _event(uow, registration.event_id)
+    variables = {
+        "event_title": event.title,
+        "amount": catalog.money(int(payload["amount"]), str(payload["currency"])),
+        "purpose": str(payload.get("purpose") or "full"),
+        "payment_id": str(payload["payment_id"]),
+        "registration_id": str(registration.id),
+    }
+    return _queue_all(uow, source, "receipt", people, variables, now=now, event_id=event.id)
+
+
+def _reservation_expired(uow, source, payload, now):
+    people = _as_recipient(uow, _uuid(payload, "user_id"), now)
+    event = _event(uow, payload["event_id"])
+    variables = {"event_title": event.title, "quantity": int(payload["quantity"])}
+    return _queue_all(
+        uow, source, "reservation_expired", people, variables, now=now, event_id=event.id
+    )
+
+
+def _waitlist_offered(uow, source, payload, now):
+    people = _as_recipient(uow, _uuid(payload, "user_id"), now)
+    event = _event(uow, payload["event_id"])
+    ticket_type = uow.session.get(TicketType, _uuid(payload, "ticket_type_id"))
+    variables = {
+        "event_title": event.title,
+        "ticket_type": ticket_type.name if ticket_type else "",
+        "expires_at": catalog.when(
+            datetime.fromisoformat(str(payload["expires_at"])), event.timezone
+        ),
+    }
+    return _queue_all(
+        uow, source, "waitlist_offered", people, variables, now=now, event_id=event.id
+    )
+
+
+def _event_cancelled(uow, source, payload, now):
+    event = _event(uow, payload["event_id"])
+    # Live when the event was cancelled: the payment saga may have cancelled them since.
+    live = Registration.status != RegistrationStatus.CANCELLED
+    if event.cancelled_at is not None:
+        live = live | (Registration.cancelled_at >= event.cancelled_at)
+    user_ids = uow.session.scalars(
+        select(Registration.user_id)
+        .where(Registration.event_id == event.id, live)
+        .order_by(Registration.id)
+    ).all()
+    variables = {
+        "event_title": event.title,
+        "starts_at": catalog.when(event.starts_at, event.timezone),
+        "reason": payload.get("reason"),
+    }
+    people = recipients(uow, user_ids, now)
+    return _queue_all(uow, source, "event_cancelled", people, variables, now=now, event_id=event.id)
+
+
+def _event_reminder(uow, source, payload, now):
+    event = _event(uow, payload["event_id"])
+    if event.status != EventStatus.PUBLISHED or event.starts_at <= now:
+        return []  # cancelled or begun since the reminder was emitted
+    user_ids = uow.session.scalars(
+        select(Registration.user_id)
+        .where(
+            Registration.event_id == event.id,
+            Registration.status == RegistrationStatus.CONFIRMED,
+        )
+        .order_by(Registration.id)
+    ).all()
+    variables = {
+        "event_title": event.title,
+        "starts_at": catalog.when(event.starts_at, event.timezone),
+        "venue": event.venue,
+        "online_url": event.online_url,
+    }
+    people = recipients(uow, user_ids, now)
+    return _queue_all(uow, source, "event_reminder", people, variables, now=now, event_id=event.id)
+
+
+_Handler = Callable[[UnitOfWork, Source, Mapping[str, Any], datetime], list[Notification]]
+_HANDLERS: dict[str, _Handler] = {
+    "user.registered": _welcome,
+    "registration.created": _ticket,
+    "registration.confirmed": _ticket,
+    "payment.completed": _receipt,
+    "reservation.expired": _reservation_expired,
+    "waitlist.offered": _waitlist_offered,
+    "event.cancelled": _event_cancelled,
+    "event.reminder": _event_reminder,
+}
+HANDLED_EVENT_TYPES = tuple(_HANDLERS)
+
+
+# --- organizers' messages ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MessageQueued:
+    message_id: uuid.UUID
+    recipients: int
+    deferred: int
+
+
+def event_tenant(uow: UnitOfWork, event_id: uuid.UUID) -> uuid.UUID | None:
+    """The tenant of a live event, whoever asks (to check their membership of it next)."""
+    return uow.session.execute(
+        text("SELECT app_resource_tenant('events', :id)"), {"id": event_id}
+    ).scalar_one()
+
+
+def send_organizer_message(
+    uow: UnitOfWork,
+    event_id: uuid.UUID,
+    *,
+    subject: str,
+    text_: str,
+    statuses: Iterable[RegistrationStatus] = LIVE,
+    now: datetime | None = None,
+) -> MessageQueued:
+    """Queue an organizer's message to the participants of ``event_id`` whose registration has
+    one of ``statuses``; the caller has entered the event's tenant as an owner or moderator."""
+    now = now or _now()
+    event = _event(uow, event_id)
+    organization = uow.session.get(Organization, event.tenant_id)
+    user_ids = uow.session.scalars(
+        select(Registration.user_id)
+        .where(Registration.event_id == event.id, Registration.status.in_(list(statuses)))
+        .order_by(Registration.id)
+    ).all()
+    source = Source(id=uuid7(), type=catalog.ORGANIZER_MESSAGE_SOURCE, tenant_id=event.tenant_id)
+    variables = {
+        "event_title": event.title,
+        "organization": organization.name if organization else "",
+        "subject": subject,
+        "text": text_,
+    }
+    rows = _queue_all(
+        uow, source, "organizer_message", recipients(uow, user_ids, now), variables,
+        now=now, event_id=event.id,
+    )  # fmt: skip
+    deferred = sum(1 for r in rows if r.status == NotificationStatus.DEFERRED)
+    return MessageQueued(message_id=source.id, recipients=len(rows), deferred=deferred)
+
+
+# --- reminders ----------------------------------------------------------------------------------
+
+REMINDER_BATCH = 200
+
+
+def remind_event(uow: UnitOfWork, event_id: uuid.UUID, *, lead_hours: float) -> bool:
+    """Emit ``event.reminder`` for a published event unless it was emitted before (the record and
+    the outbox row commit together, so exactly once). The caller is in the event's tenant."""
+    event = uow.session.get(Event, event_id)
+    if event is None or event.status != EventStatus.PUBLISHED or event.deleted_at is not None:
+        return False
+    recorded = uow.session.scalar(
+        insert(EventReminder)
+        .values(event_id=event.id, tenant_id=event.tenant_id, starts_at=event.starts_at)
+        .on_conflict_do_nothing()
+        .returning(EventReminder.event_id)
+    )
+    if recorded is None:
+        return False
+    uow.emit(
+        EventReminderDue(
+            aggregate_id=event.id,
+            tenant_id=event.tenant_id,
+            event_id=event.id,
+            organization_id=event.tenant_id,
+            title=event.title,
+            starts_at=event.starts_at.isoformat(),
+            lead_hours=float(lead_hours),
+        )
+    )
+    return True
+
+
+def emit_due_reminders(
+    sessions: sessionmaker[Session],
+    *,
+    lead: timedelta = timedelta(hours=24),
+    now: datetime | None = None,
+    headers: Callable[[], dict[str, str]] | None = None,
+) -> int:
+    """Emit ``event.reminder`` for every published event starting within ``lead`` that has not
+    had one; answer how many were emitted. For the background jobs process: events are found
+    across tenants by ``due_event_reminders()`` (ids only), each handled in its own tenant's
+    transaction. Several processes may run it: the record makes each reminder happen once."""
+    now = now or _now()
+    with sessions() as session:
+        due = session.execute(
+            text("SELECT * FROM due_event_reminders(:now, :lead, :n)"),
+            {"now": now, "lead": lead, "n": REMINDER_BATCH},
+        ).all()
+    emitted = 0
+    for event_id, tenant_id in due:
+        with UnitOfWork(sessions, tenant_id=tenant_id, headers=headers) as uow:
+            if remind_event(uow, event_id, lead_hours=lead.total_seconds() / 3600):
+                emitted += 1
+            uow.commit()
+    return emitted
