@@ -27,9 +27,14 @@ NOT_TENANT_DATA = {
     "inbox": "consumer bookkeeping (consumer, event id); no business data",
     "users": "platform-wide accounts; RLS: oneself, members of the current tenant, a login's row",
     "organization_requests": "precede the tenant; RLS: the requester and platform admins",
+    "notification_preferences": "a user's own settings; RLS: oneself, and the tenant whose events they take part in (to address them)",
 }
 # Tables scoped to a user rather than a tenant: B's user rows must stay invisible to A's user.
-USER_SCOPED = {"users": "id", "organization_requests": "user_id"}
+USER_SCOPED = {
+    "users": "id",
+    "organization_requests": "user_id",
+    "notification_preferences": "user_id",
+}
 
 
 @dataclass
@@ -136,6 +141,24 @@ def _tenant(api, client: TestClient, admin: dict, name: str) -> Tenant:
         f"/api/v1/registrations/{registration.json()['id']}/check-in", headers=h
     )
     assert checked_in.status_code == 200, checked_in.text
+    # Notifications: the owner's preferences, a message to the event's participants, and a
+    # reminder recorded for the event (as the scheduler does, without its outbox event).
+    prefs = client.put("/api/v1/notifications/preferences", json={"channel": "email"}, headers=h)
+    assert prefs.status_code == 200, prefs.text
+    message = client.post(
+        "/api/v1/notifications/send",
+        json={"event_id": event["id"], "subject": "Doors", "text": "Doors open at 18:00"},
+        headers=h,
+    )
+    assert message.status_code == 202 and message.json()["count"] > 0, message.text
+    with api.owner_engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO event_reminders (event_id, tenant_id, starts_at) "
+                "SELECT id, tenant_id, starts_at FROM events WHERE id = :id"
+            ),
+            {"id": event["id"]},
+        )
     return Tenant(
         org, owner, moderator, group, group_member, event, ticket_type,
         reservation.json(), registration.json(), entry.json(),
@@ -252,6 +275,8 @@ def test_tenant_a_context_reads_updates_deletes_no_row_of_tenant_b(
         "groups",
         "group_members",
         "outbox",
+        "notifications",
+        "event_reminders",
         "events",
         "ticket_types",
         "reservations",

@@ -10,9 +10,7 @@ from domain.events import DomainEvent
 
 @dataclass(frozen=True, kw_only=True)
 class EventReminderDue(DomainEvent):
-    """An event starts within the reminder lead time; emitted once per event by the scheduler
-    (domain.notification.service.emit_due_reminders). The notification worker answers it with a
-    reminder to every confirmed participant."""
+    """Once per event, `lead_hours` before it starts (emit_due_reminders): remind its people."""
 
     event_type = "event.reminder"
     aggregate_type = "event"

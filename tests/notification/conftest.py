@@ -187,7 +187,7 @@ class _SmtpHandler:
         self.stand_in = stand_in
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if address in self.stand_in.refused:
+        if address.lower() in {a.lower() for a in self.stand_in.refused}:
             return "550 5.1.1 No such user"
         envelope.rcpt_tos.append(address)
         return "250 OK"
