@@ -38,6 +38,7 @@ def build_api_router() -> APIRouter:
     from api.group.router import router as groups
     from api.identity.router import router as auth
     from api.identity.router import users
+    from api.media.router import router as media
     from api.notification.router import router as notifications
     from api.organization.router import router as organizations
     from api.registration.router import router as registrations
@@ -51,6 +52,7 @@ def build_api_router() -> APIRouter:
     for router in (auth, users, organizations, groups, events, registrations, waitlist, checkin):
         api.include_router(router)
     api.include_router(notifications)
+    api.include_router(media)
     return api
 
 

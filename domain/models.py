@@ -5,6 +5,7 @@ from domain.db.base import Base
 from domain.event.models import Event, TicketType
 from domain.group.models import Group, GroupMember
 from domain.identity.models import User
+from domain.media.models import Media, MediaVariant
 from domain.notification.models import EventReminder, Notification, NotificationPreference
 from domain.organization.models import (
     Organization,
@@ -24,6 +25,8 @@ __all__ = [
     "Group",
     "GroupMember",
     "InboxMessage",
+    "Media",
+    "MediaVariant",
     "Notification",
     "NotificationPreference",
     "Organization",

@@ -309,3 +309,42 @@ def backdate_reservation(engine: Engine, reservation_id: str) -> None:
 def sweep(client: TestClient) -> None:
     """One pass of the sweeper: expire due holds, offer freed seats to waitlists."""
     sweep_once(client.app.state.aq.sessionmaker)
+
+
+# --- media ----------------------------------------------------------------------------------------
+
+
+def image_bytes(fmt: str = "PNG", size: tuple[int, int] = (640, 480), color=(200, 40, 40), **save):
+    """A solid-colour image encoded as ``fmt`` (``save``: e.g. ``exif=``)."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, fmt, **save)
+    return buffer.getvalue()
+
+
+def upload_media(
+    client: TestClient,
+    org_id: str,
+    user: dict | None,
+    data: bytes,
+    *,
+    filename: str = "upload.bin",
+    content_type: str = "application/octet-stream",
+    purpose: str = "event_cover",
+) -> Response:
+    """POST /media/upload: ``filename`` and ``content_type`` are what the client claims."""
+    return client.post(
+        f"{V1}/media/upload",
+        data={"organization_id": org_id, "purpose": purpose},
+        files={"file": (filename, data, content_type)},
+        headers=auth(user),
+    )
+
+
+def uploaded_media(client: TestClient, org_id: str, user: dict, data: bytes, **kw) -> dict:
+    response = upload_media(client, org_id, user, data, **kw)
+    assert response.status_code == 201, response.text
+    return response.json()

@@ -49,6 +49,7 @@ class Tenant:
     reservation: dict
     registration: dict
     waitlist_entry: dict
+    media: dict | None = None  # an image, the event's cover and the organization's logo
 
 
 def _tenant(api, client: TestClient, admin: dict, name: str) -> Tenant:
@@ -165,9 +166,29 @@ def _tenant(api, client: TestClient, admin: dict, name: str) -> Tenant:
     )  # fmt: skip
 
 
+def _media(client: TestClient, tenant: Tenant) -> dict:
+    """An uploaded image, made the event's cover and the organization's logo."""
+    from tests.factories import image_bytes, uploaded_media
+
+    h = tenant.owner["headers"]
+    media = uploaded_media(client, tenant.org["id"], tenant.owner, image_bytes())
+    cover = client.put(
+        f"/api/v1/events/{tenant.event['id']}", json={"cover_media_id": media["id"]}, headers=h
+    )
+    assert cover.status_code == 200, cover.text
+    logo = client.put(
+        f"/api/v1/organizations/{tenant.org['id']}/logo", json={"media_id": media["id"]}, headers=h
+    )
+    assert logo.status_code == 200, logo.text
+    return media
+
+
 @pytest.fixture(scope="module")
 def tenants(api, client: TestClient, admin: dict) -> tuple[Tenant, Tenant]:
-    return _tenant(api, client, admin, "a"), _tenant(api, client, admin, "b")
+    pair = _tenant(api, client, admin, "a"), _tenant(api, client, admin, "b")
+    for tenant in pair:
+        tenant.media = _media(client, tenant)
+    return pair
 
 
 # --- SQL level --------------------------------------------------------------------------------------
@@ -283,6 +304,8 @@ def test_tenant_a_context_reads_updates_deletes_no_row_of_tenant_b(
         "registrations",
         "waitlist_entries",
         "check_ins",
+        "media",
+        "media_variants",
     } <= set(checked)
 
 
@@ -404,6 +427,7 @@ def _ids(a: Tenant, client: TestClient) -> dict[str, str]:
         "reservation_id": a.reservation["id"],
         "registration_id": a.registration["id"],
         "entry_id": a.waitlist_entry["id"],
+        "media_id": a.media["id"],
     }
 
 

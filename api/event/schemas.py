@@ -35,6 +35,9 @@ class EventFields(RequestModel):
     registration_opens_at: AwareDatetime | None = None
     registration_closes_at: AwareDatetime | None = None
     hold_minutes: int = Field(default=15, ge=1, le=1440)
+    cover_media_id: uuid.UUID | None = Field(
+        default=None, description="An uploaded image of the organization's (POST /media/upload)"
+    )
 
 
 class EventCreate(EventFields):
@@ -59,6 +62,9 @@ class EventUpdate(RequestModel):
     registration_opens_at: AwareDatetime | None = None
     registration_closes_at: AwareDatetime | None = None
     hold_minutes: int | None = Field(default=None, ge=1, le=1440)
+    cover_media_id: uuid.UUID | None = Field(
+        default=None, description="An uploaded image of the organization's; null removes it"
+    )
 
     @model_validator(mode="after")
     def _no_nulls_for_required(self) -> EventUpdate:
@@ -102,11 +108,22 @@ class EventOut(BaseModel):
     status: EventStatus
     published_at: datetime | None
     created_at: datetime
+    cover_media_id: uuid.UUID | None = None
+    cover_url: str | None = Field(
+        default=None,
+        description="Redirects to the cover image (`?variant=thumbnail|card|cover`); null "
+        "without a cover",
+    )
 
     @model_validator(mode="after")
     def _sold_only_with_capacity(self) -> EventOut:
         if self.capacity is None:
             self.sold = None
+        return self
+
+    @model_validator(mode="after")
+    def _cover_url(self) -> EventOut:
+        self.cover_url = f"/api/v1/events/{self.id}/cover" if self.cover_media_id else None
         return self
 
 

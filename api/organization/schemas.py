@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.types import Email, RequestModel, Slug
 from domain.organization.models import RequestStatus, Role
@@ -47,6 +47,16 @@ class OrganizationOut(BaseModel):
     slug: str
     description: str | None
     created_at: datetime
+    logo_media_id: uuid.UUID | None = None
+    logo_url: str | None = Field(
+        default=None,
+        description="Redirects to the logo (`?variant=thumbnail|card|cover`); null without one",
+    )
+
+    @model_validator(mode="after")
+    def _logo_url(self) -> OrganizationOut:
+        self.logo_url = f"/api/v1/organizations/{self.id}/logo" if self.logo_media_id else None
+        return self
 
 
 class MyOrganization(OrganizationOut):

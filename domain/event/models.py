@@ -7,7 +7,16 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, Text, text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    String,
+    Text,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from domain.db.base import Base, Timestamps, UUIDPrimaryKey
@@ -62,8 +71,16 @@ class Event(UUIDPrimaryKey, Timestamps, Base):
     completed_at: Mapped[datetime | None]
     created_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
     deleted_at: Mapped[datetime | None]
+    # An image of the same tenant (composite foreign key); see docs/media.md.
+    cover_media_id: Mapped[uuid.UUID | None]
 
     __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "cover_media_id"], ["media.tenant_id", "media.id"]),
+        Index(
+            "ix_events_cover_media_id",
+            "cover_media_id",
+            postgresql_where=text("cover_media_id IS NOT NULL"),
+        ),
         CheckConstraint("ends_at > starts_at", name="ends_after_start"),
         CheckConstraint("capacity IS NULL OR capacity >= 0", name="capacity_non_negative"),
         CheckConstraint(

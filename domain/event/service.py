@@ -22,6 +22,7 @@ from domain.event.events import (
 )
 from domain.event.models import Event, EventStatus, TicketType, Visibility
 from domain.group.models import Group
+from domain.media.service import usable_image
 from domain.uow import UnitOfWork
 from domain.waitlist.models import WaitlistEntry, WaitlistStatus
 
@@ -43,6 +44,7 @@ SAFE_WHEN_PUBLISHED = {
     "registration_closes_at",
     "participants_visibility",
     "hold_minutes",
+    "cover_media_id",
 }
 
 
@@ -77,6 +79,11 @@ def _check_group(uow: UnitOfWork, event: Event) -> None:
         event.group_id = None
 
 
+def _check_cover(uow: UnitOfWork, event: Event) -> None:
+    if event.cover_media_id is not None:
+        usable_image(uow, event.cover_media_id, event.tenant_id)
+
+
 def create_event(
     uow: UnitOfWork, tenant_id: uuid.UUID, actor: uuid.UUID, fields: Mapping[str, Any]
 ) -> Event:
@@ -84,6 +91,7 @@ def create_event(
     event.timezone = check_timezone(event.timezone)
     _check_times(event)
     _check_group(uow, event)
+    _check_cover(uow, event)
     uow.session.add(event)
     uow.session.flush()
     uow.emit(
@@ -133,6 +141,8 @@ def update_event(uow: UnitOfWork, event_id: uuid.UUID, changes: Mapping[str, Any
     event.timezone = check_timezone(event.timezone)
     _check_times(event)
     _check_group(uow, event)
+    if "cover_media_id" in changes:
+        _check_cover(uow, event)
     uow.session.flush()
     return event
 

@@ -6,7 +6,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Enum, ForeignKey, Index, String, Text, text
+from sqlalchemy import Enum, ForeignKey, ForeignKeyConstraint, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from domain.db.base import Base, Timestamps, UUIDPrimaryKey
@@ -39,8 +39,19 @@ class Organization(UUIDPrimaryKey, Timestamps, Base):
     request_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization_requests.id"))
     created_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
     deleted_at: Mapped[datetime | None]
+    # An image of this organization's own (composite foreign key); see docs/media.md.
+    logo_media_id: Mapped[uuid.UUID | None]
 
     __table_args__ = (
+        # use_alter: media references organizations too (a cycle, resolved after both exist).
+        ForeignKeyConstraint(
+            ["id", "logo_media_id"], ["media.tenant_id", "media.id"], use_alter=True
+        ),
+        Index(
+            "ix_organizations_logo_media_id",
+            "logo_media_id",
+            postgresql_where=text("logo_media_id IS NOT NULL"),
+        ),
         Index(
             "uq_organizations_slug",
             "slug",

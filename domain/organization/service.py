@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from domain.db.base import add_unique, uuid7
 from domain.errors import Conflict, InvalidState, NotFound, PermissionDenied, ValidationFailed
 from domain.identity.models import User
+from domain.media.service import usable_image
 from domain.organization.events import (
     MemberAdded,
     MemberInvited,
@@ -183,6 +184,16 @@ def get_organization(uow: UnitOfWork, org_id: uuid.UUID) -> Organization:
     org = uow.session.get(Organization, org_id)
     if org is None or org.deleted_at is not None:
         raise NotFound("Organization not found")
+    return org
+
+
+def set_logo(uow: UnitOfWork, org_id: uuid.UUID, media_id: uuid.UUID | None) -> Organization:
+    """Point the organization's logo at an image of its own (None removes it)."""
+    org = get_organization(uow, org_id)
+    if media_id is not None:
+        usable_image(uow, media_id, org.id)
+    org.logo_media_id = media_id
+    uow.session.flush()
     return org
 
 

@@ -1,0 +1,271 @@
+"""Media: uploads, metadata, presigned URLs, deletion; event covers and organization logos."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi.responses import RedirectResponse
+
+from api.deps import (
+    MANAGE_ROLES,
+    READ_ROLES,
+    Membership,
+    OptionalUowDep,
+    StateDep,
+    UowDep,
+    enter_tenant_as,
+    public_or_member,
+    require_resource_role,
+    require_role,
+)
+from api.errors import ApiError, responses
+from api.media.schemas import LogoBody, MediaOut, MediaUrl
+from api.media.upload import UploadDep
+from api.organization.schemas import MyOrganization, OrganizationOut
+from aqstream.resources import make_s3
+from domain.errors import DomainError, NotFound
+from domain.media import service
+from domain.media.errors import (
+    FileTooLarge,
+    ImageTooLarge,
+    InvalidImage,
+    StorageUnavailable,
+    UnsupportedFileType,
+)
+from domain.media.models import VariantName
+from domain.media.storage import MediaStorage
+from domain.organization import service as organizations
+
+router = APIRouter(tags=["media"])
+
+MediaReader = Annotated[
+    Membership, Depends(require_resource_role("media", "media_id", *READ_ROLES))
+]
+MediaManager = Annotated[
+    Membership, Depends(require_resource_role("media", "media_id", *MANAGE_ROLES))
+]
+EventReader = Annotated[Membership | None, Depends(public_or_member("events", "event_id"))]
+OrgReader = Annotated[Membership, Depends(require_role(*READ_ROLES))]
+OrgManager = Annotated[Membership, Depends(require_role(*MANAGE_ROLES))]
+
+OPTIONAL_AUTH = {"security": [{}, {"HTTPBearer": []}]}
+
+_HTTP_STATUS: dict[type[DomainError], int] = {
+    FileTooLarge: 413,
+    ImageTooLarge: 413,
+    UnsupportedFileType: 415,
+    InvalidImage: 415,
+    StorageUnavailable: 503,
+}
+
+
+@contextmanager
+def _http_errors() -> Iterator[None]:
+    """Refusals of the media domain that have their own HTTP status."""
+    try:
+        yield
+    except tuple(_HTTP_STATUS) as exc:
+        status_code = _HTTP_STATUS[type(exc)]
+        headers = {"Retry-After": "1"} if status_code == 503 else None
+        raise ApiError(status_code, exc.code, exc.message, exc.details, headers) from None
+
+
+async def get_storage(request: Request, state: StateDep) -> MediaStorage:
+    """The media store, made once per application (a second client only signs URLs for the
+    public S3 endpoint, when one is configured)."""
+    storage = getattr(request.app.state, "media_storage", None)
+    if storage is None:
+        settings = state.settings
+        signer = None
+        if settings.media_public_s3_endpoint:
+            public = settings.model_copy(update={"s3_endpoint": settings.media_public_s3_endpoint})
+            signer = make_s3(public)
+        storage = MediaStorage(state.s3, settings.s3_bucket, signer)
+        request.app.state.media_storage = storage
+    return storage
+
+
+StorageDep = Annotated[MediaStorage, Depends(get_storage)]
+
+_UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file", "organization_id", "purpose"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "JPEG, PNG, WebP or GIF up to 5 MiB; PDF up to 10 "
+                            "MiB (defaults; the type is read from the content)",
+                        },
+                        "organization_id": {"type": "string", "format": "uuid"},
+                        "purpose": {
+                            "type": "string",
+                            "enum": ["event_cover", "organization_logo", "attachment"],
+                        },
+                    },
+                    "additionalProperties": False,
+                },
+                "encoding": {"file": {"contentType": "application/octet-stream"}},
+            }
+        },
+    }
+}
+
+
+def _url(storage: StorageDep, key: str, ttl_s: int) -> tuple[str, datetime]:
+    return storage.presign(key, ttl_s), datetime.now(UTC) + timedelta(seconds=ttl_s)
+
+
+@router.post(
+    "/media/upload",
+    response_model=MediaOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=responses(401, 403, 404, 413, 415),
+    openapi_extra=_UPLOAD_BODY,
+)
+def upload(received: UploadDep, uow: UowDep, storage: StorageDep, state: StateDep) -> MediaOut:
+    """Upload a file of an organization (owners and moderators): multipart with `file`,
+    `organization_id` and `purpose`. Images get thumbnail, card and cover variants."""
+    member = enter_tenant_as(uow, received.form.organization_id, MANAGE_ROLES)
+    with _http_errors():
+        media, variants = service.upload_media(
+            uow,
+            storage,
+            tenant_id=member.tenant_id,
+            uploaded_by=member.user_id,
+            purpose=received.form.purpose,
+            upload=received.file,
+            max_image_pixels=state.settings.media_max_image_pixels,
+        )
+    return MediaOut.of(media, variants)
+
+
+@router.get("/media/{media_id}", response_model=MediaOut, responses=responses(401, 404))
+def get_media(media_id: uuid.UUID, member: MediaReader, uow: UowDep) -> MediaOut:
+    """A file's metadata and variants (members of its organization)."""
+    media = service.get_media(uow, media_id)
+    return MediaOut.of(media, service.list_variants(uow, media_id))
+
+
+@router.get("/media/{media_id}/url", response_model=MediaUrl, responses=responses(401, 404))
+def media_url(
+    media_id: uuid.UUID,
+    member: MediaReader,
+    uow: UowDep,
+    storage: StorageDep,
+    state: StateDep,
+    response: Response,
+    variant: VariantName | None = Query(
+        default=None, description="Default: `cover` for images, `original` for documents"
+    ),
+) -> MediaUrl:
+    """A short-lived presigned URL of one variant (members of its organization)."""
+    media = service.get_media(uow, media_id)
+    chosen = service.get_variant(uow, media, variant)
+    url, expires_at = _url(storage, chosen.storage_key, state.settings.media_url_ttl_s)
+    response.headers["Cache-Control"] = "no-store"
+    return MediaUrl(
+        url=url,
+        variant=VariantName(chosen.name),
+        content_type=chosen.content_type,
+        width=chosen.width,
+        height=chosen.height,
+        expires_at=expires_at,
+    )
+
+
+@router.delete(
+    "/media/{media_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses(401, 403, 404, 409),
+)
+def delete_media(media_id: uuid.UUID, member: MediaManager, uow: UowDep) -> None:
+    """Delete a file no event or organization shows (owners and moderators); its objects are
+    removed by the cleanup job."""
+    service.delete_media(uow, media_id, member.user_id)
+
+
+def _redirect(url: str, ttl_s: int) -> RedirectResponse:
+    # Cached for at most half the URL's life, so a cached redirect never points at a dead URL.
+    return RedirectResponse(
+        url, status_code=307, headers={"Cache-Control": f"private, max-age={ttl_s // 2}"}
+    )
+
+
+@router.get(
+    "/events/{event_id}/cover",
+    status_code=307,
+    response_class=RedirectResponse,
+    responses={
+        307: {"description": "Redirect to a presigned URL of the variant"},
+        **responses(404),
+    },
+    openapi_extra=OPTIONAL_AUTH,
+)
+def event_cover(
+    event_id: uuid.UUID,
+    member: EventReader,
+    uow: OptionalUowDep,
+    storage: StorageDep,
+    state: StateDep,
+    variant: VariantName = Query(default=VariantName.CARD),
+) -> RedirectResponse:
+    """The event's cover image, for anyone who may see the event: a redirect to a short-lived
+    presigned URL (usable as an `<img src>`)."""
+    found = service.event_cover_variant(uow, event_id, variant)
+    if found is None:
+        raise NotFound("No such event, or it has no cover (in this variant)")
+    ttl = state.settings.media_url_ttl_s
+    return _redirect(_url(storage, found[0], ttl)[0], ttl)
+
+
+@router.get(
+    "/organizations/{org_id}/logo",
+    status_code=307,
+    response_class=RedirectResponse,
+    responses={
+        307: {"description": "Redirect to a presigned URL of the variant"},
+        **responses(401, 404),
+    },
+    tags=["organizations"],
+)
+def organization_logo(
+    org_id: uuid.UUID,
+    member: OrgReader,
+    uow: UowDep,
+    storage: StorageDep,
+    state: StateDep,
+    variant: VariantName = Query(default=VariantName.THUMBNAIL),
+) -> RedirectResponse:
+    """The organization's logo (members): a redirect to a short-lived presigned URL."""
+    org = organizations.get_organization(uow, org_id)
+    if org.logo_media_id is None:
+        raise NotFound("The organization has no logo")
+    chosen = service.get_variant(uow, service.get_media(uow, org.logo_media_id), variant)
+    ttl = state.settings.media_url_ttl_s
+    return _redirect(_url(storage, chosen.storage_key, ttl)[0], ttl)
+
+
+@router.put(
+    "/organizations/{org_id}/logo",
+    response_model=MyOrganization,
+    responses=responses(401, 403, 404),
+    tags=["organizations"],
+)
+def set_organization_logo(
+    org_id: uuid.UUID, body: LogoBody, member: OrgManager, uow: UowDep
+) -> MyOrganization:
+    """Set (or, with null, remove) the organization's logo: an uploaded image of its own
+    (owners and moderators)."""
+    org = organizations.set_logo(uow, org_id, body.media_id)
+    return MyOrganization(**OrganizationOut.model_validate(org).model_dump(), role=member.role)
