@@ -308,6 +308,32 @@ def openapi(
     typer.echo(f"wrote {out}")
 
 
+@app.command()
+def schemas(
+    check: Annotated[
+        bool, typer.Option("--check", help="Change nothing; exit 1 if a schema is stale")
+    ] = False,
+) -> None:
+    """Write the JSON Schema of every domain event to streams/schemas/ (one per type and version)."""
+    from streams.contracts import SCHEMA_DIR, contract_problems, write_schemas
+
+    if check:
+        problems = contract_problems()
+        for problem in problems:
+            typer.echo(f"  {problem}")
+        if problems:
+            typer.secho("event schemas are stale: run `aqstream schemas`", fg="red", err=True)
+            raise typer.Exit(1)
+        typer.echo("event schemas are current")
+        return
+    changed = write_schemas()
+    for path in changed:
+        typer.echo(f"wrote {path.relative_to(PROJECT_ROOT)}")
+    for problem in contract_problems():  # what writing cannot fix: files of removed events
+        typer.secho(f"  {problem}", fg="yellow", err=True)
+    typer.echo(f"{len(changed)} schema(s) changed in {SCHEMA_DIR.relative_to(PROJECT_ROOT)}")
+
+
 @app.command("config-doc")
 def config_doc(
     out: Annotated[Path, typer.Option()] = PROJECT_ROOT / "docs" / "configuration.md",

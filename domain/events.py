@@ -10,6 +10,11 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 
+class EventContractError(RuntimeError):
+    """An event whose payload breaks its published contract (streams/schemas/), or that has no
+    contract yet. A programming error: it fails the transaction that raised the event."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class DomainEvent:
     event_type: ClassVar[str]

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from domain.db.base import uuid7
 from domain.events import DomainEvent
 from domain.outbox.models import OutboxMessage
+from streams.contracts import validated_payload
 
 _SET = text(
     "SELECT set_config('app.user_id', :user_id, true), "
@@ -149,23 +150,23 @@ class UnitOfWork:
         before taking a hot row lock, so that lock is held for as short a time as possible."""
         if self._events:
             headers = self._headers()
+            # Checked against the published contract first: a payload that breaks it raises
+            # EventContractError and fails this transaction, not a consumer later.
+            rows = [
+                {
+                    "id": uuid7(),
+                    "tenant_id": event.tenant_id,
+                    "aggregate_type": event.aggregate_type,
+                    "aggregate_id": event.aggregate_id,
+                    "event_type": event.event_type,
+                    "schema_version": event.schema_version,
+                    "payload": validated_payload(event),
+                    "headers": headers,
+                }
+                for event in self._events
+            ]
             # A plain INSERT without RETURNING: the application role may append, never read.
-            self.session.execute(
-                insert(OutboxMessage),
-                [
-                    {
-                        "id": uuid7(),
-                        "tenant_id": event.tenant_id,
-                        "aggregate_type": event.aggregate_type,
-                        "aggregate_id": event.aggregate_id,
-                        "event_type": event.event_type,
-                        "schema_version": event.schema_version,
-                        "payload": event.payload(),
-                        "headers": headers,
-                    }
-                    for event in self._events
-                ],
-            )
+            self.session.execute(insert(OutboxMessage), rows)
             self._events.clear()
 
     @property
