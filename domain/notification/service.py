@@ -129,8 +129,9 @@ def recipients(uow: UnitOfWork, user_ids: Iterable[uuid.UUID], now: datetime) ->
             select(NotificationPreference).where(NotificationPreference.user_id.in_(ids))
         )
     }
+    position = {user_id: n for n, user_id in enumerate(ids)}
     out = []
-    for user in sorted(users, key=lambda u: ids.index(u.id)):
+    for user in sorted(users, key=lambda u: position[u.id]):
         prefs = stored.get(user.id)
         channel = effective_channel(user, prefs)
         to = address(user, channel)
@@ -163,85 +164,68 @@ def enqueue(
     uow: UnitOfWork,
     source: Source,
     template: str,
-    recipient: Recipient,
+    people: Iterable[Recipient],
     variables: dict[str, Any],
     *,
     now: datetime,
     event_id: uuid.UUID | None = None,
     registration_id: uuid.UUID | None = None,
-) -> Notification | None:
-    """Render and log one message; None when this source already has a message for this user
-    (or, for a ticket, the registration already has its ticket)."""
-    taken = select(Notification.id).where(
-        Notification.source_event_id == source.id, Notification.user_id == recipient.user.id
-    )
-    if template == "ticket":
-        taken = select(Notification.id).where(
-            or_(
-                Notification.source_event_id == source.id,
-                (Notification.template == "ticket")
-                & (Notification.registration_id == registration_id),
-            ),
-            Notification.user_id == recipient.user.id,
-        )
-    if uow.session.scalar(taken.limit(1)) is not None:
-        return None
-    rendered = catalog.render(
-        template, recipient.language, {"name": recipient.user.display_name, **variables}
-    )
-    deferred = recipient.deferred_until
-    row = {
-        "id": uuid7(),
-        "tenant_id": source.tenant_id,
-        "source_event_id": source.id,
-        "source_event_type": source.type,
-        "template": template,
-        "user_id": recipient.user.id,
-        "channel": recipient.channel,
-        "address": recipient.address,
-        "language": recipient.language,
-        "subject": rendered.subject,
-        "body_text": rendered.text,
-        "body_html": rendered.html,
-        "registration_id": registration_id,
-        "event_id": event_id,
-        "status": NotificationStatus.DEFERRED if deferred else NotificationStatus.QUEUED,
-        "due_at": deferred or now,
-    }
-    # A concurrent handler of the same event (two workers, a redelivery racing the first
-    # delivery) waits on the unique index and then inserts nothing.
-    return uow.session.scalar(
-        insert(Notification).values(row).on_conflict_do_nothing().returning(Notification)
-    )
-
-
-def _queue_all(
-    uow: UnitOfWork,
-    source: Source,
-    template: str,
-    people: Iterable[Recipient],
-    variables: Callable[[Recipient], dict[str, Any]] | dict[str, Any],
-    *,
-    now: datetime,
-    event_id: uuid.UUID | None = None,
-    registration_id: uuid.UUID | None = None,
 ) -> list[Notification]:
-    out = []
-    for recipient in people:
-        values = variables(recipient) if callable(variables) else variables
-        row = enqueue(
-            uow,
-            source,
-            template,
-            recipient,
-            values,
-            now=now,
-            event_id=event_id,
-            registration_id=registration_id,
+    """Render and log one message per recipient, in two statements whatever their number: the
+    recipients this source already has a message for (for a ticket: whose registration already
+    has its ticket) are skipped, the others inserted. Answers the rows inserted."""
+    people = list(people)
+    if not people:
+        return []
+    ids = [r.user.id for r in people]
+    already = Notification.source_event_id == source.id
+    if template == "ticket":
+        already = or_(
+            already,
+            (Notification.template == "ticket") & (Notification.registration_id == registration_id),
         )
-        if row is not None:
-            out.append(row)
-    return out
+    taken = set(
+        uow.session.scalars(
+            select(Notification.user_id).where(already, Notification.user_id.in_(ids))
+        )
+    )
+    rows = []
+    for recipient in people:
+        if recipient.user.id in taken:
+            continue
+        rendered = catalog.render(
+            template, recipient.language, {"name": recipient.user.display_name, **variables}
+        )
+        deferred = recipient.deferred_until
+        rows.append(
+            {
+                "id": uuid7(),
+                "tenant_id": source.tenant_id,
+                "source_event_id": source.id,
+                "source_event_type": source.type,
+                "template": template,
+                "user_id": recipient.user.id,
+                "channel": recipient.channel,
+                "address": recipient.address,
+                "language": recipient.language,
+                "subject": rendered.subject,
+                "body_text": rendered.text,
+                "body_html": rendered.html,
+                "registration_id": registration_id,
+                "event_id": event_id,
+                "status": NotificationStatus.DEFERRED if deferred else NotificationStatus.QUEUED,
+                "due_at": deferred or now,
+            }
+        )
+    if not rows:
+        return []
+    # A concurrent handler of the same event (two workers, a redelivery racing the first
+    # delivery) waits on the unique indexes and then inserts nothing.
+    inserted = uow.session.scalars(
+        insert(Notification).on_conflict_do_nothing().returning(Notification), rows
+    ).all()
+    order = {row["id"]: n for n, row in enumerate(rows)}
+    return sorted(inserted, key=lambda n: order[n.id])
 
 
 # --- per event type -----------------------------------------------------------------------------
@@ -260,7 +244,7 @@ def _uuid(payload: Mapping[str, Any], name: str) -> uuid.UUID:
 
 def _welcome(uow, source, payload, now):
     people = _as_recipient(uow, _uuid(payload, "user_id"), now)
-    return _queue_all(uow, source, "welcome", people, {}, now=now)
+    return enqueue(uow, source, "welcome", people, {}, now=now)
 
 
 def _ticket(uow, source, payload, now):
@@ -281,7 +265,7 @@ def _ticket(uow, source, payload, now):
         "quantity": registration.quantity,
         "registration_id": str(registration.id),
     }
-    return _queue_all(
+    return enqueue(
         uow,
         source,
         "ticket",
@@ -306,14 +290,14 @@ def _receipt(uow, source, payload, now):
         "payment_id": str(payload["payment_id"]),
         "registration_id": str(registration.id),
     }
-    return _queue_all(uow, source, "receipt", people, variables, now=now, event_id=event.id)
+    return enqueue(uow, source, "receipt", people, variables, now=now, event_id=event.id)
 
 
 def _reservation_expired(uow, source, payload, now):
     people = _as_recipient(uow, _uuid(payload, "user_id"), now)
     event = _event(uow, payload["event_id"])
     variables = {"event_title": event.title, "quantity": int(payload["quantity"])}
-    return _queue_all(
+    return enqueue(
         uow, source, "reservation_expired", people, variables, now=now, event_id=event.id
     )
 
@@ -329,9 +313,7 @@ def _waitlist_offered(uow, source, payload, now):
             datetime.fromisoformat(str(payload["expires_at"])), event.timezone
         ),
     }
-    return _queue_all(
-        uow, source, "waitlist_offered", people, variables, now=now, event_id=event.id
-    )
+    return enqueue(uow, source, "waitlist_offered", people, variables, now=now, event_id=event.id)
 
 
 def _event_cancelled(uow, source, payload, now):
@@ -351,7 +333,7 @@ def _event_cancelled(uow, source, payload, now):
         "reason": payload.get("reason"),
     }
     people = recipients(uow, user_ids, now)
-    return _queue_all(uow, source, "event_cancelled", people, variables, now=now, event_id=event.id)
+    return enqueue(uow, source, "event_cancelled", people, variables, now=now, event_id=event.id)
 
 
 def _event_reminder(uow, source, payload, now):
@@ -373,7 +355,7 @@ def _event_reminder(uow, source, payload, now):
         "online_url": event.online_url,
     }
     people = recipients(uow, user_ids, now)
-    return _queue_all(uow, source, "event_reminder", people, variables, now=now, event_id=event.id)
+    return enqueue(uow, source, "event_reminder", people, variables, now=now, event_id=event.id)
 
 
 _Handler = Callable[[UnitOfWork, Source, Mapping[str, Any], datetime], list[Notification]]
@@ -433,7 +415,7 @@ def send_organizer_message(
         "subject": subject,
         "text": text_,
     }
-    rows = _queue_all(
+    rows = enqueue(
         uow, source, "organizer_message", recipients(uow, user_ids, now), variables,
         now=now, event_id=event.id,
     )  # fmt: skip

@@ -299,3 +299,31 @@ def test_kafka_style_headers_and_a_missing_event_id(
             assert "event id" in str(exc)
         else:
             raise AssertionError("an event without an id must not be handled")
+
+
+def test_two_workers_handling_the_same_event_at_once_queue_it_once(
+    api, owner_engine, sessions
+) -> None:
+    import threading
+    import time
+
+    user = api.register("racer")
+    [row] = outbox_events(owner_engine, user["user"]["id"], "user.registered")
+    headers = {"event_id": str(row["id"])}
+    second: dict = {}
+
+    def other_worker() -> None:
+        with UnitOfWork(sessions) as uow:
+            second["queued"] = handle(uow, row["event_type"], row["payload"], headers)
+            uow.commit()
+
+    with UnitOfWork(sessions) as uow:
+        first = handle(uow, row["event_type"], row["payload"], headers)
+        thread = threading.Thread(target=other_worker)
+        thread.start()
+        time.sleep(0.5)
+        assert thread.is_alive()  # waiting on the unique index for our transaction
+        uow.commit()
+    thread.join(timeout=10)
+    assert len(first) == 1 and second["queued"] == []
+    assert len(log_rows(owner_engine, user_id=user["user"]["id"])) == 1
