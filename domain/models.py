@@ -14,6 +14,7 @@ from domain.organization.models import (
     OrganizationRequest,
 )
 from domain.outbox.models import InboxMessage, OutboxMessage
+from domain.payment.models import Payment, Refund
 from domain.registration.models import Registration, Reservation
 from domain.waitlist.models import WaitlistEntry
 
@@ -34,6 +35,8 @@ __all__ = [
     "OrganizationMember",
     "OrganizationRequest",
     "OutboxMessage",
+    "Payment",
+    "Refund",
     "Registration",
     "Reservation",
     "TicketType",

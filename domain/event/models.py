@@ -63,6 +63,10 @@ class Event(UUIDPrimaryKey, Timestamps, Base):
     registration_opens_at: Mapped[datetime | None]
     registration_closes_at: Mapped[datetime | None]
     hold_minutes: Mapped[int] = mapped_column(server_default=text("15"))
+    # Prepayment: the rest of a deposit is due by this time (null: when the event starts); an
+    # unpaid remainder then cancels the registration, refunding the deposit if the flag says so.
+    remainder_due_at: Mapped[datetime | None]
+    refund_deposit_on_default: Mapped[bool] = mapped_column(server_default=text("false"))
     status: Mapped[EventStatus] = mapped_column(
         _enum(EventStatus, "event_status"), server_default=text("'draft'")
     )
@@ -87,6 +91,9 @@ class Event(UUIDPrimaryKey, Timestamps, Base):
             "sold >= 0 AND (capacity IS NULL OR sold <= capacity)", name="within_capacity"
         ),
         CheckConstraint("hold_minutes BETWEEN 1 AND 1440", name="hold_minutes_range"),
+        CheckConstraint(
+            "remainder_due_at IS NULL OR remainder_due_at <= starts_at", name="remainder_due_order"
+        ),
         CheckConstraint(
             "(visibility = 'private') = (group_id IS NOT NULL)", name="private_needs_group"
         ),

@@ -1,0 +1,1 @@
+"""Payments: full payment and prepayment of registrations, refunds, provider webhooks."""
