@@ -44,6 +44,7 @@ SAFE_WHEN_PUBLISHED = {
     "registration_closes_at",
     "participants_visibility",
     "hold_minutes",
+    "remainder_due_at",
     "cover_media_id",
 }
 
@@ -66,6 +67,10 @@ def _check_times(event: Event) -> None:
     opens, closes = event.registration_opens_at, event.registration_closes_at
     if opens and closes and closes <= opens:
         raise ValidationFailed("Registration must close after it opens", code="invalid_schedule")
+    if event.remainder_due_at and event.remainder_due_at > event.starts_at:
+        raise ValidationFailed(
+            "The remainder of a deposit must be due by the start", code="invalid_schedule"
+        )
 
 
 def _check_group(uow: UnitOfWork, event: Event) -> None:

@@ -360,35 +360,40 @@ def get_registration(
     return registration
 
 
-def confirm(uow: UnitOfWork, registration_id: uuid.UUID, amount_paid: int) -> Registration:
-    """Mark a pending registration paid (payment.completed, in D/E); idempotent."""
+def confirm(uow: UnitOfWork, registration_id: uuid.UUID, amount: int) -> Registration:
+    """Count a completed payment of ``amount`` (payment.completed): ``amount_paid`` accumulates,
+    and a pending registration is confirmed once what was due now is paid (the full price, or
+    the deposit; a remainder adds to an already confirmed one). The payment saga counts each
+    payment once (domain/payment/saga.py)."""
     registration = get_registration(uow, registration_id, lock=True)
-    if registration.status == RegistrationStatus.CONFIRMED:
-        return registration
-    if registration.status != RegistrationStatus.PENDING_PAYMENT:
-        raise InvalidState(
-            f"The registration is {registration.status.value}",
-            details={"status": registration.status.value},
-        )
-    registration.amount_paid = amount_paid
-    registration.status = RegistrationStatus.CONFIRMED
-    registration.confirmed_at = _now()
-    uow.session.flush()
-    uow.emit(
-        RegistrationConfirmed(
-            aggregate_id=registration.id,
-            tenant_id=registration.tenant_id,
-            registration_id=registration.id,
-            event_id=registration.event_id,
-            user_id=registration.user_id,
-            quantity=registration.quantity,
-        )
+    if registration.status == RegistrationStatus.CANCELLED:
+        raise InvalidState("The registration is cancelled", details={"status": "cancelled"})
+    registration.amount_paid += amount
+    newly_confirmed = (
+        registration.status == RegistrationStatus.PENDING_PAYMENT
+        and registration.amount_paid >= registration.amount_due_now
     )
+    if newly_confirmed:
+        registration.status = RegistrationStatus.CONFIRMED
+        registration.confirmed_at = _now()
+    uow.session.flush()
+    if newly_confirmed:
+        uow.emit(
+            RegistrationConfirmed(
+                aggregate_id=registration.id,
+                tenant_id=registration.tenant_id,
+                registration_id=registration.id,
+                event_id=registration.event_id,
+                user_id=registration.user_id,
+                quantity=registration.quantity,
+            )
+        )
     return registration
 
 
 def cancel(uow: UnitOfWork, registration_id: uuid.UUID, *, reason: str) -> Registration:
-    """Cancel and free the seats; a paid registration is refunded by the payment saga (D/E)."""
+    """Cancel and free the seats. Refunds are the payment saga's: it cancels registrations whose
+    payments went back, and refunds what arrives after a cancellation (domain/payment/saga.py)."""
     registration = get_registration(uow, registration_id, lock=True)
     if registration.status == RegistrationStatus.CANCELLED:
         raise InvalidState("The registration is already cancelled", details={"status": "cancelled"})
