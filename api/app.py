@@ -14,6 +14,8 @@ from api.errors import COMMON_RESPONSES, install_error_handlers
 from api.health.router import router as health_router
 from api.middleware.idempotency import install_idempotency
 from api.middleware.ratelimit import install_rate_limiting
+from api.payment.router import install_payment_errors
+from api.payment.router import sandbox_router as sandbox_checkout
 from api.state import AppState
 from aqstream import __version__
 from aqstream.logging import configure_logging
@@ -41,6 +43,8 @@ def build_api_router() -> APIRouter:
     from api.media.router import router as media
     from api.notification.router import router as notifications
     from api.organization.router import router as organizations
+    from api.payment.router import router as payments
+    from api.payment.router import webhook_router as webhooks
     from api.registration.router import router as registrations
     from api.waitlist.router import router as waitlist
 
@@ -49,7 +53,10 @@ def build_api_router() -> APIRouter:
         responses=COMMON_RESPONSES,
         dependencies=[Depends(forbid_unknown_query_parameters)],
     )
-    for router in (auth, users, organizations, groups, events, registrations, waitlist, checkin):
+    for router in (
+        auth, users, organizations, groups, events, registrations, waitlist, checkin, payments,
+        webhooks,
+    ):  # fmt: skip
         api.include_router(router)
     api.include_router(notifications)
     api.include_router(media)
@@ -62,10 +69,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from domain.payment.runtime import PaymentRuntime
+
         app.state.aq = AppState.build(settings)
+        app.state.payments = PaymentRuntime.start(settings, app.state.aq.sessionmaker)
         try:
             yield
         finally:
+            app.state.payments.close()
             app.state.aq.close()
 
     app = FastAPI(
@@ -76,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_payment_errors(app)
     # Middleware added later runs first: rate limits, then idempotency, both inside the
     # request-id and metrics middleware (so 429s carry X-Request-ID and are counted).
     install_idempotency(app, settings)
@@ -87,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         validator=_valid_request_id,
     )
     app.include_router(health_router)
+    app.include_router(sandbox_checkout)
     app.include_router(build_api_router())
     Instrumentator(excluded_handlers=["/metrics", "/health"]).instrument(app).expose(
         app, include_in_schema=False, should_gzip=True

@@ -15,6 +15,7 @@ from sqlalchemy.engine import URL, make_url
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me"
 DEV_TICKET_KEY = "dev-only-insecure-ticket-key-change-me"
+DEV_SANDBOX_SECRET = "dev-only-insecure-sandbox-webhook-secret"
 
 
 class Settings(BaseSettings):
@@ -204,6 +205,75 @@ class Settings(BaseSettings):
         "another address than the API does (compose: MinIO). Unset: AQSTREAM_S3_ENDPOINT.",
     )
 
+    # --- payments (docs/payments.md) ----------------------------------------------------------
+    payment_providers: str | None = Field(
+        default=None,
+        description="Enabled payment providers, comma-separated, the default first "
+        "(`sandbox`, `stripe`). Unset: `sandbox`, except in production, where none is enabled "
+        "until chosen.",
+    )
+    payment_timeout_s: int = Field(
+        default=1800,
+        ge=1,
+        description="A registration still awaiting its first payment this long after it was "
+        "made, with no payment being processed, is cancelled and its seats freed.",
+    )
+    payment_provider_timeout_s: float = Field(
+        default=10.0, gt=0, description="HTTP timeout of each call to a payment provider."
+    )
+    payment_webhook_tolerance_s: int = Field(
+        default=300,
+        ge=1,
+        description="Largest age (or skew into the future) of a signed webhook timestamp.",
+    )
+    payment_workers: bool | None = Field(
+        default=None,
+        description="Run the payment background work in the API process: submitting requested "
+        "refunds to providers and delivering the sandbox's webhooks. Unset: on, except in the "
+        "test environment (tests drive both themselves).",
+    )
+    payment_public_url: str | None = Field(
+        default=None,
+        description="Base URL clients reach this API under, for links handed out (the "
+        "sandbox's checkout pages). Unset: http://AQSTREAM_API_HOST:AQSTREAM_API_PORT.",
+    )
+    payment_sandbox_secret: SecretStr = Field(
+        default=SecretStr(DEV_SANDBOX_SECRET),
+        description="HMAC-SHA256 key of the sandbox provider's webhooks. Whoever holds it can "
+        "mark sandbox payments paid; enabling the sandbox in production requires setting it.",
+    )
+    payment_sandbox_delay_s: float = Field(
+        default=2.0, ge=0, description="Sandbox: seconds until a payment's outcome is delivered."
+    )
+    payment_sandbox_failure_rate: float = Field(
+        default=0.0, ge=0, le=1, description="Sandbox: share of payments that fail."
+    )
+    payment_sandbox_duplicate_rate: float = Field(
+        default=0.0, ge=0, le=1, description="Sandbox: share of webhooks delivered twice."
+    )
+    payment_sandbox_reorder_rate: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Sandbox: share of payments whose webhooks arrive out of order.",
+    )
+    payment_sandbox_webhook_url: str | None = Field(
+        default=None,
+        description="Where the sandbox delivers its webhooks. Unset: this API's "
+        "/api/v1/webhooks/sandbox at AQSTREAM_API_HOST:AQSTREAM_API_PORT.",
+    )
+    stripe_secret_key: SecretStr | None = Field(
+        default=None, description="Stripe API secret key (sk_...); required to enable `stripe`."
+    )
+    stripe_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Signing secret(s) of the Stripe webhook endpoint (whsec_...), "
+        "comma-separated while rotating; required to enable `stripe`.",
+    )
+    stripe_api_base: str = Field(
+        default="https://api.stripe.com", description="Base URL of the Stripe API."
+    )
+
     # --- observability ------------------------------------------------------------------------
     log_level: str = "INFO"
     log_json: bool = True
@@ -219,7 +289,41 @@ class Settings(BaseSettings):
             self.ticket_signing_key.get_secret_value() == DEV_TICKET_KEY
         ):
             raise ValueError("set AQSTREAM_TICKET_SIGNING_KEY in production")
+        providers = self.enabled_payment_providers
+        if (
+            self.environment == "production"
+            and "sandbox" in providers
+            and self.payment_sandbox_secret.get_secret_value() == DEV_SANDBOX_SECRET
+        ):
+            raise ValueError(
+                "set AQSTREAM_PAYMENT_SANDBOX_SECRET to enable the sandbox in production"
+            )
+        if "stripe" in providers and not (self.stripe_secret_key and self.stripe_webhook_secret):
+            raise ValueError(
+                "set AQSTREAM_STRIPE_SECRET_KEY and AQSTREAM_STRIPE_WEBHOOK_SECRET to enable stripe"
+            )
         return self
+
+    @property
+    def enabled_payment_providers(self) -> list[str]:
+        """Payment providers to build, the default first."""
+        if self.payment_providers is None:
+            return [] if self.environment == "production" else ["sandbox"]
+        return [p.strip() for p in self.payment_providers.split(",") if p.strip()]
+
+    @property
+    def payment_workers_enabled(self) -> bool:
+        if self.payment_workers is None:
+            return self.environment != "test"
+        return self.payment_workers
+
+    @property
+    def api_base_url(self) -> str:
+        """Where this API is reached: the public URL if set, else the address it listens on."""
+        if self.payment_public_url:
+            return self.payment_public_url.rstrip("/")
+        host = "127.0.0.1" if self.api_host in ("0.0.0.0", "::") else self.api_host
+        return f"http://{host}:{self.api_port}"
 
     # Plain properties, not cached: model_copy(update=...) must not carry a stale URL over.
     @property

@@ -35,6 +35,15 @@ class EventFields(RequestModel):
     registration_opens_at: AwareDatetime | None = None
     registration_closes_at: AwareDatetime | None = None
     hold_minutes: int = Field(default=15, ge=1, le=1440)
+    remainder_due_at: AwareDatetime | None = Field(
+        default=None,
+        description="When the rest of a deposit is due (at the latest the start; null: the "
+        "start). An unpaid remainder then cancels the registration.",
+    )
+    refund_deposit_on_default: bool = Field(
+        default=False,
+        description="Refund the deposit of a registration cancelled for an unpaid remainder",
+    )
     cover_media_id: uuid.UUID | None = Field(
         default=None, description="An uploaded image of the organization's (POST /media/upload)"
     )
@@ -46,7 +55,7 @@ class EventCreate(EventFields):
 
 class EventUpdate(RequestModel):
     """Fields to change; once published only title, description, venue, online_url, capacity,
-    registration_closes_at, participants_visibility and hold_minutes."""
+    registration_closes_at, participants_visibility, hold_minutes and remainder_due_at."""
 
     title: Title | None = None
     description: str | None = Field(default=None, max_length=20000)
@@ -62,6 +71,8 @@ class EventUpdate(RequestModel):
     registration_opens_at: AwareDatetime | None = None
     registration_closes_at: AwareDatetime | None = None
     hold_minutes: int | None = Field(default=None, ge=1, le=1440)
+    remainder_due_at: AwareDatetime | None = None
+    refund_deposit_on_default: bool | None = None
     cover_media_id: uuid.UUID | None = Field(
         default=None, description="An uploaded image of the organization's; null removes it"
     )
@@ -76,6 +87,7 @@ class EventUpdate(RequestModel):
             "visibility",
             "hold_minutes",
             "participants_visibility",
+            "refund_deposit_on_default",
         ):
             if name in self.model_fields_set and getattr(self, name) is None:
                 raise ValueError(f"{name} cannot be null")
@@ -105,6 +117,8 @@ class EventOut(BaseModel):
     registration_opens_at: datetime | None
     registration_closes_at: datetime | None
     hold_minutes: int
+    remainder_due_at: datetime | None
+    refund_deposit_on_default: bool
     status: EventStatus
     published_at: datetime | None
     created_at: datetime
