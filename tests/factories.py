@@ -307,8 +307,99 @@ def backdate_reservation(engine: Engine, reservation_id: str) -> None:
 
 
 def sweep(client: TestClient) -> None:
-    """One pass of the sweeper: expire due holds, offer freed seats to waitlists."""
-    sweep_once(client.app.state.aq.sessionmaker)
+    """One pass of the sweeper: expire due holds, offer freed seats to waitlists, and the
+    payment jobs (unpaid registrations, overdue remainders, refunds of cancelled events)."""
+    state = client.app.state.aq
+    sweep_once(state.sessionmaker, payment_timeout_s=state.settings.payment_timeout_s)
+
+
+# --- payments -------------------------------------------------------------------------------------
+
+
+def pay(
+    client: TestClient,
+    registration_id: str,
+    user: dict | None,
+    *,
+    key: str | None = "new",
+    provider: str | None = None,
+) -> Response:
+    """POST /payments for a registration; ``key`` "new" sends a fresh X-Idempotency-Key, None
+    sends none."""
+    headers = dict(auth(user) or {})
+    if key is not None:
+        headers["X-Idempotency-Key"] = uuid.uuid4().hex if key == "new" else key
+    body = {"registration_id": registration_id}
+    if provider:
+        body["provider"] = provider
+    return client.post(f"{V1}/payments", json=body, headers=headers)
+
+
+def paying(client: TestClient, registration_id: str, user: dict, **kwargs) -> dict:
+    """A new payment of the registration (201)."""
+    response = pay(client, registration_id, user, **kwargs)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def refund(
+    client: TestClient,
+    payment_id: str,
+    user: dict | None,
+    *,
+    key: str | None = "new",
+    **body,
+) -> Response:
+    """POST /payments/{id}/refund (``body``: amount, note); ``key`` as for ``pay``."""
+    headers = dict(auth(user) or {})
+    if key is not None:
+        headers["X-Idempotency-Key"] = uuid.uuid4().hex if key == "new" else key
+    return client.post(f"{V1}/payments/{payment_id}/refund", json=body or None, headers=headers)
+
+
+def get_payment(client: TestClient, payment_id: str, user: dict | None) -> Response:
+    return client.get(f"{V1}/payments/{payment_id}", headers=auth(user))
+
+
+def payment_now(client: TestClient, payment_id: str, user: dict) -> dict:
+    response = get_payment(client, payment_id, user)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def registration_now(client: TestClient, registration_id: str, user: dict) -> dict:
+    response = client.get(f"{V1}/registrations/{registration_id}", headers=auth(user))
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def sandbox(client: TestClient):
+    """The app's sandbox payment provider (tests deliver its webhooks themselves)."""
+    return client.app.state.payments.providers.get("sandbox")
+
+
+def webhook_sender(client: TestClient, provider: str = "sandbox"):
+    """A sender for ``SandboxProvider.deliver_*``: posts a delivery to our webhook endpoint and
+    answers the status."""
+
+    def send(body: bytes, headers: dict[str, str]) -> int:
+        return client.post(f"{V1}/webhooks/{provider}", content=body, headers=headers).status_code
+
+    return send
+
+
+def settle_sandbox(client: TestClient, **kwargs) -> list[int]:
+    """Deliver every pending sandbox webhook now (``reverse``, ``duplicate`` on demand)."""
+    return sandbox(client).deliver_all(webhook_sender(client), **kwargs)
+
+
+def submit_refunds(client: TestClient) -> int:
+    """One pass of the payment workers' refund submission."""
+    from domain.payment.jobs import submit_requested_refunds
+
+    return submit_requested_refunds(
+        client.app.state.aq.sessionmaker, client.app.state.payments.providers
+    )
 
 
 # --- media ----------------------------------------------------------------------------------------
