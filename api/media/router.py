@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
+from sqlalchemy import text
 
 from api.deps import (
     MANAGE_ROLES,
@@ -20,7 +21,6 @@ from api.deps import (
     UowDep,
     enter_tenant_as,
     public_or_member,
-    require_resource_role,
     require_role,
 )
 from api.errors import ApiError, responses
@@ -40,15 +40,28 @@ from domain.media.errors import (
 from domain.media.models import VariantName
 from domain.media.storage import MediaStorage
 from domain.organization import service as organizations
+from domain.organization.models import Role
 
 router = APIRouter(tags=["media"])
 
-MediaReader = Annotated[
-    Membership, Depends(require_resource_role("media", "media_id", *READ_ROLES))
-]
-MediaManager = Annotated[
-    Membership, Depends(require_resource_role("media", "media_id", *MANAGE_ROLES))
-]
+
+def _media_member(*roles: Role):
+    """The caller's membership of the tenant owning ``media_id`` (a live file), tenant entered.
+
+    Like require_resource_role, for a path whose id is matched as a UUID (``{media_id:uuid}``,
+    so that ``/media/upload`` is not taken for an id)."""
+
+    def dependency(media_id: uuid.UUID, uow: UowDep) -> Membership:
+        tenant_id = uow.session.execute(
+            text("SELECT app_resource_tenant('media', :id)"), {"id": media_id}
+        ).scalar_one()
+        return enter_tenant_as(uow, tenant_id, roles)
+
+    return dependency
+
+
+MediaReader = Annotated[Membership, Depends(_media_member(*READ_ROLES))]
+MediaManager = Annotated[Membership, Depends(_media_member(*MANAGE_ROLES))]
 EventReader = Annotated[Membership | None, Depends(public_or_member("events", "event_id"))]
 OrgReader = Annotated[Membership, Depends(require_role(*READ_ROLES))]
 OrgManager = Annotated[Membership, Depends(require_role(*MANAGE_ROLES))]
@@ -99,18 +112,20 @@ _UPLOAD_BODY = {
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
-                    "required": ["file", "organization_id", "purpose"],
+                    "required": ["organization_id", "purpose", "file"],
                     "properties": {
-                        "file": {
-                            "type": "string",
-                            "format": "binary",
-                            "description": "JPEG, PNG, WebP or GIF up to 5 MiB; PDF up to 10 "
-                            "MiB (defaults; the type is read from the content)",
-                        },
                         "organization_id": {"type": "string", "format": "uuid"},
                         "purpose": {
                             "type": "string",
                             "enum": ["event_cover", "organization_logo", "attachment"],
+                        },
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "JPEG, PNG, WebP or GIF up to 5 MiB; PDF up to 10 "
+                            "MiB (defaults; the type is read from the content). Send it after "
+                            "the other fields: the caller's role is then checked before the "
+                            "file is read.",
                         },
                     },
                     "additionalProperties": False,
@@ -150,14 +165,14 @@ def upload(received: UploadDep, uow: UowDep, storage: StorageDep, state: StateDe
     return MediaOut.of(media, variants)
 
 
-@router.get("/media/{media_id}", response_model=MediaOut, responses=responses(401, 404))
+@router.get("/media/{media_id:uuid}", response_model=MediaOut, responses=responses(401, 404))
 def get_media(media_id: uuid.UUID, member: MediaReader, uow: UowDep) -> MediaOut:
     """A file's metadata and variants (members of its organization)."""
     media = service.get_media(uow, media_id)
     return MediaOut.of(media, service.list_variants(uow, media_id))
 
 
-@router.get("/media/{media_id}/url", response_model=MediaUrl, responses=responses(401, 404))
+@router.get("/media/{media_id:uuid}/url", response_model=MediaUrl, responses=responses(401, 404))
 def media_url(
     media_id: uuid.UUID,
     member: MediaReader,
@@ -185,7 +200,7 @@ def media_url(
 
 
 @router.delete(
-    "/media/{media_id}",
+    "/media/{media_id:uuid}",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=responses(401, 403, 404, 409),
 )

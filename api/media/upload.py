@@ -12,24 +12,27 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from tempfile import SpooledTemporaryFile
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from api.deps import SettingsDep
+from api.deps import MANAGE_ROLES, StateDep, enter_tenant_as
 from api.errors import ApiError
 from api.security import CurrentPrincipal
+from api.state import AppState
 from api.types import RequestModel
 from domain.media.content import ALLOWED_TYPES, SNIFF_BYTES, Limits, describe, detect
 from domain.media.models import MediaPurpose
 from domain.media.service import UploadedFile
+from domain.uow import UnitOfWork
 
 # Room for the two text fields and the part headers around the file.
 FORM_OVERHEAD = 64 * 1024
@@ -98,6 +101,8 @@ class _Reader:
     _headers: dict[bytes, bytes] = field(default_factory=dict)
     _part: str | None = None
     _value: bytearray = field(default_factory=bytearray)
+    # Why the file is refused, once known; its further bytes are dropped.
+    refusal: Exception | None = None
 
     def callbacks(self) -> dict[str, Any]:
         return {
@@ -139,10 +144,12 @@ class _Reader:
             if len(self._value) > FIELD_MAX_BYTES:
                 raise _invalid(self._part or "", "string_too_long", "The field is too long")
             return
+        if self.refusal is not None:
+            return
         if self.content_type is None and len(self.head) < SNIFF_BYTES:
             self.head.extend(chunk[: SNIFF_BYTES - len(self.head)])
-            if len(self.head) >= SNIFF_BYTES:
-                self._detect()
+            if len(self.head) >= SNIFF_BYTES and not self._detect():
+                return
         limit = (
             self.limits.bytes_for(self.content_type) if self.content_type else self.limits.largest
         )
@@ -151,22 +158,22 @@ class _Reader:
         self.digest.update(kept)
         self.size += len(kept)
         if self.size > limit:
-            raise too_large(limit, self.content_type)
+            self.refusal = too_large(limit, self.content_type)
 
-    def _detect(self) -> None:
+    def _detect(self) -> bool:
         self.content_type = detect(bytes(self.head))
         if self.content_type is None:
-            raise unsupported(bytes(self.head))
+            self.refusal = unsupported(bytes(self.head))
+        return self.refusal is None
 
     def _part_end(self) -> None:
-        if self._part == FILE_FIELD:
+        if self._part == FILE_FIELD and self.refusal is None:
             if self.size == 0:
-                raise _invalid(FILE_FIELD, "empty_file", "The file is empty")
-            if self.content_type is None:
-                self._detect()
-            limit = self.limits.bytes_for(self.content_type)
-            if self.size > limit:
-                raise too_large(limit, self.content_type)
+                self.refusal = _invalid(FILE_FIELD, "empty_file", "The file is empty")
+            elif self.content_type is not None or self._detect():
+                limit = self.limits.bytes_for(self.content_type)
+                if self.size > limit:
+                    self.refusal = too_large(limit, self.content_type)
         elif self._part is not None:
             self.fields[self._part] = bytes(self._value)
         self._part = None
@@ -184,11 +191,26 @@ def _boundary(content_type: str) -> bytes:
     return boundary
 
 
+Authorize = Callable[[uuid.UUID], Awaitable[None]]
+
+
 async def receive(
-    chunks: AsyncIterable[bytes], content_type: str, content_length: str | None, limits: Limits
+    chunks: AsyncIterable[bytes],
+    content_type: str,
+    content_length: str | None,
+    limits: Limits,
+    authorize: Authorize | None = None,
 ) -> ReceivedUpload:
     """Parse a multipart body from ``chunks`` under ``limits``; consumes no more of the stream
-    than needed to decide."""
+    than needed to decide.
+
+    ``authorize`` is awaited with the organization as soon as its field has arrived: a caller
+    who may not upload there is refused before the file is read (when the field precedes it)
+    and in any case before being told anything about the file.
+
+    A refused file (wrong type, too large, empty) stops the reading at once, except when the
+    organization has not arrived yet (the file came first): then at most ``FORM_OVERHEAD`` more
+    bytes are read, the file's dropped, to find it and ask first."""
     boundary = _boundary(content_type)
     budget = limits.largest + FORM_OVERHEAD
     if content_length and content_length.isdigit() and int(content_length) > budget:
@@ -196,6 +218,21 @@ async def receive(
     reader = _Reader(limits)
     parser = MultipartParser(boundary, reader.callbacks())
     received = 0
+    authorized = False
+
+    async def authorize_once() -> None:
+        nonlocal authorized
+        raw = reader.fields.get("organization_id", b"").decode("utf-8", errors="replace")
+        if authorized or authorize is None or not raw:
+            return
+        try:
+            org_id = uuid.UUID(raw.strip())
+        except ValueError:
+            return  # validation says so below
+        authorized = True
+        await authorize(org_id)
+
+    read_after_refusal = 0
     try:
         try:
             async for chunk in chunks:
@@ -203,9 +240,20 @@ async def receive(
                 if received > budget:
                     raise too_large(limits.largest, reader.content_type)
                 parser.write(chunk)
+                await authorize_once()
+                if reader.refusal is not None:
+                    read_after_refusal += len(chunk)
+                    if authorized or authorize is None or read_after_refusal > FORM_OVERHEAD:
+                        raise reader.refusal
             parser.finalize()
         except MultipartParseError as exc:
             raise ApiError(400, "invalid_multipart", f"Malformed multipart body: {exc}") from None
+        except (ApiError, RequestValidationError):
+            await authorize_once()  # not allowed there: that is the answer, not the file's fault
+            raise
+        await authorize_once()
+        if reader.refusal is not None:
+            raise reader.refusal
         if reader.spool is None:
             raise _invalid(FILE_FIELD, "missing", "Field required")
         try:
@@ -239,15 +287,25 @@ def limits_of(settings) -> Limits:
     )
 
 
+def _may_upload(state: AppState, user_id: uuid.UUID, org_id: uuid.UUID) -> None:
+    with UnitOfWork(state.sessionmaker, user_id=user_id) as uow:
+        enter_tenant_as(uow, org_id, MANAGE_ROLES)  # 404 outsider, 403 analyst
+
+
 async def read_upload(
-    request: Request, principal: CurrentPrincipal, settings: SettingsDep
+    request: Request, principal: CurrentPrincipal, state: StateDep
 ) -> AsyncIterator[ReceivedUpload]:
     """The upload of this request (after authentication, before the transaction opens)."""
+
+    async def authorize(org_id: uuid.UUID) -> None:
+        await run_in_threadpool(_may_upload, state, principal.user_id, org_id)
+
     received = await receive(
         request.stream(),
         request.headers.get("content-type", ""),
         request.headers.get("content-length"),
-        limits_of(settings),
+        limits_of(state.settings),
+        authorize,
     )
     try:
         yield received

@@ -278,6 +278,10 @@ def test_members_read_only_owners_and_moderators_upload_and_delete(client, api, 
     assert upload_media(client, org.org["id"], None, image_bytes()).status_code == 401
     outsider = api.register("outsider")
     assert_error(upload_media(client, org.org["id"], outsider, image_bytes()), 404, "not_found")
+    # Whether one may upload there is answered before anything is said about the file.
+    text_file = b"not an image at all" * 100
+    assert_error(upload_media(client, org.org["id"], outsider, text_file), 404, "not_found")
+    assert_error(upload_media(client, org.org["id"], analyst, text_file), 403, "insufficient_role")
 
 
 def test_another_tenants_media_answers_404(client, org, store) -> None:

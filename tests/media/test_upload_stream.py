@@ -7,7 +7,8 @@ import asyncio
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 import uvicorn
@@ -27,45 +28,61 @@ CONTENT_TYPE = f"multipart/form-data; boundary={BOUNDARY}"
 CHUNK = 64 * 1024
 
 
-def _head(org_id: str, purpose: str = "event_cover", filename: str = "f.bin") -> bytes:
-    fields = b"".join(
+def _fields(org_id: str, purpose: str = "event_cover") -> bytes:
+    return b"".join(
         f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
         for k, v in (("organization_id", org_id), ("purpose", purpose))
     )
-    return (
-        fields
-        + (
-            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
-            "Content-Type: application/octet-stream\r\n\r\n"
-        ).encode()
-    )
 
 
-TAIL = f"\r\n--{BOUNDARY}--\r\n".encode()
+FILE_OPEN = (
+    f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="f.bin"\r\n'
+    "Content-Type: application/octet-stream\r\n\r\n"
+).encode()
+END = f"--{BOUNDARY}--\r\n".encode()
+
+
+def _head(org_id: str) -> bytes:
+    """The start of a body whose fields precede the file."""
+    return _fields(org_id) + FILE_OPEN
 
 
 class Body:
     """A multipart body served lazily in chunks, counting how much of it was asked for."""
 
-    def __init__(self, file_head: bytes, file_size: int, org_id: str = "0" * 32) -> None:
-        self.parts = [_head(org_id), file_head]
+    def __init__(
+        self, file_head: bytes, file_size: int, org_id: str = "0" * 32, file_first: bool = False
+    ) -> None:
+        self.file_head = file_head
         self.padding = file_size - len(file_head)
+        self.fields = _fields(org_id)
+        self.file_first = file_first
         self.consumed = 0
 
-    async def chunks(self) -> AsyncIterator[bytes]:
-        pending = b"".join(self.parts)
-        while pending:
-            self.consumed += len(pending[:CHUNK])
-            yield pending[:CHUNK]
-            pending = pending[CHUNK:]
+    def _pieces(self) -> Iterator[bytes]:
+        if not self.file_first:
+            yield self.fields
+        yield FILE_OPEN + self.file_head
         left = self.padding
         while left > 0:
-            piece = b"\x00" * min(CHUNK, left)
-            left -= len(piece)
-            self.consumed += len(piece)
-            yield piece
-        self.consumed += len(TAIL)
-        yield TAIL
+            yield b"\x00" * min(CHUNK, left)
+            left -= CHUNK
+        yield b"\r\n"
+        if self.file_first:
+            yield self.fields
+        yield END
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        pending = b""
+        for piece in self._pieces():
+            pending += piece
+            while len(pending) >= CHUNK:
+                self.consumed += CHUNK
+                yield pending[:CHUNK]
+                pending = pending[CHUNK:]
+        if pending:
+            self.consumed += len(pending)
+            yield pending
 
 
 def _receive(body: Body, content_length: str | None = None):
@@ -104,6 +121,49 @@ def test_a_declared_length_over_the_limit_reads_nothing() -> None:
         _receive(body, content_length=declared)
     assert (refused.value.status, refused.value.code) == (413, "file_too_large")
     assert body.consumed == 0
+
+
+def test_an_outsider_is_refused_before_the_file_is_read() -> None:
+    asked: list[uuid.UUID] = []
+
+    async def authorize(org_id: uuid.UUID) -> None:
+        asked.append(org_id)
+        raise ApiError(404, "not_found", "Not found")
+
+    org_id = uuid.uuid4()
+    body = Body(image_bytes(), file_size=8 * MiB, org_id=str(org_id))
+    with pytest.raises(ApiError) as refused:
+        asyncio.run(receive(body.chunks(), CONTENT_TYPE, None, LIMITS, authorize))
+    assert (refused.value.status, asked) == (404, [org_id])
+    assert body.consumed <= CHUNK
+
+
+def _outsider() -> tuple[list[uuid.UUID], Callable[[uuid.UUID], Awaitable[None]]]:
+    asked: list[uuid.UUID] = []
+
+    async def authorize(org_id: uuid.UUID) -> None:
+        asked.append(org_id)
+        raise ApiError(404, "not_found", "Not found")
+
+    return asked, authorize
+
+
+def test_a_small_refused_file_before_the_fields_still_asks_about_the_organization() -> None:
+    asked, authorize = _outsider()
+    org_id = uuid.uuid4()
+    body = Body(b"plain text" * 10, file_size=100, org_id=str(org_id), file_first=True)
+    with pytest.raises(ApiError) as refused:
+        asyncio.run(receive(body.chunks(), CONTENT_TYPE, None, LIMITS, authorize))
+    assert (refused.value.status, asked) == (404, [org_id])
+
+
+def test_a_large_refused_file_before_the_fields_is_not_read_to_its_end() -> None:
+    asked, authorize = _outsider()
+    body = Body(b"plain text" * 300, file_size=9 * MiB, file_first=True)
+    with pytest.raises(ApiError) as refused:
+        asyncio.run(receive(body.chunks(), CONTENT_TYPE, None, LIMITS, authorize))
+    assert (refused.value.status, refused.value.code, asked) == (415, "unsupported_file_type", [])
+    assert body.consumed <= FORM_OVERHEAD + 2 * CHUNK
 
 
 # --- through a real server ----------------------------------------------------------------------
