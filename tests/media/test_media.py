@@ -315,12 +315,12 @@ def test_deleted_media_answers_404_and_keeps_its_objects_until_cleanup(client, o
 
 def test_a_store_failure_answers_503_and_leaves_no_row(client, org, store) -> None:
     app_state = client.app.state
-    working = app_state.media_storage
-    app_state.media_storage = MediaStorage(working.client, "no-such-bucket-here")
+    # The app's store, with a bucket the S3 server does not have: every write is refused.
+    app_state.media_storage = MediaStorage(app_state.aq.s3, "no-such-bucket-here")
     try:
         answer = upload_media(client, org.org["id"], org.owner, image_bytes())
     finally:
-        app_state.media_storage = working
+        del app_state.media_storage  # made again, as configured, on the next request
     assert_error(answer, 503, "storage_unavailable")
     assert answer.headers["retry-after"] == "1"
     assert store.nothing_stored(org.org["id"])
