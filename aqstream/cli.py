@@ -233,13 +233,70 @@ def jobs(
 
 
 @app.command()
+def relay(
+    once: Annotated[
+        bool, typer.Option(help="Publish what is unsent now, then exit (no waiting, no retry)")
+    ] = False,
+) -> None:
+    """Publish the outbox to Kafka: at least once, in order per aggregate (docs/streams.md)."""
+    import signal
+    import threading
+
+    from prometheus_client import start_http_server
+
+    from aqstream.logging import configure_logging, get_logger
+    from streams.relay import Relay, RelayMetrics
+
+    settings, _ = _ensure_stack(_settings())
+    configure_logging(settings.log_level, settings.log_json)
+    log = get_logger("aqstream.relay")
+    metrics = RelayMetrics()
+    worker = Relay(settings, metrics=metrics)
+    if once:
+        total = 0
+        try:
+            while published := worker.relay_once():
+                total += published
+        finally:
+            worker.close()
+        typer.echo(f"published {total} outbox rows")
+        return
+    server = None
+    if settings.relay_metrics_port:
+        try:
+            server, _thread = start_http_server(
+                settings.relay_metrics_port, settings.relay_metrics_host, metrics.registry
+            )
+        except OSError as exc:
+            typer.secho(
+                f"error: metrics port {settings.relay_metrics_port}: {exc.strerror}; "
+                "set AQSTREAM_RELAY_METRICS_PORT",
+                fg="red",
+                err=True,
+            )
+            raise typer.Exit(1) from None
+        log.info(
+            "relay_metrics",
+            url=f"http://{settings.relay_metrics_host}:{settings.relay_metrics_port}/metrics",
+        )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        worker.run(stop)
+    finally:
+        if server is not None:
+            server.shutdown()
+
+
+@app.command()
 def run() -> None:
-    """Start the whole platform: local stack, migrations, API (and, as they arrive, relay,
-    stream worker and dashboards), supervised. Ctrl-C stops everything it started."""
+    """Start the whole platform: local stack, migrations, API, jobs, outbox relay (and, as they
+    arrive, stream worker and dashboards), supervised. Ctrl-C stops everything it started."""
     from aqstream import migrations
     from aqstream.logging import configure_logging
     from aqstream.resources import ensure_bucket
-    from aqstream.stack.servers import port_in_use
+    from aqstream.stack.servers import free_port, port_in_use
     from aqstream.supervisor import Child, Supervisor
 
     base = _settings()
@@ -260,8 +317,16 @@ def run() -> None:
         ensure_bucket(settings)
         # Human-readable logs in a terminal unless the user asked for JSON explicitly.
         env = {"AQSTREAM_LOG_JSON": "false", **os.environ, **stack.environment()}
+        relay_port = settings.relay_metrics_port
+        if relay_port and port_in_use(relay_port):  # e.g. a second `run` on this machine
+            relay_port = free_port()
+            env["AQSTREAM_RELAY_METRICS_PORT"] = str(relay_port)
         me = [sys.executable, "-m", "aqstream"]
-        children = [Child("api", [*me, "api"], env), Child("jobs", [*me, "jobs"], env)]
+        children = [
+            Child("api", [*me, "api"], env),
+            Child("jobs", [*me, "jobs"], env),
+            Child("relay", [*me, "relay"], env),
+        ]
         api_url = f"http://{settings.api_host}:{settings.api_port}"
 
         def announce() -> None:
@@ -271,6 +336,9 @@ def run() -> None:
             typer.echo(f"  API docs     {api_url}/docs")
             typer.echo(f"  health       {api_url}/health   ready {api_url}/ready")
             typer.echo(f"  metrics      {api_url}/metrics")
+            if relay_port:
+                relay_url = f"http://{settings.relay_metrics_host}:{relay_port}/metrics"
+                typer.echo(f"  relay        {relay_url}")
             _print_status(base)
             typer.echo("Press Ctrl-C to stop.\n")
 

@@ -274,6 +274,54 @@ class Settings(BaseSettings):
         default="https://api.stripe.com", description="Base URL of the Stripe API."
     )
 
+    # --- relay: outbox -> Kafka, and the topic catalog (docs/streams.md) ---------------------------
+    topic_namespace: str = Field(
+        default="aqstream",
+        description="Topic names are `<namespace>.<aggregate type>.v1` (a second platform sharing "
+        "the cluster, or a test run, takes another namespace).",
+    )
+    topic_partitions: int = Field(
+        default=4,
+        description="Partitions of every topic the relay creates. The embedded broker and the "
+        "compose Kafka auto-create topics with 4; changing it for an existing topic moves keys "
+        "and breaks per-key order across the change.",
+    )
+    topic_replication_factor: int = Field(
+        default=1, description="1 on a single broker; 3 on a production cluster."
+    )
+    topic_retention_ms: int = Field(
+        default=7 * 24 * 3600 * 1000, description="`retention.ms` of the topics the relay creates."
+    )
+    relay_db_role: str = Field(
+        default="aqstream_relay",
+        description="Role the relay's sessions switch to (SET ROLE) after connecting with the "
+        "owner URL: it may only read, mark and prune the outbox.",
+    )
+    relay_batch_size: int = Field(default=500, description="Outbox rows per published batch.")
+    relay_poll_interval_s: float = Field(
+        default=1.0,
+        description="Longest wait between two looks at the outbox; NOTIFY wakes the relay earlier.",
+    )
+    relay_publish_timeout_s: float = Field(
+        default=15.0,
+        description="How long a batch may wait for the broker's acknowledgements before the relay "
+        "drops its producer and backs off (the unacknowledged rows stay unsent).",
+    )
+    relay_backoff_max_s: float = Field(
+        default=10.0, description="Ceiling of the exponential backoff while a server is down."
+    )
+    relay_retention_s: int = Field(
+        default=7 * 24 * 3600, description="Sent outbox rows are deleted this long after sending."
+    )
+    relay_prune_interval_s: float = 60.0
+    relay_stats_interval_s: float = Field(
+        default=5.0, description="How often the backlog gauges are refreshed from the outbox."
+    )
+    relay_metrics_host: str = "127.0.0.1"
+    relay_metrics_port: int = Field(
+        default=9102, description="Prometheus metrics of `aqstream relay`; 0 = do not serve."
+    )
+
     # --- observability ------------------------------------------------------------------------
     log_level: str = "INFO"
     log_json: bool = True

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, String, func, text
+from sqlalchemy import BigInteger, Identity, Index, String, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -18,6 +18,8 @@ class OutboxMessage(Base):
     __tablename__ = "outbox"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
+    # Publication order: strictly increasing across processes, unlike UUIDv7 ids (0002).
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(always=True))
     tenant_id: Mapped[uuid.UUID | None]
     aggregate_type: Mapped[str] = mapped_column(String(64))
     aggregate_id: Mapped[uuid.UUID]
@@ -29,9 +31,14 @@ class OutboxMessage(Base):
     sent_at: Mapped[datetime | None]
 
     __table_args__ = (
-        # The relay's work queue: unsent rows in creation order.
-        Index("ix_outbox_unsent", "id", postgresql_where=text("sent_at IS NULL")),
-        Index("ix_outbox_aggregate", "aggregate_id", "id"),
+        # The relay's work queue: unsent rows in order, and per aggregate (streams/relay.py).
+        Index("ix_outbox_unsent", "seq", postgresql_where=text("sent_at IS NULL")),
+        Index(
+            "ix_outbox_unsent_aggregate",
+            "aggregate_id",
+            "seq",
+            postgresql_where=text("sent_at IS NULL"),
+        ),
     )
 
 
