@@ -379,27 +379,48 @@ def openapi(
 @app.command()
 def schemas(
     check: Annotated[
-        bool, typer.Option("--check", help="Change nothing; exit 1 if a schema is stale")
+        bool, typer.Option("--check", help="Change nothing; exit 1 if anything is stale")
     ] = False,
 ) -> None:
-    """Write the JSON Schema of every domain event to streams/schemas/ (one per type and version)."""
+    """Write the JSON Schema of every domain event to streams/schemas/ (one per type and
+    version) and the AsyncAPI document made from them, docs/asyncapi.yaml."""
+    from streams.asyncapi import asyncapi_yaml
     from streams.contracts import SCHEMA_DIR, contract_problems, write_schemas
 
+    document = PROJECT_ROOT / "docs" / "asyncapi.yaml"
     if check:
         problems = contract_problems()
+        if not problems and (not document.exists() or document.read_text() != asyncapi_yaml()):
+            problems.append("docs/asyncapi.yaml: stale")
         for problem in problems:
             typer.echo(f"  {problem}")
         if problems:
-            typer.secho("event schemas are stale: run `aqstream schemas`", fg="red", err=True)
+            typer.secho("event contracts are stale: run `aqstream schemas`", fg="red", err=True)
             raise typer.Exit(1)
-        typer.echo("event schemas are current")
+        typer.echo("event schemas and docs/asyncapi.yaml are current")
         return
     changed = write_schemas()
     for path in changed:
         typer.echo(f"wrote {path.relative_to(PROJECT_ROOT)}")
-    for problem in contract_problems():  # what writing cannot fix: files of removed events
+    problems = contract_problems()  # what writing cannot fix: files of removed events
+    for problem in problems:
         typer.secho(f"  {problem}", fg="yellow", err=True)
     typer.echo(f"{len(changed)} schema(s) changed in {SCHEMA_DIR.relative_to(PROJECT_ROOT)}")
+    if not problems and (not document.exists() or document.read_text() != asyncapi_yaml()):
+        document.write_text(asyncapi_yaml())
+        typer.echo(f"wrote {document.relative_to(PROJECT_ROOT)}")
+
+
+@app.command()
+def asyncapi(
+    out: Annotated[Path, typer.Option()] = PROJECT_ROOT / "docs" / "asyncapi.yaml",
+) -> None:
+    """Write the AsyncAPI document of the topics (docs/asyncapi.yaml) from the catalog and
+    schemas (`aqstream schemas` does it too)."""
+    from streams.asyncapi import asyncapi_yaml
+
+    out.write_text(asyncapi_yaml())
+    typer.echo(f"wrote {out}")
 
 
 @app.command("config-doc")

@@ -188,12 +188,18 @@ def test_schemas_cli_check_and_write(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert result.exit_code == 0, result.output
     assert "current" in result.output
 
-    monkeypatch.setattr(contracts, "SCHEMA_DIR", tmp_path)
+    (tmp_path / "docs").mkdir()
+    monkeypatch.setattr("aqstream.cli.PROJECT_ROOT", tmp_path)
+    monkeypatch.setattr(contracts, "SCHEMA_DIR", tmp_path / "streams" / "schemas")
     result = runner.invoke(app, ["schemas", "--check"])
     assert result.exit_code == 1
     assert "registration.created.v1.json: missing" in result.output
-    monkeypatch.setattr("aqstream.cli.PROJECT_ROOT", tmp_path.parent)
     result = runner.invoke(app, ["schemas"])
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "registration.created.v1.json").exists()
+    assert (tmp_path / "streams" / "schemas" / "registration.created.v1.json").exists()
+    assert "wrote docs/asyncapi.yaml" in result.output
     assert runner.invoke(app, ["schemas", "--check"]).exit_code == 0
+    (tmp_path / "docs" / "asyncapi.yaml").write_text("stale")
+    result = runner.invoke(app, ["schemas", "--check"])
+    assert result.exit_code == 1
+    assert "docs/asyncapi.yaml: stale" in result.output

@@ -1,0 +1,159 @@
+"""The AsyncAPI 3.0 document of the platform's topics (docs/asyncapi.yaml), generated from the
+topic catalog and the committed event schemas by `aqstream asyncapi`; a test keeps it current."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import yaml
+
+from aqstream.settings import Settings
+from streams.contracts import event_classes, schema_file
+from streams.topics import KEY, catalog
+
+BINDING_VERSION = "0.5.0"
+
+# The Kafka headers of every record (streams.relay.headers), all UTF-8 strings.
+HEADERS: dict[str, tuple[dict[str, Any], str]] = {
+    "event_id": (
+        {"format": "uuid"},
+        "Unique per event: deduplicate on it (delivery is at least once).",
+    ),
+    "event_type": ({}, "The message name, e.g. `registration.created`."),
+    "schema_version": (
+        {"pattern": "^[0-9]+$"},
+        "Version of the payload schema of this event type.",
+    ),
+    "aggregate_type": ({}, "What the key identifies, e.g. `registration`."),
+    "tenant_id": ({}, "The organization (tenant) the event belongs to; empty for platform events."),
+    "correlation_id": ({}, "The request (or job) that caused the event; empty when none."),
+    "occurred_at": ({}, "When the writing transaction began, ISO 8601 in UTC."),
+    "content_type": ({"const": "application/json"}, "Of the value."),
+}
+
+
+def _payload(event_type: str, version: int) -> dict[str, Any]:
+    schema = json.loads(schema_file(event_type, version).read_text())
+    for keyword in ("$schema", "$id"):  # the document's own dialect applies inside it
+        schema.pop(keyword, None)
+    return schema
+
+
+def document(settings: Settings | None = None) -> dict[str, Any]:
+    """The AsyncAPI document as a mapping (default settings: the production topic names)."""
+    settings = settings or Settings.model_construct()  # defaults, whatever the environment
+    topics = catalog(settings)
+    classes = {cls.event_type: cls for cls in event_classes()}  # the newest version of each
+    messages: dict[str, Any] = {}
+    channels: dict[str, Any] = {}
+    operations: dict[str, Any] = {}
+    for topic in topics:
+        refs = {}
+        for event_type in topic.event_types:
+            cls = classes[event_type]
+            key = f"{event_type}.v{cls.schema_version}"
+            payload = _payload(event_type, cls.schema_version)
+            messages[key] = {
+                "name": event_type,
+                "title": cls.__name__,
+                "summary": payload.get("description", ""),
+                "contentType": "application/json",
+                "headers": {"$ref": "#/components/schemas/headers"},
+                "correlationId": {"$ref": "#/components/correlationIds/request"},
+                "payload": payload,
+                "bindings": {
+                    "kafka": {
+                        "key": {"type": "string", "format": "uuid", "description": KEY},
+                        "bindingVersion": BINDING_VERSION,
+                    }
+                },
+            }
+            refs[event_type] = {"$ref": f"#/components/messages/{key}"}
+        channels[topic.aggregate_type] = {
+            "address": topic.name,
+            "title": f"{topic.aggregate_type} events",
+            "description": (
+                f"Every event of `{topic.aggregate_type}` aggregates, keyed by the aggregate id: "
+                "one aggregate's events are in one partition, in the order they were committed."
+            ),
+            "messages": refs,
+            "bindings": {
+                "kafka": {
+                    "topic": topic.name,
+                    "partitions": topic.partitions,
+                    "replicas": topic.replication_factor,
+                    "topicConfiguration": {
+                        "cleanup.policy": ["delete"],
+                        "retention.ms": topic.retention_ms,
+                    },
+                    "bindingVersion": BINDING_VERSION,
+                }
+            },
+        }
+        operations[f"publish-{topic.aggregate_type}"] = {
+            "action": "send",
+            "title": f"The outbox relay publishes {topic.aggregate_type} events",
+            "channel": {"$ref": f"#/channels/{topic.aggregate_type}"},
+            "messages": [
+                {"$ref": f"#/channels/{topic.aggregate_type}/messages/{event_type}"}
+                for event_type in topic.event_types
+            ],
+        }
+    return {
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "AqStream domain events",
+            "version": "1.0.0",
+            "description": (
+                "Every business fact of the platform, published by the outbox relay: one topic "
+                "per aggregate type, keyed by the aggregate id, JSON values, metadata in the "
+                "headers. Delivery is at least once (deduplicate on the `event_id` header); the "
+                "events of one aggregate arrive in order. Generated by `aqstream asyncapi` from "
+                "streams/topics.py and streams/schemas/; see docs/streams.md."
+            ),
+        },
+        "defaultContentType": "application/json",
+        "servers": {
+            "production": {
+                "host": "kafka:9092",
+                "protocol": "kafka",
+                "description": "docker-compose: inside the compose network (`KAFKA_EXTERNAL_HOST:9094` "
+                "from other hosts).",
+            },
+            "local": {
+                "host": "127.0.0.1:{port}",
+                "protocol": "kafka",
+                "description": "The embedded broker of `aqstream run` (`aqstream stack env` prints it).",
+                "variables": {"port": {"description": "A free port chosen at start-up."}},
+            },
+        },
+        "channels": channels,
+        "operations": operations,
+        "components": {
+            "messages": messages,
+            "schemas": {
+                "headers": {
+                    "type": "object",
+                    "properties": {
+                        name: {"type": "string", **extra, "description": text}
+                        for name, (extra, text) in HEADERS.items()
+                    },
+                    "required": list(HEADERS),
+                }
+            },
+            "correlationIds": {
+                "request": {
+                    "description": "The request or job that caused the event.",
+                    "location": "$message.header#/correlation_id",
+                }
+            },
+        },
+    }
+
+
+def asyncapi_yaml(settings: Settings | None = None) -> str:
+    header = "# Generated by `aqstream asyncapi` from the topic catalog and streams/schemas/.\n"
+    return header + yaml.safe_dump(
+        document(settings), sort_keys=False, allow_unicode=True, width=100
+    )
