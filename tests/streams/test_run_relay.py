@@ -1,0 +1,115 @@
+"""`aqstream run` supervises a relay: an API sign-up reaches the user topic of the run's own
+broker, and the relay's metrics are served."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import httpx
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+from aqstream.settings import PROJECT_ROOT, Settings
+from aqstream.stack import LocalStack
+from aqstream.stack.servers import free_port
+from tests.procs import alive, descendants, processes_under
+
+
+def _wait_ok(url: str, proc: subprocess.Popen[str], timeout: float) -> httpx.Response:
+    deadline = time.monotonic() + timeout
+    while True:
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        try:
+            response = httpx.get(url, timeout=1)
+            if response.status_code == 200:
+                return response
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"{url} did not answer within {timeout:.0f}s")
+        time.sleep(0.3)
+
+
+def _record_of(bootstrap: str, topic: str, key: str, timeout: float) -> dict:
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=100
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while not consumer.partitions_for_topic(topic):
+            assert time.monotonic() < deadline, f"no topic {topic}"
+            time.sleep(0.2)
+        consumer.assign([TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)])
+        consumer.seek_to_beginning()
+        while time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=200).values():
+                for record in batch:
+                    if record.key.decode() == key:
+                        headers = {k: v.decode() for k, v in record.headers}
+                        return {"headers": headers, "value": json.loads(record.value)}
+        pytest.fail(f"no record keyed {key} on {topic}")
+    finally:
+        consumer.close()
+
+
+@pytest.mark.slow
+def test_run_relays_an_api_sign_up_to_its_topic() -> None:
+    state_dir = PROJECT_ROOT / ".aqstream" / "scratch" / f"run-relay-{uuid.uuid4().hex[:6]}"
+    api_port, metrics_port = free_port(), free_port()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("AQSTREAM_") or k == "AQSTREAM_TEST_KEEP_STACK"
+    }
+    env.update(
+        {
+            "AQSTREAM_STATE_DIR": str(state_dir),
+            "AQSTREAM_API_PORT": str(api_port),
+            "AQSTREAM_RELAY_METRICS_PORT": str(metrics_port),
+        }
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aqstream", "run"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    seen: set[int] = set()
+    try:
+        base = f"http://127.0.0.1:{api_port}"
+        _wait_ok(f"{base}/health", proc, 90)
+        _wait_ok(f"http://127.0.0.1:{metrics_port}/metrics", proc, 60)
+        email = f"run-{uuid.uuid4().hex[:8]}@example.org"
+        signed_up = httpx.post(
+            f"{base}/api/v1/auth/register",
+            json={"email": email, "password": "correct horse battery"},
+            timeout=10,
+        )
+        assert signed_up.status_code == 201, signed_up.text
+        user_id = signed_up.json()["user"]["id"]
+        bootstrap = LocalStack(Settings(state_dir=state_dir)).environment()[
+            "AQSTREAM_KAFKA_BOOTSTRAP"
+        ]
+        record = _record_of(bootstrap, "aqstream.user.v1", user_id, 30)
+        assert record["headers"]["event_type"] == "user.registered"
+        assert record["value"]["email"] == email
+        metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+        assert 'aqstream_relay_published_total{topic="aqstream.user.v1"}' in metrics
+        seen = descendants(proc.pid) | processes_under(state_dir)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, output
+    assert f"http://127.0.0.1:{metrics_port}/metrics" in output  # announced with the URLs
+    time.sleep(0.2)
+    assert {pid for pid in seen if alive(pid)} == set(), "processes left behind"
+    shutil.rmtree(state_dir, ignore_errors=True)
