@@ -280,10 +280,16 @@ def require_idempotency_key(
         Header(
             alias=IDEMPOTENCY_HEADER,
             description="Unique per operation; a retry with the same key replays the first response.",
+            # What the middleware accepts (anything else is a 400 before routing).
+            min_length=1,
+            max_length=255,
+            pattern=r"^[\x20-\x7e]+$",
         ),
     ] = None,
 ) -> str:
-    """For routes that must not run twice (payments): the request has to carry a key."""
+    """For routes that must not run twice (payments): the request has to carry a key. The
+    parameter is optional to FastAPI, so a missing key is our 400 rather than its 422; the
+    OpenAPI document still says it is required (``install_idempotency``)."""
     if key is None:
         raise ApiError(
             400, "idempotency_key_required", f"This operation requires an {IDEMPOTENCY_HEADER}"
@@ -301,3 +307,32 @@ def install_idempotency(app: FastAPI, settings: Settings) -> None:
     if any(m.cls is IdempotencyMiddleware for m in app.user_middleware):
         return
     app.add_middleware(IdempotencyMiddleware, ttl_s=settings.idempotency_ttl_s)
+    _document_required_keys(app)
+
+
+def _document_required_keys(app: FastAPI) -> None:
+    """Mark the key ``required`` in the OpenAPI document wherever a route declares it: only
+    ``require_idempotency_key`` puts the header into the document."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            for item in generate()["paths"].values():
+                for operation in item.values():
+                    if not isinstance(operation, dict):
+                        continue
+                    for param in operation.get("parameters", []):
+                        if param.get("in") == "header" and param.get("name") == IDEMPOTENCY_HEADER:
+                            param["required"] = True
+                            param["schema"] = _not_null(param.get("schema", {}))
+        return app.openapi_schema
+
+    app.openapi = openapi
+
+
+def _not_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """``str | None`` documented as the string it must be once required."""
+    options = [o for o in schema.get("anyOf", []) if o.get("type") != "null"]
+    if len(options) != 1:
+        return schema
+    return {**{k: v for k, v in schema.items() if k != "anyOf"}, **options[0]}
