@@ -33,7 +33,7 @@ class PaymentWorkers:
         sessions: sessionmaker[Session],
         providers: Providers,
         *,
-        interval_s: float = 0.5,
+        interval_s: float = 1.0,
         http_timeout_s: float = 10.0,
         headers: Callable[[], dict[str, str]] | None = None,
     ) -> None:
@@ -95,7 +95,7 @@ class PaymentRuntime:
         """Build the enabled providers; start the workers if ``payment_workers_enabled``."""
         providers = build_providers(settings)
         workers = None
-        if settings.payment_workers_enabled:
+        if settings.payment_workers_enabled and providers.names:
             workers = PaymentWorkers(
                 sessions,
                 providers,

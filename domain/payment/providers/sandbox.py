@@ -23,7 +23,7 @@ import secrets
 import threading
 import time
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +48,7 @@ from domain.payment.providers.base import (
 
 SIGNATURE_HEADER = "Sandbox-Signature"
 MAX_ATTEMPTS = 8  # then a delivery is given up, as a PSP gives up after days of retries
+KEEP_SENT = 10_000  # delivered events kept for redelivery, the oldest forgotten first
 
 # A sender posts one delivery and answers the HTTP status (0 when nothing answered).
 Sender = Callable[[bytes, dict[str, str]], int]
@@ -105,7 +106,7 @@ class SandboxProvider:
         self._payment_keys: dict[str, str] = {}
         self._refund_keys: dict[str, ProviderRefund] = {}
         self._queue: list[Delivery] = []
-        self._sent: dict[str, Delivery] = {}
+        self._sent: OrderedDict[str, Delivery] = OrderedDict()
         self._seq = itertools.count()
         self._scripted: deque[str] = deque()
 
@@ -320,7 +321,10 @@ class SandboxProvider:
             )
 
     def _post(self, delivery: Delivery, send: Sender) -> int:
-        self._sent[delivery.event_id] = delivery
+        with self._lock:
+            self._sent[delivery.event_id] = delivery
+            if len(self._sent) > KEEP_SENT:
+                self._sent.popitem(last=False)
         try:
             return send(delivery.body, self.sign(delivery.body))
         except Exception:  # a sender that could not reach the endpoint: not answered
