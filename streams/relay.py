@@ -391,18 +391,13 @@ class Relay:
         """Claim aggregates, read their unsent rows and send them (not waiting for the broker);
         the transaction stays open. None, with the transaction ended, when there is nothing."""
         size = self.settings.relay_batch_size
-        aggregates = [
-            r[0]
-            for r in conn.execute(
-                _CLAIM, {"scan": 4 * size, "space": LOCK_SPACE, "aggregates": size}
-            )
-        ]
+        claim = {"scan": 4 * size, "space": LOCK_SPACE, "aggregates": size}
+        aggregates = [r[0] for r in conn.execute(_CLAIM, claim).fetchall()]
         if not aggregates:
             conn.rollback()
             return None
-        batch = _Batch(
-            conn, [Row(*r) for r in conn.execute(_READ, {"aggregates": aggregates, "batch": size})]
-        )
+        rows = conn.execute(_READ, {"aggregates": aggregates, "batch": size}).fetchall()
+        batch = _Batch(conn, [Row(*r) for r in rows])
         self._send(batch)
         return batch
 
