@@ -19,9 +19,10 @@ from pydantic_core import PydanticCustomError
 
 from domain.errors import ValidationFailed
 from domain.identity.service import normalize_email
+from domain.timezones import check_timezone, time_zone_names
 
 # Error types raised here become the error code of a 422 whose errors all share it.
-FIELD_ERROR_CODES = {"invalid_email", "invalid_slug"}
+FIELD_ERROR_CODES = {"invalid_email", "invalid_slug", "invalid_timezone"}
 
 
 def _email(value: str) -> str:
@@ -41,6 +42,21 @@ def _slug(value: str) -> str:
             "invalid_slug", "3-64 lower-case letters, digits and inner hyphens"
         )
     return value
+
+
+def _time_zone(value: str) -> str:
+    try:
+        return check_timezone(value)
+    except ValidationFailed as exc:
+        raise PydanticCustomError("invalid_timezone", exc.message) from None
+
+
+# The schema lists the zones (from the pinned tzdata package), so clients and fuzzers know them.
+TimeZoneName = Annotated[
+    str,
+    Field(json_schema_extra={"enum": list(time_zone_names())}, examples=["Europe/Berlin"]),
+    AfterValidator(_time_zone),
+]
 
 
 Slug = Annotated[

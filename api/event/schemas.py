@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from api.types import RequestModel
+from api.types import RequestModel, TimeZoneName
 from domain.event.models import EventStatus, ParticipantsVisibility, Visibility
 
 Title = Annotated[str, Field(min_length=1, max_length=200)]
@@ -25,7 +25,7 @@ class EventFields(RequestModel):
     description: str | None = Field(default=None, max_length=20000)
     starts_at: AwareDatetime
     ends_at: AwareDatetime
-    timezone: str = Field(default="UTC", max_length=64, examples=["Europe/Berlin"])
+    timezone: TimeZoneName = "UTC"
     venue: str | None = Field(default=None, max_length=500)
     online_url: Url | None = None
     capacity: int | None = Field(default=None, ge=0, le=1_000_000)
@@ -61,7 +61,7 @@ class EventUpdate(RequestModel):
     description: str | None = Field(default=None, max_length=20000)
     starts_at: AwareDatetime | None = None
     ends_at: AwareDatetime | None = None
-    timezone: str | None = Field(default=None, max_length=64)
+    timezone: TimeZoneName | None = None
     venue: str | None = Field(default=None, max_length=500)
     online_url: Url | None = None
     capacity: int | None = Field(default=None, ge=0, le=1_000_000)

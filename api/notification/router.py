@@ -62,10 +62,11 @@ def read_preferences(uow: UowDep) -> PreferencesOut:
     return _out(get_preferences(uow))
 
 
-@router.put("/preferences", response_model=PreferencesOut, responses=responses(401, 422))
+@router.put("/preferences", response_model=PreferencesOut, responses=responses(401, 409, 422))
 def write_preferences(body: PreferencesIn, uow: UowDep) -> PreferencesOut:
-    """Replace the caller's preferences. 422 `channel_unavailable` for a channel the account
-    cannot be reached on, `invalid_timezone`, `invalid_quiet_hours` (start equals end)."""
+    """Replace the caller's preferences. 409 `channel_unavailable` for a channel the account
+    cannot be reached on; 422 `invalid_timezone`. Quiet hours
+    that start and end at the same time are an empty window: none are kept."""
     quiet = None
     if body.quiet_hours is not None:
         start, end = body.quiet_hours.parsed()

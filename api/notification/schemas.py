@@ -7,7 +7,7 @@ from datetime import time
 
 from pydantic import BaseModel, Field
 
-from api.types import RequestModel
+from api.types import RequestModel, TimeZoneName
 from domain.notification.models import Channel
 from domain.registration.models import RegistrationStatus
 
@@ -17,7 +17,7 @@ CLOCK = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 class QuietHoursIn(RequestModel):
     start: str = Field(pattern=CLOCK, examples=["22:00"], description="Local time, HH:MM")
     end: str = Field(pattern=CLOCK, examples=["08:00"], description="Local time, HH:MM")
-    timezone: str = Field(min_length=1, max_length=64, examples=["Europe/Berlin"])
+    timezone: TimeZoneName
 
     def parsed(self) -> tuple[time, time]:
         return time.fromisoformat(self.start), time.fromisoformat(self.end)

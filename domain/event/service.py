@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func, or_, select, text, update
 
@@ -23,6 +22,7 @@ from domain.event.events import (
 from domain.event.models import Event, EventStatus, TicketType, Visibility
 from domain.group.models import Group
 from domain.media.service import usable_image
+from domain.timezones import check_timezone
 from domain.uow import UnitOfWork
 from domain.waitlist.models import WaitlistEntry, WaitlistStatus
 
@@ -51,14 +51,6 @@ SAFE_WHEN_PUBLISHED = {
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def check_timezone(name: str) -> str:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValidationFailed(f"Unknown time zone {name!r}", code="invalid_timezone") from None
-    return name
 
 
 def _check_times(event: Event) -> None:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from domain.errors import NotFound, ValidationFailed
+from domain.errors import Conflict, NotFound
 from domain.identity.models import User
 from domain.notification.models import Channel, NotificationPreference
+from domain.timezones import check_timezone
 from domain.uow import UnitOfWork
 
 
@@ -93,14 +94,6 @@ def quiet_hours(stored: NotificationPreference | None) -> QuietHours | None:
     return QuietHours(stored.quiet_start, stored.quiet_end, stored.timezone or "UTC")
 
 
-def check_timezone(name: str) -> str:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValidationFailed(f"Unknown time zone {name!r}", code="invalid_timezone") from None
-    return name
-
-
 def _me(uow: UnitOfWork) -> User:
     user = uow.session.get(User, uow.user_id) if uow.user_id else None
     if user is None or user.deleted_at is not None:
@@ -133,10 +126,11 @@ def set_preferences(
     uow: UnitOfWork, *, channel: Channel | None, quiet: QuietHours | None
 ) -> Preferences:
     """Replace the calling user's preferences. A channel the account cannot be reached on is a
-    422 ``channel_unavailable`` (link Telegram or add an e-mail address first)."""
+    409 ``channel_unavailable``: a valid choice that conflicts with the account as it is (link
+    Telegram or add an e-mail address first)."""
     user = _me(uow)
     if channel in (Channel.TELEGRAM, Channel.EMAIL) and not _available(user, channel):
-        raise ValidationFailed(
+        raise Conflict(
             f"Your account has no {'Telegram link' if channel == Channel.TELEGRAM else 'e-mail'}",
             code="channel_unavailable",
             details={"channel": channel.value},
@@ -144,9 +138,7 @@ def set_preferences(
     if quiet is not None:
         check_timezone(quiet.timezone)
         if quiet.start == quiet.end:
-            raise ValidationFailed(
-                "Quiet hours must start and end at different times", code="invalid_quiet_hours"
-            )
+            quiet = None  # the window [start, end) is empty: no quiet hours
     stored = _stored(uow, user.id)
     if stored is None:
         stored = NotificationPreference(user_id=user.id)
