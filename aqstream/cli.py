@@ -193,18 +193,20 @@ def jobs(
     interval: Annotated[float, typer.Option(help="Seconds between sweeps")] = 1.0,
     once: Annotated[bool, typer.Option(help="Sweep once and exit")] = False,
 ) -> None:
-    """Background jobs: expire seat holds, offer freed seats to waitlists."""
+    """Background jobs: seat holds, waitlists, unpaid registrations, notifications, reminders,
+    media cleanup (aqstream/jobs.py)."""
     import signal
 
+    from aqstream.jobs import build_tasks, run_due
     from aqstream.logging import configure_logging, get_logger
     from domain.db import make_engine, make_sessionmaker
-    from domain.registration.sweeper import sweep_once
 
     settings, _ = _ensure_stack(_settings())
     configure_logging(settings.log_level, settings.log_json)
     log = get_logger("aqstream.jobs")
     engine = make_engine(settings.app_url, pool_size=2, application_name="aqstream-jobs")
     sessions = make_sessionmaker(engine)
+    tasks = build_tasks(settings, sessions, interval)
     stopping = False
 
     def stop(*_: object) -> None:
@@ -213,18 +215,13 @@ def jobs(
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    log.info("jobs_started", interval_s=interval)
+    log.info("jobs_started", interval_s=interval, jobs=[t.name for t in tasks])
     try:
         while not stopping:
-            try:
-                result = sweep_once(sessions)
-                if result.expired or result.offered:
-                    log.info("sweep", expired=result.expired, offered=result.offered)
-            except Exception:  # keep sweeping; the failed item is retried on the next pass
-                log.exception("sweep_failed")
+            run_due(tasks)
             if once:
                 break
-            deadline = time.monotonic() + interval
+            deadline = min(t.due_at for t in tasks)  # the next task's turn
             while not stopping and time.monotonic() < deadline:
                 time.sleep(0.05)
     finally:

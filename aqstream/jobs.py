@@ -1,0 +1,103 @@
+"""The background jobs process (`aqstream jobs`): periodic tasks over the database, each on its own
+interval, each failure logged and retried on its next turn without stopping the others.
+
+- sweep (every ``interval``): expire seat holds, offer freed seats to waitlists, cancel unpaid
+  registrations after the payment timeout and unpaid remainders after their deadline;
+- notifications (every ``interval``): send what is due (organizers' messages, the end of quiet
+  hours, retries after a crash);
+- reminders (every minute): emit `event.reminder` once per event, N hours before it starts;
+- media cleanup (every five minutes): remove unreferenced uploads after the grace period.
+
+All their state is in the database, so several processes may run and a restart loses nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from aqstream.logging import get_logger
+from aqstream.settings import Settings
+
+log = get_logger("aqstream.jobs")
+
+
+@dataclass
+class Task:
+    name: str
+    every_s: float
+    run: Callable[[], Any]
+    due_at: float = 0.0  # monotonic; 0 = at once
+    failures: int = field(default=0)
+
+
+def build_tasks(settings: Settings, sessions: sessionmaker[Session], interval: float) -> list[Task]:
+    from aqstream.resources import make_s3
+    from domain.media.cleanup import cleanup_media
+    from domain.notification.channels import Channels
+    from domain.notification.delivery import deliver_due_blocking
+    from domain.notification.service import emit_due_reminders
+    from domain.registration.sweeper import sweep_once
+
+    channels = Channels(settings)
+    s3 = make_s3(settings)
+    return [
+        Task(
+            "sweep",
+            interval,
+            lambda: sweep_once(sessions, payment_timeout_s=settings.payment_timeout_s),
+        ),
+        Task("notifications", interval, lambda: deliver_due_blocking(sessions, channels)),
+        Task(
+            "reminders",
+            60.0,
+            lambda: emit_due_reminders(
+                sessions, lead=timedelta(hours=settings.notification_reminder_hours)
+            ),
+        ),
+        Task(
+            "media_cleanup",
+            300.0,
+            lambda: cleanup_media(
+                sessions,
+                s3,
+                bucket=settings.s3_bucket,
+                grace=timedelta(seconds=settings.media_orphan_grace_s),
+            ),
+        ),
+    ]
+
+
+def run_due(tasks: list[Task], now: float | None = None) -> dict[str, Any]:
+    """Run every task that is due; answers what each returned (or the exception it raised)."""
+    now = time.monotonic() if now is None else now
+    outcomes: dict[str, Any] = {}
+    for task in tasks:
+        if task.due_at > now:
+            continue
+        task.due_at = now + task.every_s
+        try:
+            outcomes[task.name] = task.run()
+            task.failures = 0
+        except Exception as exc:  # retried on its next turn; the other tasks go on
+            task.failures += 1
+            outcomes[task.name] = exc
+            log.exception("job_failed", job=task.name, failures=task.failures)
+        else:
+            if _worth_logging(outcomes[task.name]):
+                log.info("job_done", job=task.name, result=repr(outcomes[task.name]))
+    return outcomes
+
+
+def _worth_logging(result: Any) -> bool:
+    if isinstance(result, int):
+        return result > 0
+    values = getattr(result, "__dict__", None)
+    if values is None:
+        return result is not None
+    return any(bool(v) for v in values.values())
