@@ -43,9 +43,10 @@ stack-status: setup
 migrate: setup  ## apply migrations
 	$(UV) run --frozen aqstream migrate
 
-docs: setup  ## regenerate docs/openapi.json and docs/configuration.md
+docs: setup  ## regenerate docs/openapi.json, docs/configuration.md, event schemas, docs/asyncapi.yaml
 	$(UV) run --frozen aqstream openapi
 	$(UV) run --frozen aqstream config-doc
+	$(UV) run --frozen aqstream schemas
 
 .PHONY: bench
 bench: setup  ## flash-sale benchmark: the API against raw SQL (starts its own servers)
