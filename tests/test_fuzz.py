@@ -4,19 +4,16 @@ against a live uvicorn server: no 5xx, and every response conforms to the schema
 from __future__ import annotations
 
 import re
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, settings
 
 from api.middleware.idempotency import IDEMPOTENCY_HEADER
 from aqstream.settings import PROJECT_ROOT, Settings
-from aqstream.stack.servers import free_port
+from tests.live import served
 
 schema = schemathesis.openapi.from_path(str(PROJECT_ROOT / "docs" / "openapi.json"))
 
@@ -25,19 +22,8 @@ schema = schemathesis.openapi.from_path(str(PROJECT_ROOT / "docs" / "openapi.jso
 def live_url(settings: Settings) -> Iterator[str]:
     from api.app import create_app
 
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with served(create_app(settings)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

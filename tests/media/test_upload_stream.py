@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import threading
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
-import uvicorn
 
 from api.errors import ApiError
 from api.media.upload import FORM_OVERHEAD, receive
@@ -19,6 +16,7 @@ from aqstream.settings import Settings
 from aqstream.stack.servers import free_port
 from domain.media.content import Limits
 from tests.factories import V1, Organizer, image_bytes
+from tests.live import served
 from tests.media.images import pdf_bytes
 
 MiB = 1024 * 1024
@@ -174,18 +172,8 @@ def live_port(settings: Settings) -> Iterator[int]:
     from api.app import create_app
 
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    yield port
-    server.should_exit = True
-    thread.join(timeout=10)
+    with served(create_app(settings), port=port):
+        yield port
 
 
 def _status_line(sock: socket.socket) -> bytes:

@@ -3,18 +3,17 @@ webhooks to its own POST /webhooks/sandbox over real HTTP, and submit requested 
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from aqstream.settings import Settings
 from aqstream.stack.servers import free_port
+from tests.live import served
 from tests.payment.conftest import Shop
 
 
@@ -33,16 +32,8 @@ def live_api(settings: Settings) -> Iterator[str]:
             }
         )
     )
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with served(app, port=port) as url:
+        yield url
 
 
 def _until(check, timeout_s: float = 15.0):
