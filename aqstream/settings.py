@@ -205,6 +205,41 @@ class Settings(BaseSettings):
         "another address than the API does (compose: MinIO). Unset: AQSTREAM_S3_ENDPOINT.",
     )
 
+    # --- worker: the Faust stream processor, `aqstream worker` (docs/streams.md, "Worker") -------
+    # The defaults suit the embedded Tansu broker: it makes a consumer-group join wait half the
+    # session timeout, and answers a fetch only when `fetch_max_wait` has passed. Apache Kafka
+    # refuses sessions under 6 s (group.min.session.timeout.ms): docker-compose sets 10 / 3 / 20
+    # and a fetch wait of 500 ms (docs/operations.md).
+    worker_session_timeout_s: float = Field(
+        default=2.0, gt=0, description="Consumer-group session timeout (Kafka: at least 6)."
+    )
+    worker_heartbeat_interval_s: float = Field(
+        default=0.5,
+        gt=0,
+        description="Heartbeat to the group coordinator; about a third of "
+        "the session timeout or less.",
+    )
+    worker_rebalance_timeout_s: float = Field(
+        default=4.0, gt=0, description="How long a rebalance waits for members to rejoin."
+    )
+    worker_fetch_max_wait_ms: int = Field(
+        default=100,
+        ge=1,
+        description="Longest wait of a fetch for new records (Faust itself hard-codes 1500 ms).",
+    )
+    worker_commit_interval_s: float = Field(
+        default=1.0, gt=0, description="How often handled offsets are committed."
+    )
+    worker_retry_attempts: int = Field(
+        default=5, ge=1, description="Tries per message before it goes to the dead-letter topic."
+    )
+    worker_retry_base_s: float = Field(
+        default=0.2, ge=0, description="Backoff between tries: base × 2^(try-1), capped."
+    )
+    worker_retry_max_s: float = Field(
+        default=10.0, ge=0, description="Ceiling of the backoff between two tries."
+    )
+
     # --- payments (docs/payments.md) ----------------------------------------------------------
     payment_providers: str | None = Field(
         default=None,

@@ -59,6 +59,24 @@ def catalog(settings: Settings) -> list[Topic]:
     return sorted(topics, key=lambda t: t.name)
 
 
+DLQ = "dlq"  # not an aggregate: the dead letters of the worker (streams/worker.py)
+
+
+def dlq_topic(settings: Settings) -> Topic:
+    """``<namespace>.dlq.v1``: messages the worker gave up on, each with its original key, value
+    and headers plus ``dlq_*`` headers (where it came from, which agent, the error). Kept apart
+    from ``catalog()``, which is the published contract of the domain topics."""
+    return Topic(
+        name=topic_name(DLQ, settings.topic_namespace),
+        aggregate_type=DLQ,
+        partitions=settings.topic_partitions,
+        replication_factor=settings.topic_replication_factor,
+        retention_ms=settings.topic_retention_ms,
+        event_types=(),
+        key="the original key",
+    )
+
+
 def ensure_topics(bootstrap: str, topics: list[Topic], timeout_ms: int = 10_000) -> list[str]:
     """Create the topics that do not exist yet; return their names. Idempotent, and safe to
     race with another relay (an "already exists" answer counts as done). An existing topic is

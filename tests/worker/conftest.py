@@ -1,0 +1,149 @@
+"""Fixtures of the worker tests: the Faust worker running in a thread of the test process (with
+the API's own sandbox provider, so a test settles payments deterministically), a relay publishing
+the session database's outbox into this test's own topics, and the Telegram stand-in."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+
+import kafka.admin  # noqa: F401  (imported before any thread does: import locks)
+import pytest
+from sqlalchemy import Engine, text
+
+from aqstream.settings import Settings
+from domain.notification.channels import Channels
+from streams.worker import Deps, Processor, build_app, ensure_worker_topics
+from tests.factories import sandbox
+from tests.notification.conftest import (  # noqa: F401  (fixtures)
+    notify_settings,
+    smtp,
+    telegram,
+)
+from tests.streams.conftest import RelayThread, relays  # noqa: F401  (fixture)
+
+WORKER_FAST = {
+    "worker_session_timeout_s": 2.0,
+    "worker_heartbeat_interval_s": 0.5,
+    "worker_rebalance_timeout_s": 4.0,
+    "worker_fetch_max_wait_ms": 100,
+    "worker_commit_interval_s": 0.5,
+    "worker_retry_attempts": 3,
+    "worker_retry_base_s": 0.02,
+    "worker_retry_max_s": 0.1,
+}
+
+
+@pytest.fixture
+def worker_settings(notify_settings: Settings, tmp_path) -> Settings:  # noqa: F811
+    """Topics of this test's own namespace, the short broker timeouts, Telegram at the stand-in."""
+    return notify_settings.model_copy(
+        update={
+            "topic_namespace": f"aqtest-{uuid.uuid4().hex[:10]}",
+            "relay_poll_interval_s": 0.2,
+            "relay_stats_interval_s": 0.2,
+            "relay_publish_timeout_s": 3.0,
+            "relay_backoff_max_s": 0.5,
+            "relay_metrics_port": 0,
+            "state_dir": tmp_path,
+            **WORKER_FAST,
+        }
+    )
+
+
+class WorkerThread:
+    """``aqstream worker``'s Faust app in a thread with an event loop of its own."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+        self.processor: Processor | None = None
+        self.error: BaseException | None = None
+        self.started = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self.thread = threading.Thread(target=self._run, name="worker", daemon=True)
+
+    def _run(self) -> None:
+        loop = self._loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._serve())
+        except BaseException as exc:
+            self.error = exc
+            self.started.set()
+        finally:
+            loop.close()
+
+    async def _serve(self) -> None:
+        self._stop = asyncio.Event()
+        app, self.processor = build_app(self.deps)
+        await app.start()
+        self.started.set()
+        try:
+            await self._stop.wait()
+        finally:
+            await app.stop()
+
+    def start(self) -> WorkerThread:
+        ensure_worker_topics(self.deps.settings)
+        self.thread.start()
+        assert self.started.wait(60), "worker did not start"
+        assert self.error is None, f"worker failed to start: {self.error!r}"
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None and self.thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self.thread.join(timeout=60)
+        assert not self.thread.is_alive(), "worker did not stop"
+        assert self.error is None, f"worker failed: {self.error!r}"
+
+
+@pytest.fixture
+def workers(client) -> Iterator[Callable[..., WorkerThread]]:
+    """Start in-process workers: the API's sessions and payment providers (tests settle the
+    sandbox themselves), channels of the given settings."""
+    started: list[WorkerThread] = []
+    state = client.app.state
+
+    def start(settings: Settings, **overrides) -> WorkerThread:
+        deps = Deps(
+            settings=settings,
+            sessions=overrides.get("sessions", state.aq.sessionmaker),
+            providers=overrides.get("providers", state.payments.providers),
+            channels=overrides.get("channels", Channels(settings)),
+        )
+        started.append(WorkerThread(deps).start())
+        return started[-1]
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture(autouse=True)
+def _empty_sandbox_queue(client) -> Iterator[None]:
+    """No webhook of another test is still queued in the shared sandbox."""
+    box = sandbox(client)
+    box.deliver_all(lambda body, headers: 200)
+    yield
+    box.deliver_all(lambda body, headers: 200)
+
+
+def wait_for(check: Callable[[], object], timeout: float, what: str) -> object:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def scalar(engine: Engine, sql: str, **params) -> object:
+    with engine.connect() as conn:
+        return conn.execute(text(sql), params).scalar()
