@@ -20,6 +20,8 @@ app = typer.Typer(
 )
 stack_app = typer.Typer(help="The embedded local stack (PostgreSQL, Kafka, Redis, S3).")
 app.add_typer(stack_app, name="stack")
+dlq_app = typer.Typer(help='The worker\'s dead-letter topic (docs/streams.md, "Worker").')
+app.add_typer(dlq_app, name="dlq")
 
 
 def _settings() -> Settings:
@@ -287,9 +289,54 @@ def relay(
 
 
 @app.command()
+def worker() -> None:
+    """Run the stream worker: payment saga and notification agents (docs/streams.md, "Worker")."""
+    import faust
+
+    from aqstream.logging import configure_logging, get_logger
+    from domain.db import make_engine, make_sessionmaker
+    from domain.notification.channels import Channels
+    from domain.payment.runtime import PaymentRuntime
+    from streams.worker import Deps, build_app, ensure_worker_topics
+
+    settings, _ = _ensure_stack(_settings())
+    configure_logging(settings.log_level, settings.log_json)
+    log = get_logger("aqstream.worker")
+    engine = make_engine(settings.app_url, pool_size=4, application_name="aqstream-worker")
+    sessions = make_sessionmaker(engine)
+    payments = PaymentRuntime.start(settings, sessions)
+    try:
+        ensure_worker_topics(settings)
+        app_, _processor = build_app(
+            Deps(settings, sessions, payments.providers, Channels(settings))
+        )
+        log.info("worker_starting", group=app_.conf.id)
+        # Faust's Worker handles SIGTERM/SIGINT and stops the app cleanly.
+        faust.Worker(
+            app_, loglevel=settings.log_level, override_logging=False
+        ).execute_from_commandline()
+    finally:
+        payments.close()
+        engine.dispose()
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    limit: Annotated[int | None, typer.Option(help="Replay at most this many")] = None,
+) -> None:
+    """Send dead letters back to their topics, to the agent that gave up on them."""
+    from aqstream.logging import configure_logging
+    from streams.worker import replay_dead_letters
+
+    settings, _ = _ensure_stack(_settings())
+    configure_logging(settings.log_level, settings.log_json)
+    typer.echo(f"replayed {replay_dead_letters(settings, limit=limit)} dead letters")
+
+
+@app.command()
 def run() -> None:
-    """Start the whole platform: local stack, migrations, API, jobs, outbox relay (and, as they
-    arrive, stream worker and dashboards), supervised. Ctrl-C stops everything it started."""
+    """Start the whole platform: local stack, migrations, API, jobs, outbox relay, stream worker
+    (and, as they arrive, dashboards), supervised. Ctrl-C stops everything it started."""
     from aqstream import migrations
     from aqstream.logging import configure_logging
     from aqstream.resources import ensure_bucket
@@ -323,6 +370,7 @@ def run() -> None:
             Child("api", [*me, "api"], env),
             Child("jobs", [*me, "jobs"], env),
             Child("relay", [*me, "relay"], env),
+            Child("worker", [*me, "worker"], env),
         ]
         api_url = f"http://{settings.api_host}:{settings.api_port}"
 
