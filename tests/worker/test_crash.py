@@ -1,5 +1,6 @@
 """`kill -9` of an `aqstream worker` process in the middle of a backlog, then a restart: every
-effect happens exactly once (one confirmation, one refund, one of each message per person)."""
+effect happens exactly once (one confirmation, one refund, one log row per message), and each
+message reaches Telegram once, but for the one being sent at the kill (at least once)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,6 @@ from tests.notification.conftest import link_telegram
 from tests.worker.conftest import WORKER_FAST, scalar, wait_for
 
 PEOPLE = 12
-MESSAGES = 4  # welcome, ticket, receipt, cancellation notice
 
 
 def _worker_process(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
@@ -73,19 +73,6 @@ def test_kill_9_mid_stream_then_restart_has_every_effect_once(
     def received() -> int:
         return sum(1 for m in list(telegram.received) if int(m["chat_id"]) in chats)
 
-    relays(worker_settings, "relay-crash")
-    log = tmp_path / "worker.log"
-    first = _worker_process(worker_settings, log)
-    try:
-        wait_for(lambda: received() >= PEOPLE, 60, "the worker to be in the middle of the backlog")
-        first.send_signal(signal.SIGKILL)
-        first.wait(timeout=10)
-        at_kill = received()
-    finally:
-        if first.poll() is None:
-            first.kill()
-    assert at_kill < 3 * PEOPLE, "the backlog was done before the kill: nothing tested"
-
     users = [u for u, _, _, _ in people]
 
     def log_count(where: str) -> int:
@@ -94,6 +81,21 @@ def test_kill_9_mid_stream_then_restart_has_every_effect_once(
             f"SELECT count(*) FROM notifications WHERE user_id = ANY(CAST(:u AS uuid[])) AND {where}",
             u=users,
         )
+
+    relays(worker_settings, "relay-crash")
+    log = tmp_path / "worker.log"
+    first = _worker_process(worker_settings, log)
+    try:
+        # Killed after a recorded send (a kill between a send and its record is the one window
+        # docs/notifications.md leaves at least once: the lease then holds the message back).
+        wait_for(lambda: log_count("status = 'sent'") >= PEOPLE, 60, "the middle of the backlog")
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+        at_kill = received()
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert at_kill < 3 * PEOPLE, "the backlog was done before the kill: nothing tested"
 
     second = _worker_process(worker_settings, log)
     try:
@@ -130,17 +132,22 @@ def test_kill_9_mid_stream_then_restart_has_every_effect_once(
         except subprocess.TimeoutExpired:
             second.kill()
 
+    duplicates = 0
     for user, chat, registration_id, payment_id in people:
         messages = telegram.to(chat)
-        sent = scalar(owner_engine, "SELECT count(*) FROM notifications WHERE user_id = :u "
-                      "AND status = 'sent'", u=user)  # fmt: skip
-        # Each message of the log reached Telegram once; welcome, receipt and notice always
-        # (the ticket only if its registration was not cancelled by then: the saga and the
-        # notifications agent race, and a cancelled registration gets no ticket).
-        assert len(messages) == sent, (chat, messages)
-        assert 3 <= len(messages) <= MESSAGES
-        assert len([m for m in messages if "storm warning" in m.get("text", "")]) == 1
+        texts = [m["text"] for m in messages if m["method"] == "sendMessage"]
+        # Welcome, receipt and notice once each; the ticket at most once (only if its
+        # registration was not cancelled by then: the saga and the notifications agent race,
+        # and a cancelled registration gets no ticket). One message in the whole run may have
+        # arrived twice: the one being sent at the kill, if the kill fell between its send and
+        # its record (docs/notifications.md: delivery is at least once; the lease resends it).
+        duplicates += len(texts) - len(set(texts))
+        assert len(set(texts)) == 3, [t.splitlines()[2][:25] for t in texts]
+        assert len({t for t in texts if "storm warning" in t}) == 1
         assert len([m for m in messages if m["method"] == "sendPhoto"]) <= 1
+        templates = scalar(owner_engine, "SELECT count(DISTINCT template) = count(*) FROM "
+                           "notifications WHERE user_id = :u", u=user)  # fmt: skip
+        assert templates, "a message was queued twice"
         assert scalar(owner_engine, "SELECT count(*) FROM refunds WHERE payment_id = :p",
                       p=payment_id) == 1  # fmt: skip
         for event_type in ("registration.confirmed", "registration.cancelled"):
@@ -148,4 +155,5 @@ def test_kill_9_mid_stream_then_restart_has_every_effect_once(
                           "AND event_type = :t", r=registration_id, t=event_type) == 1  # fmt: skip
         assert scalar(owner_engine, "SELECT amount_paid FROM registrations WHERE id = :r",
                       r=registration_id) == 3000  # fmt: skip
-    print(f"killed with {at_kill} of {PEOPLE * MESSAGES} messages sent")
+    assert duplicates <= 1, f"{duplicates} messages arrived twice"
+    print(f"killed with {at_kill} messages sent; {duplicates} sent twice")

@@ -99,7 +99,7 @@ def test_paid_registration_to_ticket_and_cancellation_to_refund(
         30,
         "the registration to be cancelled",
     )
-    assert submit_refunds(client) == 1  # the payment workers hand it to the sandbox
+    assert submit_refunds(client) >= 1  # the payment workers hand it (and others') over
     settle_sandbox(client)  # refund.succeeded -> payment.refunded
     notice = wait_for(
         lambda: [m for m in telegram.to(chat) if "venue flooded" in m.get("text", "")],
@@ -120,6 +120,8 @@ def test_paid_registration_to_ticket_and_cancellation_to_refund(
     assert scalar(owner_engine, "SELECT status FROM payments WHERE id = :p", p=payment["id"]) == (
         "refunded"
     )
+    refund_status = "SELECT status FROM refunds WHERE payment_id = :p"
+    assert scalar(owner_engine, refund_status, p=payment["id"]) == "succeeded"
     assert scalar(owner_engine, "SELECT count(*) FROM refunds WHERE payment_id = :p",
                   p=payment["id"]) == 1  # fmt: skip
     assert registration_now(client, registration["id"], user)["status"] == "cancelled"
