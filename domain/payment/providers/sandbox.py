@@ -15,7 +15,9 @@ or ``deliver_all`` with a sender of their own instead, deterministically.
 
 from __future__ import annotations
 
+import hashlib
 import heapq
+import hmac
 import itertools
 import json
 import random
@@ -127,7 +129,9 @@ class SandboxProvider:
             else:
                 outcome = "failed" if self._rng.random() < self.failure_rate else "succeeded"
             payment = _Payment(
-                reference=f"sbx_pay_{secrets.token_hex(12)}",
+                reference=self._reference(
+                    request.payment_id, request.amount, request.currency, outcome
+                ),
                 payment_id=request.payment_id,
                 amount=request.amount,
                 currency=request.currency,
@@ -150,7 +154,7 @@ class SandboxProvider:
             known = self._refund_keys.get(request.idempotency_key)
             if known is not None:
                 return known
-            payment = self._payments.get(request.payment_reference)
+            payment = self._known(request.payment_reference)
             if payment is None:
                 raise ProviderRejected(
                     "No such sandbox payment", details={"provider_code": "resource_missing"}
@@ -273,7 +277,8 @@ class SandboxProvider:
 
     def checkout(self, reference: str) -> dict[str, Any] | None:
         """What the checkout page of a payment shows."""
-        payment = self._payments.get(reference)
+        with self._lock:
+            payment = self._known(reference)
         if payment is None:
             return None
         return {
@@ -292,6 +297,41 @@ class SandboxProvider:
             self._scripted.extend(outcomes)
 
     # --- internals --------------------------------------------------------------------------
+    # A reference carries what the sandbox must know of its payment, signed with its secret:
+    # any process with the same secret (the API, the stream worker) can then refund a payment
+    # another one made, or show its checkout page, as one PSP account would. Refunds are also
+    # capped by the platform's own ledger (docs/payments.md).
+    def _reference(self, payment_id: uuid.UUID, amount: int, currency: str, outcome: str) -> str:
+        body = f"sbx_pay_{secrets.token_hex(6)}_{payment_id.hex}_{amount}_{currency}_{outcome[0]}"
+        return f"{body}_{self._mac(body)}"
+
+    def _mac(self, body: str) -> str:
+        return hmac.new(self.secret.encode(), body.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def _known(self, reference: str) -> _Payment | None:
+        """The payment this process made, or one another process made (from its reference)."""
+        payment = self._payments.get(reference)
+        if payment is not None:
+            return payment
+        body, _, mac = reference.rpartition("_")
+        parts = body.split("_")
+        if len(parts) != 7 or parts[:2] != ["sbx", "pay"]:
+            return None
+        if not hmac.compare_digest(mac, self._mac(body)):
+            return None
+        try:
+            payment = _Payment(
+                reference=reference,
+                payment_id=uuid.UUID(hex=parts[3]),
+                amount=int(parts[4]),
+                currency=parts[5],
+                outcome={"s": "succeeded", "f": "failed"}[parts[6]],
+            )
+        except (ValueError, KeyError):
+            return None
+        self._payments[reference] = payment
+        return payment
+
     def _view(self, payment: _Payment) -> ProviderPayment:
         return ProviderPayment(
             reference=payment.reference,
