@@ -307,9 +307,22 @@ def worker() -> None:
     payments = PaymentRuntime.start(settings, sessions)
     try:
         ensure_worker_topics(settings)
-        app_, _processor = build_app(
+        app_, processor = build_app(
             Deps(settings, sessions, payments.providers, Channels(settings))
         )
+        if settings.worker_metrics_port:
+            from prometheus_client import start_http_server
+
+            url = f"http://{settings.worker_metrics_host}:{settings.worker_metrics_port}/metrics"
+            try:
+                start_http_server(
+                    settings.worker_metrics_port,
+                    settings.worker_metrics_host,
+                    processor.metrics.registry,
+                )
+                log.info("worker_metrics", url=url)
+            except OSError as exc:  # a busy port must not stop the stream
+                log.warning("worker_metrics_unavailable", url=url, error=exc.strerror)
         log.info("worker_starting", group=app_.conf.id)
         # Faust's Worker handles SIGTERM/SIGINT and stops the app cleanly.
         faust.Worker(

@@ -239,6 +239,10 @@ class Settings(BaseSettings):
     worker_retry_max_s: float = Field(
         default=10.0, ge=0, description="Ceiling of the backoff between two tries."
     )
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = Field(
+        default=9103, description="Prometheus metrics of `aqstream worker`; 0 = do not serve."
+    )
 
     # --- payments (docs/payments.md) ----------------------------------------------------------
     payment_providers: str | None = Field(

@@ -38,6 +38,7 @@ from typing import Any
 
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 from tenacity import AsyncRetrying, stop_after_attempt, wait_exponential
@@ -270,6 +271,38 @@ def agent_topics(settings: Settings, event_types: Iterable[str]) -> list[str]:
 # --- failures ----------------------------------------------------------------------------------
 
 
+class WorkerMetrics:
+    """Prometheus metrics of one worker, in a registry of its own (`aqstream worker` serves it on
+    ``AQSTREAM_WORKER_METRICS_PORT``)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.records = Counter(
+            "aqstream_worker_records",
+            "Records handled, by agent and outcome (ok, dead_letter, skipped)",
+            ["agent", "outcome"],
+            registry=r,
+        )
+        self.retries = Counter(
+            "aqstream_worker_retries", "Tries after a failed one", ["agent"], registry=r
+        )
+        self.seconds = Histogram(
+            "aqstream_worker_record_seconds",
+            "Handling one record, retries included",
+            ["agent"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=r,
+        )
+        self.lag = Histogram(
+            "aqstream_worker_lag_seconds",
+            "From the event's occurred_at to the end of its handling",
+            ["agent"],
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+            registry=r,
+        )
+
+
 @dataclass
 class Processor:
     """Runs one agent's handler on a record: retries with backoff, then the dead-letter topic."""
@@ -277,11 +310,23 @@ class Processor:
     deps: Deps
     send: Callable[[str, bytes | None, bytes, list[tuple[str, bytes]]], Awaitable[None]]
     dead_letters: int = field(default=0)
+    metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
 
     async def process(self, agent: str, handler: Handler, record: Record) -> None:
         target = record.headers.get(REPLAY_FOR)
         if target and target != agent:
+            self.metrics.records.labels(agent, "skipped").inc()
             return  # a replayed dead letter of another agent
+        started = time.perf_counter()
+        try:
+            await self._process(agent, handler, record)
+        finally:
+            self.metrics.seconds.labels(agent).observe(time.perf_counter() - started)
+            occurred = _epoch(record.headers.get("occurred_at"))
+            if occurred is not None:
+                self.metrics.lag.labels(agent).observe(max(0.0, time.time() - occurred))
+
+    async def _process(self, agent: str, handler: Handler, record: Record) -> None:
         s = self.deps.settings
         attempts = 0
         try:
@@ -292,8 +337,12 @@ class Processor:
             ):
                 with attempt:
                     attempts += 1
+                    if attempts > 1:
+                        self.metrics.retries.labels(agent).inc()
                     await handler(self.deps, record)
+            self.metrics.records.labels(agent, "ok").inc()
         except Exception as exc:
+            self.metrics.records.labels(agent, "dead_letter").inc()
             log.error(
                 "dead_letter",
                 agent=agent,
@@ -339,6 +388,13 @@ class Processor:
 
 
 # --- the Faust app -----------------------------------------------------------------------------
+
+
+def _epoch(iso: str | None) -> float | None:
+    try:
+        return datetime.fromisoformat(iso).timestamp() if iso else None
+    except ValueError:
+        return None
 
 
 def _fast_fetch_transport(fetch_max_wait_ms: int) -> type[faust_aiokafka.Transport]:
