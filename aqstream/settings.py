@@ -177,34 +177,6 @@ class Settings(BaseSettings):
         "another address than the API does (compose: MinIO). Unset: AQSTREAM_S3_ENDPOINT.",
     )
 
-    # --- media (docs/media.md) -------------------------------------------------------------------
-    media_image_max_bytes: int = Field(
-        default=5 * 1024 * 1024, ge=1, description="Largest image upload (JPEG, PNG, WebP, GIF)."
-    )
-    media_document_max_bytes: int = Field(
-        default=10 * 1024 * 1024, ge=1, description="Largest document upload (PDF)."
-    )
-    media_max_image_pixels: int = Field(
-        default=40_000_000,
-        ge=1,
-        description="Largest width x height of an uploaded image; more is refused before any "
-        "pixel is decoded (decompression bombs).",
-    )
-    media_url_ttl_s: int = Field(
-        default=300, ge=1, le=604_800, description="Lifetime of presigned media URLs."
-    )
-    media_orphan_grace_s: int = Field(
-        default=86_400,
-        ge=0,
-        description="How long an upload may wait to be referenced (an event cover, an "
-        "organization logo) before the cleanup job removes it.",
-    )
-    media_public_s3_endpoint: str | None = Field(
-        default=None,
-        description="S3 endpoint presigned URLs are made for, when clients reach S3 under "
-        "another address than the API does (compose: MinIO). Unset: AQSTREAM_S3_ENDPOINT.",
-    )
-
     # --- worker: the Faust stream processor, `aqstream worker` (docs/streams.md, "Worker") -------
     # The defaults suit the embedded Tansu broker: it makes a consumer-group join wait half the
     # session timeout, and answers a fetch only when `fetch_max_wait` has passed. Apache Kafka

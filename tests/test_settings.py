@@ -69,3 +69,17 @@ def test_production_refuses_the_development_secrets(monkeypatch) -> None:
         Settings()
     monkeypatch.setenv("AQSTREAM_TICKET_SIGNING_KEY", "y" * 40)
     assert Settings().environment == "production"
+
+
+def test_every_setting_is_declared_once() -> None:
+    """A second declaration silently replaces the first (its default, bounds and description)."""
+    import ast
+    import inspect
+    from collections import Counter
+
+    from aqstream import settings as module
+
+    tree = ast.parse(inspect.getsource(module))
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Settings")
+    names = Counter(s.target.id for s in cls.body if isinstance(s, ast.AnnAssign))
+    assert [name for name, count in names.items() if count > 1] == []
