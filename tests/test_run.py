@@ -1,7 +1,10 @@
-"""`aqstream run`: the platform comes up at the printed URL and Ctrl-C leaves nothing behind."""
+"""`aqstream run`: the platform comes up at the printed URLs, its relay publishes an API sign-up
+to the user topic of the run's own broker, the relay and the worker serve their metrics, and
+Ctrl-C leaves nothing behind. One run for all of it: each start is a whole local stack."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -12,22 +15,68 @@ import uuid
 
 import httpx
 import pytest
+from kafka import KafkaConsumer, TopicPartition
 
-from aqstream.settings import PROJECT_ROOT
+from aqstream.settings import PROJECT_ROOT, Settings
+from aqstream.stack import LocalStack
 from aqstream.stack.servers import free_port
 from tests.procs import alive, descendants, processes_under
 
 
+def _wait_ok(url: str, proc: subprocess.Popen[str], timeout: float) -> httpx.Response:
+    deadline = time.monotonic() + timeout
+    while True:
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        try:
+            response = httpx.get(url, timeout=1)
+            if response.status_code == 200:
+                return response
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"{url} did not answer within {timeout:.0f}s")
+        time.sleep(0.3)
+
+
+def _record_of(bootstrap: str, topic: str, key: str, timeout: float) -> dict:
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=100
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while not consumer.partitions_for_topic(topic):
+            assert time.monotonic() < deadline, f"no topic {topic}"
+            time.sleep(0.2)
+        consumer.assign([TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)])
+        consumer.seek_to_beginning()
+        while time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=200).values():
+                for record in batch:
+                    if record.key.decode() == key:
+                        headers = {k: v.decode() for k, v in record.headers}
+                        return {"headers": headers, "value": json.loads(record.value)}
+        pytest.fail(f"no record keyed {key} on {topic}")
+    finally:
+        consumer.close()
+
+
 @pytest.mark.slow
-def test_run_serves_the_api_and_ctrl_c_stops_everything() -> None:
+def test_run_serves_relays_and_ctrl_c_stops_everything() -> None:
     state_dir = PROJECT_ROOT / ".aqstream" / "scratch" / f"run-{uuid.uuid4().hex[:6]}"
-    port = free_port()
+    port, relay_port, worker_port = free_port(), free_port(), free_port()
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith("AQSTREAM_") or k == "AQSTREAM_TEST_KEEP_STACK"
     }
-    env.update({"AQSTREAM_STATE_DIR": str(state_dir), "AQSTREAM_API_PORT": str(port)})
+    env.update(
+        {
+            "AQSTREAM_STATE_DIR": str(state_dir),
+            "AQSTREAM_API_PORT": str(port),
+            "AQSTREAM_RELAY_METRICS_PORT": str(relay_port),
+            "AQSTREAM_WORKER_METRICS_PORT": str(worker_port),
+        }
+    )
     proc = subprocess.Popen(
         [sys.executable, "-m", "aqstream", "run"],
         cwd=PROJECT_ROOT,
@@ -37,22 +86,35 @@ def test_run_serves_the_api_and_ctrl_c_stops_everything() -> None:
         text=True,
     )
     base = f"http://127.0.0.1:{port}"
+    relay_metrics = f"http://127.0.0.1:{relay_port}/metrics"
     seen: set[int] = set()
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, proc.stdout.read()
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.3)
-        else:
-            pytest.fail("API did not come up")
+        _wait_ok(f"{base}/health", proc, 90)
         ready = httpx.get(f"{base}/ready", timeout=10)
         assert ready.status_code == 200, ready.text
         assert set(ready.json()["checks"]) == {"database", "broker", "redis", "s3"}
         assert httpx.get(f"{base}/docs", timeout=5).status_code == 200
+
+        _wait_ok(relay_metrics, proc, 60)
+        email = f"run-{uuid.uuid4().hex[:8]}@example.org"
+        signed_up = httpx.post(
+            f"{base}/api/v1/auth/register",
+            json={"email": email, "password": "correct horse battery"},
+            timeout=10,
+        )
+        assert signed_up.status_code == 201, signed_up.text
+        user_id = signed_up.json()["user"]["id"]
+        bootstrap = LocalStack(Settings(state_dir=state_dir)).environment()[
+            "AQSTREAM_KAFKA_BOOTSTRAP"
+        ]
+        record = _record_of(bootstrap, "aqstream.user.v1", user_id, 30)
+        assert record["headers"]["event_type"] == "user.registered"
+        assert record["value"]["email"] == email
+        metrics = httpx.get(relay_metrics, timeout=5).text
+        assert 'aqstream_relay_published_total{topic="aqstream.user.v1"}' in metrics
+        worker = _wait_ok(f"http://127.0.0.1:{worker_port}/metrics", proc, 60).text
+        assert "aqstream_worker_records_total" in worker
+
         seen = descendants(proc.pid) | processes_under(state_dir)
         assert len(seen) >= 5  # api + four servers (and their helpers)
     finally:
@@ -60,6 +122,7 @@ def test_run_serves_the_api_and_ctrl_c_stops_everything() -> None:
         output, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, output
     assert f"{base}/docs" in output
+    assert relay_metrics in output  # announced with the URLs
     time.sleep(0.2)
     left = {pid for pid in seen if alive(pid)}
     assert left == set(), f"processes left behind: {left}"
