@@ -60,6 +60,10 @@ def build_api_router() -> APIRouter:
         api.include_router(router)
     api.include_router(notifications)
     api.include_router(media)
+    from api.analytics import routers as analytics_routers
+
+    for router in analytics_routers():
+        api.include_router(router)
     return api
 
 
