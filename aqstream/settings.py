@@ -216,6 +216,38 @@ class Settings(BaseSettings):
         default=9103, description="Prometheus metrics of `aqstream worker`; 0 = do not serve."
     )
 
+    # --- analytics: tracking and the worker's analytics agent (docs/tracking.md) ----------------
+    analytics_late_s: int = Field(
+        default=3600,
+        ge=0,
+        description="Oldest `occurred_at` a tracked action may have (late events still correct "
+        "their bucket up to this age).",
+    )
+    analytics_track_rate: str = Field(
+        default="600/minute",
+        description="Requests to POST /analytics/track per client IP (each up to 100 actions).",
+    )
+    analytics_event_cache_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="How long the tracking endpoint remembers a published event (its tenant and "
+        "ticket types) instead of asking the database.",
+    )
+    analytics_publish_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="How long the tracking endpoint waits for the broker's acknowledgement "
+        "before answering 503.",
+    )
+    analytics_batch_max: int = Field(
+        default=1000, ge=1, description="Records the analytics agent stores in one transaction."
+    )
+    analytics_batch_within_s: float = Field(
+        default=0.2,
+        gt=0,
+        description="Longest wait of the analytics agent to fill a batch before storing it.",
+    )
+
     # --- payments (docs/payments.md) ----------------------------------------------------------
     payment_providers: str | None = Field(
         default=None,
