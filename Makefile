@@ -52,6 +52,10 @@ docs: setup  ## regenerate docs/openapi.json, docs/configuration.md, event schem
 bench: setup  ## flash-sale benchmark: the API against raw SQL (starts its own servers)
 	$(UV) run --frozen python -m bench.flash_sale $(BENCH_ARGS)
 
+.PHONY: bench-all
+bench-all: setup  ## every benchmark, one table of figures, baselines, ratios, targets (BENCH_ARGS=--quick)
+	$(UV) run --frozen python -m bench.run_all $(BENCH_ARGS)
+
 clean:  ## stop local servers and remove their state
 	-$(UV) run --frozen aqstream stack down
 	rm -rf .aqstream

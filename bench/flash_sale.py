@@ -46,6 +46,7 @@ from aqstream import migrations
 from aqstream.apiserver import api_server
 from aqstream.settings import PROJECT_ROOT, Settings
 from aqstream.stack import LocalStack
+from bench.summary import bound_line, ratio_line
 from domain.db import uuid7
 from domain.identity.tokens import TokenService
 
@@ -730,7 +731,29 @@ def report(results: list[Result], info: dict[str, Any]) -> dict[str, Any]:
     )
     met = "met" if verdict["p95_met"] else "NOT MET"
     say(f"API p95 latency: {api.p95_ms:,.0f} ms (target < {TARGET_P95_MS:.0f} ms): {met}")
-    return {"machine": info, "results": [asdict(r) for r in results], "verdict": verdict}
+    summary = [
+        ratio_line(
+            "flash sale",
+            f"registrations/s, API ({info['clients']} clients)",
+            round(api.per_second, 1),
+            round(raw.per_second, 1),
+            "raw SQL",
+            "reg/s",
+            TARGET_RATIO,
+        ),
+        bound_line("flash sale", "API p95 latency, closed loop", api.p95_ms, "ms", TARGET_P95_MS),
+    ]
+    summary += [
+        bound_line("flash sale", f"API p95 latency, {r.name}", r.p95_ms, "ms", TARGET_P95_MS)
+        for r in results
+        if r.name.startswith("API, open loop")
+    ]
+    return {
+        "machine": info,
+        "results": [asdict(r) for r in results],
+        "verdict": verdict,
+        "summary": [line.asdict() for line in summary],
+    }
 
 
 def _shares(shares: dict[str, float]) -> str:

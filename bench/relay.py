@@ -44,6 +44,7 @@ from aqstream import migrations
 from aqstream.settings import PROJECT_ROOT, Settings
 from aqstream.stack import LocalStack
 from bench.flash_sale import console, load_average, machine, say
+from bench.summary import bound_line, ratio_line
 from domain.db import uuid7
 from domain.registration.events import RegistrationCreated
 from streams.contracts import validated_payload
@@ -500,6 +501,27 @@ def report(rounds: list[Round], lat: Latency, info: dict[str, Any]) -> dict[str,
         "rounds": [asdict(r) for r in rounds],
         "latency": asdict(lat),
         "verdict": verdict,
+        "summary": [
+            line.asdict()
+            for line in (
+                ratio_line(
+                    "outbox relay",
+                    "events/s published (median round)",
+                    round(statistics.median(r.relay_per_s for r in rounds), 1) if rounds else 0,
+                    round(statistics.median(r.raw_per_s for r in rounds), 1) if rounds else 0,
+                    "raw kafka-python producer",
+                    "msg/s",
+                    TARGET_RATIO,
+                ),
+                bound_line(
+                    "outbox relay",
+                    f"commit -> consumer p99 at {lat.rate:.0f}/s",
+                    lat.consumer_p99_ms,
+                    "ms",
+                    TARGET_P99_MS,
+                ),
+            )
+        ],
     }
 
 
