@@ -31,6 +31,7 @@ from domain.events import DomainEvent, EventContractError
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
+ADDED = "added"  # dataclass field metadata: added to a published schema version (optional)
 
 
 # --- the events --------------------------------------------------------------------------------
@@ -104,12 +105,13 @@ def schema_file(event_type: str, version: int) -> Path:
 
 def schema_for(cls: type[DomainEvent]) -> dict[str, Any]:
     """The contract of ``cls``: every dataclass field, all required (``payload()`` always writes
-    each one, None included), nothing else allowed."""
+    each one, None included), nothing else allowed; except a field added to a published version
+    (metadata ``{ADDED: True}``, default None): records written before it lack it, so it is
+    optional."""
     hints = typing.get_type_hints(cls)
-    properties = {
-        f.name: json_type(hints[f.name], f"{cls.__qualname__}.{f.name}")
-        for f in dataclasses.fields(cls)
-    }
+    fields = dataclasses.fields(cls)
+    properties = {f.name: json_type(hints[f.name], f"{cls.__qualname__}.{f.name}") for f in fields}
+    required = [f.name for f in fields if not f.metadata.get(ADDED)]
     doc = " ".join((cls.__doc__ or "").split())
     if doc.startswith(f"{cls.__name__}("):  # the signature dataclasses writes when undocumented
         doc = ""
@@ -123,7 +125,7 @@ def schema_for(cls: type[DomainEvent]) -> dict[str, Any]:
         "x-schema-version": cls.schema_version,
         "type": "object",
         "properties": properties,
-        "required": list(properties),
+        "required": required,
         "additionalProperties": False,
     }
     return schema

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from domain.events import DomainEvent
 
@@ -19,6 +19,8 @@ class _PaymentFact(DomainEvent):
     provider: str
     purpose: str
     currency: str
+    # added to v1 (analytics by ticket type): absent in records written before it
+    ticket_type_id: uuid.UUID | None = field(default=None, metadata={"added": True})
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -196,11 +196,12 @@ def initiate_payment(
         ),
     )
     # Whatever the provider says now, the outcome arrives by webhook, and is applied then.
-    uow.emit(PaymentCreated(**_fact(payment), amount=amount))
+    uow.emit(PaymentCreated(**_fact(uow, payment), amount=amount))
     return payment, True
 
 
-def _fact(payment: Payment) -> dict:
+def _fact(uow: UnitOfWork, payment: Payment) -> dict:
+    registration = uow.session.get(Registration, payment.registration_id)  # usually loaded
     return {
         "aggregate_id": payment.id,
         "tenant_id": payment.tenant_id,
@@ -211,6 +212,7 @@ def _fact(payment: Payment) -> dict:
         "provider": payment.provider,
         "purpose": payment.purpose.value,
         "currency": payment.currency,
+        "ticket_type_id": registration.ticket_type_id if registration is not None else None,
     }
 
 
@@ -253,12 +255,12 @@ def apply_status(
         payment.failure_code = (failure_code or "failed")[:64]
     uow.session.flush()
     if payment.status == PaymentStatus.COMPLETED:
-        uow.emit(PaymentCompleted(**_fact(payment), amount=payment.amount))
+        uow.emit(PaymentCompleted(**_fact(uow, payment), amount=payment.amount))
         saga.confirm_registration_on_payment(uow, payment.id)
     elif payment.status == PaymentStatus.FAILED:
         uow.emit(
             PaymentFailed(
-                **_fact(payment), amount=payment.amount, failure_code=payment.failure_code
+                **_fact(uow, payment), amount=payment.amount, failure_code=payment.failure_code
             )
         )
         saga.release_seat_on_payment_failure(uow, payment.id)
@@ -457,7 +459,7 @@ def apply_refund_outcome(
     uow.session.flush()
     uow.emit(
         PaymentRefunded(
-            **_fact(payment),
+            **_fact(uow, payment),
             refund_id=refund.id,
             amount=refund.amount,
             amount_refunded=payment.amount_refunded,

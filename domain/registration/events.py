@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from domain.events import DomainEvent
 
@@ -61,6 +61,8 @@ class RegistrationConfirmed(DomainEvent):
     event_id: uuid.UUID
     user_id: uuid.UUID
     quantity: int
+    # added to v1 (analytics by ticket type): absent in records written before it
+    ticket_type_id: uuid.UUID | None = field(default=None, metadata={"added": True})
 
 
 @dataclass(frozen=True, kw_only=True)

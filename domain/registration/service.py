@@ -345,7 +345,7 @@ def register(
         )
     )
     if status == RegistrationStatus.CONFIRMED:
-        uow.emit(RegistrationConfirmed(**common, quantity=quantity))
+        uow.emit(RegistrationConfirmed(**common, quantity=quantity, ticket_type_id=tt.id))
     if reservation is None:
         claim_seats(uow, tt, quantity)  # with the commit: the hot row is locked only by it
     return registration
@@ -386,6 +386,7 @@ def confirm(uow: UnitOfWork, registration_id: uuid.UUID, amount: int) -> Registr
                 event_id=registration.event_id,
                 user_id=registration.user_id,
                 quantity=registration.quantity,
+                ticket_type_id=registration.ticket_type_id,
             )
         )
     return registration

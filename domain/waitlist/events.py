@@ -30,3 +30,17 @@ class WaitlistOffered(DomainEvent):
     user_id: uuid.UUID
     reservation_id: uuid.UUID
     expires_at: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class WaitlistLeft(DomainEvent):
+    """The participant left the waiting list (an offered entry is no longer waiting either: see
+    waitlist.offered)."""
+
+    event_type = "waitlist.left"
+    aggregate_type = "waitlist_entry"
+
+    entry_id: uuid.UUID
+    event_id: uuid.UUID
+    ticket_type_id: uuid.UUID
+    user_id: uuid.UUID

@@ -14,7 +14,7 @@ from domain.event.service import get_event, get_ticket_type
 from domain.registration.models import Registration, RegistrationStatus
 from domain.registration.service import reserve
 from domain.uow import UnitOfWork
-from domain.waitlist.events import WaitlistJoined, WaitlistOffered
+from domain.waitlist.events import WaitlistJoined, WaitlistLeft, WaitlistOffered
 from domain.waitlist.models import WaitlistEntry, WaitlistStatus
 
 
@@ -91,6 +91,16 @@ def leave(uow: UnitOfWork, entry_id: uuid.UUID, user_id: uuid.UUID) -> WaitlistE
         )
     entry.status = WaitlistStatus.CANCELLED
     uow.session.flush()
+    uow.emit(
+        WaitlistLeft(
+            aggregate_id=entry.id,
+            tenant_id=entry.tenant_id,
+            entry_id=entry.id,
+            event_id=entry.event_id,
+            ticket_type_id=entry.ticket_type_id,
+            user_id=entry.user_id,
+        )
+    )
     return entry
 
 
