@@ -1,0 +1,192 @@
+"""The sink: idempotent, order-independent, late facts correct their bucket, 30-minute unique
+views, coarser rollups equal the sum of finer ones, and row level security."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from tests.warehouse.conftest import T0, fact, in_tenant, scenario, snapshot
+from warehouse.facts import FactKind
+from warehouse.rollups import EVENT, GRAINS, ROLLUPS
+from warehouse.sink import ingest
+
+
+@pytest.fixture
+def ids() -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
+    return uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+
+
+def test_twice_shuffled_and_overlapping_batches_give_identical_rollups(
+    db_session: Session, ids
+) -> None:
+    tenant, event, tt = ids
+    facts = scenario(tenant, event, tt)
+    result = ingest(db_session, facts)
+    assert (result.received, result.stored) == (len(facts), len(facts))
+    once = snapshot(db_session, tenant)
+    assert any(once.values())
+
+    again = ingest(db_session, facts)
+    assert again.stored == 0
+    assert snapshot(db_session, tenant) == once
+
+    # the same facts for another tenant: shuffled, in overlapping batches
+    tenant2 = uuid.uuid4()
+    copies = [f.__class__(**{**_asdict(f), "tenant_id": tenant2}) for f in facts]
+    random.Random(7).shuffle(copies)
+    for start in range(0, len(copies), 5):
+        ingest(db_session, copies[max(0, start - 3) : start + 5])
+    assert snapshot(db_session, tenant2) == _retenant(once, tenant, tenant2)
+
+
+def _asdict(f) -> dict:
+    return {name: getattr(f, name) for name in f.__slots__}
+
+
+def _retenant(snap: dict, old: uuid.UUID, new: uuid.UUID) -> dict:
+    return {
+        table: sorted(tuple(str(new) if v == str(old) else v for v in row) for row in rows)
+        for table, rows in snap.items()
+    }
+
+
+def _event_minute(session: Session, tenant, event, column: str) -> dict:
+    in_tenant(session, tenant)
+    rows = session.execute(
+        text(
+            f"SELECT bucket, sum({column}) FROM warehouse.event_minute WHERE event_id = :e "
+            "GROUP BY bucket ORDER BY bucket"
+        ),
+        {"e": event},
+    ).all()
+    return {b: int(v) for b, v in rows}
+
+
+def test_a_late_fact_corrects_its_bucket_and_the_uniqueness_after_it(
+    db_session: Session, ids
+) -> None:
+    tenant, event, _ = ids
+    m = timedelta(minutes=1)
+    ingest(db_session, [fact(FactKind.PAGE_VIEW, tenant, event, T0 + 20 * m, visitor_id="x")])
+    ingest(db_session, [fact(FactKind.REGISTRATION, tenant, event, T0 + 5 * m)])
+    assert _event_minute(db_session, tenant, event, "unique_views") == {
+        T0 + 20 * m: 1,
+        T0 + 5 * m: 0,
+    }
+
+    # a view 15 minutes earlier arrives late: it is unique, the later one no longer is
+    ingest(db_session, [fact(FactKind.PAGE_VIEW, tenant, event, T0 + 5 * m, visitor_id="x")])
+    assert _event_minute(db_session, tenant, event, "unique_views") == {
+        T0 + 5 * m: 1,
+        T0 + 20 * m: 0,
+    }
+    assert _event_minute(db_session, tenant, event, "views") == {T0 + 5 * m: 1, T0 + 20 * m: 1}
+    assert _event_minute(db_session, tenant, event, "registrations")[T0 + 5 * m] == 1
+    # and so is the hour above them
+    in_tenant(db_session, tenant)
+    hour = db_session.execute(
+        text("SELECT views, unique_views FROM warehouse.event_hour WHERE event_id = :e"),
+        {"e": event},
+    ).one()
+    assert tuple(hour) == (2, 1)
+
+
+def test_unique_view_rule_at_the_30_minute_boundary(db_session: Session, ids) -> None:
+    tenant, event, _ = ids
+    s = timedelta(seconds=1)
+    views = [
+        fact(FactKind.PAGE_VIEW, tenant, event, T0, visitor_id="a"),
+        fact(FactKind.PAGE_VIEW, tenant, event, T0 + 30 * 60 * s, visitor_id="a"),  # exactly 30 min
+        fact(FactKind.PAGE_VIEW, tenant, event, T0, visitor_id="b"),
+        fact(FactKind.PAGE_VIEW, tenant, event, T0 + 30 * 60 * s + s, visitor_id="b"),  # 30 min 1 s
+        fact(
+            FactKind.PAGE_VIEW, tenant, event, T0 + 31 * 60 * s + s, visitor_id="b"
+        ),  # 1 min after
+        fact(FactKind.PAGE_VIEW, tenant, uuid.uuid4(), T0 + 5 * s, visitor_id="a"),  # other event
+    ]
+    ingest(db_session, views[::-1])  # order of arrival does not matter
+    uniques = _event_minute(db_session, tenant, event, "unique_views")
+    assert uniques == {T0: 2, T0 + timedelta(minutes=30): 1, T0 + timedelta(minutes=31): 0}
+    assert sum(_event_minute(db_session, tenant, event, "views").values()) == 5
+
+
+def test_hour_and_day_rollups_equal_the_sum_of_minutes(db_session: Session, ids) -> None:
+    tenant, event, tt = ids
+    facts = scenario(tenant, event, tt)
+    for start in range(0, len(facts), 4):
+        ingest(db_session, facts[start : start + 4])
+    in_tenant(db_session, tenant)
+    for rollup in ROLLUPS:
+        dims = ", ".join(rollup.dimensions)
+        sums = ", ".join(f"sum({c})" for c in rollup.measures)
+        for coarse in ("hour", "day"):
+            derived = db_session.execute(
+                text(
+                    f"SELECT {dims}, date_trunc('{coarse}', bucket, 'UTC') AS b, {sums} "
+                    f"FROM {rollup.table('minute')} GROUP BY {dims}, b ORDER BY {dims}, b"
+                )
+            ).all()
+            stored = db_session.execute(
+                text(
+                    f"SELECT {dims}, bucket, {', '.join(rollup.measures)} "
+                    f"FROM {rollup.table(coarse)} ORDER BY {dims}, bucket"
+                )
+            ).all()
+            assert [tuple(map(str, r)) for r in stored] == [tuple(map(str, r)) for r in derived]
+            assert stored, f"{rollup.table(coarse)} is empty"
+    total = db_session.execute(
+        text("SELECT sum(unique_views), sum(views) FROM warehouse.event_day WHERE event_id = :e"),
+        {"e": event},
+    ).one()
+    # a: 0, 10 (dup), 45 (unique), 76 (dup of 45? 31 min later: unique); b: 10, 61 (51 min: unique);
+    # c: 59, 200 -> uniques a0 a45 a76 b10 b61 c59 c200 = 7 of 8 views
+    assert tuple(total) == (7, 8)
+
+
+def test_tenant_a_reads_none_of_tenant_b_and_cannot_write_for_it(db_session: Session, ids) -> None:
+    a, event, tt = ids
+    b = uuid.uuid4()
+    ingest(db_session, scenario(a, event, tt) + scenario(b, uuid.uuid4(), tt))
+    in_tenant(db_session, a)
+    for rollup in ROLLUPS:
+        for grain in GRAINS:
+            seen = db_session.execute(
+                text(f"SELECT count(*) FROM {rollup.table(grain)} WHERE tenant_id = :b"), {"b": b}
+            ).scalar()
+            own = db_session.execute(
+                text(f"SELECT count(*) FROM {rollup.table(grain)} WHERE tenant_id = :a"), {"a": a}
+            ).scalar()
+            assert (seen, own > 0) == (0, True), rollup.table(grain)
+    assert (
+        db_session.execute(
+            text("SELECT count(*) FROM warehouse.facts WHERE tenant_id = :b"), {"b": b}
+        ).scalar()
+        == 0
+    )
+    with pytest.raises(Exception, match="row-level security"):
+        db_session.execute(
+            text(
+                "INSERT INTO warehouse.facts (tenant_id, fact_id, occurred_at, kind, event_id) "
+                "VALUES (:b, :f, now(), 'page_view', :e)"
+            ),
+            {"b": b, "f": uuid.uuid4(), "e": event},
+        )
+
+
+def test_bad_facts_are_refused_before_anything_is_written(db_session: Session, ids) -> None:
+    tenant, event, _ = ids
+    good = fact(FactKind.PAGE_VIEW, tenant, event, T0)
+    naive = fact(FactKind.PAGE_VIEW, tenant, event, T0.replace(tzinfo=None))
+    with pytest.raises(ValueError, match="naive"):
+        ingest(db_session, [good, naive])
+    with pytest.raises(ValueError, match="purpose"):
+        ingest(db_session, [good, fact(FactKind.PAYMENT, tenant, event, T0, purpose="tip")])
+    in_tenant(db_session, tenant)
+    assert db_session.execute(text("SELECT count(*) FROM warehouse.facts")).scalar() == 0
+    assert EVENT.table("minute") == "warehouse.event_minute"

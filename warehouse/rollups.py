@@ -1,0 +1,192 @@
+"""The rollups and how each is computed, absolutely, from what lies below it.
+
+One description serves the sink (keys of one batch), ``aqstream backfill`` (every key of an
+event) and the queries (which columns to sum). Every statement recomputes whole buckets and
+upserts them with ``col = EXCLUDED.col``: running it twice, or after facts arrived late or were
+delivered again, gives the same rows. Buckets are UTC (``date_trunc(..., 'UTC')``).
+
+A page view is *unique* when the same visitor had no page view on the same event in the 30
+minutes before it (ties on the same instant broken by fact id). Uniqueness belongs to the view,
+not to a window, so unique views add up across minutes, hours and days. A view at ``t`` can
+change the uniqueness of views up to ``t + 30 min``: the sink recomputes those minutes too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+UNIQUE_WINDOW = timedelta(minutes=30)
+GRAINS = ("minute", "hour", "day")
+STEP = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1)}
+NO_CURRENCY = "XXX"  # ISO 4217 "no currency", for a payment fact that names none
+NO_SOURCE = "direct"
+NO_DEVICE = "unknown"
+
+
+def floor(moment: datetime, grain: str) -> datetime:
+    """The start of ``moment``'s bucket of ``grain``, in UTC (``moment`` must be aware)."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime: warehouse times are aware (UTC)")
+    utc = moment.astimezone(UTC)
+    if grain == "minute":
+        return utc.replace(second=0, microsecond=0)
+    if grain == "hour":
+        return utc.replace(minute=0, second=0, microsecond=0)
+    if grain == "day":
+        return utc.replace(hour=0, minute=0, second=0, microsecond=0)
+    raise ValueError(f"unknown grain {grain!r}")
+
+
+_UNIQUE = (
+    "f.kind = 'page_view' AND NOT EXISTS (SELECT 1 FROM warehouse.facts p"
+    " WHERE p.tenant_id = f.tenant_id AND p.event_id = f.event_id AND p.kind = 'page_view'"
+    " AND p.visitor_id = f.visitor_id AND p.occurred_at >= f.occurred_at - interval '30 minutes'"
+    " AND (p.occurred_at, p.fact_id) < (f.occurred_at, f.fact_id))"
+)
+
+
+def _count(kind: str) -> str:
+    return f"count(*) FILTER (WHERE f.kind = '{kind}')"
+
+
+def _seats(kind: str) -> str:
+    return f"coalesce(sum(f.quantity) FILTER (WHERE f.kind = '{kind}'), 0)"
+
+
+def _amount(condition: str) -> str:
+    return f"coalesce(sum(f.amount) FILTER (WHERE {condition}), 0)"
+
+
+@dataclass(frozen=True, eq=False)  # compared by identity: there are three
+class Rollup:
+    name: str  # warehouse.<name>_<grain>
+    dimensions: tuple[str, ...]  # besides tenant_id and bucket
+    fact_dimensions: tuple[str, ...]  # the same, as expressions over facts f
+    measures: dict[str, str]  # column -> aggregate over facts f
+    kinds: frozenset[str]  # the fact kinds it reads
+
+    def table(self, grain: str) -> str:
+        return f"warehouse.{self.name}_{grain}"
+
+    @property
+    def conflict(self) -> str:
+        return ", ".join(("tenant_id", *self.dimensions, "bucket"))
+
+    def _upsert(self, grain: str, select: str) -> str:
+        columns = ", ".join(("tenant_id", *self.dimensions, "bucket", *self.measures))
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in self.measures)
+        return (
+            f"INSERT INTO {self.table(grain)} ({columns}) {select} "
+            f"ON CONFLICT ({self.conflict}) DO UPDATE SET {updates}"
+        )
+
+    def minute_from_facts(self, keys: str) -> str:
+        """Upsert the minutes ``keys`` (a relation k(event_id, bucket)) names, from raw facts."""
+        dims = ", ".join(self.fact_dimensions)
+        measures = ", ".join(self.measures.values())
+        kinds = ", ".join(f"'{k}'" for k in sorted(self.kinds))
+        select = (
+            f"SELECT f.tenant_id, {dims}, k.bucket, {measures} FROM {keys} "
+            "JOIN warehouse.facts f ON f.tenant_id = app_tenant_id() AND f.event_id = k.event_id"
+            " AND f.occurred_at >= k.bucket AND f.occurred_at < k.bucket + interval '1 minute'"
+            f" AND f.kind IN ({kinds}) "
+            f"GROUP BY f.tenant_id, {dims}, k.bucket"
+        )
+        return self._upsert("minute", select)
+
+    def coarser_from_finer(self, grain: str, keys: str) -> str:
+        """Upsert the ``grain`` buckets ``keys`` names by summing the next finer rollup."""
+        finer = GRAINS[GRAINS.index(grain) - 1]
+        dims = ", ".join(f"m.{d}" for d in self.dimensions)
+        sums = ", ".join(f"sum(m.{c})" for c in self.measures)
+        select = (
+            f"SELECT m.tenant_id, {dims}, k.bucket, {sums} FROM {keys} "
+            f"JOIN {self.table(finer)} m ON m.tenant_id = app_tenant_id()"
+            " AND m.event_id = k.event_id AND m.bucket >= k.bucket"
+            f" AND m.bucket < k.bucket + interval '1 {grain}' "
+            f"GROUP BY m.tenant_id, {dims}, k.bucket"
+        )
+        return self._upsert(grain, select)
+
+
+EVENT = Rollup(
+    name="event",
+    dimensions=("event_id", "ticket_type_id"),
+    fact_dimensions=("f.event_id", "f.ticket_type_id"),
+    measures={
+        "views": _count("page_view"),
+        "unique_views": f"count(*) FILTER (WHERE {_UNIQUE})",
+        "ticket_selected": _count("ticket_selected"),
+        "checkout_started": _count("checkout_started"),
+        "reservations": _count("reservation"),
+        "reserved_seats": _seats("reservation"),
+        "registrations": _count("registration"),
+        "registered_seats": _seats("registration"),
+        "confirmations": _count("confirmation"),
+        "confirmed_seats": _seats("confirmation"),
+        "cancellations": _count("cancellation"),
+        "cancelled_seats": _seats("cancellation"),
+        "checkins": _count("checkin"),
+        "checked_in_seats": _seats("checkin"),
+        "waitlist_joined": _count("waitlist_joined"),
+        "waitlist_left": _count("waitlist_left"),
+        "paid_registrations": (
+            "count(*) FILTER (WHERE f.kind = 'payment' AND f.purpose IN ('full', 'deposit'))"
+        ),
+    },
+    kinds=frozenset(
+        {
+            "page_view",
+            "ticket_selected",
+            "checkout_started",
+            "reservation",
+            "registration",
+            "confirmation",
+            "cancellation",
+            "checkin",
+            "waitlist_joined",
+            "waitlist_left",
+            "payment",
+        }
+    ),
+)
+
+_GROSS = _amount("f.kind = 'payment'")
+_REFUNDS = _amount("f.kind = 'refund'")
+
+REVENUE = Rollup(
+    name="revenue",
+    dimensions=("event_id", "ticket_type_id", "currency"),
+    fact_dimensions=("f.event_id", "f.ticket_type_id", f"coalesce(f.currency, '{NO_CURRENCY}')"),
+    measures={
+        "payment_count": _count("payment"),
+        "refund_count": _count("refund"),
+        "gross": _GROSS,
+        "refunds": _REFUNDS,
+        "net": f"{_GROSS} - {_REFUNDS}",
+        "full_amount": _amount("f.kind = 'payment' AND f.purpose = 'full'"),
+        "deposit_amount": _amount("f.kind = 'payment' AND f.purpose = 'deposit'"),
+        "remainder_amount": _amount("f.kind = 'payment' AND f.purpose = 'remainder'"),
+    },
+    kinds=frozenset({"payment", "refund"}),
+)
+
+TRAFFIC = Rollup(
+    name="traffic",
+    dimensions=("event_id", "source", "device"),
+    fact_dimensions=(
+        "f.event_id",
+        f"coalesce(f.source, '{NO_SOURCE}')",
+        f"coalesce(f.device, '{NO_DEVICE}')",
+    ),
+    measures={
+        "views": _count("page_view"),
+        "unique_views": f"count(*) FILTER (WHERE {_UNIQUE})",
+        "ticket_selected": _count("ticket_selected"),
+        "checkout_started": _count("checkout_started"),
+    },
+    kinds=frozenset({"page_view", "ticket_selected", "checkout_started"}),
+)
+
+ROLLUPS = (EVENT, REVENUE, TRAFFIC)
