@@ -1,0 +1,89 @@
+"""The plan is a function of the seed: the same seed makes the same plan (compared as data, not
+timing), another seed another; visits do not depend on how many are asked for; the scenario
+covers what the generator promises (every source, every stage, deposits, refunds, check-ins,
+two currencies, a flash sale); the 30-minute rule of unique views."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from aqstream.simulate import SCENARIOS, SOURCES, build_plan, unique_views
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_same_seed_same_plan(scenario: str) -> None:
+    assert build_plan(7, scenario).as_dict(200) == build_plan(7, scenario).as_dict(200)
+
+
+def test_different_seeds_differ() -> None:
+    plans = [build_plan(seed, "small").as_dict(100) for seed in (1, 2, 3)]
+    assert plans[0] != plans[1] != plans[2] != plans[0]
+    assert plans[0]["visits"] != plans[1]["visits"]
+    assert plans[0]["events"] != plans[1]["events"]
+
+
+def test_a_visit_is_the_same_however_many_are_asked_for() -> None:
+    plan = build_plan(11, "demo")
+    assert list(plan.visits(30)) == list(plan.visits(500))[:30]
+    forever = plan.visits(None)
+    assert [next(forever) for _ in range(30)] == list(plan.visits(30))
+
+
+def test_the_demo_scenario_covers_what_the_generator_promises() -> None:
+    plan = build_plan(3, "demo")
+    visits = list(plan.visits(600))
+    assert {v.source for v in visits} == {s.name for s in SOURCES}
+    stages = Counter(v.stage for v in visits)
+    assert set(stages) == {"view", "selected", "checkout", "reserved", "registered", "paid"}
+    assert stages["view"] > stages["paid"] > 0  # drop-off
+    types = [t for e in plan.events for t in e.ticket_types]
+    assert {t.currency for t in types} == {"EUR", "RUB"}
+    assert any(t.price_amount == 0 for t in types) and any(t.deposit_percent for t in types)
+    assert len({e.size for e in plan.events}) >= 2
+    assert sum(v.payments == ("failed",) for v in visits) > 0
+    assert sum(v.payment_mode == "deposit" and v.remainder == ("failed", "succeeded")
+               for v in visits) > 0  # fmt: skip
+    assert {v.refund for v in visits} >= {"full", "partial"}
+    assert sum(v.check_in for v in visits) > 0 and sum(v.cancel for v in visits) > 0
+    assert sum(len(v.views) > 1 for v in visits) > 0
+    [flash] = plan.flash_sales
+    assert len(flash.buyers) > next(
+        t.capacity for e in plan.events for t in e.ticket_types if t.key == flash.ticket_type
+    )
+
+
+def test_source_dependent_drop_off() -> None:
+    visits = list(build_plan(5, "large").visits(4000))
+
+    def conversion(source: str) -> float:
+        mine = [v for v in visits if v.source == source]
+        return sum(v.stage in ("registered", "paid") for v in mine) / len(mine)
+
+    assert conversion("newsletter") > conversion("telegram") > conversion("vk")
+
+
+def test_a_participant_registers_once_per_event() -> None:
+    plan = build_plan(9, "small")
+    seen = set()
+    for fs in plan.flash_sales:
+        seen |= {(fs.event, b) for b in fs.buyers}
+    for v in plan.visits(300):
+        if v.participant is not None:
+            assert (v.event, v.participant) not in seen
+            seen.add((v.event, v.participant))
+
+
+def test_unique_views_by_the_30_minute_rule() -> None:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def at(*minutes: float) -> list[datetime]:
+        return [t0 + timedelta(minutes=m) for m in minutes]
+
+    assert unique_views(at(0)) == 1
+    assert unique_views(at(0, 10, 29)) == 1
+    assert unique_views(at(0, 31)) == 2
+    assert unique_views(at(45, 0, 5)) == 2  # order of arrival does not matter
+    assert unique_views([]) == 0
