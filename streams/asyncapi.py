@@ -10,7 +10,7 @@ import yaml
 
 from aqstream.settings import Settings
 from streams.contracts import event_classes, schema_file
-from streams.topics import KEY, catalog
+from streams.topics import KEY, catalog, tracking_topic
 
 BINDING_VERSION = "0.5.0"
 
@@ -100,6 +100,7 @@ def document(settings: Settings | None = None) -> dict[str, Any]:
                 for event_type in topic.event_types
             ],
         }
+    _tracking(settings, messages, channels, operations)
     return {
         "asyncapi": "3.0.0",
         "info": {
@@ -149,6 +150,68 @@ def document(settings: Settings | None = None) -> dict[str, Any]:
                 }
             },
         },
+    }
+
+
+def _tracking(
+    settings: Settings,
+    messages: dict[str, Any],
+    channels: dict[str, Any],
+    operations: dict[str, Any],
+) -> None:
+    """The tracking topic: not an aggregate's; the API sends it browsers' actions itself."""
+    topic = tracking_topic(settings)
+    payload = _payload("tracking", 1)
+    refs = {}
+    for event_type in topic.event_types:
+        key = f"{event_type}.v1"
+        messages[key] = {
+            "name": event_type,
+            "title": event_type.split(".", 1)[1],
+            "summary": payload.get("description", ""),
+            "contentType": "application/json",
+            "headers": {"$ref": "#/components/schemas/headers"},
+            "correlationId": {"$ref": "#/components/correlationIds/request"},
+            "payload": payload,
+            "bindings": {
+                "kafka": {
+                    "key": {"type": "string", "format": "uuid", "description": topic.key},
+                    "bindingVersion": BINDING_VERSION,
+                }
+            },
+        }
+        refs[event_type] = {"$ref": f"#/components/messages/{key}"}
+    channels[topic.aggregate_type] = {
+        "address": topic.name,
+        "title": "tracked actions",
+        "description": (
+            "Page views, ticket selections and checkout starts, sent by POST /analytics/track "
+            "straight to Kafka (not through the outbox), keyed by the event id; headers as the "
+            "relay's (event_id = the action's id, aggregate_type = `tracking`). At least once: "
+            "deduplicate on `event_id`. Bots are filtered before."
+        ),
+        "messages": refs,
+        "bindings": {
+            "kafka": {
+                "topic": topic.name,
+                "partitions": topic.partitions,
+                "replicas": topic.replication_factor,
+                "topicConfiguration": {
+                    "cleanup.policy": ["delete"],
+                    "retention.ms": topic.retention_ms,
+                },
+                "bindingVersion": BINDING_VERSION,
+            }
+        },
+    }
+    operations["publish-tracking"] = {
+        "action": "send",
+        "title": "The API publishes tracked actions",
+        "channel": {"$ref": "#/channels/tracking"},
+        "messages": [
+            {"$ref": f"#/channels/tracking/messages/{event_type}"}
+            for event_type in topic.event_types
+        ],
     }
 
 

@@ -135,14 +135,26 @@ def render(schema: dict[str, Any]) -> str:
     return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
 
 
+def other_schemas() -> dict[str, dict[str, Any]]:
+    """Contracts of records that are not domain events, by file name: the tracking records the
+    API sends itself (domain/analytics/tracking.py)."""
+    from domain.analytics.tracking import SCHEMA, SCHEMA_VERSION, record_schema
+
+    return {schema_file(SCHEMA, SCHEMA_VERSION).name: record_schema()}
+
+
 def write_schemas(directory: Path | None = None) -> list[Path]:
     """(Re)write the schema file of every event class; return the files that changed."""
     directory = directory or SCHEMA_DIR
     directory.mkdir(parents=True, exist_ok=True)
     changed = []
-    for cls in event_classes():
-        path = directory / schema_file(cls.event_type, cls.schema_version).name
-        text = render(schema_for(cls))
+    texts = {
+        schema_file(cls.event_type, cls.schema_version).name: render(schema_for(cls))
+        for cls in event_classes()
+    }
+    texts.update({name: render(schema) for name, schema in other_schemas().items()})
+    for name, text in texts.items():
+        path = directory / name
         if not path.exists() or path.read_text() != text:
             path.write_text(text)
             changed.append(path)
@@ -163,7 +175,15 @@ def contract_problems(directory: Path | None = None) -> list[str]:
             problems.append(f"{path.name}: missing (new event {cls.__qualname__})")
         elif path.read_text() != render(schema_for(cls)):
             problems.append(f"{path.name}: stale ({cls.__qualname__} changed)")
+    others = other_schemas()
+    for name, schema in others.items():
+        if not (directory / name).exists():
+            problems.append(f"{name}: missing")
+        elif (directory / name).read_text() != render(schema):
+            problems.append(f"{name}: stale")
     for path in sorted(directory.glob("*.json")):
+        if path.name in others:
+            continue
         event_type, _, version = path.stem.rpartition(".v")
         if event_type not in current or not version.isdigit() or int(version) > current[event_type]:
             problems.append(f"{path.name}: no such event type and version in domain/")

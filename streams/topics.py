@@ -77,6 +77,29 @@ def dlq_topic(settings: Settings) -> Topic:
     )
 
 
+TRACKING = "tracking"  # not an aggregate: browsers' actions, sent by the API (api/analytics)
+TRACKING_EVENT_TYPES = (
+    "tracking.page_view",
+    "tracking.ticket_selected",
+    "tracking.checkout_started",
+)
+
+
+def tracking_topic(settings: Settings) -> Topic:
+    """``<namespace>.tracking.v1``: tracked actions, produced straight by the API (not through
+    the outbox), keyed by the event id; one schema for all three types
+    (``streams/schemas/tracking.v1.json``)."""
+    return Topic(
+        name=topic_name(TRACKING, settings.topic_namespace),
+        aggregate_type=TRACKING,
+        partitions=settings.topic_partitions,
+        replication_factor=settings.topic_replication_factor,
+        retention_ms=settings.topic_retention_ms,
+        event_types=TRACKING_EVENT_TYPES,
+        key="event_id",
+    )
+
+
 def ensure_topics(bootstrap: str, topics: list[Topic], timeout_ms: int = 10_000) -> list[str]:
     """Create the topics that do not exist yet; return their names. Idempotent, and safe to
     race with another relay (an "already exists" answer counts as done). An existing topic is

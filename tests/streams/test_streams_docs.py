@@ -18,7 +18,7 @@ from aqstream.settings import PROJECT_ROOT, Settings
 from streams.asyncapi import asyncapi_yaml
 from streams.contracts import event_classes, schema_file
 from streams.relay import Relay
-from streams.topics import catalog
+from streams.topics import catalog, tracking_topic
 from tests.streams.conftest import topic_of, unsent, write_events
 
 DOCS = PROJECT_ROOT / "docs"
@@ -53,7 +53,9 @@ def test_asyncapi_document_has_every_topic_and_event_and_resolves() -> None:
     assert document["asyncapi"] == "3.0.0"
     topics = catalog(Settings.model_construct())
     channels = document["channels"]
-    assert {c["address"] for c in channels.values()} == {t.name for t in topics}
+    tracking = tracking_topic(Settings.model_construct())  # the API's own topic, no aggregate
+    assert {c["address"] for c in channels.values()} == {t.name for t in [*topics, tracking]}
+    assert set(channels["tracking"]["messages"]) == set(tracking.event_types)
     for topic in topics:
         channel = channels[topic.aggregate_type]
         assert set(channel["messages"]) == set(topic.event_types)

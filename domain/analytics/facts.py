@@ -1,0 +1,102 @@
+"""From a consumed record (its event type, JSON payload and headers) to the warehouse's ``Fact``.
+
+The fact's id is the record's ``event_id`` header (the outbox row's id, or the tracked action's
+id), its tenant the ``tenant_id`` header, its time the event's: ``occurred_at`` of the record
+(the writing transaction's start, or when the browser saw the action), except a check-in, which
+counts when the participant was let in (``checked_in_at``). Types the analytics does not count
+map to None.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from domain.analytics.tracking import EVENT_TYPE_PREFIX, TRACK_TYPES
+from warehouse.facts import Fact, FactKind
+
+DOMAIN_KINDS: dict[str, FactKind] = {
+    "reservation.created": FactKind.RESERVATION,
+    "registration.created": FactKind.REGISTRATION,
+    "registration.confirmed": FactKind.CONFIRMATION,
+    "registration.cancelled": FactKind.CANCELLATION,
+    "payment.completed": FactKind.PAYMENT,
+    "payment.refunded": FactKind.REFUND,
+    "checkin.completed": FactKind.CHECKIN,
+    "waitlist.joined": FactKind.WAITLIST_JOINED,
+    "waitlist.offered": FactKind.WAITLIST_LEFT,  # an offered entry no longer waits
+    "waitlist.left": FactKind.WAITLIST_LEFT,
+}
+TRACKING_KINDS: dict[str, FactKind] = {
+    EVENT_TYPE_PREFIX + kind: FactKind(kind) for kind in TRACK_TYPES
+}
+DOMAIN_EVENT_TYPES = tuple(DOMAIN_KINDS)
+
+
+class UnreadableRecord(ValueError):
+    """A record of a counted type that lacks what its fact needs (it cannot succeed on retry)."""
+
+
+def kind_of(event_type: str) -> FactKind | None:
+    return DOMAIN_KINDS.get(event_type) or TRACKING_KINDS.get(event_type)
+
+
+def to_fact(event_type: str, payload: Mapping[str, Any], headers: Mapping[str, str]) -> Fact | None:
+    """The fact of one record, or None when the analytics does not count its type."""
+    kind = kind_of(event_type)
+    if kind is None:
+        return None
+    try:
+        return _fact(kind, payload, headers)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UnreadableRecord(f"{event_type}: {exc!r}") from exc
+
+
+def _fact(kind: FactKind, p: Mapping[str, Any], headers: Mapping[str, str]) -> Fact:
+    tenant = headers.get("tenant_id") or p.get("tenant_id")
+    if not tenant:
+        raise ValueError("no tenant_id")
+    common: dict[str, Any] = {
+        "fact_id": uuid.UUID(headers["event_id"]),
+        "kind": kind,
+        "tenant_id": uuid.UUID(tenant),
+        "event_id": uuid.UUID(p["event_id"]),
+        "ticket_type_id": _uuid(p.get("ticket_type_id")),
+    }
+    if kind in (FactKind.PAGE_VIEW, FactKind.TICKET_SELECTED, FactKind.CHECKOUT_STARTED):
+        return Fact(
+            **common,
+            occurred_at=_time(p.get("occurred_at") or headers["occurred_at"]),
+            visitor_id=p["visitor_id"],
+            session_id=p["session_id"],
+            source=p.get("source"),
+            device=p.get("device"),
+        )
+    occurred_at = _time(p["checked_in_at"] if kind == FactKind.CHECKIN else headers["occurred_at"])
+    registration_id = _uuid(p.get("registration_id"))
+    if kind in (FactKind.PAYMENT, FactKind.REFUND):
+        return Fact(
+            **common,
+            occurred_at=occurred_at,
+            registration_id=registration_id,
+            amount=int(p["amount"]),
+            currency=p["currency"],
+            purpose=p.get("purpose"),
+        )
+    return Fact(
+        **common,
+        occurred_at=occurred_at,
+        registration_id=registration_id,
+        quantity=int(p.get("quantity") or 1),
+    )
+
+
+def _uuid(value: Any) -> uuid.UUID | None:
+    return uuid.UUID(value) if value else None
+
+
+def _time(value: str) -> datetime:
+    moment = datetime.fromisoformat(value)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
