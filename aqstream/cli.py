@@ -347,6 +347,79 @@ def dlq_replay(
 
 
 @app.command()
+def simulate(
+    seed: Annotated[int, typer.Option(help="The same seed makes the same plan")] = 1,
+    api: Annotated[str | None, typer.Option(help="API base URL (default: this config's)")] = None,
+    scenario: Annotated[str, typer.Option(help="tiny | small | demo | large")] = "small",
+    visits: Annotated[int | None, typer.Option(help="Visits (default: the scenario's)")] = None,
+    rate: Annotated[float | None, typer.Option(help="Visitors per second (live mode)")] = None,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds")] = None,
+    forever: Annotated[bool, typer.Option(help="Go on until Ctrl-C")] = False,
+    totals_json: Annotated[Path | None, typer.Option(help="Write the totals here")] = None,
+    admin_email: Annotated[str | None, typer.Option(envvar="AQSTREAM_SIMULATE_ADMIN_EMAIL")] = None,
+    admin_password: Annotated[
+        str | None, typer.Option(envvar="AQSTREAM_SIMULATE_ADMIN_PASSWORD")
+    ] = None,
+    concurrency: Annotated[int, typer.Option(min=1, max=64)] = 8,
+) -> None:
+    """Deterministic traffic through the API of a running platform: organizers, events,
+    visitors from sources with drop-off, a flash sale, payments, refunds, check-ins; prints the
+    totals it produced (docs/simulate.md)."""
+    import signal
+
+    from aqstream.logging import configure_logging
+    from aqstream.simulate import (
+        SCENARIOS,
+        Account,
+        Simulation,
+        Stopped,
+        build_plan,
+        summary,
+    )
+
+    if scenario not in SCENARIOS:
+        typer.secho(f"error: scenario is one of {', '.join(SCENARIOS)}", fg="red", err=True)
+        raise typer.Exit(2)
+    base = _settings()
+    configure_logging(base.log_level, json=False)
+    admin = None
+    if admin_email:
+        admin = Account(admin_email, "Administrator", password=admin_password or "")
+    sim = Simulation(
+        build_plan(seed, scenario),
+        api or f"http://{base.api_host}:{base.api_port}",
+        admin=admin,
+        # Organizations need a platform admin's approval: an operator's act, as `admin grant`.
+        grant_admin=lambda email: _set_admin(email, True),
+        concurrency=concurrency,
+        max_wait_s=3600 if forever or rate else 120,
+    )
+    signal.signal(signal.SIGTERM, lambda *_: sim.stop.set())
+    count = None if forever or duration else (visits or SCENARIOS[scenario].visitors)
+    interrupted = False
+    try:
+        sim.setup()
+        sim.run(count, rate=rate, duration=duration)
+    except (KeyboardInterrupt, Stopped):
+        interrupted = True
+        sim.stop.set()  # visits in flight end at their next request
+    try:
+        sim.stop.clear()
+        if interrupted:
+            typer.echo("\nstopped; reading the totals back (Ctrl-C again to skip) ...")
+        sim.settle(timeout_s=5 if interrupted else 60)
+    except (KeyboardInterrupt, Stopped):
+        typer.echo("totals not read back: what the run had seen so far")
+    finally:
+        sim.close()
+    totals = sim.totals()
+    typer.echo(summary(totals))
+    if totals_json:
+        totals_json.write_text(json.dumps(totals, indent=2, sort_keys=True))
+        typer.echo(f"wrote {totals_json}")
+
+
+@app.command()
 def run() -> None:
     """Start the whole platform: local stack, migrations, API, jobs, outbox relay, stream worker
     (and, as they arrive, dashboards), supervised. Ctrl-C stops everything it started."""
