@@ -333,6 +333,27 @@ def worker() -> None:
         engine.dispose()
 
 
+@app.command()
+def dashboards(
+    host: Annotated[str | None, typer.Option()] = None,
+    port: Annotated[int | None, typer.Option()] = None,
+) -> None:
+    """Serve the organizer dashboards (Dash); they talk only to the API (docs/dashboards.md)."""
+    from aqstream.logging import configure_logging, get_logger
+    from dashboards.app import api_url, serve
+
+    settings = _settings().model_copy(
+        update={k: v for k, v in {"dashboards_host": host, "dashboards_port": port}.items() if v}
+    )
+    configure_logging(settings.log_level, settings.log_json)
+    get_logger("aqstream.dashboards").info(
+        "dashboards_starting",
+        url=f"http://{settings.dashboards_host}:{settings.dashboards_port}",
+        api=api_url(settings),
+    )
+    serve(settings)
+
+
 @dlq_app.command("replay")
 def dlq_replay(
     limit: Annotated[int | None, typer.Option(help="Replay at most this many")] = None,
@@ -422,7 +443,7 @@ def simulate(
 @app.command()
 def run() -> None:
     """Start the whole platform: local stack, migrations, API, jobs, outbox relay, stream worker
-    (and, as they arrive, dashboards), supervised. Ctrl-C stops everything it started."""
+    and dashboards, supervised. Ctrl-C stops everything it started."""
     from aqstream import migrations
     from aqstream.logging import configure_logging
     from aqstream.resources import ensure_bucket
@@ -451,14 +472,20 @@ def run() -> None:
         if relay_port and port_in_use(relay_port):  # e.g. a second `run` on this machine
             relay_port = free_port()
             env["AQSTREAM_RELAY_METRICS_PORT"] = str(relay_port)
+        dashboards_port = settings.dashboards_port
+        if port_in_use(dashboards_port):
+            dashboards_port = free_port()
+            env["AQSTREAM_DASHBOARDS_PORT"] = str(dashboards_port)
         me = [sys.executable, "-m", "aqstream"]
         children = [
             Child("api", [*me, "api"], env),
             Child("jobs", [*me, "jobs"], env),
             Child("relay", [*me, "relay"], env),
             Child("worker", [*me, "worker"], env),
+            Child("dashboards", [*me, "dashboards"], env),
         ]
         api_url = f"http://{settings.api_host}:{settings.api_port}"
+        dashboards_url = f"http://{settings.dashboards_host}:{dashboards_port}"
 
         def announce() -> None:
             _wait_http(f"{api_url}/health", timeout=60)
@@ -467,6 +494,7 @@ def run() -> None:
             typer.echo(f"  API docs     {api_url}/docs")
             typer.echo(f"  health       {api_url}/health   ready {api_url}/ready")
             typer.echo(f"  metrics      {api_url}/metrics")
+            typer.echo(f"  dashboards   {dashboards_url}")
             if relay_port:
                 relay_url = f"http://{settings.relay_metrics_host}:{relay_port}/metrics"
                 typer.echo(f"  relay        {relay_url}")

@@ -74,6 +74,23 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
 
+    # --- dashboards: the organizers' Dash app, `aqstream dashboards` (docs/dashboards.md) -------
+    dashboards_host: str = "127.0.0.1"
+    dashboards_port: int = 8050
+    dashboards_api_url: str | None = Field(
+        default=None,
+        description="Base URL of the API the dashboards call (they read nothing else); default: "
+        "this configuration's API address (`http://api_host:api_port`).",
+    )
+    dashboards_refresh_s: float = Field(
+        default=5.0, gt=0, description="Auto-refresh interval of the live event dashboard."
+    )
+    dashboards_cookie_secure: bool = Field(
+        default=False,
+        description="Mark the session cookie Secure (set it when a TLS proxy fronts the "
+        "dashboards).",
+    )
+
     # --- identity and tokens ------------------------------------------------------------------
     jwt_secret: SecretStr = Field(
         default=SecretStr(DEV_JWT_SECRET),

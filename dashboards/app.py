@@ -1,0 +1,303 @@
+"""The organizers' Dash app (``aqstream dashboards``): sign-in, the organization switcher, and the
+pages (overview, event dashboard, exports). It reads nothing but the REST API, as the signed-in
+user (dashboards/session.py), so the API's tenancy and roles are the dashboards' too."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import parse_qs
+
+import dash_bootstrap_components as dbc
+import httpx
+from dash import Dash, Input, Output, State, dcc, html, no_update
+
+from aqstream.settings import Settings
+from dashboards import event, exports, overview
+from dashboards.client import ApiError, Unauthorized
+from dashboards.components import api_problem, empty_state, loading_state, redirect_to_signin
+from dashboards.session import MESSAGES, Sessions, safe_next
+
+ASSETS = Path(__file__).with_name("assets")
+EVENT_PATH = re.compile(r"^/events/([0-9a-fA-F-]{36})$")
+ROLE_LABELS = {"owner": "Owner", "moderator": "Moderator", "analyst": "Analyst · read-only"}
+
+
+def api_url(settings: Settings) -> str:
+    if settings.dashboards_api_url:
+        return settings.dashboards_api_url.rstrip("/")
+    host = "127.0.0.1" if settings.api_host in ("0.0.0.0", "::") else settings.api_host
+    return f"http://{host}:{settings.api_port}"
+
+
+# --- sign-in ---------------------------------------------------------------------------------------
+
+
+def signin_page(search: str | None):
+    """A plain form posted to the server's /auth/login: the token never reaches the page."""
+    query = parse_qs((search or "").lstrip("?"))
+    message = MESSAGES.get((query.get("message") or [""])[0])
+    target = safe_next((query.get("next") or ["/"])[0])
+    colour = "info" if (query.get("message") or [""])[0] == "signed_out" else "danger"
+    return dbc.Row(
+        dbc.Col(
+            dbc.Card(
+                dbc.CardBody(
+                    [
+                        html.H1("Sign in", className="h3 mb-1"),
+                        html.P(
+                            "Organizer dashboards: use your AqStream account.",
+                            className="text-body-secondary",
+                        ),
+                        dbc.Alert(message, color=colour, id="signin-message") if message else None,
+                        html.Form(
+                            [
+                                dbc.Label("E-mail", html_for="signin-email"),
+                                dbc.Input(
+                                    id="signin-email",
+                                    name="email",
+                                    type="email",
+                                    autocomplete="username",
+                                    required=True,
+                                    className="mb-3",
+                                ),
+                                dbc.Label("Password", html_for="signin-password"),
+                                dbc.Input(
+                                    id="signin-password",
+                                    name="password",
+                                    type="password",
+                                    autocomplete="current-password",
+                                    required=True,
+                                    className="mb-3",
+                                ),
+                                dcc.Input(type="hidden", name="next", value=target),
+                                html.Button(
+                                    "Sign in",
+                                    id="signin-submit",
+                                    type="submit",
+                                    className="btn btn-primary w-100",
+                                ),
+                            ],
+                            method="POST",
+                            action="/auth/login",
+                        ),
+                    ]
+                ),
+                className="shadow-sm mt-5",
+            ),
+            md=6,
+            lg=4,
+        ),
+        justify="center",
+    )
+
+
+# --- the shell -------------------------------------------------------------------------------------
+
+
+def navbar():
+    return dbc.Navbar(
+        dbc.Container(
+            [
+                dbc.NavbarBrand("AqStream", href="/", className="fw-bold"),
+                dbc.Nav(
+                    [
+                        dbc.NavItem(dbc.NavLink("Overview", href="/", id="nav-overview")),
+                        dbc.NavItem(dbc.NavLink("Exports", href="/exports", id="nav-exports")),
+                    ],
+                    className="me-auto",
+                    navbar=True,
+                ),
+                html.Div(
+                    [
+                        html.Label(
+                            "Organization", htmlFor="org-switch", className="visually-hidden"
+                        ),
+                        dcc.Dropdown(
+                            id="org-switch",
+                            clearable=False,
+                            searchable=False,
+                            placeholder="Organization",
+                            style={"minWidth": "14rem"},
+                        ),
+                        dbc.Badge(id="role-badge", color="light", text_color="dark"),
+                        html.Span(id="user-name", className="text-white small"),
+                        html.Form(
+                            html.Button(
+                                "Sign out",
+                                id="signout",
+                                type="submit",
+                                className="btn btn-outline-light btn-sm",
+                            ),
+                            method="POST",
+                            action="/auth/logout",
+                            className="m-0",
+                        ),
+                    ],
+                    className="d-flex align-items-center gap-2 flex-wrap",
+                ),
+            ],
+            fluid=True,
+        ),
+        color="primary",
+        dark=True,
+        className="mb-4",
+        id="navbar",
+    )
+
+
+def shell():
+    return html.Div(
+        [
+            dcc.Location(id="url"),
+            dcc.Store(id="orgs"),
+            dcc.Store(id="org-memory", storage_type="local"),
+            html.Div(id="shell-redirect"),
+            html.Div(navbar(), id="navbar-wrap", style={"display": "none"}),
+            dbc.Container(loading_state(), id="page", fluid="xl", className="pb-5"),
+        ]
+    )
+
+
+def choose_org(orgs: list[dict], search: str | None, remembered: str | None) -> str | None:
+    """The organization to show: ``?org=`` of the address, else the last one chosen here,
+    else the first; never one the user is not a member of."""
+    ids = [o["id"] for o in orgs]
+    asked = (parse_qs((search or "").lstrip("?")).get("org") or [None])[0]
+    for candidate in (asked, remembered):
+        if candidate in ids:
+            return candidate
+    return ids[0] if ids else None
+
+
+def page_for(pathname: str, search: str | None, org_id: str | None, orgs: list[dict], sessions,
+             refresh_s: float):  # fmt: skip
+    """The page of an address, for the chosen organization."""
+    if pathname == "/signin":
+        return signin_page(search)
+    if orgs is None:
+        return loading_state()
+    if not orgs:
+        return empty_state(
+            "No organization yet",
+            "Dashboards show the events of organizations you belong to. Ask an owner for an "
+            "invitation, or found one through the API.",
+        )
+    org = next((o for o in orgs if o["id"] == org_id), None)
+    if org is None:
+        return loading_state()
+    if match := EVENT_PATH.match(pathname):
+        return event.layout(match.group(1), refresh_s)
+    if pathname == "/exports":
+        try:
+            events = sessions.client().organization_events(org["id"])
+        except ApiError as exc:
+            return api_problem(exc, pathname)
+        return exports.layout(org, events, org["role"], datetime.now(UTC).date())
+    if pathname in ("/", ""):
+        return overview.layout(org)
+    return empty_state("Not found", "There is no page at this address.", icon="?")
+
+
+def create_app(settings: Settings | None = None) -> Dash:
+    settings = settings or Settings()
+    http = httpx.Client(base_url=api_url(settings), timeout=15)
+    sessions = Sessions(http, secure=settings.dashboards_cookie_secure)
+    app = Dash(
+        __name__,
+        title="AqStream dashboards",
+        assets_folder=str(ASSETS),
+        suppress_callback_exceptions=True,
+        update_title=None,  # no "Updating..." tab title at every refresh
+        meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
+    )
+    app.layout = shell
+    sessions.install(app.server)
+    app.server.config["aq_sessions"] = sessions
+
+    @app.callback(
+        Output("orgs", "data"),
+        Output("org-switch", "options"),
+        Output("org-switch", "value"),
+        Output("user-name", "children"),
+        Output("navbar-wrap", "style"),
+        Output("shell-redirect", "children"),
+        Input("url", "pathname"),
+        State("url", "search"),
+        State("org-memory", "data"),
+        State("org-switch", "value"),
+    )
+    def load_shell(pathname, search, remembered, current):
+        if pathname == "/signin":
+            return None, [], None, "", {"display": "none"}, None
+        try:
+            client = sessions.client()
+            me = client.me()
+            orgs = client.organizations()
+        except Unauthorized:
+            return (
+                no_update,
+                no_update,
+                no_update,
+                no_update,
+                no_update,
+                redirect_to_signin(pathname or "/"),
+            )
+        except ApiError as exc:
+            return [], [], None, "", {}, api_problem(exc, pathname or "/")
+        orgs = [{"id": o["id"], "name": o["name"], "role": o["role"]} for o in orgs]
+        options = [{"label": o["name"], "value": o["id"]} for o in orgs]
+        chosen = (
+            current if current in {o["id"] for o in orgs} else choose_org(orgs, search, remembered)
+        )
+        value = no_update if chosen == current else chosen
+        return orgs, options, value, me.get("display_name") or me.get("email"), {}, None
+
+    @app.callback(
+        Output("org-memory", "data"),
+        Output("role-badge", "children"),
+        Input("org-switch", "value"),
+        State("orgs", "data"),
+    )
+    def remember_org(org_id, orgs):
+        role = next((o["role"] for o in orgs or [] if o["id"] == org_id), None)
+        return org_id, ROLE_LABELS.get(role, "")
+
+    @app.callback(
+        Output("page", "children"),
+        Input("url", "pathname"),
+        Input("org-switch", "value"),
+        State("url", "search"),
+        State("orgs", "data"),
+    )
+    def render_page(pathname, org_id, search, orgs):
+        from dash import ctx
+
+        if ctx.triggered_id == "org-switch" and EVENT_PATH.match(pathname or ""):
+            # Another organization: its overview (this event belongs to the previous one).
+            return dcc.Location(id="to-overview", href="/", refresh=False)
+        return page_for(
+            pathname or "/", search, org_id, orgs, sessions, settings.dashboards_refresh_s
+        )
+
+    overview.register(app, sessions)
+    event.register(app, sessions)
+    exports.register(app, sessions)
+    return app
+
+
+def serve(settings: Settings) -> None:
+    """Serve the app on ``dashboards_host:dashboards_port``: Werkzeug, a thread per request
+    (callbacks mostly wait on the API)."""
+    from werkzeug.serving import run_simple
+
+    app = create_app(settings)
+    run_simple(
+        settings.dashboards_host,
+        settings.dashboards_port,
+        app.server,
+        threaded=True,
+        use_reloader=False,
+        use_debugger=False,
+    )

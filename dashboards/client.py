@@ -1,0 +1,126 @@
+"""The dashboards' only way to the platform: the REST API, called with the signed-in user's
+token. Tenancy and roles are therefore the API's: the dashboards see exactly what the user may."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+V1 = "/api/v1"
+
+
+class ApiError(Exception):
+    """An error answer of the API (its stable ``code`` and ``message``), or no answer at all."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status, self.code, self.message = status, code, message
+
+
+class Unauthorized(ApiError):
+    """The token is missing, expired or revoked: the user must sign in again."""
+
+
+@dataclass(frozen=True)
+class Tokens:
+    access_token: str
+    refresh_token: str | None
+
+
+class ApiClient:
+    """One user's view of the API (``token``); ``http`` is shared by every user."""
+
+    def __init__(self, http: httpx.Client, token: str | None) -> None:
+        self.http = http
+        self.token = token
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        headers = kwargs.pop("headers", {})
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        try:
+            response = self.http.request(method, V1 + path, headers=headers, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ApiError(503, "api_unreachable", f"the API did not answer: {exc}") from exc
+        if response.status_code >= 400:
+            try:
+                error = response.json()["error"]
+                code, message = error["code"], error["message"]
+            except (ValueError, KeyError, TypeError):
+                code, message = "http_error", response.text[:200]
+            kind = Unauthorized if response.status_code == 401 else ApiError
+            raise kind(response.status_code, code, message)
+        if response.status_code == 204 or not response.content:
+            return None
+        return response.json()
+
+    def get(self, path: str, **params: Any) -> Any:
+        clean = {k: _param(v) for k, v in params.items() if v is not None}
+        return self._call("GET", path, params=clean)
+
+    def post(self, path: str, body: dict | None = None, **kwargs: Any) -> Any:
+        return self._call("POST", path, json=body, **kwargs)
+
+    # --- identity ---------------------------------------------------------------------------
+
+    def login(self, email: str, password: str) -> Tokens:
+        body = self.post("/auth/login", {"email": email, "password": password})
+        return Tokens(body["access_token"], body.get("refresh_token"))
+
+    def refresh(self, refresh_token: str) -> Tokens:
+        body = self.post("/auth/refresh", {"refresh_token": refresh_token})
+        return Tokens(body["access_token"], body.get("refresh_token"))
+
+    def logout(self, refresh_token: str) -> None:
+        self.post("/auth/logout", {"refresh_token": refresh_token})
+
+    def me(self) -> dict:
+        return self.get("/users/me")
+
+    def organizations(self) -> list[dict]:
+        """The user's organizations, each with the user's ``role`` in it."""
+        return self.get("/organizations")
+
+    # --- events -----------------------------------------------------------------------------
+
+    def organization_events(self, organization_id: str) -> list[dict]:
+        return self.get(f"/organizations/{organization_id}/events")
+
+    def event(self, event_id: str) -> dict:
+        return self.get(f"/events/{event_id}")
+
+    def event_action(self, event_id: str, action: str) -> dict:
+        return self.post(f"/events/{event_id}/{action}")
+
+    # --- analytics --------------------------------------------------------------------------
+
+    def dashboard(
+        self, event_id: str, start: datetime | None, end: datetime | None, granularity: str
+    ) -> dict:
+        return self.get(
+            f"/analytics/events/{event_id}/dashboard",
+            **{"from": start, "to": end, "granularity": granularity},
+        )
+
+    def report(self, organization_id: str, start: datetime, end: datetime) -> dict:
+        return self.get(
+            f"/analytics/organizations/{organization_id}/report", **{"from": start, "to": end}
+        )
+
+    def start_export(self, body: dict, idempotency_key: str) -> dict:
+        return self.post("/analytics/export", body, headers={"X-Idempotency-Key": idempotency_key})
+
+    def export(self, export_id: str) -> dict:
+        return self.get(f"/analytics/exports/{export_id}")
+
+    def exports(self, organization_id: str) -> Any:
+        return self.get("/analytics/exports", organization_id=organization_id)
+
+
+def _param(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value

@@ -1,0 +1,287 @@
+"""Organization overview: every event of the organization with views, conversion,
+registrations, revenue and attendance for a period, each against the period before it."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+import dash_bootstrap_components as dbc
+from dash import Dash, Input, Output, State, dcc, html
+
+from dashboards import format as fmt
+from dashboards.client import ApiClient, ApiError
+from dashboards.components import api_problem, change, empty_state, loading_state
+
+PERIODS = {"7": "7 days", "30": "30 days", "90": "90 days", "custom": "Custom"}
+
+
+@dataclass(frozen=True)
+class Period:
+    start: datetime
+    end: datetime
+
+    @property
+    def previous(self) -> Period:
+        """The period of the same length just before this one."""
+        return Period(self.start - (self.end - self.start), self.start)
+
+    def label(self) -> str:
+        last = self.end - timedelta(microseconds=1)
+        return f"{self.start.day} {self.start:%b %Y} – {last.day} {last:%b %Y}"
+
+
+def period(choice: str, start_date: str | None, end_date: str | None, now: datetime) -> Period:
+    """The chosen period: the last N days up to now, or whole custom days (UTC), both inclusive."""
+    if choice == "custom" and start_date and end_date:
+        first, last = sorted((date.fromisoformat(start_date), date.fromisoformat(end_date)))
+        start = datetime.combine(first, time(), UTC)
+        return Period(start, datetime.combine(last + timedelta(days=1), time(), UTC))
+    days = int(choice) if choice.isdigit() else 30
+    end = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    return Period(end - timedelta(days=days), end)
+
+
+def _net(row: dict) -> dict[str, int]:
+    return {r["currency"]: r.get("net", 0) for r in row.get("revenue") or []}
+
+
+def _rows(report: dict) -> dict[str, dict]:
+    return {r["event_id"]: r for r in report.get("events") or []}
+
+
+def totals(rows: list[dict]) -> dict:
+    """The organization's figures: sums, and rates recomputed from the sums (not averaged)."""
+    total: dict = defaultdict(int)
+    revenue: dict[str, int] = defaultdict(int)
+    for row in rows:
+        for key in ("views", "unique_views", "registrations", "checkins", "sold"):
+            total[key] += row.get(key) or 0
+        for currency, net in _net(row).items():
+            revenue[currency] += net
+    total["revenue"] = dict(revenue)
+    total["conversion_rate"] = (
+        total["registrations"] / total["unique_views"] if total["unique_views"] else None
+    )
+    total["attendance_rate"] = total["checkins"] / total["sold"] if total["sold"] else None
+    return dict(total)
+
+
+def _money_cell(current: dict[str, int]):
+    return fmt.money_list(list((v, c) for c, v in current.items()))
+
+
+def _revenue_change(current: dict[str, int], previous: dict[str, int]):
+    """One change per currency (amounts in different currencies do not add up)."""
+    currencies = sorted(set(current) | set(previous))
+    if not currencies:
+        return change(0, 0)
+    return html.Span(
+        [
+            html.Span([f"{fmt.symbol(c)} ", change(current.get(c, 0), previous.get(c, 0))])
+            for c in currencies
+        ],
+        className="d-inline-flex gap-2",
+    )
+
+
+def summary_cards(now_totals: dict, before: dict):
+    def card(label, value, delta, card_id):
+        return dbc.Col(
+            dbc.Card(
+                dbc.CardBody(
+                    [
+                        html.Div(label, className="small text-uppercase fw-semibold "
+                                 "text-body-secondary"),
+                        html.Div(value, id=card_id, className="fs-3 fw-bold"),
+                        html.Div(delta),
+                    ]
+                ),
+                className="h-100 shadow-sm",
+            )
+        )  # fmt: skip
+
+    t, p = now_totals, before
+    return dbc.Row(
+        [
+            card("Views", fmt.number(t["views"]), change(t["views"], p["views"]), "ov-views"),
+            card(
+                "Registrations",
+                fmt.number(t["registrations"]),
+                change(t["registrations"], p["registrations"]),
+                "ov-registrations",
+            ),
+            card(
+                "Conversion",
+                fmt.percent(t["conversion_rate"]),
+                change(t["conversion_rate"], p["conversion_rate"]),
+                "ov-conversion",
+            ),
+            card(
+                "Net revenue",
+                _money_cell(t["revenue"]),
+                _revenue_change(t["revenue"], p["revenue"]),
+                "ov-revenue",
+            ),
+            card(
+                "Attendance",
+                fmt.percent(t["attendance_rate"]),
+                change(t["attendance_rate"], p["attendance_rate"]),
+                "ov-attendance",
+            ),
+        ],
+        className="g-3 row-cols-1 row-cols-sm-2 row-cols-xl-5 mb-4",
+    )
+
+
+def events_table(events: list[dict], current: dict[str, dict], previous: dict[str, dict]):
+    """One row per event of the organization, whether or not it had activity in the period."""
+    if not events:
+        return empty_state(
+            "No events yet",
+            "Events created in this organization appear here with their figures.",
+        )
+    head = html.Thead(
+        html.Tr(
+            [
+                html.Th("Event", scope="col"),
+                html.Th("Starts", scope="col"),
+                html.Th("Views", scope="col", className="text-end"),
+                html.Th("Conversion", scope="col", className="text-end"),
+                html.Th("Registrations", scope="col", className="text-end"),
+                html.Th("Net revenue", scope="col", className="text-end"),
+                html.Th("Attendance", scope="col", className="text-end"),
+            ]
+        )
+    )
+    body = []
+    for event in sorted(events, key=lambda e: e["starts_at"], reverse=True):
+        now_row, before = current.get(event["id"], {}), previous.get(event["id"], {})
+
+        def cell(key, render, better="up", row=now_row, prior=before):
+            return html.Td(
+                [render(row.get(key)), html.Br(), change(row.get(key), prior.get(key), better=better)],
+                className="text-end",
+            )  # fmt: skip
+
+        body.append(
+            html.Tr(
+                [
+                    html.Td(
+                        [
+                            dcc.Link(event["title"], href=f"/events/{event['id']}"),
+                            html.Div(event["status"], className="small text-body-secondary"),
+                        ]
+                    ),
+                    html.Td(fmt.when(event["starts_at"], event["timezone"], with_zone=False)),
+                    cell("views", fmt.number),
+                    cell("conversion_rate", fmt.percent),
+                    cell("registrations", fmt.number),
+                    html.Td(
+                        [
+                            _money_cell(_net(now_row)),
+                            html.Br(),
+                            _revenue_change(_net(now_row), _net(before)),
+                        ],
+                        className="text-end",
+                    ),
+                    cell("attendance_rate", fmt.percent),
+                ],
+                id={"type": "ov-row", "event": event["id"]},
+            )
+        )
+    return dbc.Table(
+        [head, html.Tbody(body)], hover=True, responsive=True, className="align-middle"
+    )
+
+
+def layout(organization: dict):
+    return html.Div(
+        [
+            dcc.Store(id="ov-org", data=organization["id"]),
+            html.Div(
+                [
+                    html.H1(organization["name"], className="h3 mb-0"),
+                    html.Div("Organization overview", className="text-body-secondary"),
+                ],
+                className="mb-3",
+            ),
+            dbc.Row(
+                [
+                    dbc.Col(
+                        dbc.RadioItems(
+                            id="ov-period",
+                            options=[{"label": v, "value": k} for k, v in PERIODS.items()],
+                            value="30",
+                            inline=True,
+                            className="btn-group period-select",
+                            inputClassName="btn-check",
+                            labelClassName="btn btn-outline-primary btn-sm",
+                            labelCheckedClassName="active",
+                        ),
+                        md="auto",
+                    ),
+                    dbc.Col(
+                        dcc.DatePickerRange(
+                            id="ov-custom",
+                            display_format="D MMM YYYY",
+                            first_day_of_week=1,
+                            disabled=True,
+                        ),
+                        md="auto",
+                    ),
+                    dbc.Col(
+                        html.Div(id="ov-caption", className="small text-body-secondary"),
+                        className="align-self-center text-md-end",
+                    ),
+                ],
+                className="g-2 mb-3",
+            ),
+            html.Div(id="ov-content", children=loading_state()),
+        ]
+    )
+
+
+def load(client: ApiClient, organization_id: str, chosen: Period) -> tuple[list, dict, dict]:
+    events = client.organization_events(organization_id)
+    now_report = client.report(organization_id, chosen.start, chosen.end)
+    before = chosen.previous
+    previous_report = client.report(organization_id, before.start, before.end)
+    return events, _rows(now_report), _rows(previous_report)
+
+
+def content(events: list[dict], current: dict[str, dict], previous: dict[str, dict]):
+    known = {e["id"] for e in events}
+    return html.Div(
+        [
+            summary_cards(
+                totals([r for k, r in current.items() if k in known]),
+                totals([r for k, r in previous.items() if k in known]),
+            ),
+            dbc.Card(dbc.CardBody(events_table(events, current, previous)), className="shadow-sm"),
+        ]
+    )
+
+
+def register(app: Dash, sessions) -> None:
+    @app.callback(Output("ov-custom", "disabled"), Input("ov-period", "value"))
+    def custom_dates(choice):
+        return choice != "custom"
+
+    @app.callback(
+        Output("ov-content", "children"),
+        Output("ov-caption", "children"),
+        Input("ov-period", "value"),
+        Input("ov-custom", "start_date"),
+        Input("ov-custom", "end_date"),
+        State("ov-org", "data"),
+    )
+    def update(choice, start_date, end_date, organization_id):
+        chosen = period(choice, start_date, end_date, datetime.now(UTC))
+        try:
+            events, current, previous = load(sessions.client(), organization_id, chosen)
+        except ApiError as exc:
+            return api_problem(exc, "/"), ""
+        caption = f"{chosen.label()} compared with {chosen.previous.label()} (UTC days)"
+        return content(events, current, previous), caption

@@ -1,0 +1,178 @@
+"""Signing in and out: Flask routes of the Dash server, and the session cookies.
+
+The API's access token (15 minutes) and refresh token live in HttpOnly, SameSite=Lax cookies, so
+no script of the page ever sees them; callbacks read them server-side. An access token about to
+expire is traded for a new pair before the request is handled; refresh tokens work once, so
+requests arriving together with the same old token share one refresh (``_Refresher``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from urllib.parse import quote, urlencode
+
+import flask
+import httpx
+import jwt
+
+from aqstream.logging import get_logger
+from dashboards.client import ApiClient, ApiError, Tokens, Unauthorized
+
+log = get_logger(__name__)
+
+ACCESS_COOKIE = "aq_access"
+REFRESH_COOKIE = "aq_refresh"
+REFRESH_MARGIN_S = 30  # refresh an access token that expires sooner than this
+SESSION_MAX_AGE_S = 30 * 24 * 3600  # as long as the API's refresh token lives
+
+MESSAGES = {
+    "invalid_credentials": "Wrong e-mail or password.",
+    "rate_limited": "Too many attempts: wait a minute and try again.",
+    "expired": "Your session has ended: please sign in again.",
+    "signed_out": "You are signed out.",
+    "missing": "Enter your e-mail and password.",
+    "api_unreachable": "The platform does not answer right now: try again shortly.",
+}
+
+
+def token_expiry(token: str | None) -> float | None:
+    """The ``exp`` of a JWT, read without verifying (the API verifies; this only schedules)."""
+    if not token:
+        return None
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    exp = claims.get("exp")
+    return float(exp) if isinstance(exp, int | float) else None
+
+
+def safe_next(target: str | None) -> str:
+    """Only a path of this site: never ``//host`` or an absolute URL (no open redirect)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+class _Refresher:
+    """One refresh per refresh token in this process: concurrent callers get the same pair."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._done: dict[str, tuple[float, Tokens]] = {}
+
+    def refresh(self, client: ApiClient, refresh_token: str) -> Tokens:
+        with self._lock:
+            now = time.monotonic()
+            self._done = {k: v for k, v in self._done.items() if now - v[0] < 60}
+            if refresh_token in self._done:
+                return self._done[refresh_token][1]
+            tokens = client.refresh(refresh_token)
+            self._done[refresh_token] = (now, tokens)
+            return tokens
+
+
+class Sessions:
+    """Installs the sign-in, sign-out and refresh handling on the Dash server (Flask)."""
+
+    def __init__(self, http: httpx.Client, *, secure: bool) -> None:
+        self.http = http
+        self.secure = secure
+        self.refresher = _Refresher()
+
+    # --- per request ------------------------------------------------------------------------
+
+    def client(self) -> ApiClient:
+        """The API as the user of the current request (``Unauthorized`` if nobody signed in)."""
+        token = flask.g.get("aq_access") or flask.request.cookies.get(ACCESS_COOKIE)
+        if not token:
+            raise Unauthorized(401, "not_signed_in", "Sign in first")
+        return ApiClient(self.http, token)
+
+    def _before(self) -> None:
+        access = flask.request.cookies.get(ACCESS_COOKIE)
+        refresh = flask.request.cookies.get(REFRESH_COOKIE)
+        expiry = token_expiry(access)
+        if not refresh or (expiry is not None and expiry - time.time() > REFRESH_MARGIN_S):
+            return
+        try:
+            tokens = self.refresher.refresh(ApiClient(self.http, None), refresh)
+        except Unauthorized:
+            flask.g.aq_clear = True  # refresh token spent or revoked: the session is over
+            return
+        except ApiError as exc:  # API down: keep the cookies, callbacks will say so
+            log.warning("dashboards_refresh_failed", code=exc.code)
+            return
+        flask.g.aq_access, flask.g.aq_new = tokens.access_token, tokens
+
+    def _after(self, response: flask.Response) -> flask.Response:
+        tokens = flask.g.get("aq_new")
+        if tokens is not None:
+            self.set_cookies(response, tokens)
+        elif flask.g.get("aq_clear"):
+            self.clear_cookies(response)
+        return response
+
+    def set_cookies(self, response: flask.Response, tokens: Tokens) -> None:
+        options = {
+            "httponly": True,
+            "samesite": "Lax",
+            "secure": self.secure,
+            "path": "/",
+            "max_age": SESSION_MAX_AGE_S,
+        }
+        response.set_cookie(ACCESS_COOKIE, tokens.access_token, **options)
+        if tokens.refresh_token:
+            response.set_cookie(REFRESH_COOKIE, tokens.refresh_token, **options)
+
+    def clear_cookies(self, response: flask.Response) -> None:
+        for name in (ACCESS_COOKIE, REFRESH_COOKIE):
+            response.delete_cookie(name, path="/", httponly=True, samesite="Lax")
+
+    # --- routes -----------------------------------------------------------------------------
+
+    def login(self) -> flask.Response:
+        form = flask.request.form
+        email, password = form.get("email", "").strip(), form.get("password", "")
+        target = safe_next(form.get("next"))
+        if not email or not password:
+            return self._back_to_signin("missing", target)
+        try:
+            tokens = ApiClient(self.http, None).login(email, password)
+        except ApiError as exc:
+            code = exc.code if exc.code in MESSAGES else "invalid_credentials"
+            if exc.status == 429:
+                code = "rate_limited"
+            elif exc.status >= 500:
+                code = "api_unreachable"
+            return self._back_to_signin(code, target)
+        response = flask.redirect(target, code=303)
+        self.set_cookies(response, tokens)
+        return response
+
+    def logout(self) -> flask.Response:
+        access = flask.request.cookies.get(ACCESS_COOKIE)
+        refresh = flask.request.cookies.get(REFRESH_COOKIE)
+        if access and refresh:
+            try:  # the cookies go whatever the API says: signing out must always work here
+                ApiClient(self.http, access).logout(refresh)
+            except ApiError as exc:
+                log.info("dashboards_logout_not_revoked", code=exc.code)
+        response = flask.redirect("/signin?" + urlencode({"message": "signed_out"}), code=303)
+        self.clear_cookies(response)
+        return response
+
+    def _back_to_signin(self, code: str, target: str) -> flask.Response:
+        query = f"message={code}" + (f"&next={quote(target)}" if target != "/" else "")
+        return flask.redirect(f"/signin?{query}", code=303)
+
+    def install(self, server: flask.Flask) -> None:
+        server.before_request(self._before)
+        server.after_request(self._after)
+        server.add_url_rule("/auth/login", "aq_login", self.login, methods=["POST"])
+        server.add_url_rule("/auth/logout", "aq_logout", self.logout, methods=["POST"])
+
+        @server.get("/health")
+        def health() -> flask.Response:
+            return flask.jsonify({"status": "ok"})
