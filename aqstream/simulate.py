@@ -89,7 +89,7 @@ class Scenario:
     flash_buyers: int  # concurrent buyers of each flash sale (0: none)
     flash_capacity: int
     payment_failure: float  # share of first payments planned to fail
-    revisit: float  # share of visitors who saw the page once before, 35-50 minutes earlier
+    revisit: float  # share of visitors who saw the page once before, 32-55 minutes earlier
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -306,12 +306,13 @@ def _visit(plan: Plan, n: int, used: dict[str, set[int]]) -> VisitPlan:
     sellable = [t for t in event.ticket_types if not t.flash]
     tt = rng.choice(sellable)
     # Page views: one to three close together (within 10 min), sometimes an earlier visit
-    # 35-50 min before: more than 30 min apart, so it is a second unique view under any reading
+    # 32-55 min before: more than 30 min apart, so it is a second unique view under any reading
     # of the 30-minute rule.
     last = rng.randint(60, 600)
     views = sorted({last + rng.randint(0, 600) for _ in range(rng.choice((1, 1, 2, 3)))} | {last})
     if rng.random() < sc.revisit:
-        views.append(views[-1] + rng.randint(35 * 60, 50 * 60))
+        # inside the hour the tracking API accepts (the others are at most 20 minutes old)
+        views.append(views[-1] + rng.randint(32 * 60, 55 * 60 - views[-1]))
     views = tuple(sorted(views, reverse=True))
     stage = "view"
     selected_at = checkout_at = None
@@ -385,7 +386,7 @@ def _visit(plan: Plan, n: int, used: dict[str, set[int]]) -> VisitPlan:
 def unique_views(times: list[datetime]) -> int:
     """Unique views of one visitor on one event: a view more than 30 minutes after that
     visitor's previous view of the event starts a new one (the plan keeps a visit's views within
-    10 minutes and revisits 35+ minutes apart, so a rule anchored at the first view agrees)."""
+    10 minutes and revisits 32+ minutes before them, so a rule anchored at the first view agrees)."""
     count = 0
     previous = None
     for at in sorted(times):
@@ -547,6 +548,7 @@ class Tracked:
     visitor: str
     source: str
     occurred_at: datetime
+    device: str | None = None
 
 
 class Ledger:
@@ -582,26 +584,29 @@ class Ledger:
                 events[event_id] = {**names.get(event_id, {}), **_counters()}
                 events[event_id]["ticket_types"] = defaultdict(_counters)
                 events[event_id]["sources"] = defaultdict(_counters)
+                events[event_id]["devices"] = defaultdict(_counters)
             return events[event_id]
 
-        views: dict[tuple[str, str], list[datetime]] = defaultdict(list)
+        views: dict[tuple[str, str], list[Tracked]] = defaultdict(list)
         for t in tracked:
             kind = {"page_view": "page_views"}.get(t.type, t.type)
             e = bucket(t.event)
-            for c in (e, e["sources"][t.source]) + (
+            for c in (e, e["sources"][t.source], e["devices"][t.device or "unknown"]) + (
                 (e["ticket_types"][t.ticket_type],) if t.ticket_type else ()
             ):
                 c[kind] += 1
             if t.type == "page_view":
-                views[(t.event, t.visitor)].append(t.occurred_at)
-        first_source = {}
-        for t in sorted(tracked, key=lambda t: t.occurred_at):
-            first_source.setdefault((t.event, t.visitor), t.source)
-        for (event_id, visitor), times in views.items():
-            n = unique_views(times)
+                views[(t.event, t.visitor)].append(t)
+        # Uniqueness belongs to the view (no view of the same visitor and event in the 30
+        # minutes before it), so it is counted under that view's own source and device.
+        for (event_id, _), seen in views.items():
             e = bucket(event_id)
-            e["unique_views"] += n
-            e["sources"][first_source[(event_id, visitor)]]["unique_views"] += n
+            previous = None
+            for t in sorted(seen, key=lambda t: t.occurred_at):
+                if previous is None or t.occurred_at - previous > UNIQUE_VIEW_WINDOW:
+                    for c in (e, e["sources"][t.source], e["devices"][t.device or "unknown"]):
+                        c["unique_views"] += 1
+                previous = t.occurred_at
         for event_id, tt in holds:
             for c in _both(bucket(event_id), tt):
                 c["reservations"] += 1
@@ -633,6 +638,7 @@ class Ledger:
         for e in events.values():
             e["ticket_types"] = {k: _plain(v) for k, v in e["ticket_types"].items()}
             e["sources"] = {k: _plain(v) for k, v in e["sources"].items()}
+            e["devices"] = {k: _plain(v) for k, v in e["devices"].items()}
         return {
             "events": {k: _plain(v) for k, v in events.items()},
             "all": _plain(overall),
@@ -1121,7 +1127,9 @@ class Simulation:
             ):
                 ticket_type = None if kind == "page_view" else tt_id
                 at = now - timedelta(seconds=ago)
-                actions.append(Tracked(kind, event["id"], ticket_type, visitor, "telegram", at))
+                actions.append(
+                    Tracked(kind, event["id"], ticket_type, visitor, "telegram", at, "mobile")
+                )
                 ids.append(self._action_id("flash", fs.ticket_type, b, k))
                 sessions.append(f"{visitor}-s")
         for start in range(0, len(actions), 99):

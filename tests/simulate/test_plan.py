@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 
@@ -74,6 +75,17 @@ def test_a_participant_registers_once_per_event() -> None:
         if v.participant is not None:
             assert (v.event, v.participant) not in seen
             seen.add((v.event, v.participant))
+
+
+def test_tracked_times_are_inside_the_hour_and_revisits_are_unique_views() -> None:
+    for v in build_plan(13, "demo").visits(500):
+        assert all(0 < ago < 56 * 60 for ago in v.views)
+        times = sorted(v.views, reverse=True)
+        gaps = [a - b for a, b in pairwise(times)]
+        # close views within 10 minutes, a revisit more than 30 minutes before them
+        assert all(g <= 600 or g > 1800 for g in gaps)
+        if v.checkout_at is not None:
+            assert v.checkout_at <= v.selected_at <= max(v.views)
 
 
 def test_unique_views_by_the_30_minute_rule() -> None:
