@@ -6,7 +6,9 @@ interval, each failure logged and retried on its next turn without stopping the 
 - notifications (every ``interval``): send what is due (organizers' messages, the end of quiet
   hours, retries after a crash);
 - reminders (every minute): emit `event.reminder` once per event, N hours before it starts;
-- media cleanup (every five minutes): remove unreferenced uploads after the grace period.
+- media cleanup (every five minutes): remove unreferenced uploads after the grace period;
+- exports (every ``interval``): queue again exports whose runner died, start queued ones on the
+  export threads (``AQSTREAM_EXPORT_WORKERS``; a long export holds up no other task).
 
 All their state is in the database, so several processes may run and a restart loses nothing.
 """
@@ -43,9 +45,19 @@ def build_tasks(settings: Settings, sessions: sessionmaker[Session], interval: f
     from domain.notification.delivery import deliver_due_blocking
     from domain.notification.service import emit_due_reminders
     from domain.registration.sweeper import sweep_once
+    from warehouse.exports.runner import ExportWorker
 
     channels = Channels(settings)
     s3 = make_s3(settings)
+    exports = ExportWorker(
+        sessions,
+        s3,
+        settings.s3_bucket,
+        workers=settings.export_workers,
+        stale_after=timedelta(seconds=settings.export_stale_after_s),
+        max_attempts=settings.export_max_attempts,
+        statement_timeout_ms=settings.export_statement_timeout_ms,
+    )
     return [
         Task(
             "sweep",
@@ -70,6 +82,7 @@ def build_tasks(settings: Settings, sessions: sessionmaker[Session], interval: f
                 grace=timedelta(seconds=settings.media_orphan_grace_s),
             ),
         ),
+        Task("exports", interval, exports.tick),
     ]
 
 

@@ -194,6 +194,35 @@ class Settings(BaseSettings):
         "another address than the API does (compose: MinIO). Unset: AQSTREAM_S3_ENDPOINT.",
     )
 
+    # --- exports (docs/exports.md) ----------------------------------------------------------------
+    export_max_active: int = Field(
+        default=2,
+        ge=1,
+        description="Exports of one organization that may be queued or running at once; one "
+        "more is refused with 429 and Retry-After.",
+    )
+    export_url_ttl_s: int = Field(
+        default=300, ge=1, le=604_800, description="Lifetime of an export's download URL."
+    )
+    export_workers: int = Field(
+        default=2, ge=1, description="Exports `aqstream jobs` runs at the same time (threads)."
+    )
+    export_stale_after_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="A running export whose heartbeat (every second) is older than this was "
+        "abandoned by a dead process: it is queued again.",
+    )
+    export_max_attempts: int = Field(
+        default=3, ge=1, description="Runs an abandoned export gets before it is marked failed."
+    )
+    export_statement_timeout_ms: int = Field(
+        default=0,
+        ge=0,
+        description="Statement timeout of an export's read; 0: none (millions of rows stream "
+        "for minutes).",
+    )
+
     # --- worker: the Faust stream processor, `aqstream worker` (docs/streams.md, "Worker") -------
     # The defaults suit the embedded Tansu broker: it makes a consumer-group join wait half the
     # session timeout, and answers a fetch only when `fetch_max_wait` has passed. Apache Kafka

@@ -12,14 +12,20 @@ from domain.db import make_sessionmaker
 
 def test_every_job_runs_against_the_real_servers(settings: Settings, app_engine: Engine) -> None:
     tasks = build_tasks(settings, make_sessionmaker(app_engine), interval=1.0)
-    assert {t.name for t in tasks} == {"sweep", "notifications", "reminders", "media_cleanup"}
+    assert {t.name for t in tasks} == {
+        "sweep",
+        "notifications",
+        "reminders",
+        "media_cleanup",
+        "exports",
+    }
     outcomes = run_due(tasks, now=100.0)
     assert set(outcomes) == {t.name for t in tasks}
     failed = {name: out for name, out in outcomes.items() if isinstance(out, Exception)}
     assert not failed
     # Nothing is due again before its interval.
     assert run_due(tasks, now=100.5) == {}
-    assert set(run_due(tasks, now=101.0)) == {"sweep", "notifications"}
+    assert set(run_due(tasks, now=101.0)) == {"sweep", "notifications", "exports"}
 
 
 def test_a_failing_job_is_retried_on_its_turn_and_the_others_go_on() -> None:

@@ -51,6 +51,7 @@ class Tenant:
     waitlist_entry: dict
     payment: dict  # paid through the sandbox, partly refunded
     media: dict | None = None  # an image, the event's cover and the organization's logo
+    export: dict | None = None  # a queued export of the registrations
 
 
 def _tenant(api, client: TestClient, admin: dict, name: str) -> Tenant:
@@ -216,11 +217,23 @@ def _media(client: TestClient, tenant: Tenant) -> dict:
     return media
 
 
+def _export(client: TestClient, tenant: Tenant) -> dict:
+    """A queued export of the organization's registrations (nobody runs it here)."""
+    response = client.post(
+        "/api/v1/analytics/export",
+        json={"organization_id": tenant.org["id"], "dataset": "registrations", "format": "csv"},
+        headers=tenant.owner["headers"],
+    )
+    assert response.status_code == 202, response.text
+    return response.json()
+
+
 @pytest.fixture(scope="module")
 def tenants(api, client: TestClient, admin: dict) -> tuple[Tenant, Tenant]:
     pair = _tenant(api, client, admin, "a"), _tenant(api, client, admin, "b")
     for tenant in pair:
         tenant.media = _media(client, tenant)
+        tenant.export = _export(client, tenant)
     return pair
 
 
@@ -341,6 +354,7 @@ def test_tenant_a_context_reads_updates_deletes_no_row_of_tenant_b(
         "media_variants",
         "payments",
         "refunds",
+        "exports",
     } <= set(checked)
 
 
@@ -469,6 +483,7 @@ def _ids(a: Tenant, client: TestClient) -> dict[str, str]:
         "entry_id": a.waitlist_entry["id"],
         "media_id": a.media["id"],
         "payment_id": a.payment["id"],
+        "export_id": a.export["id"],
     }
 
 

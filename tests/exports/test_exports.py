@@ -1,0 +1,218 @@
+"""Exports end to end: requested through the API, run by the real runner against PostgreSQL,
+written to the S3 server, downloaded through the presigned URL and read back with Polars."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+
+import pytest
+
+from tests.exports.conftest import Exports, Org
+from tests.exports.xlsx import excel_time
+
+DATASETS = ("registrations", "payments", "attendance", "funnel", "traffic")
+FORMATS = ("csv", "parquet", "xlsx")
+PERSONAL = {
+    "participant_name",
+    "participant_email",
+    "participant_telegram",
+    "payer_name",
+    "payer_email",
+    "payer_telegram",
+}
+
+
+def values(frame, name: str, kind: str = "str") -> list:
+    """A column as plain Python values, whatever format it came from (CSV: text; Parquet:
+    typed; XLSX: numbers and Excel date serials)."""
+    out = []
+    for v in frame[name].to_list():
+        if v is None or v == "":
+            out.append(None)
+        elif kind == "int":
+            out.append(int(float(v)) if not isinstance(v, int) else v)
+        elif kind == "bool":
+            out.append(v in (True, "t", "true", 1, 1.0))
+        elif kind == "time":
+            if isinstance(v, float):
+                moment = excel_time(v)
+            elif isinstance(v, str):
+                moment = datetime.fromisoformat(v)
+            else:
+                moment = v
+            out.append(moment.timestamp())
+        else:
+            out.append(str(v))
+    return out
+
+
+def by(frame, key: str, *columns: tuple[str, str]) -> dict:
+    keys = values(frame, key)
+    cols = [values(frame, name, kind) for name, kind in columns]
+    return {k: tuple(c[i] for c in cols) for i, k in enumerate(keys)}
+
+
+def epoch(moment: datetime | None) -> float | None:
+    return None if moment is None else moment.timestamp()
+
+
+def same(a, b) -> bool:
+    """Equal, times (epoch floats) within 2 ms: XLSX keeps them as day fractions."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) or isinstance(b, float):
+        return a is not None and b is not None and abs(a - b) < 0.002
+    return a == b
+
+
+def expected(exports: Exports, org: Org, dataset: str) -> tuple[str, dict]:
+    """The dataset computed from the database directly (as the owner): key column and rows."""
+    t = {"t": org.id}
+    if dataset == "registrations":
+        rows = exports.rows(
+            "SELECT id::text, status::text, amount_paid, checked_in_at FROM registrations "
+            "WHERE tenant_id = :t",
+            **t,
+        )
+        return "registration_id", {
+            r["id"]: (r["status"], r["amount_paid"], epoch(r["checked_in_at"])) for r in rows
+        }
+    if dataset == "payments":
+        rows = exports.rows(
+            "SELECT id::text, 'payment' AS kind, amount, status::text FROM payments "
+            "WHERE tenant_id = :t UNION ALL "
+            "SELECT payment_id::text, 'refund', amount, status::text FROM refunds "
+            "WHERE tenant_id = :t",
+            **t,
+        )
+        return "payment_id", {(r["id"], r["kind"]): (r["amount"], r["status"]) for r in rows}
+    if dataset == "attendance":
+        rows = exports.rows(
+            "SELECT id::text, checked_in_at IS NOT NULL AS attended FROM registrations "
+            "WHERE tenant_id = :t AND status = 'confirmed'",
+            **t,
+        )
+        return "registration_id", {r["id"]: (r["attended"],) for r in rows}
+    if dataset == "funnel":
+        rows = exports.rows(
+            "SELECT sum(views) AS views, sum(ticket_selected) AS selected, "
+            "sum(registrations) AS registrations FROM warehouse.event_hour WHERE tenant_id = :t",
+            **t,
+        )
+        return "", {k: int(v) for k, v in rows[0].items()}
+    rows = exports.rows(
+        "SELECT source, sum(views) AS views, sum(ticket_selected) AS selected "
+        "FROM warehouse.traffic_hour WHERE tenant_id = :t GROUP BY source",
+        **t,
+    )
+    return "source", {r["source"]: (int(r["views"]), int(r["selected"])) for r in rows}
+
+
+def found(frame, dataset: str) -> dict:
+    if dataset == "registrations":
+        return by(
+            frame, "registration_id", ("status", "str"), ("amount_paid", "int"),
+            ("checked_in_at", "time"),
+        )  # fmt: skip
+    if dataset == "payments":
+        keys = list(zip(values(frame, "payment_id"), values(frame, "record_type"), strict=True))
+        amounts, status = values(frame, "amount", "int"), values(frame, "status")
+        return {k: (amounts[i], status[i]) for i, k in enumerate(keys)}
+    if dataset == "attendance":
+        return by(frame, "registration_id", ("attended", "bool"))
+    if dataset == "funnel":
+        return {
+            "views": sum(values(frame, "views", "int")),
+            "selected": sum(values(frame, "ticket_selected", "int")),
+            "registrations": sum(values(frame, "registrations", "int")),
+        }
+    totals: dict = {}
+    for source, views, selected in zip(
+        values(frame, "source"), values(frame, "views", "int"),
+        values(frame, "ticket_selected", "int"), strict=True,
+    ):  # fmt: skip
+        v, s = totals.get(source, (0, 0))
+        totals[source] = (v + views, s + selected)
+    return totals
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_every_dataset_and_format_round_trips(
+    exports: Exports, org: Org, other: Org, dataset: str, fmt: str
+) -> None:
+    export = exports.done(org, dataset=dataset, format=fmt)
+    frame = exports.frame(export)
+    assert frame.columns == export["columns"]
+    assert export["rows"] == frame.height
+    _, want = expected(exports, org, dataset)
+    assert want, f"the fixture made no {dataset} data"
+    got = found(frame, dataset)
+    assert same(got, want), (got, want)
+    # Nothing of the other organization, which has the same kinds of data.
+    _, theirs = expected(exports, other, dataset)
+    if dataset in ("registrations", "payments", "attendance"):
+        assert not set(theirs) & set(found(frame, dataset))
+    assert set(values(frame, "event_id")) == {org.event["id"]}
+
+
+def test_the_file_name_carries_the_event_or_organization_and_the_date(
+    exports: Exports, org: Org
+) -> None:
+    today = date.today().isoformat()
+    export = exports.done(org, dataset="registrations", format="parquet", event_id=org.event["id"])
+    assert export["file_name"] == f"registrations_spring-meetup_{today}.parquet"
+    download = exports.download(export)
+    assert export["file_name"] in download.headers["content-disposition"]
+    assert download.content[:4] == b"PAR1"
+    assert export["size_bytes"] == len(download.content)
+    whole = exports.done(org, dataset="payments", format="csv")
+    slug = org.organizer.org["slug"]
+    assert whole["file_name"] == f"payments_{slug}_{today}.csv"
+    assert re.fullmatch(r"[a-z]+_[a-z0-9-]+_\d{4}-\d{2}-\d{2}\.[a-z]+", whole["file_name"])
+
+
+def test_the_object_is_under_the_tenants_prefix(exports: Exports, org: Org) -> None:
+    export = exports.done(org, dataset="attendance", format="csv")
+    (row,) = exports.rows("SELECT storage_key FROM exports WHERE id = :id", id=export["id"])
+    assert row["storage_key"] == f"tenants/{org.id}/exports/{export['id']}/{export['file_name']}"
+    head = exports.s3.head_object(Bucket=exports.bucket, Key=row["storage_key"])
+    assert head["ContentLength"] == export["size_bytes"]
+
+
+def test_personal_data_only_for_owners_and_moderators(exports: Exports, org: Org) -> None:
+    for user in (org.owner, org.moderator):
+        export = exports.done(org, user, dataset="registrations", format="parquet")
+        frame = exports.frame(export)
+        assert export["personal_data"] is True
+        assert {"participant_name", "participant_email"} <= set(frame.columns)
+        names = set(values(frame, "participant_name"))
+        assert {"guest0", "guest1"} <= names
+        assert all("@example.org" in e for e in values(frame, "participant_email"))
+    for dataset, fmt in (("registrations", "csv"), ("payments", "xlsx"), ("attendance", "parquet")):
+        export = exports.done(org, org.analyst, dataset=dataset, format=fmt)
+        assert export["personal_data"] is False
+        assert not PERSONAL & set(export["columns"])
+        frame = exports.frame(export)
+        assert not PERSONAL & set(frame.columns)
+        assert frame.height > 0
+        raw = exports.download(export).content
+        assert b"@example.org" not in raw and b"guest0" not in raw
+
+
+def test_an_analyst_gets_no_download_url_for_an_owners_export_with_personal_data(
+    exports: Exports, org: Org
+) -> None:
+    export = exports.done(org, dataset="registrations", format="csv")
+    seen = exports.get(export["id"], org.analyst)
+    assert seen["status"] == "succeeded"
+    assert seen["download_url"] is None
+    listed = exports.client.get(
+        "/api/v1/analytics/exports",
+        params={"organization_id": org.id},
+        headers=org.analyst["headers"],
+    ).json()
+    assert next(e for e in listed if e["id"] == export["id"])["download_url"] is None
