@@ -411,6 +411,17 @@ class Settings(BaseSettings):
         default=9102, description="Prometheus metrics of `aqstream relay`; 0 = do not serve."
     )
 
+    # --- analytics warehouse: dashboard and report API (docs/analytics.md) ----------------------
+    analytics_max_points: int = Field(
+        default=2000,
+        ge=1,
+        description="Most series buckets one dashboard request may ask for; more is a 422 "
+        "`range_too_large`.",
+    )
+    analytics_report_days: int = Field(
+        default=30, ge=1, description="Default range of the organization report, back from now."
+    )
+
     # --- observability ------------------------------------------------------------------------
     log_level: str = "INFO"
     log_json: bool = True
