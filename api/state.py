@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -25,6 +26,9 @@ class AppState:
     s3: Any
     tokens: TokenService
     refresh_tokens: RefreshTokenStore
+    # The tracking topic's Kafka producer: made on first use (the API starts without a broker).
+    tracking: Any = None
+    _tracking_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def build(cls, settings: Settings) -> AppState:
@@ -46,6 +50,18 @@ class AppState:
             refresh_tokens=RefreshTokenStore(client, settings.refresh_token_ttl_s),
         )
 
+    def tracking_producer(self) -> Any:
+        """The producer of the tracking topic (streams/analytics.py); raises while the broker
+        cannot be reached, and tries again on the next call."""
+        with self._tracking_lock:
+            if self.tracking is None:
+                from streams.analytics import make_tracking_producer
+
+                self.tracking = make_tracking_producer(self.settings)
+            return self.tracking
+
     def close(self) -> None:
         self.engine.dispose()
         self.redis.close()
+        if self.tracking is not None:
+            self.tracking.close(timeout=self.settings.analytics_publish_timeout_s)

@@ -1,6 +1,7 @@
 """The stream worker (`aqstream worker`): a Faust app whose agents react to the domain topics.
 
-Two agents, each a thin loop (decode the record, call the domain, deduplicated by event id):
+Three agents; the first two are thin loops over single records (decode the record, call the
+domain, deduplicated by event id):
 
 - ``payment-saga`` (registration, payment and event topics): the steps of
   ``domain/payment/saga.py``, each in ONE unit of work in the event's tenant together with an
@@ -11,6 +12,9 @@ Two agents, each a thin loop (decode the record, call the domain, deduplicated b
   ``domain.notification.service.handle`` queues the messages (deduplicated by source event id in
   the notification log), commits, then ``delivery.deliver`` sends what of this event is still
   queued and due, so a record redelivered after a crash between commit and sending still sends.
+
+- ``analytics`` (the tracking topic and the topics of the counted events) takes batches:
+  records to warehouse facts, one transaction per batch (``streams/analytics.py``).
 
 Database work runs in a thread (``asyncio.to_thread``): it blocks, and the consumer's heartbeats
 and fetches must go on meanwhile. A failing record is retried with exponential backoff
@@ -54,7 +58,7 @@ from domain.payment.providers import Providers
 from domain.registration import service as registrations
 from domain.registration.models import Registration, RegistrationStatus
 from domain.uow import UnitOfWork
-from streams.topics import catalog, dlq_topic, ensure_topics
+from streams.topics import catalog, dlq_topic, ensure_topics, tracking_topic
 
 log = get_logger(__name__)
 
@@ -132,6 +136,7 @@ class Deps:
     sessions: sessionmaker[Session]
     providers: Providers
     channels: Channels
+    sink: Callable[..., Any] | None = None  # the analytics agent's (default: warehouse.sink.ingest)
 
 
 # --- the payment saga --------------------------------------------------------------------------
@@ -294,6 +299,12 @@ class WorkerMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
             registry=r,
         )
+        self.facts = Counter(
+            "aqstream_worker_facts",
+            "Facts the analytics agent stored (new or again), by kind",
+            ["kind"],
+            registry=r,
+        )
         self.lag = Histogram(
             "aqstream_worker_lag_seconds",
             "From the event's occurred_at to the end of its handling",
@@ -311,6 +322,7 @@ class Processor:
     send: Callable[[str, bytes | None, bytes, list[tuple[str, bytes]]], Awaitable[None]]
     dead_letters: int = field(default=0)
     metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
+    analytics: Any = None  # the analytics agent (streams/analytics.py), set by build_app
 
     async def process(self, agent: str, handler: Handler, record: Record) -> None:
         target = record.headers.get(REPLAY_FOR)
@@ -355,6 +367,12 @@ class Processor:
                 error=repr(exc),
             )
             await self._dead_letter(agent, record, exc, attempts)
+
+    async def dead_letter(
+        self, agent: str, record: Record, exc: BaseException, attempts: int
+    ) -> None:
+        """Publish ``record`` to the dead-letter topic (waits until stored)."""
+        await self._dead_letter(agent, record, exc, attempts)
 
     async def _dead_letter(
         self, agent: str, record: Record, exc: BaseException, attempts: int
@@ -457,6 +475,9 @@ def build_app(deps: Deps) -> tuple[WorkerApp, Processor]:
     for name, (handler, event_types) in AGENTS.items():
         channel = app.topic(*agent_topics(s, event_types), key_type=bytes, value_type=bytes)
         app.agent(channel, name=name, concurrency=1)(_agent_loop(processor, name, handler))
+    from streams import analytics  # batches, not one record at a time: its own loop
+
+    processor.analytics = analytics.install(app, processor, deps.sink)
     return app, processor
 
 
@@ -471,7 +492,8 @@ def _agent_loop(processor: Processor, name: str, handler: Handler):
 
 def ensure_worker_topics(settings: Settings) -> None:
     assert settings.kafka_bootstrap
-    ensure_topics(settings.kafka_bootstrap, [*catalog(settings), dlq_topic(settings)])
+    topics = [*catalog(settings), tracking_topic(settings), dlq_topic(settings)]
+    ensure_topics(settings.kafka_bootstrap, topics)
 
 
 # --- dead-letter replay ------------------------------------------------------------------------
