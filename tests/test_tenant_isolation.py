@@ -229,12 +229,32 @@ def _export(client: TestClient, tenant: Tenant) -> dict:
 
 
 @pytest.fixture(scope="module")
-def tenants(api, client: TestClient, admin: dict) -> tuple[Tenant, Tenant]:
+def tenants(api, client: TestClient, admin: dict, app_engine: Engine) -> tuple[Tenant, Tenant]:
     pair = _tenant(api, client, admin, "a"), _tenant(api, client, admin, "b")
     for tenant in pair:
         tenant.media = _media(client, tenant)
         tenant.export = _export(client, tenant)
+        _warehouse(app_engine, tenant)
     return pair
+
+
+def _warehouse(app_engine: Engine, tenant: Tenant) -> None:
+    """Facts of the tenant's event in the analytics warehouse, so every rollup has rows."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy.orm import Session
+
+    from warehouse.facts import Fact, FactKind
+    from warehouse.sink import ingest
+
+    ids = uuid.UUID(tenant.org["id"]), uuid.UUID(tenant.event["id"])
+    at = datetime.now(UTC)
+    facts = [
+        Fact(uuid.uuid4(), FactKind.PAGE_VIEW, *ids, at, visitor_id="v", source="direct"),
+        Fact(uuid.uuid4(), FactKind.PAYMENT, *ids, at, amount=100, currency="EUR", purpose="full"),
+    ]
+    with Session(app_engine) as session, session.begin():
+        ingest(session, facts)
 
 
 # --- SQL level --------------------------------------------------------------------------------------
@@ -245,17 +265,24 @@ def _tables(owner_engine: Engine) -> dict[str, dict[str, Any]]:
         rows = conn.execute(
             text(
                 """
-                SELECT c.relname AS name, c.relrowsecurity AS rls,
+                SELECT CASE WHEN n.nspname = 'public' THEN c.relname
+                            ELSE n.nspname || '.' || c.relname END AS name,
+                       c.relrowsecurity AS rls,
                        (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid) AS policies,
                        EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid
                                AND a.attname = 'tenant_id' AND NOT a.attisdropped) AS has_tenant
                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
+                WHERE n.nspname IN ('public', 'warehouse') AND c.relkind IN ('r', 'p')
                   AND NOT c.relispartition
                 """
             )
         ).mappings()
         return {r["name"]: dict(r) for r in rows}
+
+
+def _sql(table: str) -> str:
+    """The quoted name of ``table`` (``schema.name`` outside public: the warehouse)."""
+    return ".".join(f'"{part}"' for part in table.split("."))
 
 
 def _tenant_column(table: str, meta: dict[str, Any]) -> str:
@@ -313,21 +340,27 @@ def test_tenant_a_context_reads_updates_deletes_no_row_of_tenant_b(
                 continue
             column = _tenant_column(table, meta)
             b_rows = owner.execute(
-                text(f'SELECT count(*) FROM "{table}" WHERE {column} = :b'), {"b": b_id}
+                text(f"SELECT count(*) FROM {_sql(table)} WHERE {column} = :b"), {"b": b_id}
             ).scalar()
             a_rows = owner.execute(
-                text(f'SELECT count(*) FROM "{table}" WHERE {column} = :a'), {"a": a_id}
+                text(f"SELECT count(*) FROM {_sql(table)} WHERE {column} = :a"), {"a": a_id}
             ).scalar()
             assert b_rows > 0, f"{table}: no rows for tenant B; extend the fixture to cover it"
             with app_engine.connect() as conn, conn.begin():
                 _as_app(conn, a.owner["user"]["id"], a_id)
                 params = {"b": b_id, "a": a_id}
-                seen = _attempt(conn, f'SELECT count(*) FROM "{table}" WHERE {column} = :b', params)
-                updated = _attempt(
-                    conn, f'UPDATE "{table}" SET {column} = {column} WHERE {column} = :b', params
+                seen = _attempt(
+                    conn, f"SELECT count(*) FROM {_sql(table)} WHERE {column} = :b", params
                 )
-                deleted = _attempt(conn, f'DELETE FROM "{table}" WHERE {column} = :b', params)
-                own = _attempt(conn, f'SELECT count(*) FROM "{table}" WHERE {column} = :a', params)
+                updated = _attempt(
+                    conn,
+                    f"UPDATE {_sql(table)} SET {column} = {column} WHERE {column} = :b",
+                    params,
+                )
+                deleted = _attempt(conn, f"DELETE FROM {_sql(table)} WHERE {column} = :b", params)
+                own = _attempt(
+                    conn, f"SELECT count(*) FROM {_sql(table)} WHERE {column} = :a", params
+                )
                 conn.rollback()
             assert seen in (0, None), f"{table}: tenant A reads {seen} rows of B"
             assert updated in (0, None), f"{table}: tenant A updates {updated} rows of B"
@@ -355,6 +388,12 @@ def test_tenant_a_context_reads_updates_deletes_no_row_of_tenant_b(
         "payments",
         "refunds",
         "exports",
+        "warehouse.facts",
+        *(
+            f"warehouse.{r}_{g}"
+            for r in ("event", "revenue", "traffic")
+            for g in ("minute", "hour", "day")
+        ),
     } <= set(checked)
 
 
@@ -366,9 +405,9 @@ def test_user_scoped_tables_hide_other_users_rows(
         with app_engine.connect() as conn, conn.begin():
             _as_app(conn, a.owner["user"]["id"], a.org["id"])
             params = {"u": b.owner["user"]["id"]}
-            seen = _attempt(conn, f'SELECT count(*) FROM "{table}" WHERE {column} = :u', params)
+            seen = _attempt(conn, f"SELECT count(*) FROM {_sql(table)} WHERE {column} = :u", params)
             updated = _attempt(
-                conn, f'UPDATE "{table}" SET {column} = {column} WHERE {column} = :u', params
+                conn, f"UPDATE {_sql(table)} SET {column} = {column} WHERE {column} = :u", params
             )
             conn.rollback()
         assert seen == 0, f"{table}: A's user reads B's owner's rows"
@@ -386,10 +425,12 @@ def test_no_context_sees_no_tenant_data(
             if table in NOT_TENANT_DATA:
                 continue
             column = _tenant_column(table, meta)
-            seen = _attempt(conn, f'SELECT count(*) FROM "{table}" WHERE {column} IN (:a, :b)', ids)
+            seen = _attempt(
+                conn, f"SELECT count(*) FROM {_sql(table)} WHERE {column} IN (:a, :b)", ids
+            )
             assert seen in (0, None), table
         for table in USER_SCOPED:
-            assert conn.execute(text(f'SELECT count(*) FROM "{table}"')).scalar() == 0, table
+            assert conn.execute(text(f"SELECT count(*) FROM {_sql(table)}")).scalar() == 0, table
 
 
 def test_a_forged_tenant_context_writes_nothing_into_another_tenant(
@@ -473,6 +514,7 @@ def _ids(a: Tenant, client: TestClient) -> dict[str, str]:
     requests = client.get("/api/v1/organization-requests", headers=a.owner["headers"]).json()
     return {
         "org_id": a.org["id"],
+        "organization_id": a.org["id"],  # the analytics report's name for it
         "group_id": a.group["id"],
         "user_id": a.moderator["user"]["id"],
         "request_id": requests[0]["id"],
