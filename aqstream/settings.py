@@ -257,6 +257,11 @@ class Settings(BaseSettings):
     worker_retry_max_s: float = Field(
         default=10.0, ge=0, description="Ceiling of the backoff between two tries."
     )
+    worker_group: str = Field(
+        default="",
+        description="Consumer group of `aqstream worker` (empty: `<namespace>.worker`). A new "
+        "group re-reads every topic from the beginning: a replay, harmless by design.",
+    )
     worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: int = Field(
         default=9103, description="Prometheus metrics of `aqstream worker`; 0 = do not serve."

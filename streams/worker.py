@@ -450,7 +450,7 @@ def build_app(deps: Deps) -> tuple[WorkerApp, Processor]:
     datadir = s.state_dir / "worker" / s.topic_namespace  # Faust wants one, even without tables
     datadir.mkdir(parents=True, exist_ok=True)
     app = WorkerApp(
-        f"{s.topic_namespace}.worker",  # the consumer group
+        s.worker_group or f"{s.topic_namespace}.worker",  # the consumer group
         broker=[f"kafka://{host.strip()}" for host in s.kafka_bootstrap.split(",")],
         autodiscover=False,
         datadir=str(datadir),
