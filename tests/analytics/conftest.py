@@ -13,6 +13,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from aqstream.settings import Settings
+from tests.notification.conftest import notify_settings, smtp, telegram  # noqa: F401 (fixtures)
+from tests.streams.conftest import relays  # noqa: F401 (fixture)
+from tests.worker.conftest import (  # noqa: F401 (fixtures)
+    WorkerThread,
+    worker_settings,
+)
 
 CHROME = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 "
@@ -49,6 +55,13 @@ class Consumed:
         return self.value["id"]
 
 
+def _json(value: bytes) -> dict:
+    try:
+        return json.loads(value)
+    except ValueError:  # a dead letter may be anything
+        return {"raw": value.decode(errors="replace")}
+
+
 def read_topic(
     bootstrap: str, topic: str, until: int, *, timeout: float = 20.0, where=None
 ) -> list[Consumed]:
@@ -75,10 +88,40 @@ def read_topic(
                     item = Consumed(
                         key=r.key,
                         headers={k: v.decode() for k, v in r.headers},
-                        value=json.loads(r.value),
+                        value=_json(r.value),
                     )
                     if where is None or where(item):
                         found.append(item)
         return found
     finally:
         consumer.close()
+
+
+# --- the worker ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def analytics_workers(client):
+    """Start in-process workers (as tests/worker's ``workers``) with a chosen analytics sink
+    (default: the warehouse's)."""
+    from domain.notification.channels import Channels
+    from streams.worker import Deps
+
+    started: list[WorkerThread] = []
+    state = client.app.state
+
+    def start(settings: Settings, sink=None) -> WorkerThread:
+        deps = Deps(
+            settings=settings,
+            sessions=state.aq.sessionmaker,
+            providers=state.payments.providers,
+            channels=Channels(settings),
+            sink=sink,
+        )
+        started.append(WorkerThread(deps).start())
+        return started[-1]
+
+    yield start
+    for worker in started:
+        if worker.thread.is_alive():
+            worker.stop()
