@@ -101,7 +101,13 @@ def view(dashboard: dict, now: datetime) -> View:
     data = has_data(dashboard)
     figs = (
         figures.activity(dashboard.get("series") or [], tz, revision),
-        figures.revenue(dashboard.get("revenue_series") or [], tz, revision),
+        figures.revenue(
+            dashboard.get("revenue_series") or [],
+            tz,
+            revision,
+            dashboard["range"]["from"],
+            min(fmt.parse_time(dashboard["range"]["to"]), now),
+        ),
         figures.funnel(dashboard.get("funnel") or [], revision),
         figures.ticket_types(dashboard.get("ticket_types") or [], revision),
         figures.sources(dashboard.get("sources") or [], revision),
@@ -135,7 +141,7 @@ def _graph(graph_id: str, title: str, width: int = 6):
                     dcc.Graph(
                         id=graph_id,
                         figure=figures.empty("Loading…"),
-                        config={"displaylogo": False, "responsive": True},
+                        config={"displayModeBar": False, "responsive": True},
                     ),
                     className="p-2",
                 ),
@@ -154,6 +160,7 @@ def layout(event_id: str, refresh_s: float):
             dcc.Interval(id="ev-tick", interval=int(refresh_s * 1000)),
             html.Div(id="ev-redirect"),
             html.Div(id="ev-header", children=loading_state("Loading the event…")),
+            html.Div(id="ev-action-result", className="small mt-2", **{"aria-live": "polite"}),
             dbc.Row(
                 [
                     dbc.Col(
@@ -281,12 +288,7 @@ def header(event: dict, role: str | None, now: datetime):
                     ),
                 ]
             ),
-            html.Div(
-                [*buttons, html.Div(id="ev-action-result", className="small")],
-                className="d-flex gap-2 align-items-center",
-            )
-            if buttons
-            else html.Div(),
+            html.Div(buttons, className="d-flex gap-2 align-items-center"),
         ],
         className="d-flex justify-content-between flex-wrap gap-2",
     )
@@ -331,10 +333,9 @@ def register(app: Dash, sessions) -> None:
             return (no_update,) * (13 + len(GRAPHS) + 1) + (problem,)
         roles = {o["id"]: o["role"] for o in orgs or []}
         v = view(dashboard, now)
-        # The header (and its buttons) only on a new visit or period, not at every tick.
-        fresh = ctx.triggered_id != "ev-tick"
+        # React reconciles the same structure in place: re-sending the header does not flicker.
         return (
-            header(event, roles.get(event["organization_id"]), now) if fresh else no_update,
+            header(event, roles.get(event["organization_id"]), now),
             v.sold, v.capacity_note, v.revenue, v.revenue_note, v.conversion,
             v.conversion_note, v.attendance, v.attendance_note, v.live, v.live_style,
             v.empty_style, v.charts_style, *v.figures, v.updated, None,

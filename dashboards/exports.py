@@ -25,6 +25,7 @@ FORMATS = {"csv": "CSV", "parquet": "Parquet", "xlsx": "Excel (XLSX)"}
 FINISHED = {"done", "completed", "succeeded", "failed", "expired", "cancelled"}
 SUCCEEDED = {"done", "completed", "succeeded"}
 POLL_MS = 1000
+ALL_EVENTS = "all"
 
 
 def request_body(
@@ -42,7 +43,7 @@ def request_body(
     if end_date:
         last = date.fromisoformat(end_date) + timedelta(days=1)
         body["to"] = datetime.combine(last, time(), UTC).isoformat()
-    if event_id:
+    if event_id and event_id != ALL_EVENTS:
         body["event_id"] = event_id
     return body
 
@@ -134,9 +135,9 @@ def layout(organization: dict, events: list[dict], role: str | None, today: date
                 dbc.Label("Event", html_for="exp-event"),
                 dbc.Select(
                     id="exp-event",
-                    options=[{"label": "All events", "value": ""}]
+                    options=[{"label": "All events", "value": ALL_EVENTS}]
                     + [{"label": e["title"], "value": e["id"]} for e in events],
-                    value="",
+                    value=ALL_EVENTS,
                     className="mb-3",
                 ),
                 dbc.Label("Range (UTC days)", html_for="exp-range"),

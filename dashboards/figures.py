@@ -17,6 +17,14 @@ from dashboards import format as fmt
 INK = "#212529"
 MUTED = "#495057"
 PALETTE = ["#0b5394", "#b45309", "#047857", "#b91c1c", "#6d28d9", "#0e7490", "#7c2d12"]
+STAGES = {
+    "view": "Viewed",
+    "ticket_selected": "Chose a ticket",
+    "reservation": "Held seats",
+    "registration": "Registered",
+    "payment": "Paid",
+    "checkin": "Checked in",
+}
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
 
 
@@ -24,12 +32,12 @@ def _base(fig: go.Figure, revision: str, *, height: int = 300) -> go.Figure:
     fig.update_layout(
         uirevision=revision,
         height=height,
-        margin={"l": 48, "r": 16, "t": 16, "b": 40},
+        margin={"l": 56, "r": 16, "t": 36, "b": 40},
         font={"family": FONT, "color": INK, "size": 13},
         paper_bgcolor="white",
         plot_bgcolor="white",
         colorway=PALETTE,
-        legend={"orientation": "h", "y": -0.2, "x": 0},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0},
         hoverlabel={"font": {"family": FONT}},
         separators=", ",  # decimal comma, thin group separator: as the cards read
     )
@@ -67,31 +75,45 @@ def activity(series: list[dict], timezone: str, revision: str) -> go.Figure:
         ("checkins", "Check-ins"),
     ):
         fig.add_trace(go.Bar(x=x, y=[r.get(key, 0) for r in series], name=label))
-    fig.update_layout(barmode="group", xaxis_title=f"Local time ({timezone})")
+    fig.update_layout(barmode="group")
     return _base(fig, revision)
 
 
-def revenue(rows: list[dict], timezone: str, revision: str) -> go.Figure:
-    """Net revenue per bucket, one line per currency, in major units."""
+def revenue(
+    rows: list[dict], timezone: str, revision: str, start: str | None = None, end: str | None = None
+) -> go.Figure:
+    """Net revenue accumulated over the period, one line per currency, in major units (a
+    running total reads well even when only a few buckets had payments)."""
     if not any(r.get("gross") or r.get("refunds") for r in rows):
         return empty("No revenue yet in this period", revision)
     by_currency: dict[str, list[dict]] = defaultdict(list)
-    for row in rows:
+    for row in sorted(rows, key=lambda r: r["bucket"]):
         by_currency[row["currency"]].append(row)
     fig = go.Figure()
     for currency, points in sorted(by_currency.items()):
         scale = 10 ** fmt.exponent(currency)
+        x, totals, running = [], [], 0
+        if start is not None:
+            x, totals = [start], [0]
+        for point in points:
+            running += point["net"]
+            x.append(point["bucket"])
+            totals.append(running)
+        if end is not None:  # the total holds until now
+            x.append(end)
+            totals.append(running)
         fig.add_trace(
             go.Scatter(
-                x=_buckets(points, timezone),
-                y=[p["net"] / scale for p in points],
+                x=_buckets([{"bucket": b} for b in x], timezone),
+                y=[t / scale for t in totals],
                 name=f"Net, {fmt.symbol(currency)}",
                 mode="lines+markers",
-                text=[fmt.money(p["net"], currency) for p in points],
+                line={"shape": "hv", "width": 3},
+                text=[fmt.money(t, currency) for t in totals],
                 hovertemplate="%{x}<br>%{text}<extra></extra>",
             )
         )
-    fig.update_layout(xaxis_title=f"Local time ({timezone})")
+    fig.update_yaxes(rangemode="tozero")
     return _base(fig, revision)
 
 
@@ -100,13 +122,13 @@ def funnel(stages: list[dict], revision: str) -> go.Figure:
     if not stages or not stages[0].get("count"):
         return empty("No visitors yet: the funnel starts with the first page view", revision)
     labels, text = [], []
-    for stage in stages:
-        labels.append(stage["stage"].replace("_", " ").capitalize())
-        kept = stage.get("rate_from_previous")
-        drop = stage.get("drop_off")
+    for i, stage in enumerate(stages):
+        labels.append(STAGES.get(stage["stage"], stage["stage"]))
         parts = [fmt.number(stage["count"])]
-        if kept is not None and stage is not stages[0]:
-            parts.append(f"{fmt.percent(kept)} kept, {fmt.percent(drop)} drop-off")
+        kept = stage.get("rate_from_previous")
+        # More than the stage before (free tickets skip payment) is no drop-off to show.
+        if i and kept is not None and kept <= 1:
+            parts.append(f"{fmt.percent(1 - kept)} drop-off")
         text.append(" · ".join(parts))
     fig = go.Figure(
         go.Funnel(
@@ -114,8 +136,9 @@ def funnel(stages: list[dict], revision: str) -> go.Figure:
             x=[s["count"] for s in stages],
             text=text,
             textinfo="text",
+            textposition="auto",
             marker={"color": PALETTE[0]},
-            textfont={"color": "white"},
+            insidetextfont={"color": "white"},
             outsidetextfont={"color": INK},
             connector={"fillcolor": "#dee2e6"},
         )
@@ -123,16 +146,20 @@ def funnel(stages: list[dict], revision: str) -> go.Figure:
     return _base(fig, revision, height=340)
 
 
+def _name(ticket_type: dict) -> str:
+    return ticket_type.get("name") or "Without ticket type"
+
+
 def ticket_types(rows: list[dict], revision: str) -> go.Figure:
     """Net revenue per ticket type (one bar group per currency); free types show sold seats."""
     points = [
-        (t["name"], r["currency"], r["net"]) for t in rows for r in t.get("revenue") or [] if r
+        (_name(t), r["currency"], r["net"]) for t in rows for r in t.get("revenue") or [] if r
     ]
     if not any(net for _, _, net in points):
         if any(t.get("sold") for t in rows):
             fig = go.Figure(
                 go.Bar(
-                    x=[t["name"] for t in rows],
+                    x=[_name(t) for t in rows],
                     y=[t.get("sold", 0) for t in rows],
                     name="Seats sold",
                     marker={"color": PALETTE[0]},

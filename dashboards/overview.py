@@ -3,7 +3,6 @@ registrations, revenue and attendance for a period, each against the period befo
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -21,11 +20,6 @@ PERIODS = {"7": "7 days", "30": "30 days", "90": "90 days", "custom": "Custom"}
 class Period:
     start: datetime
     end: datetime
-
-    @property
-    def previous(self) -> Period:
-        """The period of the same length just before this one."""
-        return Period(self.start - (self.end - self.start), self.start)
 
     def label(self) -> str:
         last = self.end - timedelta(microseconds=1)
@@ -47,25 +41,13 @@ def _net(row: dict) -> dict[str, int]:
     return {r["currency"]: r.get("net", 0) for r in row.get("revenue") or []}
 
 
-def _rows(report: dict) -> dict[str, dict]:
-    return {r["event_id"]: r for r in report.get("events") or []}
-
-
-def totals(rows: list[dict]) -> dict:
-    """The organization's figures: sums, and rates recomputed from the sums (not averaged)."""
-    total: dict = defaultdict(int)
-    revenue: dict[str, int] = defaultdict(int)
-    for row in rows:
-        for key in ("views", "unique_views", "registrations", "checkins", "sold"):
-            total[key] += row.get(key) or 0
-        for currency, net in _net(row).items():
-            revenue[currency] += net
-    total["revenue"] = dict(revenue)
-    total["conversion_rate"] = (
-        total["registrations"] / total["unique_views"] if total["unique_views"] else None
+def rows_of(report: dict) -> tuple[dict[str, dict], dict[str, dict]]:
+    """Each event's figures for the period and for the previous one, by event id."""
+    events = report.get("events") or []
+    return (
+        {r["event_id"]: r for r in events},
+        {r["event_id"]: r.get("previous") or {} for r in events},
     )
-    total["attendance_rate"] = total["checkins"] / total["sold"] if total["sold"] else None
-    return dict(total)
 
 
 def _money_cell(current: dict[str, int]):
@@ -86,7 +68,9 @@ def _revenue_change(current: dict[str, int], previous: dict[str, int]):
     )
 
 
-def summary_cards(now_totals: dict, before: dict):
+def summary_cards(t: dict, p: dict):
+    """The organization's totals, each with its change against the previous period."""
+
     def card(label, value, delta, card_id):
         return dbc.Col(
             dbc.Card(
@@ -102,32 +86,36 @@ def summary_cards(now_totals: dict, before: dict):
             )
         )  # fmt: skip
 
-    t, p = now_totals, before
     return dbc.Row(
         [
-            card("Views", fmt.number(t["views"]), change(t["views"], p["views"]), "ov-views"),
+            card(
+                "Views",
+                fmt.number(t.get("views")),
+                change(t.get("views"), p.get("views")),
+                "ov-views",
+            ),
             card(
                 "Registrations",
-                fmt.number(t["registrations"]),
-                change(t["registrations"], p["registrations"]),
+                fmt.number(t.get("registrations")),
+                change(t.get("registrations"), p.get("registrations")),
                 "ov-registrations",
             ),
             card(
                 "Conversion",
-                fmt.percent(t["conversion_rate"]),
-                change(t["conversion_rate"], p["conversion_rate"]),
+                fmt.percent(t.get("conversion_rate")),
+                change(t.get("conversion_rate"), p.get("conversion_rate")),
                 "ov-conversion",
             ),
             card(
                 "Net revenue",
-                _money_cell(t["revenue"]),
-                _revenue_change(t["revenue"], p["revenue"]),
+                _money_cell(_net(t)),
+                _revenue_change(_net(t), _net(p)),
                 "ov-revenue",
             ),
             card(
                 "Attendance",
-                fmt.percent(t["attendance_rate"]),
-                change(t["attendance_rate"], p["attendance_rate"]),
+                fmt.percent(t.get("attendance_rate")),
+                change(t.get("attendance_rate"), p.get("attendance_rate")),
                 "ov-attendance",
             ),
         ],
@@ -243,22 +231,27 @@ def layout(organization: dict):
     )
 
 
-def load(client: ApiClient, organization_id: str, chosen: Period) -> tuple[list, dict, dict]:
+def load(client: ApiClient, organization_id: str, chosen: Period) -> tuple[list, dict]:
+    """The organization's events and the report (with the previous period) for ``chosen``."""
     events = client.organization_events(organization_id)
-    now_report = client.report(organization_id, chosen.start, chosen.end)
-    before = chosen.previous
-    previous_report = client.report(organization_id, before.start, before.end)
-    return events, _rows(now_report), _rows(previous_report)
+    return events, client.report(organization_id, chosen.start, chosen.end)
 
 
-def content(events: list[dict], current: dict[str, dict], previous: dict[str, dict]):
-    known = {e["id"] for e in events}
+def caption(report: dict) -> str:
+    now, before = report["range"], report["previous_range"]
+
+    def span(r: dict) -> str:
+        return Period(fmt.parse_time(r["from"]), fmt.parse_time(r["to"])).label()
+
+    return f"{span(now)} compared with {span(before)}"
+
+
+def content(events: list[dict], report: dict):
+    current, previous = rows_of(report)
+    totals = report.get("totals") or {}
     return html.Div(
         [
-            summary_cards(
-                totals([r for k, r in current.items() if k in known]),
-                totals([r for k, r in previous.items() if k in known]),
-            ),
+            summary_cards(totals, totals.get("previous") or {}),
             dbc.Card(dbc.CardBody(events_table(events, current, previous)), className="shadow-sm"),
         ]
     )
@@ -280,8 +273,7 @@ def register(app: Dash, sessions) -> None:
     def update(choice, start_date, end_date, organization_id):
         chosen = period(choice, start_date, end_date, datetime.now(UTC))
         try:
-            events, current, previous = load(sessions.client(), organization_id, chosen)
+            events, report = load(sessions.client(), organization_id, chosen)
         except ApiError as exc:
             return api_problem(exc, "/"), ""
-        caption = f"{chosen.label()} compared with {chosen.previous.label()} (UTC days)"
-        return content(events, current, previous), caption
+        return content(events, report), caption(report)

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -139,17 +140,41 @@ def _domain_facts(tenant: uuid.UUID, event: uuid.UUID, regs: list[dict], start: 
     return facts
 
 
+def found(client, owner: dict, admin: dict, name: str) -> dict:
+    """An organization called ``name`` (the screenshots show it), founded the API's way."""
+    slug = f"{name.lower().replace(' ', '-')}-{uuid.uuid4().hex[:6]}"
+    request = client.post(
+        "/api/v1/organization-requests", json={"name": name, "slug": slug},
+        headers=owner["headers"],
+    )  # fmt: skip
+    assert request.status_code == 201, request.text
+    approved = client.post(
+        f"/api/v1/organization-requests/{request.json()['id']}/approve", headers=admin["headers"]
+    )
+    assert approved.status_code == 200, approved.text
+    org = client.post(
+        "/api/v1/organizations", json={"request_id": request.json()["id"]},
+        headers=owner["headers"],
+    )  # fmt: skip
+    assert org.status_code == 201, org.text
+    return org.json()
+
+
 @pytest.fixture(scope="module")
 def scenario(client, api, admin, app_engine: Engine) -> Scenario:
     organizer = Organizer(client, api, admin)
     owner = organizer.owner
-    org_b = api.found_organization(owner, admin)
+    # Two organizations with readable names (the screenshots show them); the factory's first
+    # one stays the owner's third.
+    organizer.org = found(client, owner, admin, "Python Berlin")
+    org_b = found(client, owner, admin, "Data Summit Society")
     analyst = organizer.member("analyst")
     now = datetime.now(UTC).replace(microsecond=0)
+    doors = now.replace(minute=0, second=0) + timedelta(hours=1)  # within the hour: doors open
     live = organizer.event(
         title="PyCon Berlin 2026",
-        starts_at=(now + timedelta(minutes=30)).isoformat(),
-        ends_at=(now + timedelta(hours=8)).isoformat(),
+        starts_at=doors.isoformat(),
+        ends_at=(doors + timedelta(hours=8)).isoformat(),
         timezone="Europe/Berlin",
     )
     free = organizer.ticket_type(live["id"], name="Standard", capacity=60, price_amount=0)
@@ -173,7 +198,7 @@ def scenario(client, api, admin, app_engine: Engine) -> Scenario:
         "/api/v1/events",
         json={
             "organization_id": org_b["id"],
-            "title": "Second Org Summit",
+            "title": "Data Summit 2027",
             "starts_at": (now + timedelta(days=40)).isoformat(),
             "ends_at": (now + timedelta(days=40, hours=6)).isoformat(),
         },
@@ -225,7 +250,7 @@ def start(duo, dash_settings: Settings) -> str:
 
 
 def sign_in(duo, base: str, user: dict, path: str = "/") -> None:
-    duo.driver.get(f"{base}/signin?next={path}")
+    duo.driver.get(f"{base}/signin?next={quote(path, safe='/')}")
     duo.wait_for_element("#signin-email").send_keys(user["email"])
     duo.find_element("#signin-password").send_keys(PASSWORD)
     duo.find_element("#signin-submit").click()
