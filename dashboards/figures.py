@@ -160,7 +160,7 @@ def ticket_types(rows: list[dict], revision: str) -> go.Figure:
             fig = go.Figure(
                 go.Bar(
                     x=[_name(t) for t in rows],
-                    y=[t.get("sold", 0) for t in rows],
+                    y=[t.get("sold") or 0 for t in rows],
                     name="Seats sold",
                     marker={"color": PALETTE[0]},
                 )
