@@ -50,7 +50,9 @@ def test_progress_goes_from_0_to_100_as_the_database_shows_it(
     # Small chunks and blocks, so the handful of rows arrive in several steps.
     monkeypatch.setattr(runner, "COPY_CHUNK_BYTES", 64)
     monkeypatch.setattr(writers, "BLOCK_BYTES", 512)
-    export = exports.requested(org, dataset="registrations", format="parquet")
+    # XLSX: its exact count comes first (the sheet's limit), so every step has a total. (CSV
+    # and Parquet count beside the COPY: test_the_count_beside_the_copy_sees_its_snapshot.)
+    export = exports.requested(org, dataset="registrations", format="xlsx")
     assert (export["status"], export["progress"]) == ("queued", 0)
     seen: list[tuple[int, int, str]] = []
 
@@ -67,6 +69,43 @@ def test_progress_goes_from_0_to_100_as_the_database_shows_it(
     assert any(0 < p < 95 for p in percents), percents  # rows arriving, not only start and end
     assert [s for _, _, s in seen] == ["running"] * (len(seen) - 1) + ["succeeded"]
     assert exports.get(export["id"], org.owner)["progress"] == 100
+
+
+def test_the_count_beside_the_copy_sees_its_snapshot(exports: Exports, org: Org) -> None:
+    """The total for the progress bar is counted on another connection in the export's
+    snapshot: rows committed meanwhile are in neither."""
+    import threading
+
+    from domain.export.models import Dataset
+    from warehouse.exports.datasets import Filters, spec
+
+    class Total:
+        total = None
+
+    dataset = spec(Dataset.REGISTRATIONS)
+    engine = exports.client.app.state.aq.engine
+    with engine.connect() as conn:
+        conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin():
+            conn.execute(text("SELECT set_config('app.tenant_id', :t, true)"), {"t": org.id})
+            snapshot = conn.execute(text("SELECT pg_export_snapshot()")).scalar_one()
+            before = conn.execute(
+                text(dataset.count_query(Filters()).as_string(conn.connection.driver_connection))
+            ).scalar_one()
+            # Meanwhile, a new registration is committed.
+            org.organizer.participant(org.event["id"], org.free["id"], name="latecomer")
+            job = runner.Job(uuid.uuid4(), uuid.UUID(org.id), 1, None)  # type: ignore[arg-type]
+            reporter = Total()
+            thread = threading.Thread(
+                target=runner._count_beside,
+                args=(engine.url, snapshot, job, dataset.count_query(Filters()), reporter),
+            )
+            thread.start()
+            thread.join()
+    assert before > 0
+    assert reporter.total == before
+    (now,) = exports.rows("SELECT count(*) AS n FROM registrations WHERE tenant_id = :t", t=org.id)
+    assert now["n"] == before + 1
 
 
 def test_a_failure_is_recorded_with_its_reason(exports: Exports, org: Org) -> None:
