@@ -1,6 +1,7 @@
 """`aqstream run`: the platform comes up at the printed URLs, its relay publishes an API sign-up
-to the user topic of the run's own broker, the relay and the worker serve their metrics, and
-Ctrl-C leaves nothing behind. One run for all of it: each start is a whole local stack."""
+to the user topic of the run's own broker, the relay and the worker serve their metrics, the
+dashboards sign that user in through the run's API, and Ctrl-C leaves nothing behind. One run
+for all of it: each start is a whole local stack."""
 
 from __future__ import annotations
 
@@ -64,6 +65,7 @@ def _record_of(bootstrap: str, topic: str, key: str, timeout: float) -> dict:
 def test_run_serves_relays_and_ctrl_c_stops_everything() -> None:
     state_dir = PROJECT_ROOT / ".aqstream" / "scratch" / f"run-{uuid.uuid4().hex[:6]}"
     port, relay_port, worker_port = free_port(), free_port(), free_port()
+    dashboards_port = free_port()
     env = {
         k: v
         for k, v in os.environ.items()
@@ -75,6 +77,7 @@ def test_run_serves_relays_and_ctrl_c_stops_everything() -> None:
             "AQSTREAM_API_PORT": str(port),
             "AQSTREAM_RELAY_METRICS_PORT": str(relay_port),
             "AQSTREAM_WORKER_METRICS_PORT": str(worker_port),
+            "AQSTREAM_DASHBOARDS_PORT": str(dashboards_port),
         }
     )
     proc = subprocess.Popen(
@@ -87,6 +90,7 @@ def test_run_serves_relays_and_ctrl_c_stops_everything() -> None:
     )
     base = f"http://127.0.0.1:{port}"
     relay_metrics = f"http://127.0.0.1:{relay_port}/metrics"
+    dashboards = f"http://127.0.0.1:{dashboards_port}"
     seen: set[int] = set()
     try:
         _wait_ok(f"{base}/health", proc, 90)
@@ -114,15 +118,26 @@ def test_run_serves_relays_and_ctrl_c_stops_everything() -> None:
         assert 'aqstream_relay_published_total{topic="aqstream.user.v1"}' in metrics
         worker = _wait_ok(f"http://127.0.0.1:{worker_port}/metrics", proc, 60).text
         assert "aqstream_worker_records_total" in worker
+        # The dashboards answer, and sign in through this run's API.
+        _wait_ok(f"{dashboards}/health", proc, 60)
+        assert httpx.get(f"{dashboards}/signin", timeout=5).status_code == 200
+        signed_in = httpx.post(
+            f"{dashboards}/auth/login",
+            data={"email": email, "password": "correct horse battery", "next": "/"},
+            timeout=10,
+        )
+        assert signed_in.status_code == 303 and signed_in.headers["location"] == "/"
+        assert "aq_access" in signed_in.cookies
 
         seen = descendants(proc.pid) | processes_under(state_dir)
-        assert len(seen) >= 5  # api + four servers (and their helpers)
+        assert len(seen) >= 6  # api, dashboards + four servers (and their helpers)
     finally:
         proc.send_signal(signal.SIGINT)
         output, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, output
     assert f"{base}/docs" in output
     assert relay_metrics in output  # announced with the URLs
+    assert dashboards in output
     time.sleep(0.2)
     left = {pid for pid in seen if alive(pid)}
     assert left == set(), f"processes left behind: {left}"
