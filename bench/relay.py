@@ -60,7 +60,9 @@ WRITERS = 8  # enough that a slow commit (fsync on a busy machine) does not hold
 
 
 @contextlib.contextmanager
-def bench_stack(state_dir: Path, keep: bool) -> Iterator[Settings]:
+def bench_stack(
+    state_dir: Path, keep: bool, db_prefix: str = "aqstream_bench_relay"
+) -> Iterator[Settings]:
     """The local stack under ``state_dir`` (servers configured through AQSTREAM_* are used
     instead) and a fresh database migrated to head, both removed afterwards."""
     stack = LocalStack(Settings(state_dir=state_dir, log_json=False))
@@ -68,7 +70,7 @@ def bench_stack(state_dir: Path, keep: bool) -> Iterator[Settings]:
     try:
         stack.up()
         base = stack.resolved_settings()
-        name = f"aqstream_bench_relay_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        name = f"{db_prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
         with psycopg.connect(psycopg_dsn(base), autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         settings = base.model_copy(
