@@ -149,8 +149,10 @@ def backfill(
     if start is not None and start.tzinfo is None:
         start = start.replace(tzinfo=UTC)
     settings, _ = _ensure_stack(_settings())
-    owner = make_engine(settings.owner_url, pool_size=1, application_name="aqstream-backfill")
-    app_engine = make_engine(settings.app_url, pool_size=1, application_name="aqstream-backfill")
+    # No statement timeout: one event's rebuild is one long statement per rollup.
+    engines = {"pool_size": 1, "statement_timeout_ms": 0, "application_name": "aqstream-backfill"}
+    owner = make_engine(settings.owner_url, **engines)
+    app_engine = make_engine(settings.app_url, **engines)
     try:
         total = sum(t.facts for t in targets(owner, event_id, start))
         with tqdm(total=total, unit="fact", desc="backfill") as bar:

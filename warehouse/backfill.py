@@ -1,7 +1,7 @@
 """``aqstream backfill``: rebuild the rollups from the raw facts, one event per transaction.
 
-For each event (all, or ``--event``) the rollup rows from ``--since`` on (all, by default) are
-deleted and recomputed from the facts with the same statements the sink uses, so the result is
+For each event (all, or ``--event``) the page views' uniqueness and the rollup rows from
+``--since`` on (all, by default) are recomputed (rollup rows deleted, then rebuilt) from the facts with the same statements the sink uses, so the result is
 exactly what ingesting the facts would give, however the rollups got where they are (a bug, a
 restore, an edited fact, rows deleted by hand). Absolute and idempotent: running it twice
 changes nothing.
@@ -23,7 +23,7 @@ import psycopg
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from warehouse.rollups import ROLLUPS, floor
+from warehouse.rollups import RESET_UNIQUE, ROLLUPS, floor
 
 BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
 _SET_TENANT = "SELECT set_config('app.tenant_id', %s, true)"
@@ -76,6 +76,7 @@ def rebuild_event(
     ).fetchone()
     pg.execute(_SET_TENANT, (str(tenant_id),))
     grains = ("minute", "hour", "day") if flavor == "postgres" else ("minute",)
+    pg.execute(RESET_UNIQUE, {"event": event_id, "since": since})
     written = 0
     for rollup in ROLLUPS:
         for grain in grains:

@@ -7,8 +7,10 @@ delivered again, gives the same rows. Buckets are UTC (``date_trunc(..., 'UTC')`
 
 A page view is *unique* when the same visitor had no page view on the same event in the 30
 minutes before it (ties on the same instant broken by fact id). Uniqueness belongs to the view,
-not to a window, so unique views add up across minutes, hours and days. A view at ``t`` can
-change the uniqueness of views up to ``t + 30 min``: the sink recomputes those minutes too.
+not to a window, so unique views add up across minutes, hours and days. It is stored on the view
+(``facts.is_unique``, recomputed from the raw facts by ``SET_UNIQUE``/``RESET_UNIQUE``), so a
+minute counts its unique views instead of probing each view again. A view at ``t`` can change
+the uniqueness of views up to ``t + 30 min``: the sink recomputes those minutes too.
 """
 
 from __future__ import annotations
@@ -38,11 +40,43 @@ def floor(moment: datetime, grain: str) -> datetime:
     raise ValueError(f"unknown grain {grain!r}")
 
 
-_UNIQUE = (
-    "f.kind = 'page_view' AND NOT EXISTS (SELECT 1 FROM warehouse.facts p"
+_UNIQUE = "f.kind = 'page_view' AND f.is_unique"
+
+# Whether a page view is unique, from the raw facts: no page view of the same visitor and event
+# in the 30 minutes before it (ties at one instant by fact id). Evaluated for a view ``f``.
+UNIQUE_RULE = (
+    "NOT EXISTS (SELECT 1 FROM warehouse.facts p"
     " WHERE p.tenant_id = f.tenant_id AND p.event_id = f.event_id AND p.kind = 'page_view'"
     " AND p.visitor_id = f.visitor_id AND p.occurred_at >= f.occurred_at - interval '30 minutes'"
     " AND (p.occurred_at, p.fact_id) < (f.occurred_at, f.fact_id))"
+)
+
+# Set ``is_unique`` on new page views (n: event_id, visitor_id, occurred_at) and on the views of
+# the same visitor and event in the 30 minutes after each, whose uniqueness a new view can take
+# away. Absolute: each flag is recomputed from the raw facts by UNIQUE_RULE.
+SET_UNIQUE = (
+    "UPDATE warehouse.facts t SET is_unique = c.u FROM ("
+    f" SELECT DISTINCT f.fact_id, f.occurred_at, {UNIQUE_RULE} AS u"
+    " FROM unnest(%s::uuid[], %s::text[], %s::timestamptz[]) AS n(event_id, visitor_id, at)"
+    " JOIN warehouse.facts f ON f.tenant_id = app_tenant_id() AND f.event_id = n.event_id"
+    " AND f.kind = 'page_view' AND f.visitor_id = n.visitor_id"
+    " AND f.occurred_at >= n.at AND f.occurred_at <= n.at + interval '30 minutes'"
+    ") c WHERE t.tenant_id = app_tenant_id() AND t.fact_id = c.fact_id"
+    " AND t.occurred_at = c.occurred_at AND t.is_unique IS DISTINCT FROM c.u"
+)
+
+# The same for every page view of one event from a time on (backfill): a view's flag depends on
+# the views up to 30 minutes before it, so the window starts that much earlier.
+RESET_UNIQUE = (
+    "UPDATE warehouse.facts t SET is_unique = w.u FROM ("
+    " SELECT fact_id, occurred_at, CASE WHEN visitor_id IS NULL THEN true"
+    " ELSE coalesce(lag(occurred_at) OVER (PARTITION BY visitor_id ORDER BY occurred_at, fact_id)"
+    " < occurred_at - interval '30 minutes', true) END AS u"
+    " FROM warehouse.facts WHERE tenant_id = app_tenant_id() AND event_id = %(event)s"
+    " AND kind = 'page_view' AND occurred_at >= %(since)s::timestamptz - interval '30 minutes'"
+    ") w WHERE t.tenant_id = app_tenant_id() AND t.fact_id = w.fact_id"
+    " AND t.occurred_at = w.occurred_at AND w.occurred_at >= %(since)s"
+    " AND t.is_unique IS DISTINCT FROM w.u"
 )
 
 
@@ -86,11 +120,13 @@ class Rollup:
         dims = ", ".join(self.fact_dimensions)
         measures = ", ".join(self.measures.values())
         kinds = ", ".join(f"'{k}'" for k in sorted(self.kinds))
+        # LATERAL ... OFFSET 0: one index range scan per key, not a join over the tenant's facts
         select = (
             f"SELECT f.tenant_id, {dims}, k.bucket, {measures} FROM {keys} "
-            "JOIN warehouse.facts f ON f.tenant_id = app_tenant_id() AND f.event_id = k.event_id"
-            " AND f.occurred_at >= k.bucket AND f.occurred_at < k.bucket + interval '1 minute'"
-            f" AND f.kind IN ({kinds}) "
+            "CROSS JOIN LATERAL (SELECT * FROM warehouse.facts f0"
+            " WHERE f0.tenant_id = app_tenant_id() AND f0.event_id = k.event_id"
+            " AND f0.occurred_at >= k.bucket AND f0.occurred_at < k.bucket + interval '1 minute'"
+            f" AND f0.kind IN ({kinds}) OFFSET 0) f "
             f"GROUP BY f.tenant_id, {dims}, k.bucket"
         )
         return self._upsert("minute", select)

@@ -4,7 +4,8 @@
 one transaction per batch) and never commits. It
 
 1. inserts the raw facts (``ON CONFLICT DO NOTHING``: a fact delivered again is no new row),
-2. recomputes, from the raw facts, every minute bucket a new fact falls in, plus the 30 minutes
+2. sets the uniqueness of the new page views and of the views after them it may change
+   (``rollups.SET_UNIQUE``), then recomputes, from the raw facts, every minute bucket a new fact falls in, plus the 30 minutes
    after a new page view (whose views' uniqueness it may change), and upserts them absolutely,
 3. on plain PostgreSQL, recomputes the hour and day buckets above those minutes from the minute
    rollups (with Timescale, continuous aggregates do this).
@@ -26,22 +27,37 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import psycopg
 from sqlalchemy.orm import Session
 
 from warehouse.facts import TRACKED_KINDS, Fact, FactKind
-from warehouse.rollups import EVENT, REVENUE, ROLLUPS, STEP, TRAFFIC, UNIQUE_WINDOW, Rollup, floor
+from warehouse.rollups import (
+    EVENT,
+    REVENUE,
+    ROLLUPS,
+    SET_UNIQUE,
+    STEP,
+    TRAFFIC,
+    UNIQUE_WINDOW,
+    Rollup,
+    floor,
+)
 
 _CONTEXT = "SELECT current_setting('app.tenant_id', true), warehouse.flavor()"
 _SET_TENANT = "SELECT set_config('app.tenant_id', %s, true)"
 _INSERT = (
     "INSERT INTO warehouse.facts (tenant_id, fact_id, occurred_at, kind, event_id, ticket_type_id,"
-    " registration_id, quantity, amount, currency, purpose, visitor_id, session_id, source, device)"
-    " SELECT %s::uuid, u.* FROM unnest(%s::uuid[], %s::timestamptz[], %s::text[], %s::uuid[],"
+    " registration_id, quantity, amount, currency, purpose, visitor_id, session_id, source, device,"
+    " is_unique)"
+    " SELECT %s::uuid, u.*, CASE WHEN u.kind = 'page_view' AND u.visitor_id IS NULL THEN true END"
+    " FROM unnest(%s::uuid[], %s::timestamptz[], %s::text[], %s::uuid[],"
     " %s::uuid[], %s::uuid[], %s::int[], %s::bigint[], %s::text[], %s::text[], %s::text[],"
-    " %s::text[], %s::text[], %s::text[]) AS u"
-    " ON CONFLICT DO NOTHING RETURNING kind, event_id, occurred_at"
+    " %s::text[], %s::text[], %s::text[]) AS u(fact_id, occurred_at, kind, event_id,"
+    " ticket_type_id, registration_id, quantity, amount, currency, purpose, visitor_id,"
+    " session_id, source, device)"
+    " ON CONFLICT DO NOTHING RETURNING kind, event_id, occurred_at, visitor_id"
 )
 KEYS = "unnest(%s::uuid[], %s::timestamptz[]) AS k(event_id, bucket)"
 _MINUTE_SQL = {r.name: r.minute_from_facts(KEYS) for r in ROLLUPS}
@@ -90,6 +106,9 @@ def ingest(session: Session, facts: Sequence[Fact]) -> IngestResult:
                 continue
             stored += len(rows)
             pg.execute(_SET_TENANT, (str(tenant),))
+            views = [(e, v, at) for kind, e, at, v in rows if kind == _PAGE_VIEW and v is not None]
+            if views:
+                pg.execute(SET_UNIQUE, tuple(map(list, zip(*views, strict=True))))
             for rollup, keys in affected_minutes(rows).items():
                 if keys:
                     minutes += len(keys)
@@ -98,10 +117,11 @@ def ingest(session: Session, facts: Sequence[Fact]) -> IngestResult:
     return IngestResult(received=len(facts), stored=stored, minutes=minutes)
 
 
-def affected_minutes(rows: Iterable[tuple[str, uuid.UUID, datetime]]) -> dict[Rollup, set[Key]]:
-    """The minute buckets of each rollup that new facts ``(kind, event_id, occurred_at)`` change."""
+def affected_minutes(rows: Iterable[tuple[Any, ...]]) -> dict[Rollup, set[Key]]:
+    """The minute buckets of each rollup that new facts ``(kind, event_id, occurred_at, ...)``
+    change."""
     keys: dict[Rollup, set[Key]] = {EVENT: set(), REVENUE: set(), TRAFFIC: set()}
-    for kind, event_id, occurred_at in rows:
+    for kind, event_id, occurred_at, *_ in rows:
         minute = floor(occurred_at, "minute")
         own = [(event_id, minute)]
         if kind == _PAGE_VIEW:

@@ -35,8 +35,16 @@ def _current(app_engine: Engine, tenant: uuid.UUID) -> dict:
 
 
 def _damage(owner_engine: Engine, event: uuid.UUID, before=None) -> None:
-    """Delete the event's rollup rows (from ``before`` on) and falsify the rest."""
+    """Delete the event's rollup rows (from ``before`` on), falsify the rest, and flip the
+    uniqueness of its page views (from ``before`` on)."""
     with owner_engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE warehouse.facts SET is_unique = NOT is_unique WHERE event_id = :e"
+                " AND kind = 'page_view' AND (CAST(:b AS timestamptz) IS NULL OR occurred_at >= :b)"
+            ),
+            {"e": event, "b": before},
+        )
         for rollup in ROLLUPS:
             for grain in GRAINS:
                 table = rollup.table(grain)
