@@ -893,9 +893,7 @@ class Simulation:
         return response.json() if response.content else None
 
     # --- tracking ---------------------------------------------------------------------------
-    def track(
-        self, actions: list[Tracked], ids: list[str], sessions: list[str], device: str | None
-    ) -> None:
+    def track(self, actions: list[Tracked], ids: list[str], sessions: list[str]) -> None:
         """POST /analytics/track, one batch of at most 100 (idempotent ``ids``, one session id
         per action); referrer and utm_source come from the action's source."""
         source_of = {s.name: s for s in SOURCES}
@@ -913,7 +911,7 @@ class Simulation:
                     "occurred_at": action.occurred_at.isoformat(),
                     "referrer": source.referrer if source else None,
                     "utm_source": source.utm_source if source else None,
-                    "device": device,
+                    "device": action.device,
                 }
             )
         if not self._has_route("/analytics/track"):
@@ -952,10 +950,16 @@ class Simulation:
             ids.append(action_id)
             actions.append(
                 Tracked(
-                    kind, event["id"], ticket_type, visitor, v.source, now - timedelta(seconds=ago)
+                    kind,
+                    event["id"],
+                    ticket_type,
+                    visitor,
+                    v.source,
+                    now - timedelta(seconds=ago),
+                    v.device,
                 )
             )
-        self.track(actions, ids, sessions, v.device)
+        self.track(actions, ids, sessions)
         with self.ledger.lock:
             self.ledger.visits += 1
         if v.participant is None:
@@ -1134,7 +1138,7 @@ class Simulation:
                 sessions.append(f"{visitor}-s")
         for start in range(0, len(actions), 99):
             end = start + 99
-            self.track(actions[start:end], ids[start:end], sessions[start:end], "mobile")
+            self.track(actions[start:end], ids[start:end], sessions[start:end])
         gate = threading.Barrier(len(buyers))
 
         def buy(account: Account) -> dict[str, Any] | None:
