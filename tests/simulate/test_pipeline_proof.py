@@ -1,0 +1,442 @@
+"""The proof of issue F: a generated scenario through the real pipeline (the API over HTTP, the
+outbox relay, the real broker, `aqstream worker` processes with the analytics agent, the
+warehouse) ends in dashboards whose every number equals what the transactional tables and the
+generator's own tracking totals say, exactly:
+
+1. while the traffic flows, the worker is killed (SIGKILL) and started again: nothing lost,
+   nothing doubled;
+2. then the worker's consumer group is reset to the beginning of every topic and the worker
+   replays them all: every aggregate is unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import Engine, text
+
+from aqstream.settings import PROJECT_ROOT, Settings
+from aqstream.simulate import Account, Simulation, build_plan
+from aqstream.stack.servers import free_port
+from domain.registration.sweeper import sweep_once
+from tests.live import served
+from tests.simulate.conftest import platform_settings
+from tests.streams.conftest import relays  # noqa: F401  (fixture)
+
+WORKER_FAST = {
+    "worker_session_timeout_s": 2.0,
+    "worker_heartbeat_interval_s": 0.5,
+    "worker_rebalance_timeout_s": 4.0,
+    "worker_fetch_max_wait_ms": 100,
+    "worker_commit_interval_s": 0.5,
+    "worker_retry_attempts": 3,
+    "worker_retry_base_s": 0.02,
+    "worker_retry_max_s": 0.1,
+}
+VISITS = 30
+SERIES = ("views", "unique_views", "registrations", "cancellations", "checkins")
+
+
+def _rate(numerator: int, denominator: int) -> float | None:
+    return round(numerator / denominator, 6) if denominator > 0 else None
+
+
+class WorkerProcess:
+    """`aqstream worker` as its own process, on this test's database, topics and API."""
+
+    def __init__(self, settings: Settings, api_url: str, log: Path) -> None:
+        self.metrics_port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AQSTREAM_")}
+        env.update({f"AQSTREAM_{k.upper()}": str(v) for k, v in WORKER_FAST.items()})
+        env.update(
+            {
+                "AQSTREAM_ENVIRONMENT": "test",
+                "AQSTREAM_DATABASE_URL": settings.owner_url.render_as_string(hide_password=False),
+                "AQSTREAM_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+                "AQSTREAM_REDIS_URL": settings.redis_url,
+                "AQSTREAM_S3_ENDPOINT": settings.s3_endpoint,
+                "AQSTREAM_TOPIC_NAMESPACE": settings.topic_namespace,
+                "AQSTREAM_STATE_DIR": str(settings.state_dir),
+                "AQSTREAM_TICKET_SIGNING_KEY": settings.ticket_signing_key.get_secret_value(),
+                "AQSTREAM_LOG_JSON": "false",
+                "AQSTREAM_WORKER_METRICS_PORT": str(self.metrics_port),
+                # The payments the saga starts settle as the API's do: webhooks to the API.
+                "AQSTREAM_PAYMENT_WORKERS": "true",
+                "AQSTREAM_PAYMENT_SANDBOX_DELAY_S": str(settings.payment_sandbox_delay_s),
+                "AQSTREAM_PAYMENT_SANDBOX_WEBHOOK_URL": f"{api_url}/api/v1/webhooks/sandbox",
+            }
+        )
+        with open(log, "ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "aqstream", "worker"],
+                cwd=PROJECT_ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    def facts_stored(self) -> int:
+        """The analytics agent's stored facts (new or again) since this process started."""
+        try:
+            body = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2).text
+        except httpx.HTTPError:
+            return 0
+        return int(
+            sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in body.splitlines()
+                if line.startswith("aqstream_worker_facts_total{")
+            )
+        )
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+
+def reset_group(settings: Settings, topics: list[str]) -> int:
+    """Commit offset 0 on every partition of ``topics`` for the worker's consumer group, as a
+    member of it (the worker is stopped, so this one gets every partition): the worker's next
+    start replays everything. Answers the partitions reset."""
+    from kafka import KafkaConsumer
+    from kafka.coordinator.assignors.range import RangePartitionAssignor
+    from kafka.errors import InconsistentGroupProtocolError
+    from kafka.structs import OffsetAndMetadata
+
+    class AsFaust(RangePartitionAssignor):
+        """The group's protocol is Faust's (the broker keeps it): join under that name."""
+
+        name = "faust"
+
+    consumer = KafkaConsumer(
+        *topics,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=f"{settings.topic_namespace}.worker",
+        enable_auto_commit=False,
+        session_timeout_ms=2000,
+        heartbeat_interval_ms=500,
+        partition_assignment_strategy=[AsFaust],
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not consumer.assignment() and time.monotonic() < deadline:
+            try:
+                consumer.poll(timeout_ms=200, max_records=1)
+            except InconsistentGroupProtocolError:  # the stopped worker's member is not gone yet
+                time.sleep(0.5)
+        partitions = consumer.assignment()
+        expected = sum(len(consumer.partitions_for_topic(t) or ()) for t in topics)
+        assert len(partitions) == expected, (len(partitions), expected)
+        consumer.commit({tp: OffsetAndMetadata(0, "", -1) for tp in partitions})
+        return len(partitions)
+    finally:
+        consumer.close(autocommit=False)
+
+
+def namespace_topics(settings: Settings) -> list[str]:
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        return sorted(t for t in consumer.topics() if t.startswith(f"{settings.topic_namespace}."))
+    finally:
+        consumer.close()
+
+
+# --- what the dashboards must say -------------------------------------------------------------
+
+
+def _by_event(engine: Engine, sql: str, events: list[str]) -> list[Any]:
+    with engine.connect() as conn:
+        return [r for r in conn.execute(text(sql)) if str(r[0]) in events]
+
+
+def expected_dashboards(engine: Engine, totals: dict, events: list[str]) -> dict[str, dict]:
+    """Per event, the dashboard's numbers from the transactional tables (domain facts) and the
+    generator's tracking totals (tracked actions never touch the database)."""
+    out: dict[str, dict] = {}
+    for e in events:
+        mine = totals["events"].get(e, {})
+        out[e] = {
+            "kpis": {
+                "views": mine.get("page_views", 0),
+                "unique_views": mine.get("unique_views", 0),
+                "ticket_selected": mine.get("ticket_selected", 0),
+                "checkout_started": mine.get("checkout_started", 0),
+            },
+            "types": defaultdict(lambda: {"registrations": 0, "cancellations": 0, "checkins": 0}),
+            "type_revenue": defaultdict(dict),
+            "revenue": {},
+            "sources": {
+                s: {
+                    k: c[k]
+                    for k in ("page_views", "unique_views", "ticket_selected", "checkout_started")
+                }
+                for s, c in mine.get("sources", {}).items()
+                if c["page_views"] or c["ticket_selected"] or c["checkout_started"]
+            },
+            "devices": {
+                d: {"views": c["page_views"], "unique_views": c["unique_views"]}
+                for d, c in mine.get("devices", {}).items()
+                if c["page_views"] or c["ticket_selected"] or c["checkout_started"]
+            },
+        }
+        for k in ("reservations", "registrations", "confirmations", "cancellations", "checkins",
+                  "paid_registrations", "waitlist"):  # fmt: skip
+            out[e]["kpis"][k] = 0
+    counts = {
+        "reservations": "SELECT event_id, NULL, count(*) FROM reservations GROUP BY 1",
+        "registrations": "SELECT event_id, ticket_type_id, count(*) FROM registrations GROUP BY 1, 2",
+        "confirmations": "SELECT event_id, ticket_type_id, count(*) FROM registrations "
+        "WHERE confirmed_at IS NOT NULL GROUP BY 1, 2",
+        "cancellations": "SELECT event_id, ticket_type_id, count(*) FROM registrations "
+        "WHERE cancelled_at IS NOT NULL GROUP BY 1, 2",
+        "checkins": "SELECT r.event_id, r.ticket_type_id, count(*) FROM check_ins c "
+        "JOIN registrations r ON r.id = c.registration_id GROUP BY 1, 2",
+        "paid_registrations": "SELECT event_id, NULL, count(*) FROM payments WHERE status IN "
+        "('completed', 'partially_refunded', 'refunded') AND purpose IN ('full', 'deposit') "
+        "GROUP BY 1",
+        "waitlist": "SELECT event_id, NULL, count(*) FROM waitlist_entries "
+        "WHERE status = 'waiting' GROUP BY 1",
+    }
+    for name, sql in counts.items():
+        for event_id, tt, n in _by_event(engine, sql, events):
+            out[str(event_id)]["kpis"][name] += int(n)
+            if name in ("registrations", "cancellations", "checkins"):
+                out[str(event_id)]["types"][str(tt)][name] += int(n)
+    money = _by_event(
+        engine,
+        "SELECT p.event_id, r.ticket_type_id, p.currency, p.purpose, sum(p.amount) "
+        "FROM payments p JOIN registrations r ON r.id = p.registration_id "
+        "WHERE p.status IN ('completed', 'partially_refunded', 'refunded') GROUP BY 1, 2, 3, 4",
+        events,
+    )
+    refunds = _by_event(
+        engine,
+        "SELECT p.event_id, r.ticket_type_id, f.currency, sum(f.amount) FROM refunds f "
+        "JOIN payments p ON p.id = f.payment_id JOIN registrations r ON r.id = p.registration_id "
+        "WHERE f.status = 'succeeded' GROUP BY 1, 2, 3",
+        events,
+    )
+    zero = {"gross": 0, "refunds": 0, "net": 0, "full": 0, "deposits": 0, "remainders": 0}
+    for event_id, tt, currency, purpose, amount in money:
+        e = out[str(event_id)]
+        r = e["revenue"].setdefault(currency, dict(zero))
+        t = e["type_revenue"][str(tt)].setdefault(currency, {"gross": 0, "refunds": 0, "net": 0})
+        for slot in (r, t):
+            slot["gross"] += int(amount)
+            slot["net"] += int(amount)
+        r[{"full": "full", "deposit": "deposits", "remainder": "remainders"}[purpose]] += int(
+            amount
+        )
+    for event_id, tt, currency, amount in refunds:
+        e = out[str(event_id)]
+        r = e["revenue"].setdefault(currency, dict(zero))
+        t = e["type_revenue"][str(tt)].setdefault(currency, {"gross": 0, "refunds": 0, "net": 0})
+        for slot in (r, t):
+            slot["refunds"] += int(amount)
+            slot["net"] -= int(amount)
+    for e in out.values():
+        k = e["kpis"]
+        k["conversion_rate"] = _rate(k["registrations"], k["unique_views"])
+        k["attendance_rate"] = _rate(k["checkins"], k["registrations"] - k["cancellations"])
+        e["funnel"] = [
+            (stage, k[column])
+            for stage, column in (
+                ("view", "unique_views"),
+                ("ticket_selected", "ticket_selected"),
+                ("reservation", "reservations"),
+                ("registration", "registrations"),
+                ("payment", "paid_registrations"),
+                ("checkin", "checkins"),
+            )
+        ]
+        del k["paid_registrations"]
+        # the series over the event's whole history adds up to the KPIs
+        e["series"] = {c: k[c] for c in SERIES}
+        e["types"] = {t: dict(v) for t, v in e["types"].items()}
+        e["type_revenue"] = {t: v for t, v in e["type_revenue"].items() if v}
+    return out
+
+
+def observed(dashboard: dict) -> dict:
+    """The same numbers, as the dashboard API shows them."""
+    kpis = dict(dashboard["kpis"])
+    return {
+        "kpis": kpis,
+        "series": {c: sum(b[c] for b in dashboard["series"]) for c in SERIES},
+        "types": {
+            str(t["ticket_type_id"]): {
+                k: t[k] for k in ("registrations", "cancellations", "checkins")
+            }
+            for t in dashboard["ticket_types"]
+            if t["registrations"] or t["cancellations"] or t["checkins"]
+        },
+        "type_revenue": {
+            str(t["ticket_type_id"]): {
+                m["currency"]: {k: m[k] for k in ("gross", "refunds", "net")} for m in t["revenue"]
+            }
+            for t in dashboard["ticket_types"]
+            if t["revenue"]
+        },
+        "revenue": {m.pop("currency"): m for m in (dict(m) for m in dashboard["revenue"])},
+        "sources": {
+            s["source"]: {
+                "page_views": s["views"],
+                "unique_views": s["unique_views"],
+                "ticket_selected": s["ticket_selected"],
+                "checkout_started": s["checkout_started"],
+            }
+            for s in dashboard["sources"]
+        },
+        "devices": {
+            d["device"]: {"views": d["views"], "unique_views": d["unique_views"]}
+            for d in dashboard["devices"]
+        },
+        "funnel": [(f["stage"], f["count"]) for f in dashboard["funnel"]],
+    }
+
+
+def _expected_types(expected: dict) -> dict:
+    return {t: v for t, v in expected["types"].items() if any(v.values())}
+
+
+def dashboards(sim: Simulation) -> dict[str, dict]:
+    out = {}
+    for e in sim.events.values():
+        response = sim.http.call(
+            "GET", f"/analytics/events/{e['id']}/dashboard", account=sim.organizers[e["organizer"]]
+        )
+        assert response.status_code == 200, response.text
+        out[e["id"]] = observed(response.json())
+    return out
+
+
+def converged(sim: Simulation, expected: dict[str, dict], timeout: float) -> dict[str, dict]:
+    """Poll the dashboards until they say what is expected; fail with the difference."""
+    want = {e: {**x, "types": _expected_types(x)} for e, x in expected.items()}
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = dashboards(sim)
+        if seen == want or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    for event_id in want:
+        for part in want[event_id]:
+            assert seen[event_id][part] == want[event_id][part], (event_id, part)
+    return seen
+
+
+# --- the proof ----------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_generated_traffic_through_the_pipeline_equals_the_tables_exactly(
+    settings: Settings,
+    admin,
+    owner_engine,
+    relays,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    from api.app import create_app
+
+    port = free_port()
+    s = platform_settings(
+        settings,
+        port,
+        topic_namespace=f"aqtest-{uuid.uuid4().hex[:10]}",
+        relay_poll_interval_s=0.2,
+        relay_stats_interval_s=0.2,
+        relay_publish_timeout_s=3.0,
+        relay_backoff_max_s=0.5,
+        relay_metrics_port=0,
+        state_dir=tmp_path,
+        **WORKER_FAST,
+    )
+    app = create_app(s)
+    log = tmp_path / "worker.log"
+    with served(app, port=port) as url:
+        stop = threading.Event()
+        sessions = app.state.aq.sessionmaker
+
+        def sweep() -> None:
+            while not stop.wait(0.3):
+                sweep_once(sessions, payment_timeout_s=s.payment_timeout_s)
+
+        sweeper = threading.Thread(target=sweep, daemon=True)
+        sweeper.start()
+        worker = WorkerProcess(s, url, log)
+        sim = None
+        try:
+            relays(s, "relay-proof")
+            sandbox = app.state.payments.providers.get("sandbox")
+            sim = Simulation(
+                build_plan(2034, "small"),
+                url,
+                admin=Account(admin["email"], "Admin", password="correct horse battery"),
+                script_outcome=sandbox.script,
+                progress=False,
+            )
+            sim.setup()
+
+            # 1. traffic, with a kill -9 of the worker in the middle of it
+            runner = threading.Thread(target=sim.run, args=(VISITS,), daemon=True)
+            runner.start()
+            deadline = time.monotonic() + 60
+            while sim.ledger.visits < VISITS // 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            worker.kill()
+            worker = WorkerProcess(s, url, log)
+            runner.join(timeout=120)
+            assert not runner.is_alive(), "the generator did not finish"
+            sim.settle(timeout_s=60)
+            totals = sim.totals()
+            assert totals["outcomes"].get("visit_failed", 0) == 0, totals["outcomes"]
+            assert "tracking_unavailable" not in totals["outcomes"], "no tracking API"
+            assert totals["tracking_filtered"] == 0
+            events = [e["id"] for e in sim.events.values()]
+            expected = expected_dashboards(owner_engine, totals, events)
+            before = converged(sim, expected, timeout=45)
+            everything = totals["all"]
+            assert everything["page_views"] > everything["unique_views"] > 0
+            assert everything["registrations"] > 0 and everything["check_ins"] > 0
+            assert everything["refunds"] and everything["payments_failed"] > 0
+
+            # 2. replay every topic from the beginning: nothing changes
+            worker.kill()  # stopped (Faust's own shutdown may take half a minute with Tansu)
+            with owner_engine.connect() as conn:
+                facts = conn.execute(
+                    text("SELECT count(*) FROM warehouse.facts WHERE event_id = ANY(:e)"),
+                    {"e": [uuid.UUID(e) for e in events]},
+                ).scalar_one()
+            topics = namespace_topics(s)
+            assert reset_group(s, topics) > 0
+            worker = WorkerProcess(s, url, log)
+            deadline = time.monotonic() + 60
+            while worker.facts_stored() < facts and time.monotonic() < deadline:
+                time.sleep(0.25)
+            assert worker.facts_stored() >= facts, "the replay did not reach every fact"
+            assert dashboards(sim) == before
+            with owner_engine.connect() as conn:
+                again = conn.execute(
+                    text("SELECT count(*) FROM warehouse.facts WHERE event_id = ANY(:e)"),
+                    {"e": [uuid.UUID(e) for e in events]},
+                ).scalar_one()
+            assert again == facts
+        finally:
+            stop.set()
+            worker.kill()
+            if sim is not None:
+                sim.close()
+            sweeper.join(timeout=10)
