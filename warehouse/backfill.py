@@ -24,6 +24,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from warehouse.rollups import RESET_UNIQUE, ROLLUPS, floor
+from warehouse.sink import LOCK_EVENTS, event_lock
 
 BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
 _SET_TENANT = "SELECT set_config('app.tenant_id', %s, true)"
@@ -74,6 +75,7 @@ def rebuild_event(
     previous, flavor = pg.execute(
         "SELECT current_setting('app.tenant_id', true), warehouse.flavor()"
     ).fetchone()
+    pg.execute(LOCK_EVENTS, ([event_lock(event_id)],))  # the sink's lock: no write meanwhile
     pg.execute(_SET_TENANT, (str(tenant_id),))
     grains = ("minute", "hour", "day") if flavor == "postgres" else ("minute",)
     pg.execute(RESET_UNIQUE, {"event": event_id, "since": since})

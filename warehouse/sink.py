@@ -11,7 +11,10 @@ one transaction per batch) and never commits. It
    rollups (with Timescale, continuous aggregates do this).
 
 So replaying a topic, redelivering a batch or receiving a fact late all converge on the rollups
-the raw facts imply. Tenancy: the sink runs as the application role, under row level security;
+the raw facts imply. Concurrent sinks (several workers: an event's facts come from several
+topics and partitions) take a transaction-scoped advisory lock per event first, in key order:
+otherwise two transactions would each recompute a minute without the other's uncommitted facts,
+and the later upsert would drop the earlier one's. Tenancy: the sink runs as the application role, under row level security;
 a batch may span tenants, so it switches ``app.tenant_id`` (``set_config(..., true)``, as the unit
 of work does) for each tenant's statements and restores the caller's value at the end. No role
 that bypasses RLS is involved: a bug here can at worst mix up one tenant's own numbers.
@@ -46,6 +49,11 @@ from warehouse.rollups import (
 )
 
 _CONTEXT = "SELECT current_setting('app.tenant_id', true), warehouse.flavor()"
+# One transaction-scoped advisory lock per event, taken in key order (no deadlocks between sinks).
+LOCK_EVENTS = (
+    "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT DISTINCT k FROM unnest(%s::bigint[]) k"
+    " ORDER BY k) s"
+)
 _SET_TENANT = "SELECT set_config('app.tenant_id', %s, true)"
 _INSERT = (
     "INSERT INTO warehouse.facts (tenant_id, fact_id, occurred_at, kind, event_id, ticket_type_id,"
@@ -91,8 +99,10 @@ def ingest(session: Session, facts: Sequence[Fact]) -> IngestResult:
         return IngestResult(0, 0, 0)
     pg: psycopg.Connection = session.connection().connection.driver_connection
     inserted: dict[uuid.UUID, psycopg.Cursor] = {}
+    events = {f.event_id for group in by_tenant.values() for f in group.values()}
     with pg.pipeline():
         context = pg.execute(_CONTEXT)
+        pg.execute(LOCK_EVENTS, ([event_lock(e) for e in events],))
         for tenant, group in by_tenant.items():
             pg.execute(_SET_TENANT, (str(tenant),))
             inserted[tenant] = pg.cursor()
@@ -115,6 +125,11 @@ def ingest(session: Session, facts: Sequence[Fact]) -> IngestResult:
                     recompute(pg, rollup, keys, coarser=flavor == "postgres")
         pg.execute(_SET_TENANT, (previous or "",))
     return IngestResult(received=len(facts), stored=stored, minutes=minutes)
+
+
+def event_lock(event_id: uuid.UUID) -> int:
+    """The advisory lock key of an event's rollups (64 bits of its id)."""
+    return int.from_bytes(event_id.bytes[8:], "big", signed=True)
 
 
 def affected_minutes(rows: Iterable[tuple[Any, ...]]) -> dict[Rollup, set[Key]]:

@@ -190,3 +190,43 @@ def test_bad_facts_are_refused_before_anything_is_written(db_session: Session, i
     in_tenant(db_session, tenant)
     assert db_session.execute(text("SELECT count(*) FROM warehouse.facts")).scalar() == 0
     assert EVENT.table("minute") == "warehouse.event_minute"
+
+
+def test_concurrent_sinks_of_one_event_lose_nothing(app_engine, owner_engine) -> None:
+    """Two transactions ingest facts of the same minute: the second waits for the first (the
+    event's advisory lock) and then counts both; without the lock it would upsert a count made
+    without the first's uncommitted fact over the first's."""
+    import threading
+    import time
+
+    tenant, event = uuid.uuid4(), uuid.uuid4()
+    first = Session(app_engine)
+    first.begin()
+    ingest(first, [fact(FactKind.REGISTRATION, tenant, event, T0)])
+    pid = {}
+
+    def second() -> None:
+        with Session(app_engine) as session, session.begin():
+            pid["pid"] = session.execute(text("SELECT pg_backend_pid()")).scalar()
+            ingest(session, [fact(FactKind.REGISTRATION, tenant, event, T0 + timedelta(seconds=5))])
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    waiting = False
+    for _ in range(500):  # until the second sink is blocked on a lock (or finished: then it failed)
+        with owner_engine.connect() as conn:
+            waiting = bool(
+                conn.execute(
+                    text("SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = :p"),
+                    {"p": pid.get("pid", 0)},
+                ).scalar()
+            )
+        if waiting or not thread.is_alive():
+            break
+        time.sleep(0.01)
+    assert waiting, "the second sink did not wait for the first"
+    first.commit()
+    first.close()
+    thread.join(timeout=30)
+    with Session(app_engine) as session, session.begin():
+        assert _event_minute(session, tenant, event, "registrations") == {T0: 2}
