@@ -477,11 +477,10 @@ def simulate(
         sim.run(count, rate=rate, duration=duration)
     except (KeyboardInterrupt, Stopped):
         interrupted = True
-        sim.stop.set()  # visits in flight end at their next request
     try:
-        sim.stop.clear()
         if interrupted:
-            typer.echo("\nstopped; reading the totals back (Ctrl-C again to skip) ...")
+            typer.echo("\nstopping; then the totals are read back (Ctrl-C again to skip) ...")
+            sim.halt()
         sim.settle(timeout_s=5 if interrupted else 60)
     except (KeyboardInterrupt, Stopped):
         typer.echo("totals not read back: what the run had seen so far")

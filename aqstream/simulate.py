@@ -758,6 +758,7 @@ class Simulation:
         self._entries: dict[tuple[str, str], dict[str, Any]] = {}  # (e-mail, ticket type)
         self._leave_route: tuple[str, str] | bool | None = False  # False: not looked up yet
         self._openapi: dict[str, Any] | None = None
+        self._pool: ThreadPoolExecutor | None = None
 
     def close(self) -> None:
         self.http.close()
@@ -1247,10 +1248,13 @@ class Simulation:
                 self._guarded(self.flash_sale, fs)
         started = time.monotonic()
         in_flight = threading.Semaphore(self.concurrency * 2)
-        with (
-            ThreadPoolExecutor(self.concurrency) as pool,
-            tqdm(total=visits, desc="visits", unit="visit", disable=not self.progress) as bar,
-        ):
+        self._pool = pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="visit")
+        with tqdm(total=visits, desc="visits", unit="visit", disable=not self.progress) as bar:
+
+            def done(_: object) -> None:
+                in_flight.release()
+                bar.update()
+
             for v in self.plan.visits(visits):
                 if duration is not None and time.monotonic() - started >= duration:
                     break
@@ -1261,12 +1265,16 @@ class Simulation:
                         raise Stopped()
                 if self.stop.is_set():
                     raise Stopped()
-
-                def done(_: object) -> None:
-                    in_flight.release()
-                    bar.update()
-
                 pool.submit(self._guarded, self.visit, v).add_done_callback(done)
+            pool.shutdown(wait=True)
+
+    def halt(self) -> None:
+        """Stop launching visits and end those in flight at their next request (Ctrl-C); the
+        simulation can then still ``settle`` and read its totals back."""
+        self.stop.set()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        self.stop.clear()
 
     def _guarded(self, step: Callable[[Any], None], arg: Any) -> None:
         try:

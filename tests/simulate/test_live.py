@@ -1,0 +1,118 @@
+"""The command and the live mode: `aqstream simulate` against a running API writes the totals it
+printed; `--rate --forever` keeps going until Ctrl-C, then stops cleanly with its totals; the
+generator survives the API going away and coming back (visits fail meanwhile, are counted, and
+the next ones go on)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from aqstream.settings import PROJECT_ROOT, Settings
+from aqstream.simulate import Account, Simulation, Stopped, build_plan
+from aqstream.stack.servers import free_port
+from tests.live import served
+from tests.simulate.conftest import Platform, platform_settings
+
+
+def _simulate(platform: Platform, admin: dict, *args: str) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AQSTREAM_")}
+    env["AQSTREAM_SIMULATE_ADMIN_PASSWORD"] = "correct horse battery"
+    return subprocess.Popen(
+        [sys.executable, "-m", "aqstream", "simulate", "--api", platform.url,
+         "--admin-email", admin["email"], *args],
+        cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_the_command_prints_and_writes_its_totals(platform, admin, tmp_path: Path) -> None:
+    out = tmp_path / "totals.json"
+    run = _simulate(platform, admin, "--seed", "5", "--scenario", "tiny", "--visits", "8",
+                    "--totals-json", str(out))  # fmt: skip
+    raw, _ = run.communicate(timeout=180)
+    stdout = raw.decode(errors="replace")
+    assert run.returncode == 0, stdout
+    totals = json.loads(out.read_text())
+    assert totals["seed"] == 5 and totals["scenario"] == "tiny" and totals["visits"] == 8
+    assert totals["outcomes"].get("visit_failed", 0) == 0, stdout
+    assert totals["all"]["page_views"] > 0 and totals["all"]["registrations"] > 0
+    assert "seed 5, scenario tiny" in stdout
+    all_row = next(line for line in stdout.splitlines() if line.startswith("all "))
+    assert str(totals["all"]["page_views"]) in all_row.split()
+
+
+@pytest.mark.slow
+def test_live_mode_runs_until_ctrl_c_then_stops_cleanly(platform, admin, tmp_path: Path) -> None:
+    out = tmp_path / "live.json"
+    run = _simulate(platform, admin, "--seed", "6", "--scenario", "tiny", "--rate", "3",
+                    "--forever", "--totals-json", str(out))  # fmt: skip
+    output = ""
+
+    def read() -> None:  # the progress bar redraws with \r: read bytes, not lines
+        nonlocal output
+        assert run.stdout is not None
+        while chunk := os.read(run.stdout.fileno(), 4096):
+            output += chunk.decode(errors="replace")
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 120
+    while "visits:" not in output and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(4)  # a dozen visits at 3/s
+    assert run.poll() is None, output
+    run.send_signal(signal.SIGINT)
+    run.wait(timeout=60)
+    reader.join(timeout=10)
+    assert run.returncode == 0, output
+    assert "stopping; then the totals are read back" in output
+    totals = json.loads(out.read_text())
+    assert totals["visits"] > 0, output
+    assert totals["outcomes"].get("visit_failed", 0) == 0, output
+
+
+@pytest.mark.slow
+def test_the_generator_survives_an_api_restart(settings: Settings, admin) -> None:
+    from api.app import create_app
+
+    port = free_port()
+    app_settings = platform_settings(settings, port)
+    plan = build_plan(8, "tiny")
+    admin_account = Account(admin["email"], "Admin", password="correct horse battery")
+    with served(create_app(app_settings), port=port) as url:
+        sim = Simulation(plan, url, admin=admin_account, progress=False, max_wait_s=2)
+        sim.setup()
+
+        def run() -> None:
+            with contextlib.suppress(Stopped):  # halted, as Ctrl-C does
+                sim.run(rate=4.0, flash=False)
+
+        runner = threading.Thread(target=run, daemon=True)
+        runner.start()
+        deadline = time.monotonic() + 30
+        while sim.ledger.visits < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    # the API is gone: visits fail (each after max_wait_s), are counted, the run goes on
+    down_at = sim.ledger.visits
+    time.sleep(3)
+    assert runner.is_alive()
+    with served(create_app(app_settings), port=port):
+        deadline = time.monotonic() + 30
+        while sim.ledger.visits < down_at + 6 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        sim.halt()
+        runner.join(timeout=30)
+        assert not runner.is_alive()
+        assert sim.ledger.visits >= down_at + 6, sim.ledger.outcomes
+        assert sim.ledger.outcomes.get("visit_failed", 0) > 0  # while it was down
+    sim.close()
