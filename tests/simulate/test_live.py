@@ -24,20 +24,33 @@ from tests.live import served
 from tests.simulate.conftest import Platform, platform_settings
 
 
-def _simulate(platform: Platform, admin: dict, *args: str) -> subprocess.Popen[bytes]:
+def _simulate(platform: Platform, admin: dict | None, *args: str) -> subprocess.Popen[bytes]:
+    """`aqstream simulate --api <platform>`: with an admin's credentials, or else (``None``)
+    granting its own admin the operator's way, on the platform's database."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AQSTREAM_")}
-    env["AQSTREAM_SIMULATE_ADMIN_PASSWORD"] = "correct horse battery"
+    if admin is not None:
+        env["AQSTREAM_SIMULATE_ADMIN_PASSWORD"] = "correct horse battery"
+        args = ("--admin-email", admin["email"], *args)
+    else:
+        s = platform.settings
+        env.update(
+            {
+                "AQSTREAM_DATABASE_URL": s.owner_url.render_as_string(hide_password=False),
+                "AQSTREAM_KAFKA_BOOTSTRAP": s.kafka_bootstrap,
+                "AQSTREAM_REDIS_URL": s.redis_url,
+                "AQSTREAM_S3_ENDPOINT": s.s3_endpoint,
+            }
+        )
     return subprocess.Popen(
-        [sys.executable, "-m", "aqstream", "simulate", "--api", platform.url,
-         "--admin-email", admin["email"], *args],
+        [sys.executable, "-m", "aqstream", "simulate", "--api", platform.url, *args],
         cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
 
 
 @pytest.mark.slow
-def test_the_command_prints_and_writes_its_totals(platform, admin, tmp_path: Path) -> None:
+def test_the_command_prints_and_writes_its_totals(platform, tmp_path: Path) -> None:
     out = tmp_path / "totals.json"
-    run = _simulate(platform, admin, "--seed", "5", "--scenario", "tiny", "--visits", "8",
+    run = _simulate(platform, None, "--seed", "5", "--scenario", "tiny", "--visits", "8",
                     "--totals-json", str(out))  # fmt: skip
     raw, _ = run.communicate(timeout=180)
     stdout = raw.decode(errors="replace")
@@ -47,6 +60,7 @@ def test_the_command_prints_and_writes_its_totals(platform, admin, tmp_path: Pat
     assert totals["outcomes"].get("visit_failed", 0) == 0, stdout
     assert totals["all"]["page_views"] > 0 and totals["all"]["registrations"] > 0
     assert "seed 5, scenario tiny" in stdout
+    assert "sim-5-admin@example.org is now a platform administrator" in stdout
     all_row = next(line for line in stdout.splitlines() if line.startswith("all "))
     assert str(totals["all"]["page_views"]) in all_row.split()
 
