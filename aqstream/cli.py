@@ -473,7 +473,7 @@ def simulate(
     count = None if forever or duration else (visits or SCENARIOS[scenario].visitors)
     interrupted = False
     try:
-        sim.setup()
+        sim.setup(sign_in_all=count is not None and not rate)
         sim.run(count, rate=rate, duration=duration)
     except (KeyboardInterrupt, Stopped):
         interrupted = True

@@ -764,12 +764,15 @@ class Simulation:
         self.http.close()
 
     # --- setup ------------------------------------------------------------------------------
-    def setup(self) -> None:
+    def setup(self, *, sign_in_all: bool = True) -> None:
         """Organizers and their organizations (reused by slug), this run's events with their
-        ticket types, published; the participant accounts (reused by e-mail)."""
+        ticket types, published; the participant accounts (reused by e-mail), all of them now,
+        or (``sign_in_all=False``, the live mode) each when its first visit needs it: sign-ups
+        are rate limited per IP, and the traffic should not wait for all of them."""
         from tqdm import tqdm
 
-        steps = len(self.plan.organizers) + len(self.plan.events) + self.plan.participants
+        accounts = self.plan.participants if sign_in_all else 0
+        steps = len(self.plan.organizers) + len(self.plan.events) + accounts
         with tqdm(total=steps, desc="setup", unit="step", disable=not self.progress) as bar:
             for o in self.plan.organizers:
                 self.organizations[o.index] = self._organization(o)
@@ -778,7 +781,7 @@ class Simulation:
                 self.events[e.key] = self._event(e)
                 bar.update()
             with ThreadPoolExecutor(self.concurrency) as pool:
-                for _ in pool.map(self._signed_in, range(self.plan.participants)):
+                for _ in pool.map(self._signed_in, range(accounts)):
                     bar.update()
 
     def _signed_in(self, index: int) -> Account:
