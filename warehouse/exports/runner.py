@@ -1,5 +1,6 @@
 """The export runner: claims queued exports, streams each dataset out of PostgreSQL in its
-tenant's context, writes the file, uploads it to S3 and records the outcome.
+tenant's context into the file's format and straight into S3 (multipart parts sent while the
+rows still arrive; XLSX is written to a temporary file first), and records the outcome.
 
 - Work is found across tenants by ``exports_queued()`` (ids only) and claimed in the tenant's own
   transaction with ``FOR UPDATE SKIP LOCKED``: several runners never take the same export.
@@ -23,10 +24,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import psycopg
-from boto3.s3.transfer import TransferConfig
 from psycopg import sql
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -36,6 +36,7 @@ from domain.export.models import Export, ExportFormat, ExportStatus
 from domain.uow import UnitOfWork
 from warehouse.exports import writers
 from warehouse.exports.datasets import Filters, spec
+from warehouse.exports.upload import MultipartSink
 
 log = get_logger(__name__)
 
@@ -44,13 +45,10 @@ CONTENT_TYPES = {
     ExportFormat.PARQUET: "application/vnd.apache.parquet",
     ExportFormat.XLSX: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 }
-# Share of the progress bar the rows take; the upload takes the rest up to 99, success is 100.
+# Share of the progress bar the rows take (the upload goes along with them, but for XLSX, which
+# is sent once written); the last parts take it to 99; success is 100.
 ROWS_SHARE = 95
 COPY_CHUNK_BYTES = 1 << 20
-# At most 4 parts of 16 MiB in flight: the upload's memory is bounded too.
-TRANSFER = TransferConfig(
-    multipart_threshold=16 << 20, multipart_chunksize=16 << 20, max_concurrency=4
-)
 
 
 def object_key(tenant_id: uuid.UUID, export_id: uuid.UUID, file_name: str) -> str:
@@ -280,10 +278,12 @@ def _count_beside(
 def _read_and_write(
     sessions: sessionmaker[Session],
     job: Job,
+    out: BinaryIO,
     path: Path,
     reporter: Reporter,
     statement_timeout_ms: int,
 ) -> int:
+    """Stream the rows into ``out`` (CSV, Parquet) or the file ``path`` (XLSX)."""
     export = job.export
     dataset = spec(export.dataset)
     filters = Filters(export.event_id, export.range_from, export.range_to)
@@ -328,7 +328,7 @@ def _read_and_write(
             if export.format is ExportFormat.CSV:
                 statement = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv, HEADER true)").format(query)
                 with cursor.copy(statement) as copy:
-                    writers.write_csv(_copy_chunks(copy), path, reporter.rows)
+                    writers.write_csv(_copy_chunks(copy), out, reporter.rows)
                 rows = cursor.rowcount
             else:
                 statement = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(query)
@@ -336,7 +336,7 @@ def _read_and_write(
                 with cursor.copy(statement) as copy:
                     batches = writers.arrow_batches(_copy_chunks(copy), schema)
                     if export.format is ExportFormat.PARQUET:
-                        rows = writers.write_parquet(batches, schema, path, reporter.rows)
+                        rows = writers.write_parquet(batches, schema, out, reporter.rows)
                     else:
                         rows = writers.write_xlsx(batches, schema, path, reporter.rows)
         if counter is not None:
@@ -346,29 +346,26 @@ def _read_and_write(
     return rows
 
 
-def _upload(s3: Any, bucket: str, job: Job, path: Path, reporter: Reporter) -> tuple[str, int]:
+def _sink(s3: Any, bucket: str, job: Job) -> MultipartSink:
     export = job.export
-    key = object_key(job.tenant_id, job.id, export.file_name)
-    size = path.stat().st_size
-    sent = 0
-
-    def progress(n: int) -> None:
-        nonlocal sent
-        sent += n
-        reporter.uploaded(sent / size if size else 1.0)
-
-    s3.upload_file(
-        str(path),
+    return MultipartSink(
+        s3,
         bucket,
-        key,
-        ExtraArgs={
+        object_key(job.tenant_id, job.id, export.file_name),
+        {
             "ContentType": CONTENT_TYPES[export.format],
             "ContentDisposition": f'attachment; filename="{export.file_name}"',
         },
-        Config=TRANSFER,
-        Callback=progress,
     )
-    return key, size
+
+
+def _send_file(path: Path, sink: MultipartSink, reporter: Reporter) -> None:
+    """An XLSX file, written whole first (a zip), into the upload."""
+    size = path.stat().st_size
+    with path.open("rb") as file:
+        while chunk := file.read(COPY_CHUNK_BYTES * 8):
+            sink.write(chunk)
+            reporter.uploaded(sink.size / size if size else 1.0)
 
 
 def _finish(sessions: sessionmaker[Session], job: Job, **values: Any) -> bool:
@@ -407,17 +404,26 @@ def run(
 ) -> ExportStatus:
     """Run a claimed export to its end; answers the status it ended in."""
     started = time.monotonic()
+    sink = _sink(s3, bucket, job)
     try:
         with (
             tempfile.TemporaryDirectory(prefix="aqstream-export-") as tmp,
             Reporter(sessions, job, heartbeat_s, on_progress) as reporter,
         ):
             path = Path(tmp) / job.export.file_name
-            rows = _read_and_write(sessions, job, path, reporter, statement_timeout_ms)
-            read_s = time.monotonic() - started
-            key, size = _upload(s3, bucket, job, path, reporter)
+            try:
+                rows = _read_and_write(sessions, job, sink, path, reporter, statement_timeout_ms)
+                read_s = time.monotonic() - started
+                if job.export.format is ExportFormat.XLSX:
+                    _send_file(path, sink, reporter)
+                size = sink.finish()
+            except BaseException:
+                sink.abort()
+                raise
+            reporter.uploaded(1.0)
             if reporter.lost:
                 raise ExportLost(str(job.id))
+        key = object_key(job.tenant_id, job.id, job.export.file_name)
         done = _finish(
             sessions,
             job,
@@ -448,7 +454,7 @@ def run(
         rows=rows,
         size_bytes=size,
         seconds=round(time.monotonic() - started, 3),
-        read_write_s=round(read_s, 3),
+        read_s=round(read_s, 3),
     )
     return ExportStatus.SUCCEEDED
 

@@ -1,7 +1,9 @@
-"""The file formats. Each writer takes the rows as they stream out of PostgreSQL, writes them to
-a local file, calls ``on_rows(n)`` with the running count, and answers the number of rows.
+"""The file formats. Each writer takes the rows as they stream out of PostgreSQL, writes them
+out, calls ``on_rows(n)`` with the running count, and answers the number of rows.
 
-CSV is PostgreSQL's own CSV (``COPY ... (FORMAT csv, HEADER)``) passed through untouched.
+CSV is PostgreSQL's own CSV (``COPY ... (FORMAT csv, HEADER)``) passed through untouched. CSV
+and Parquet write to a file object (the export's S3 upload); XLSX needs a file on disk (the
+format is a zip written at the end).
 Parquet and XLSX read that CSV as Arrow record batches with the dataset's column types (a
 bounded block at a time) and write them out: Parquet one row group per batch, XLSX row by row in
 xlsxwriter's constant-memory mode.
@@ -12,6 +14,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -57,15 +60,14 @@ class ChunkReader(io.RawIOBase):
         return n
 
 
-def write_csv(chunks: Iterable[bytes], path: Path, on_rows: OnRows) -> int:
+def write_csv(chunks: Iterable[bytes], out: BinaryIO, on_rows: OnRows) -> int:
     """Lines are counted for progress only (a quoted value may hold a newline); the caller
     takes the exact count from COPY."""
     lines = 0
-    with path.open("wb") as out:
-        for chunk in chunks:
-            out.write(chunk)
-            lines += chunk.count(b"\n")
-            on_rows(max(lines - 1, 0))
+    for chunk in chunks:
+        out.write(chunk)
+        lines += chunk.count(b"\n")
+        on_rows(max(lines - 1, 0))
     return max(lines - 1, 0)
 
 
@@ -89,10 +91,10 @@ def arrow_batches(chunks: Iterable[bytes], schema: pa.Schema) -> Iterator[pa.Rec
 
 
 def write_parquet(
-    batches: Iterable[pa.RecordBatch], schema: pa.Schema, path: Path, on_rows: OnRows
+    batches: Iterable[pa.RecordBatch], schema: pa.Schema, out: BinaryIO, on_rows: OnRows
 ) -> int:
     rows = 0
-    with pq.ParquetWriter(path, schema, compression="zstd") as writer:
+    with pq.ParquetWriter(out, schema, compression="zstd") as writer:
         for batch in batches:
             writer.write_batch(batch)
             rows += batch.num_rows
