@@ -101,46 +101,59 @@ def _interrupted(signum: int, _frame: Any) -> None:
 
 def put_tracking(settings: Settings, n: int, seed: int = 7) -> None:
     """``n`` tracked actions on the tracking topic: 10 tenants x 5 events, 20 000 visitors, times
-    spread over the last 50 minutes (inside the warehouse's late window)."""
+    moving forward over the last 50 minutes (a backlog of live traffic, inside the warehouse's
+    late window)."""
     rng = random.Random(seed)
     events = [
         PublishedEvent(uuid.uuid4(), tenant, frozenset())
         for tenant in (uuid.uuid4() for _ in range(10))
         for _ in range(5)
     ]
-    from kafka import KafkaProducer
-
     make_tracking_producer(settings).close()  # creates the topic, as the API does
-    producer = KafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=20, batch_size=1 << 20
-    )
     topic = tracking_topic(settings).name
     now = datetime.now(UTC)
     started = time.monotonic()
-    try:
-        for _ in range(n):
-            event = rng.choice(events)
-            kind = rng.choices(("page_view", "ticket_selected", "checkout_started"), (85, 10, 5))[0]
-            action = Action(
-                type=kind,
-                event_id=event.event_id,
-                visitor_id=f"v{rng.randrange(20_000)}",
-                session_id=f"s{rng.randrange(40_000)}",
-                id=uuid.UUID(int=rng.getrandbits(128)),
-                occurred_at=now - timedelta(seconds=rng.uniform(0, 3000)),
-                utm_source=rng.choice(SOURCES),
-                device=rng.choice(DEVICES),
-            )
-            record = to_record(action, event, now, "desktop")
-            producer.send(
-                topic,
-                key=record.key.encode(),
-                value=json.dumps(record.value, separators=(",", ":")).encode(),
-                headers=tracking_headers(record, None),
-            )
-        producer.flush(timeout=120)
-    finally:
-        producer.close()
+    records = []
+    for i in range(n):
+        event = rng.choice(events)
+        kind = rng.choices(("page_view", "ticket_selected", "checkout_started"), (85, 10, 5))[0]
+        action = Action(
+            type=kind,
+            event_id=event.event_id,
+            visitor_id=f"v{rng.randrange(20_000)}",
+            session_id=f"s{rng.randrange(40_000)}",
+            id=uuid.UUID(int=rng.getrandbits(128)),
+            # live traffic: times move forward (a 50-minute backlog), a few seconds of jitter
+            occurred_at=now - timedelta(seconds=3000 * (1 - i / n) + rng.uniform(0, 5)),
+            utm_source=rng.choice(SOURCES),
+            device=rng.choice(DEVICES),
+        )
+        records.append(to_record(action, event, now, "desktop"))
+
+    async def send_all() -> None:  # aiokafka: the setup is not what is measured
+        from aiokafka import AIOKafkaProducer
+
+        producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=20,
+            max_batch_size=1 << 20,
+        )  # fmt: skip
+        await producer.start()
+        try:
+            for i in range(0, len(records), 5000):
+                futures = [
+                    await producer.send(
+                        topic,
+                        key=r.key.encode(),
+                        value=json.dumps(r.value, separators=(",", ":")).encode(),
+                        headers=tracking_headers(r, None),
+                    )
+                    for r in records[i : i + 5000]
+                ]
+                await asyncio.gather(*futures)
+        finally:
+            await producer.stop()
+
+    asyncio.run(send_all())
     say(f"  {n:,} tracked actions on {topic} in {time.monotonic() - started:.1f} s")
 
 
@@ -473,6 +486,48 @@ def report(
     }
 
 
+def platform_runs(
+    settings: Settings, args: argparse.Namespace, logs: Path, env: dict[str, str]
+) -> tuple[Freshness | None, Dashboard | None]:
+    """(b) and (c): the API, relay and worker running on the bench's stack."""
+    b = c = None
+    people = int(args.rate * args.seconds) + 10
+    with (
+        api_server(
+            settings, workers=1, log=logs / "api.log",
+            AQSTREAM_RATE_LIMIT_USER=UNLIMITED, AQSTREAM_RATE_LIMIT_IP=UNLIMITED,
+            AQSTREAM_RATE_LIMIT_AUTH=UNLIMITED, **env,
+        ) as (url, _pid),
+        child(settings, "relay", logs / "relay.log", **env),
+        child(settings, "worker", logs / "worker-b.log", **env),
+    ):  # fmt: skip
+        world = found_world(url, settings, people)
+        if "b" not in args.skip:
+            say(f"(b) freshness: {args.rate:g} registrations/s for {args.seconds:g} s ...")
+            sale = open_sale(url, world, people, "Freshness", event_capacity=False)
+            time.sleep(3)  # the worker's group is joined (its first poll), as in production
+            b = freshness(url, world.owner_headers, world.headers, sale, args.rate, args.seconds)
+        if "c" not in args.skip:
+            say(f"(c) dashboard over {args.facts:,} facts: generating ...")
+            events = [
+                open_sale(url, world, 10, f"Busy event {k}", event_capacity=False).event_id
+                for k in range(10)
+            ]
+            load_s = load_facts(settings, world.organization_id, events, args.facts)
+            say("  rebuilding the rollups (warehouse.backfill) ...")
+            backfill_s = rebuild_rollups(settings)
+            c = Dashboard(args.facts, len(events), round(load_s, 1), round(backfill_s, 1))
+            check = httpx.get(
+                f"{url}/api/v1/analytics/events/{events[0]}/dashboard",
+                headers=world.owner_headers, timeout=60,
+            ).json()  # fmt: skip
+            views = check["kpis"]["views"]
+            say(f"  the busiest event's dashboard counts {views:,} views")
+            assert views > 0, "the generated facts are not on the dashboard"
+            c.latency_ms = dashboard_latency(url, world.owner_headers, events[0], args.requests)
+    return b, c
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=200_000, help="(a) tracked actions")
@@ -513,46 +568,8 @@ def main(argv: list[str] | None = None) -> int:
                     settings, args.records, logs / "worker-a.log"
                 )
                 a = Throughput(args.records, raw, steady, startup, total)
-            if "b" in args.skip and "c" in args.skip:
-                return 0
-            people = int(args.rate * args.seconds) + 10
-            with (
-                api_server(
-                    settings, workers=1, log=logs / "api.log",
-                    AQSTREAM_RATE_LIMIT_USER=UNLIMITED, AQSTREAM_RATE_LIMIT_IP=UNLIMITED,
-                    AQSTREAM_RATE_LIMIT_AUTH=UNLIMITED, **env,
-                ) as (url, _pid),
-                child(settings, "relay", logs / "relay.log", **env),
-                child(settings, "worker", logs / "worker-b.log", **env),
-            ):  # fmt: skip
-                world = found_world(url, settings, people)
-                if "b" not in args.skip:
-                    say(f"(b) freshness: {args.rate:g} registrations/s for {args.seconds:g} s ...")
-                    sale = open_sale(url, world, people, "Freshness", event_capacity=False)
-                    time.sleep(3)  # the worker's group is joined (its first poll), as in production
-                    b = freshness(
-                        url, world.owner_headers, world.headers, sale, args.rate, args.seconds
-                    )
-                if "c" not in args.skip:
-                    say(f"(c) dashboard over {args.facts:,} facts: generating ...")
-                    events = [
-                        open_sale(url, world, 10, f"Busy event {k}", event_capacity=False).event_id
-                        for k in range(10)
-                    ]
-                    load_s = load_facts(settings, world.organization_id, events, args.facts)
-                    say("  rebuilding the rollups (warehouse.backfill) ...")
-                    backfill_s = rebuild_rollups(settings)
-                    c = Dashboard(args.facts, len(events), round(load_s, 1), round(backfill_s, 1))
-                    check = httpx.get(
-                        f"{url}/api/v1/analytics/events/{events[0]}/dashboard",
-                        headers=world.owner_headers, timeout=60,
-                    ).json()  # fmt: skip
-                    views = check["kpis"]["views"]
-                    say(f"  the busiest event's dashboard counts {views:,} views")
-                    assert views > 0, "the generated facts are not on the dashboard"
-                    c.latency_ms = dashboard_latency(
-                        url, world.owner_headers, events[0], args.requests
-                    )
+            if not {"b", "c"} <= set(args.skip):
+                b, c = platform_runs(settings, args, logs, env)
     except KeyboardInterrupt:
         say("interrupted")
         return 130
