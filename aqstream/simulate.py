@@ -373,7 +373,7 @@ def _visit(plan: Plan, n: int, used: dict[str, set[int]]) -> VisitPlan:
         checkout_at=checkout_at,
         stage=stage,
         participant=participant,
-        via_hold=rng.random() < 0.7,
+        via_hold=rng.random() < 0.7 or stage == "reserved",  # "reserved": held, then given back
         payment_mode=payment_mode,
         payments=payments,
         remainder=remainder,
@@ -1284,9 +1284,13 @@ class Simulation:
             step(arg)
         except Stopped:
             pass
-        except Exception as exc:  # live traffic goes on; the failure is counted and logged
+        except (Unexpected, httpx.HTTPError) as exc:  # the platform's answer, or its absence
             self.ledger.count("visit_failed")
-            log.warning("visit_failed", step=step.__name__, error=str(exc)[:500])
+            log.warning("visit_failed", step=step.__name__, n=getattr(arg, "n", None),
+                        error=str(exc)[:500])  # fmt: skip
+        except Exception:  # a bug of the generator's own: counted, logged with its traceback
+            self.ledger.count("visit_failed")
+            log.exception("visit_failed", step=step.__name__, n=getattr(arg, "n", None))
 
     def observe(self) -> None:
         """Read back every registration (with its payments and refunds) and every waitlist

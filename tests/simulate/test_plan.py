@@ -88,6 +88,19 @@ def test_tracked_times_are_inside_the_hour_and_revisits_are_unique_views() -> No
             assert v.checkout_at <= v.selected_at <= max(v.views)
 
 
+def test_each_stage_has_what_it_needs() -> None:
+    plan = build_plan(42, "demo")
+    price = {t.key: t.price_amount for e in plan.events for t in e.ticket_types}
+    for v in plan.visits(1000):
+        assert (v.participant is not None) == (v.stage in ("reserved", "registered", "paid"))
+        if v.stage == "reserved":
+            assert v.via_hold  # a hold, given back
+        if v.stage == "paid" and price[v.ticket_type]:
+            assert v.payments and v.payment_mode in ("full", "deposit")
+        if v.remainder:
+            assert v.payment_mode == "deposit" and v.payments == ("succeeded",)
+
+
 def test_unique_views_by_the_30_minute_rule() -> None:
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
 
