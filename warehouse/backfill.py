@@ -87,23 +87,11 @@ def rebuild_event(
                 " AND event_id = %s AND bucket >= %s",
                 (event_id, floor(since, grain)),
             )
-        kinds = ", ".join(f"'{k}'" for k in sorted(rollup.kinds))
-        keys = (
-            "(SELECT DISTINCT event_id, date_trunc('minute', occurred_at, 'UTC') AS bucket"
-            " FROM warehouse.facts WHERE tenant_id = app_tenant_id() AND event_id = %s"
-            f" AND occurred_at >= %s AND kind IN ({kinds})) AS k"
-        )
-        written += pg.execute(
-            rollup.minute_from_facts(keys), (event_id, floor(since, "minute"))
-        ).rowcount
+        params = {"event": event_id, "since": floor(since, "minute")}
+        written += pg.execute(rollup.rebuild_minutes(), params).rowcount
         for grain in grains[1:]:
-            finer = grains[grains.index(grain) - 1]
-            keys = (
-                f"(SELECT DISTINCT event_id, date_trunc('{grain}', bucket, 'UTC') AS bucket"
-                f" FROM {rollup.table(finer)} WHERE tenant_id = app_tenant_id()"
-                " AND event_id = %s AND bucket >= %s) AS k"
-            )
-            pg.execute(rollup.coarser_from_finer(grain, keys), (event_id, floor(since, grain)))
+            params = {"event": event_id, "since": floor(since, grain)}
+            pg.execute(rollup.rebuild_coarser(grain), params)
     pg.execute(_SET_TENANT, (previous or "",))
     return written
 

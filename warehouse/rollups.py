@@ -10,7 +10,8 @@ minutes before it (ties on the same instant broken by fact id). Uniqueness belon
 not to a window, so unique views add up across minutes, hours and days. It is stored on the view
 (``facts.is_unique``, recomputed from the raw facts by ``SET_UNIQUE``/``RESET_UNIQUE``), so a
 minute counts its unique views instead of probing each view again. A view at ``t`` can change
-the uniqueness of views up to ``t + 30 min``: the sink recomputes those minutes too.
+the uniqueness of views up to ``t + 30 min``: the sink recomputes the minutes of the views whose
+flag did change.
 """
 
 from __future__ import annotations
@@ -53,7 +54,9 @@ UNIQUE_RULE = (
 
 # Set ``is_unique`` on new page views (n: event_id, visitor_id, occurred_at) and on the views of
 # the same visitor and event in the 30 minutes after each, whose uniqueness a new view can take
-# away. Absolute: each flag is recomputed from the raw facts by UNIQUE_RULE.
+# away. Absolute: each flag is recomputed from the raw facts by UNIQUE_RULE. Answers the views
+# whose flag changed (event_id, occurred_at): their minutes are the ones to recompute (for live,
+# in-order traffic, only the new views themselves).
 SET_UNIQUE = (
     "UPDATE warehouse.facts t SET is_unique = c.u FROM ("
     f" SELECT DISTINCT f.fact_id, f.occurred_at, {UNIQUE_RULE} AS u"
@@ -63,6 +66,7 @@ SET_UNIQUE = (
     " AND f.occurred_at >= n.at AND f.occurred_at <= n.at + interval '30 minutes'"
     ") c WHERE t.tenant_id = app_tenant_id() AND t.fact_id = c.fact_id"
     " AND t.occurred_at = c.occurred_at AND t.is_unique IS DISTINCT FROM c.u"
+    " RETURNING t.event_id, t.occurred_at"
 )
 
 # The same for every page view of one event from a time on (backfill): a view's flag depends on
@@ -138,10 +142,40 @@ class Rollup:
         sums = ", ".join(f"sum(m.{c})" for c in self.measures)
         select = (
             f"SELECT m.tenant_id, {dims}, k.bucket, {sums} FROM {keys} "
-            f"JOIN {self.table(finer)} m ON m.tenant_id = app_tenant_id()"
-            " AND m.event_id = k.event_id AND m.bucket >= k.bucket"
-            f" AND m.bucket < k.bucket + interval '1 {grain}' "
+            f"CROSS JOIN LATERAL (SELECT * FROM {self.table(finer)} m0"
+            " WHERE m0.tenant_id = app_tenant_id() AND m0.event_id = k.event_id"
+            f" AND m0.bucket >= k.bucket AND m0.bucket < k.bucket + interval '1 {grain}'"
+            " OFFSET 0) m "
             f"GROUP BY m.tenant_id, {dims}, k.bucket"
+        )
+        return self._upsert(grain, select)
+
+    def rebuild_minutes(self) -> str:
+        """Upsert every minute of one event (``%(event)s``) from ``%(since)s`` on, from the
+        facts, in one scan (backfill, after deleting those minutes)."""
+        dims = ", ".join(self.fact_dimensions)
+        measures = ", ".join(self.measures.values())
+        kinds = ", ".join(f"'{k}'" for k in sorted(self.kinds))
+        minute = "date_trunc('minute', f.occurred_at, 'UTC')"
+        select = (
+            f"SELECT f.tenant_id, {dims}, {minute}, {measures} FROM warehouse.facts f"
+            " WHERE f.tenant_id = app_tenant_id() AND f.event_id = %(event)s"
+            f" AND f.occurred_at >= %(since)s AND f.kind IN ({kinds}) "
+            f"GROUP BY f.tenant_id, {dims}, {minute}"
+        )
+        return self._upsert("minute", select)
+
+    def rebuild_coarser(self, grain: str) -> str:
+        """Upsert every ``grain`` bucket of one event from ``%(since)s`` on, from the finer
+        rollup, in one scan (backfill)."""
+        finer = GRAINS[GRAINS.index(grain) - 1]
+        dims = ", ".join(f"m.{d}" for d in self.dimensions)
+        sums = ", ".join(f"sum(m.{c})" for c in self.measures)
+        bucket = f"date_trunc('{grain}', m.bucket, 'UTC')"
+        select = (
+            f"SELECT m.tenant_id, {dims}, {bucket}, {sums} FROM {self.table(finer)} m"
+            " WHERE m.tenant_id = app_tenant_id() AND m.event_id = %(event)s"
+            f" AND m.bucket >= %(since)s GROUP BY m.tenant_id, {dims}, {bucket}"
         )
         return self._upsert(grain, select)
 
