@@ -408,6 +408,16 @@ def test_generated_traffic_through_the_pipeline_equals_the_tables_exactly(
             events = [e["id"] for e in sim.events.values()]
             expected = expected_dashboards(owner_engine, totals, events)
             before = converged(sim, expected, timeout=45)
+            # ... and the generator's own totals, read from the API, say the same
+            for event_id, seen in before.items():
+                mine = totals["events"].get(event_id)
+                if mine is None:
+                    continue
+                pairs = (("reservations", "reservations"), ("registrations", "registrations"),
+                         ("confirmations", "confirmations"), ("cancellations", "cancellations"),
+                         ("check_ins", "checkins"))  # fmt: skip
+                assert {a: mine[a] for a, _ in pairs} == {a: seen["kpis"][b] for a, b in pairs}
+                assert mine["waitlist_joined"] - mine["waitlist_left"] == seen["kpis"]["waitlist"]
             everything = totals["all"]
             assert everything["page_views"] > everything["unique_views"] > 0
             assert everything["registrations"] > 0 and everything["check_ins"] > 0
