@@ -90,13 +90,14 @@ class Scenario:
     flash_capacity: int
     payment_failure: float  # share of first payments planned to fail
     revisit: float  # share of visitors who saw the page once before, 32-55 minutes earlier
+    flash_every: int = 0  # live mode: another flash sale every this many visits (0: one only)
 
 
 SCENARIOS: dict[str, Scenario] = {
     "tiny": Scenario("tiny", 1, (2, 2), 4, 12, 6, 2, 0.2, 0.3),
     "small": Scenario("small", 2, (2, 2), 10, 40, 10, 4, 0.15, 0.25),
-    "demo": Scenario("demo", 3, (2, 3), 30, 300, 16, 6, 0.1, 0.2),
-    "large": Scenario("large", 5, (3, 4), 120, 3000, 40, 15, 0.08, 0.2),
+    "demo": Scenario("demo", 3, (2, 3), 30, 300, 16, 6, 0.1, 0.2, flash_every=240),
+    "large": Scenario("large", 5, (3, 4), 120, 3000, 40, 15, 0.08, 0.2, flash_every=600),
 }
 
 
@@ -163,8 +164,9 @@ class FlashSalePlan:
     event: str
     ticket_type: str
     buyers: tuple[int, ...]  # participants, all at once
-    cancellers: tuple[int, ...]  # of those who got a seat: cancel, freeing it for the waitlist
+    cancellers: int  # how many of those who got a seat cancel (freeing it for the waitlist)
     leavers: tuple[int, ...]  # of those waitlisted: leave the waitlist (where the API allows)
+    new_ticket_type: TicketTypePlan | None = None  # a later burst's, added to a published event
 
 
 @dataclass(frozen=True)
@@ -186,13 +188,24 @@ class Plan:
         return next(e for e in self.events if e.key == key)
 
     def visits(self, count: int | None = None) -> Iterator[VisitPlan]:
-        """Visits in order; ``None``: forever. The participant of each converting visit is the
-        first account not yet used for that event (the pool grows when every one has been)."""
+        """Visits in order; ``None``: forever."""
+        for item in self.stream(count):
+            if isinstance(item, VisitPlan):
+                yield item
+
+    def stream(self, count: int | None = None) -> Iterator[VisitPlan | FlashSalePlan]:
+        """Visits in order, ``count`` of them or (``None``, the live mode) forever, with another
+        flash sale every ``flash_every`` visits in the live mode. A converting visitor's (and a
+        buyer's) account is one not yet used for that event, picked at random from the pool;
+        the pool grows when every one has been."""
+        every = SCENARIOS[self.scenario].flash_every if count is None else 0
         used: dict[str, set[int]] = defaultdict(set)
         for fs in self.flash_sales:
             used[fs.event].update(fs.buyers)
         n = 0
         while count is None or n < count:
+            if every and n and n % every == 0:
+                yield _flash_sale(self, n // every, used)
             yield _visit(self, n, used)
             n += 1
 
@@ -283,8 +296,7 @@ def build_plan(seed: int, scenario: str | Scenario = "small") -> Plan:
             (*host.ticket_types, flash),
         )
         buyers = tuple(range(sc.flash_buyers))
-        winners_guess = buyers[: sc.flash_capacity]  # who cancels is decided by position
-        cancellers = tuple(b for b in winners_guess if rng.random() < 0.4) or winners_guess[:1]
+        cancellers = max(1, sum(rng.random() < 0.4 for _ in range(sc.flash_capacity)))
         waiting = buyers[sc.flash_capacity :]
         leavers = tuple(b for b in waiting if rng.random() < 0.3)
         flash_sales.append(FlashSalePlan(host.key, flash.key, buyers, cancellers, leavers))
@@ -296,6 +308,32 @@ def build_plan(seed: int, scenario: str | Scenario = "small") -> Plan:
         max(sc.participants, sc.flash_buyers),
         tuple(flash_sales),
     )
+
+
+def _account(rng: random.Random, plan: Plan, taken: set[int]) -> int:
+    """An account not yet used for the event whose ``taken`` set this is (now it is)."""
+    free = [i for i in range(plan.participants) if i not in taken]
+    account = rng.choice(free) if free else max(taken) + 1
+    taken.add(account)
+    return account
+
+
+def _flash_sale(plan: Plan, r: int, used: dict[str, set[int]]) -> FlashSalePlan:
+    """The live mode's ``r``-th further flash sale: a new small ticket type on an event."""
+    sc = SCENARIOS[plan.scenario]
+    rng = random.Random(f"aqstream-simulate:{plan.seed}:{plan.scenario}:flash:{r}")
+    event = rng.choice(plan.events)
+    currency = event.ticket_types[0].currency
+    price = 0 if rng.random() < 0.5 else (1000 if currency == "EUR" else 50_000)
+    ticket = TicketTypePlan(
+        f"{event.key}-flash-{r}", f"Flash sale #{r + 1}", sc.flash_capacity, price, currency,
+        flash=True,
+    )  # fmt: skip
+    buyers = tuple(_account(rng, plan, used[event.key]) for _ in range(sc.flash_buyers))
+    first = buyers[: sc.flash_capacity]
+    cancellers = max(1, sum(rng.random() < 0.4 for _ in first))
+    leavers = tuple(b for b in buyers[sc.flash_capacity :] if rng.random() < 0.3)
+    return FlashSalePlan(event.key, ticket.key, buyers, cancellers, leavers, ticket)
 
 
 def _visit(plan: Plan, n: int, used: dict[str, set[int]]) -> VisitPlan:
@@ -332,10 +370,7 @@ def _visit(plan: Plan, n: int, used: dict[str, set[int]]) -> VisitPlan:
         checkout_at = rng.randint(5, selected_at)
     participant = None
     if stage not in ("view", "selected", "checkout"):
-        taken = used[event.key]
-        free = [i for i in range(plan.participants) if i not in taken]
-        participant = rng.choice(free) if free else max(taken) + 1
-        taken.add(participant)
+        participant = _account(rng, plan, used[event.key])
     paid = tt.price_amount > 0
     payment_mode = None
     payments: tuple[str, ...] = ()
@@ -1122,6 +1157,18 @@ class Simulation:
         and join the waitlist; some winners cancel (the sweeper offers their seats to the
         waitlist, and the offers are taken), some of the waiting leave."""
         event = self.events[fs.event]
+        if fs.new_ticket_type is not None and fs.ticket_type not in event["types"]:
+            t = fs.new_ticket_type
+            created = self._ok(
+                self.http.call(
+                    "POST", f"/events/{event['id']}/ticket-types",
+                    account=self.organizers[event["organizer"]],
+                    json={"name": t.name, "capacity": t.capacity, "price_amount": t.price_amount,
+                          "currency": t.currency},
+                ),
+                "flash ticket type",
+            )  # fmt: skip
+            event["types"][fs.ticket_type] = created["id"]
         tt_id = event["types"][fs.ticket_type]
         buyers = [self.participant(b) for b in fs.buyers]
         for account in buyers:  # signed in beforehand: the burst is registrations only
@@ -1157,10 +1204,9 @@ class Simulation:
             if registration["amount_due_now"]:
                 self.pay(registration["id"], self.participant(b), "succeeded")
         freed = 0
-        for b in fs.cancellers:
-            if b in winners:
-                self.cancel(winners[b]["id"], self.participant(b))
-                freed += 1
+        for b in sorted(winners)[: fs.cancellers]:  # who won the race is the platform's say
+            self.cancel(winners[b]["id"], self.participant(b))
+            freed += 1
         for b in fs.leavers:
             entry = self._entries.get((self.participant(b).email, tt_id))
             if entry is not None:
@@ -1258,7 +1304,10 @@ class Simulation:
                 in_flight.release()
                 bar.update()
 
-            for v in self.plan.visits(visits):
+            for v in self.plan.stream(visits):
+                if isinstance(v, FlashSalePlan):  # a burst beside the steady visits
+                    pool.submit(self._guarded, self.flash_sale, v)
+                    continue
                 if duration is not None and time.monotonic() - started >= duration:
                     break
                 if rate:

@@ -130,3 +130,33 @@ def test_the_generator_survives_an_api_restart(settings: Settings, admin) -> Non
         assert sim.ledger.visits >= down_at + 6, sim.ledger.outcomes
         assert sim.ledger.outcomes.get("visit_failed", 0) > 0  # while it was down
     sim.close()
+
+
+@pytest.mark.slow
+def test_a_later_flash_sale_adds_its_ticket_type_and_bursts(platform, admin_account) -> None:
+    from collections import defaultdict
+
+    from aqstream.simulate import SCENARIOS, _flash_sale
+
+    plan = build_plan(12, "tiny")
+    sim = Simulation(plan, platform.url, admin=admin_account, progress=False, offer_wait_s=5)
+    try:
+        sim.setup()
+        used: dict[str, set[int]] = defaultdict(set)
+        for fs in plan.flash_sales:
+            used[fs.event].update(fs.buyers)
+        burst = _flash_sale(plan, 1, used)  # what the live stream yields after flash_every visits
+        sim.flash_sale(burst)
+        sim.settle()
+    finally:
+        sim.close()
+    totals = sim.totals()
+    event = sim.events[burst.event]
+    seats, buyers = SCENARIOS["tiny"].flash_capacity, len(burst.buyers)
+    counters = totals["events"][event["id"]]["ticket_types"][event["types"][burst.ticket_type]]
+    assert totals["outcomes"]["sold_out"] == buyers - seats  # no oversell, nobody turned away
+    assert counters["waitlist_joined"] == buyers - seats
+    # the winners, plus whoever took a seat a canceller freed
+    assert counters["registrations"] == seats + counters["waitlist_left"]
+    assert counters["cancellations"] == min(burst.cancellers, seats) > 0
+    assert counters["waitlist_left"] > 0  # the sweeper offered a freed seat, and it was taken

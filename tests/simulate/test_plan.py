@@ -11,7 +11,7 @@ from itertools import pairwise
 
 import pytest
 
-from aqstream.simulate import SCENARIOS, SOURCES, build_plan, unique_views
+from aqstream.simulate import SCENARIOS, SOURCES, FlashSalePlan, build_plan, unique_views
 
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
@@ -54,6 +54,29 @@ def test_the_demo_scenario_covers_what_the_generator_promises() -> None:
     assert len(flash.buyers) > next(
         t.capacity for e in plan.events for t in e.ticket_types if t.key == flash.ticket_type
     )
+
+
+def test_the_live_stream_adds_flash_sales_with_fresh_buyers() -> None:
+    plan = build_plan(4, "demo")
+    every = SCENARIOS["demo"].flash_every
+    stream = plan.stream(None)
+    items = [next(stream) for _ in range(every * 3 + 3)]
+    bursts = [i for i in items if isinstance(i, FlashSalePlan)]
+    assert len(bursts) == 3 and len({b.ticket_type for b in bursts}) == 3
+    assert all(b.new_ticket_type and b.new_ticket_type.flash for b in bursts)
+    # the live stream is the same for the same seed, burst for burst
+    again = plan.stream(None)
+    assert [next(again) for _ in range(len(items))] == items
+    # nobody buys twice for one event: bursts and visits draw from the same allocation
+    seen = {(fs.event, b) for fs in plan.flash_sales for b in fs.buyers}
+    for item in items:
+        people = item.buyers if isinstance(item, FlashSalePlan) else (item.participant,)
+        for p in people:
+            if p is not None:
+                assert (item.event, p) not in seen
+                seen.add((item.event, p))
+    # a finite run has the first flash sale only
+    assert not any(isinstance(i, FlashSalePlan) for i in plan.stream(every * 2))
 
 
 def test_source_dependent_drop_off() -> None:
