@@ -71,7 +71,9 @@ def signin_page(search: str | None):
                                     required=True,
                                     className="mb-3",
                                 ),
-                                dcc.Input(type="hidden", name="next", value=target),
+                                dcc.Input(type="hidden", name="next", value=target)
+                                if target != "/"
+                                else None,
                                 html.Button(
                                     "Sign in",
                                     id="signin-submit",
@@ -200,6 +202,30 @@ def page_for(pathname: str, search: str | None, org_id: str | None, orgs: list[d
     return empty_state("Not found", "There is no page at this address.", icon="?")
 
 
+def load_shell(sessions, pathname: str | None, search: str | None, remembered: str | None,
+               current: str | None):  # fmt: skip
+    """The user's organizations (with roles), the switcher's options and choice, the user's name
+    and the navbar; without a session, the way to sign in."""
+    if pathname == "/signin":
+        return None, [], None, "", {"display": "none"}, None
+    try:
+        client = sessions.client()
+        me = client.me()
+        orgs = client.organizations()
+    except Unauthorized:
+        return (no_update,) * 5 + (redirect_to_signin(pathname or "/"),)
+    except ApiError as exc:
+        return [], [], None, "", {}, api_problem(exc, pathname or "/")
+    orgs = [{"id": o["id"], "name": o["name"], "role": o["role"]} for o in orgs]
+    options = [{"label": o["name"], "value": o["id"]} for o in orgs]
+    # The address's ?org= first, then the one shown (navigating keeps it), the remembered one,
+    # the first.
+    shown = current if current in {o["id"] for o in orgs} else remembered
+    chosen = choose_org(orgs, search, shown)
+    value = no_update if chosen == current else chosen
+    return orgs, options, value, me.get("display_name") or me.get("email"), {}, None
+
+
 def create_app(settings: Settings | None = None) -> Dash:
     settings = settings or Settings()
     http = httpx.Client(base_url=api_url(settings), timeout=15)
@@ -224,35 +250,12 @@ def create_app(settings: Settings | None = None) -> Dash:
         Output("navbar-wrap", "style"),
         Output("shell-redirect", "children"),
         Input("url", "pathname"),
-        State("url", "search"),
+        Input("url", "search"),  # an Input: it may arrive after the pathname
         State("org-memory", "data"),
         State("org-switch", "value"),
     )
-    def load_shell(pathname, search, remembered, current):
-        if pathname == "/signin":
-            return None, [], None, "", {"display": "none"}, None
-        try:
-            client = sessions.client()
-            me = client.me()
-            orgs = client.organizations()
-        except Unauthorized:
-            return (
-                no_update,
-                no_update,
-                no_update,
-                no_update,
-                no_update,
-                redirect_to_signin(pathname or "/"),
-            )
-        except ApiError as exc:
-            return [], [], None, "", {}, api_problem(exc, pathname or "/")
-        orgs = [{"id": o["id"], "name": o["name"], "role": o["role"]} for o in orgs]
-        options = [{"label": o["name"], "value": o["id"]} for o in orgs]
-        chosen = (
-            current if current in {o["id"] for o in orgs} else choose_org(orgs, search, remembered)
-        )
-        value = no_update if chosen == current else chosen
-        return orgs, options, value, me.get("display_name") or me.get("email"), {}, None
+    def shell_callback(pathname, search, remembered, current):
+        return load_shell(sessions, pathname, search, remembered, current)
 
     @app.callback(
         Output("org-memory", "data"),
@@ -268,7 +271,7 @@ def create_app(settings: Settings | None = None) -> Dash:
         Output("page", "children"),
         Input("url", "pathname"),
         Input("org-switch", "value"),
-        State("url", "search"),
+        Input("url", "search"),
         State("orgs", "data"),
     )
     def render_page(pathname, org_id, search, orgs):

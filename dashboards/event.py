@@ -301,6 +301,36 @@ def refresh(client: ApiClient, event_id: str, period: str, now: datetime) -> tup
     return event, client.dashboard(event_id, start, end, granularity)
 
 
+OUTPUTS = 13 + len(GRAPHS) + 2  # what a tick updates (see ``register``)
+
+
+def on_tick(sessions, period: str, event_id: str, orgs: list[dict] | None, now: datetime):
+    """A refresh: the header, the cards, the live counter, the empty state and the figures; or,
+    when the API refuses, only the explanation (or the way back to sign-in)."""
+    try:
+        event, dashboard = refresh(sessions.client(), event_id, period, now)
+    except ApiError as exc:
+        return (no_update,) * (OUTPUTS - 1) + (api_problem(exc, f"/events/{event_id}"),)
+    roles = {o["id"]: o["role"] for o in orgs or []}
+    v = view(dashboard, now)
+    # React reconciles the same structure in place: re-sending the header does not flicker.
+    return (
+        header(event, roles.get(event["organization_id"]), now),
+        v.sold, v.capacity_note, v.revenue, v.revenue_note, v.conversion,
+        v.conversion_note, v.attendance, v.attendance_note, v.live, v.live_style,
+        v.empty_style, v.charts_style, *v.figures, v.updated, None,
+    )  # fmt: skip
+
+
+def on_action(sessions, action: str, event_id: str):
+    """A manager's action on the event (the API checks the role and the state)."""
+    try:
+        event = sessions.client().event_action(event_id, action)
+    except ApiError as exc:
+        return api_problem(exc, f"/events/{event_id}")
+    return f"Done: the event is now {event['status']}."
+
+
 def register(app: Dash, sessions) -> None:
     @app.callback(
         Output("ev-header", "children"),
@@ -325,21 +355,7 @@ def register(app: Dash, sessions) -> None:
         State("orgs", "data"),
     )
     def update(_tick, period, event_id, orgs):
-        now = datetime.now(UTC)
-        try:
-            event, dashboard = refresh(sessions.client(), event_id, period, now)
-        except ApiError as exc:
-            problem = api_problem(exc, f"/events/{event_id}")
-            return (no_update,) * (13 + len(GRAPHS) + 1) + (problem,)
-        roles = {o["id"]: o["role"] for o in orgs or []}
-        v = view(dashboard, now)
-        # React reconciles the same structure in place: re-sending the header does not flicker.
-        return (
-            header(event, roles.get(event["organization_id"]), now),
-            v.sold, v.capacity_note, v.revenue, v.revenue_note, v.conversion,
-            v.conversion_note, v.attendance, v.attendance_note, v.live, v.live_style,
-            v.empty_style, v.charts_style, *v.figures, v.updated, None,
-        )  # fmt: skip
+        return on_tick(sessions, period, event_id, orgs, datetime.now(UTC))
 
     @app.callback(
         Output("ev-action-result", "children"),
@@ -350,9 +366,4 @@ def register(app: Dash, sessions) -> None:
     def act(clicks, event_id):
         if not any(clicks) or not isinstance(ctx.triggered_id, dict):
             return no_update
-        action = ctx.triggered_id["action"]
-        try:
-            event = sessions.client().event_action(event_id, action)
-        except ApiError as exc:
-            return api_problem(exc, f"/events/{event_id}")
-        return f"Done: the event is now {event['status']}."
+        return on_action(sessions, ctx.triggered_id["action"], event_id)

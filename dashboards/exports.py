@@ -22,8 +22,8 @@ DATASETS = {
     "traffic": "Traffic",
 }
 FORMATS = {"csv": "CSV", "parquet": "Parquet", "xlsx": "Excel (XLSX)"}
-FINISHED = {"done", "completed", "succeeded", "failed", "expired", "cancelled"}
-SUCCEEDED = {"done", "completed", "succeeded"}
+FINISHED = {"succeeded", "failed"}  # the API's other states: queued, running
+SUCCEEDED = {"succeeded"}
 POLL_MS = 1000
 ALL_EVENTS = "all"
 
@@ -48,12 +48,8 @@ def request_body(
     return body
 
 
-def _items(listing) -> list[dict]:
-    return listing.get("items", []) if isinstance(listing, dict) else list(listing or [])
-
-
 def progress_of(export: dict) -> int:
-    value = export.get("progress", export.get("progress_percent")) or 0
+    value = export.get("progress") or 0
     return 100 if export.get("status") in SUCCEEDED else max(0, min(100, int(value)))
 
 
@@ -63,7 +59,7 @@ def status_view(export: dict | None):
         return 0, "", "", None
     status = export.get("status", "?")
     value = progress_of(export)
-    rows = export.get("rows", export.get("row_count"))
+    rows = export.get("rows")
     line = f"{DATASETS.get(export.get('dataset'), export.get('dataset'))}: {status}"
     if rows is not None:
         line += f", {fmt.number(rows)} rows"
@@ -193,9 +189,31 @@ def layout(organization: dict, events: list[dict], role: str | None, today: date
 def poll(client: ApiClient, organization_id: str, export_id: str | None):
     """The current export (if one was started here) and the organization's recent exports."""
     current = client.export(export_id) if export_id else None
-    recent = _items(client.exports(organization_id))
-    recent.sort(key=lambda e: e.get("created_at") or "", reverse=True)
-    return current, recent
+    return current, list(client.exports(organization_id))  # newest first
+
+
+def on_start(sessions, organization_id, dataset, file_format, start_date, end_date, event_id,
+             idempotency_key: str):  # fmt: skip
+    """Ask for the export; answers the export id to watch, or the API's refusal to show."""
+    body = request_body(organization_id, dataset, file_format, start_date, end_date, event_id)
+    try:
+        export = sessions.client().start_export(body, idempotency_key)
+    except ApiError as exc:
+        return no_update, api_problem(exc, "/exports"), no_update
+    return export["id"], None, False
+
+
+def on_poll(sessions, export_id: str | None, organization_id: str):
+    """Progress, status, download link, the recent list, and whether polling may stop."""
+    try:
+        current, recent = poll(sessions.client(), organization_id, export_id)
+    except ApiError as exc:
+        return 0, "", api_problem(exc, "/exports"), None, no_update, True
+    value, label, line, link = status_view(current)
+    running = any(e.get("status") not in FINISHED for e in recent) or (
+        current is not None and current.get("status") not in FINISHED
+    )
+    return value, label, line, link, recent_table(recent), not running
 
 
 def register(app: Dash, sessions) -> None:
@@ -215,12 +233,10 @@ def register(app: Dash, sessions) -> None:
     def start(clicks, organization_id, dataset, file_format, start_date, end_date, event_id):
         if not clicks:
             return no_update, no_update, no_update
-        body = request_body(organization_id, dataset, file_format, start_date, end_date, event_id)
-        try:
-            export = sessions.client().start_export(body, str(uuid.uuid4()))
-        except ApiError as exc:
-            return no_update, api_problem(exc, "/exports"), no_update
-        return export["id"], None, False
+        return on_start(
+            sessions, organization_id, dataset, file_format, start_date, end_date, event_id,
+            str(uuid.uuid4()),
+        )  # fmt: skip
 
     @app.callback(
         Output("exp-progress", "value"),
@@ -234,12 +250,4 @@ def register(app: Dash, sessions) -> None:
         State("exp-org", "data"),
     )
     def watch(_n, export_id, organization_id):
-        try:
-            current, recent = poll(sessions.client(), organization_id, export_id)
-        except ApiError as exc:
-            return 0, "", api_problem(exc, "/exports"), None, no_update, True
-        value, label, line, link = status_view(current)
-        running = any(e.get("status") not in FINISHED for e in recent) or (
-            current is not None and current.get("status") not in FINISHED
-        )
-        return value, label, line, link, recent_table(recent), not running
+        return on_poll(sessions, export_id, organization_id)

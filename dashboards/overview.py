@@ -257,6 +257,16 @@ def content(events: list[dict], report: dict):
     )
 
 
+def on_period(sessions, choice, start_date, end_date, organization_id: str, now: datetime):
+    """The overview's content and caption for the chosen period."""
+    chosen = period(choice, start_date, end_date, now)
+    try:
+        events, report = load(sessions.client(), organization_id, chosen)
+    except ApiError as exc:
+        return api_problem(exc, "/"), ""
+    return content(events, report), caption(report)
+
+
 def register(app: Dash, sessions) -> None:
     @app.callback(Output("ov-custom", "disabled"), Input("ov-period", "value"))
     def custom_dates(choice):
@@ -271,9 +281,4 @@ def register(app: Dash, sessions) -> None:
         State("ov-org", "data"),
     )
     def update(choice, start_date, end_date, organization_id):
-        chosen = period(choice, start_date, end_date, datetime.now(UTC))
-        try:
-            events, report = load(sessions.client(), organization_id, chosen)
-        except ApiError as exc:
-            return api_problem(exc, "/"), ""
-        return content(events, report), caption(report)
+        return on_period(sessions, choice, start_date, end_date, organization_id, datetime.now(UTC))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import flask
 import httpx
@@ -53,6 +53,14 @@ def safe_next(target: str | None) -> str:
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return "/"
     return target
+
+
+def _next_of(referrer: str | None) -> str | None:
+    """The ``next`` of the sign-in page the form was posted from (a form rendered before its
+    page knew its address carries none)."""
+    if not referrer:
+        return None
+    return (parse_qs(urlsplit(referrer).query).get("next") or [None])[0]
 
 
 class _Refresher:
@@ -135,7 +143,7 @@ class Sessions:
     def login(self) -> flask.Response:
         form = flask.request.form
         email, password = form.get("email", "").strip(), form.get("password", "")
-        target = safe_next(form.get("next"))
+        target = safe_next(form.get("next") or _next_of(flask.request.referrer))
         if not email or not password:
             return self._back_to_signin("missing", target)
         try:

@@ -50,6 +50,22 @@ def test_sign_in_sets_http_only_lax_cookies_and_goes_where_asked(server, user, l
     assert me.status_code == 200 and me.json()["email"] == user["email"]
 
 
+def test_without_a_next_field_the_sign_in_pages_address_says_where_to(server, user) -> None:
+    web = server.test_client()
+    response = web.post(
+        "/auth/login",
+        data={"email": user["email"], "password": PASSWORD},
+        headers={"Referer": "http://localhost/signin?message=expired&next=%2Fexports%3Forg%3D1"},
+    )
+    assert response.status_code == 303 and response.headers["Location"] == "/exports?org=1"
+    evil = web.post(
+        "/auth/login",
+        data={"email": user["email"], "password": PASSWORD},
+        headers={"Referer": "http://localhost/signin?next=//evil.example"},
+    )
+    assert evil.headers["Location"] == "/"
+
+
 @pytest.mark.parametrize(
     ("email", "password", "message"),
     [("{email}", "wrong password!", "invalid_credentials"), ("nobody@example.org", PASSWORD,
