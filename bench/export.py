@@ -157,7 +157,9 @@ def raw_copy(settings: Settings, tenant: uuid.UUID) -> tuple[float, int, int]:
         return time.monotonic() - started, rows, size
 
 
-def export(settings: Settings, sessions, s3, tenant: uuid.UUID, fmt: str) -> tuple[float, int, int]:
+def export(
+    settings: Settings, sessions, s3, tenant: uuid.UUID, fmt: str, spool: bool = False
+) -> tuple[float, int, int]:
     """The figure: seconds, rows and file size of a whole export run by the runner."""
     export_id = uuid.uuid4()
     with psycopg.connect(psycopg_dsn(settings), autocommit=True) as conn:
@@ -170,7 +172,7 @@ def export(settings: Settings, sessions, s3, tenant: uuid.UUID, fmt: str) -> tup
     started = time.monotonic()
     job = runner.claim(sessions, export_id, tenant)
     assert job is not None
-    status = runner.run(sessions, s3, settings.s3_bucket, job)
+    status = runner.run(sessions, s3, settings.s3_bucket, job, spool=spool)
     seconds = time.monotonic() - started
     with psycopg.connect(psycopg_dsn(settings)) as conn:
         rows, size, error = conn.execute(
@@ -192,6 +194,9 @@ class Round:
     raw_bytes: int
     parquet_bytes: int
     csv_bytes: int
+    # Analysis (--spool): the same exports written to a temporary file and uploaded afterwards.
+    parquet_spool_s: float | None = None
+    csv_spool_s: float | None = None
 
     def per_s(self, seconds: float) -> float:
         return self.rows / seconds if seconds else 0.0
@@ -205,7 +210,9 @@ class Round:
         return self.raw_s / self.csv_s
 
 
-def rounds(settings: Settings, tenant: uuid.UUID, count: int) -> tuple[list[Round], float]:
+def rounds(
+    settings: Settings, tenant: uuid.UUID, count: int, spool: bool = False
+) -> tuple[list[Round], float]:
     engine = make_engine(settings.app_url, pool_size=4, application_name="aqstream-bench-export")
     sessions = make_sessionmaker(engine)
     s3 = make_s3(settings, timeout_s=120)
@@ -214,14 +221,17 @@ def rounds(settings: Settings, tenant: uuid.UUID, count: int) -> tuple[list[Roun
     try:
         for n in range(count):
             # Alternate the order, so caches favour neither side.
-            order = ["raw", "parquet", "csv"] if n % 2 == 0 else ["csv", "parquet", "raw"]
+            order = ["raw", "parquet", "csv"] + (["parquet-spool", "csv-spool"] if spool else [])
+            if n % 2:
+                order.reverse()
             times: dict[str, tuple[float, int, int]] = {}
             for what in order:
                 say(f"round {n + 1}: {what} ...")
                 if what == "raw":
                     times[what] = raw_copy(settings, tenant)
                 else:
-                    times[what] = export(settings, sessions, s3, tenant, what)
+                    fmt, _, spooled = what.partition("-")
+                    times[what] = export(settings, sessions, s3, tenant, fmt, bool(spooled))
                 say(f"  {times[what][0]:.1f} s, {times[what][1]:,} rows")
             rows = {t[1] for t in times.values()}
             assert len(rows) == 1, f"the runs saw different rows: {times}"
@@ -234,6 +244,8 @@ def rounds(settings: Settings, tenant: uuid.UUID, count: int) -> tuple[list[Roun
                     raw_bytes=times["raw"][2],
                     parquet_bytes=times["parquet"][2],
                     csv_bytes=times["csv"][2],
+                    parquet_spool_s=times.get("parquet-spool", (None,))[0],
+                    csv_spool_s=times.get("csv-spool", (None,))[0],
                 )
             )
     finally:
@@ -287,6 +299,15 @@ def report(results: list[Round], grown_mib: float, info: dict[str, Any]) -> dict
     met = "met" if parquet >= TARGET_PARQUET else "NOT MET"
     say(f"Parquet export / raw COPY, median: {parquet:.2f} (target >= {TARGET_PARQUET}): {met}")
     say(f"CSV export / raw COPY, median: {csv:.2f}")
+    spooled = [r for r in results if r.parquet_spool_s]
+    if spooled:
+        say(
+            "analysis, spooled to a temporary file and uploaded afterwards: Parquet "
+            + " / ".join(f"{r.raw_s / r.parquet_spool_s:.2f}" for r in spooled)
+            + ", CSV "
+            + " / ".join(f"{r.raw_s / r.csv_spool_s:.2f}" for r in spooled)
+            + " of raw (rounds)"
+        )
     summary = [
         ratio_line(
             "export",
@@ -330,6 +351,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=PROJECT_ROOT / ".aqstream" / "bench-export",
         help="where its local stack lives",
     )
+    parser.add_argument(
+        "--spool",
+        action="store_true",
+        help="also run each export spooled to a temporary file, uploaded afterwards (analysis)",
+    )
     parser.add_argument("--keep-stack", action="store_true", help="leave the local servers up")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     return parser.parse_args(argv)
@@ -352,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
             with psycopg.connect(psycopg_dsn(settings)) as conn:
                 info["postgres"] = conn.execute("SHOW server_version").fetchone()[0]
             tenant = prepare(settings, args.rows)
-            results, grown = rounds(settings, tenant, args.rounds)
+            results, grown = rounds(settings, tenant, args.rounds, args.spool)
     except KeyboardInterrupt:
         say("interrupted")
         return 130

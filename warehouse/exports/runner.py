@@ -401,8 +401,12 @@ def run(
     heartbeat_s: float = 1.0,
     statement_timeout_ms: int = 0,
     on_progress: Callable[[int], None] | None = None,
+    spool: bool = False,
 ) -> ExportStatus:
-    """Run a claimed export to its end; answers the status it ended in."""
+    """Run a claimed export to its end; answers the status it ended in.
+
+    ``spool``: write CSV and Parquet to a temporary file and upload it afterwards, instead of
+    uploading parts while the rows arrive (XLSX is always spooled)."""
     started = time.monotonic()
     sink = _sink(s3, bucket, job)
     try:
@@ -412,10 +416,18 @@ def run(
         ):
             path = Path(tmp) / job.export.file_name
             try:
-                rows = _read_and_write(sessions, job, sink, path, reporter, statement_timeout_ms)
-                read_s = time.monotonic() - started
-                if job.export.format is ExportFormat.XLSX:
+                if spool or job.export.format is ExportFormat.XLSX:
+                    with path.open("wb") as file:
+                        rows = _read_and_write(
+                            sessions, job, file, path, reporter, statement_timeout_ms
+                        )
+                    read_s = time.monotonic() - started
                     _send_file(path, sink, reporter)
+                else:
+                    rows = _read_and_write(
+                        sessions, job, sink, path, reporter, statement_timeout_ms
+                    )
+                    read_s = time.monotonic() - started
                 size = sink.finish()
             except BaseException:
                 sink.abort()
