@@ -278,12 +278,12 @@ def _count_beside(
 def _read_and_write(
     sessions: sessionmaker[Session],
     job: Job,
-    out: BinaryIO,
+    out: BinaryIO | None,
     path: Path,
     reporter: Reporter,
     statement_timeout_ms: int,
 ) -> int:
-    """Stream the rows into ``out`` (CSV, Parquet) or the file ``path`` (XLSX)."""
+    """Stream the rows into ``out`` (CSV, Parquet) or the file ``path`` (XLSX, ``out`` None)."""
     export = job.export
     dataset = spec(export.dataset)
     filters = Filters(export.event_id, export.range_from, export.range_to)
@@ -416,7 +416,13 @@ def run(
         ):
             path = Path(tmp) / job.export.file_name
             try:
-                if spool or job.export.format is ExportFormat.XLSX:
+                if job.export.format is ExportFormat.XLSX:
+                    rows = _read_and_write(
+                        sessions, job, None, path, reporter, statement_timeout_ms
+                    )
+                    read_s = time.monotonic() - started
+                    _send_file(path, sink, reporter)
+                elif spool:
                     with path.open("wb") as file:
                         rows = _read_and_write(
                             sessions, job, file, path, reporter, statement_timeout_ms
