@@ -31,8 +31,8 @@ GRAPHS = ("ev-activity", "ev-revenue", "ev-funnel", "ev-tickets", "ev-sources")
 def window(period: str, event: dict, now: datetime) -> tuple[datetime | None, datetime, str]:
     """The ``from``, ``to`` and granularity asked of the API for a period choice.
 
-    "Whole event" runs from the event's creation (its ticket sales start then) to its end, or to
-    now while it has not ended; the others end now."""
+    Every period ends now (to the next minute); "whole event" starts at the event's creation
+    (nothing about it can be older), at least an hour back."""
     _, length = PERIODS.get(period, PERIODS["all"])
     end = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
     if length is not None:
