@@ -438,6 +438,18 @@ def _fast_fetch_transport(fetch_max_wait_ms: int) -> type[faust_aiokafka.Transpo
 
 class WorkerApp(faust.App):
     fetch_max_wait_ms = 1500
+    wait_empty_s = 15.0
+
+    async def _consumer_wait_empty(self, consumer, logger) -> None:  # type: ignore[no-untyped-def]
+        """Faust waits, without limit, for every record in flight to be acknowledged before a
+        stop or a rebalance; a record buffered by ``take_events`` (the analytics agent) before a
+        rebalance may never be, and the worker would hang. Bounded: what is not acknowledged is
+        not committed either, and comes again (at least once)."""
+        waiting = asyncio.ensure_future(super()._consumer_wait_empty(consumer, logger))
+        done, _ = await asyncio.wait({waiting}, timeout=self.wait_empty_s)
+        if not done:  # Faust's wait swallows cancellation; it ends when the consumer stops
+            waiting.cancel()
+            log.warning("wait_empty_timeout", seconds=self.wait_empty_s)
 
     def _new_transport(self):  # type: ignore[no-untyped-def]
         return _fast_fetch_transport(self.fetch_max_wait_ms)(self.conf.broker_consumer, self)
