@@ -67,3 +67,15 @@ def join(event_id: uuid.UUID, body: WaitlistJoin, uow: UowDep) -> WaitlistPositi
 def entries(event_id: uuid.UUID, member: EventReader, uow: UowDep) -> list[WaitlistEntryOut]:
     """The event's waitlist in offer order (members)."""
     return [WaitlistEntryOut.model_validate(e) for e in service.list_for_event(uow, event_id)]
+
+
+@router.delete(
+    "/waitlist/{entry_id}",
+    response_model=WaitlistEntryOut,
+    responses=responses(401, 404, 409),
+)
+def leave(entry_id: uuid.UUID, uow: UowDep) -> WaitlistEntryOut:
+    """Leave a waitlist (the participant's own entry, while it is still waiting): the entry is
+    cancelled and ``waitlist.left`` published. An entry already offered a seat is a 409 — the
+    participant then lets the offered hold lapse or cancels it instead."""
+    return WaitlistEntryOut.model_validate(service.leave(uow, entry_id, uow.user_id))

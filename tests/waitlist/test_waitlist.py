@@ -136,6 +136,32 @@ def test_join_errors(client: TestClient, waitlists: Waitlists) -> None:
     assert_error(join_waitlist(client, event["id"], user, tt["id"]), 409, "registration_closed")
 
 
+def test_leave_the_waitlist(client: TestClient, waitlists: Waitlists, owner_engine: Engine) -> None:
+    event, tt = waitlists.published_event(capacity=1)
+    waitlists.participant(event["id"], tt["id"])
+    user, entry = waitlists.waiting(event["id"], tt["id"], "leaver")
+    stranger = waitlists.api.register("stranger")
+    path = f"{V1}/waitlist/{entry['id']}"
+    assert_error(client.delete(path, headers=stranger["headers"]), 404, "not_found")
+    assert_error(client.delete(path), 401, "unauthorized")
+    assert_error(
+        client.delete(f"{V1}/waitlist/{uuid.uuid4()}", headers=user["headers"]), 404, "not_found"
+    )
+
+    left = client.delete(path, headers=user["headers"])
+    assert left.status_code == 200, left.text
+    assert left.json()["status"] == "cancelled"
+    assert waitlists.entry(event["id"], entry["id"])["status"] == "cancelled"
+    again = client.delete(path, headers=user["headers"])
+    assert_error(again, 409, "invalid_state")
+    assert again.json()["error"]["details"] == {"status": "cancelled"}
+
+    events = [r["event_type"] for r in outbox_rows(owner_engine, entry["id"])]
+    assert events == ["waitlist.joined", "waitlist.left"]
+    # The place is free again: the same participant may queue anew.
+    assert join_waitlist(client, event["id"], user, tt["id"]).status_code == 201
+
+
 def test_organizers_see_the_queue(client: TestClient, waitlists: Waitlists) -> None:
     event, tt = waitlists.published_event(capacity=1)
     waitlists.participant(event["id"], tt["id"])
