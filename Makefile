@@ -13,7 +13,7 @@ setup:  ## install the locked dependencies into .venv
 	$(UV) sync --frozen
 
 run: setup  ## run the whole platform on the embedded local stack
-	$(UV) run --frozen aqstream run
+	$(UV) run --frozen aqstream run $(ARGS)
 
 test: setup  ## run the whole test suite (starts its own servers)
 	@$(UV) run --frozen pytest $(PYTEST_ARGS); code=$$?; \
