@@ -8,7 +8,9 @@ interval, each failure logged and retried on its next turn without stopping the 
 - reminders (every minute): emit `event.reminder` once per event, N hours before it starts;
 - media cleanup (every five minutes): remove unreferenced uploads after the grace period;
 - exports (every ``interval``): queue again exports whose runner died, start queued ones on the
-  export threads (``AQSTREAM_EXPORT_WORKERS``; a long export holds up no other task).
+  export threads (``AQSTREAM_EXPORT_WORKERS``; a long export holds up no other task);
+- warehouse partitions (daily): the raw facts' monthly partitions a year ahead (plain
+  PostgreSQL; warehouse/partitions.py).
 
 All their state is in the database, so several processes may run and a restart loses nothing.
 """
@@ -46,6 +48,7 @@ def build_tasks(settings: Settings, sessions: sessionmaker[Session], interval: f
     from domain.notification.service import emit_due_reminders
     from domain.registration.sweeper import sweep_once
     from warehouse.exports.runner import ExportWorker
+    from warehouse.partitions import ensure_partitions
 
     channels = Channels(settings)
     s3 = make_s3(settings)
@@ -83,6 +86,7 @@ def build_tasks(settings: Settings, sessions: sessionmaker[Session], interval: f
             ),
         ),
         Task("exports", interval, exports.tick),
+        Task("warehouse_partitions", 24 * 3600.0, lambda: ensure_partitions(sessions)),
     ]
 
 

@@ -18,6 +18,7 @@ def test_every_job_runs_against_the_real_servers(settings: Settings, app_engine:
         "reminders",
         "media_cleanup",
         "exports",
+        "warehouse_partitions",
     }
     outcomes = run_due(tasks, now=100.0)
     assert set(outcomes) == {t.name for t in tasks}
