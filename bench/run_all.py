@@ -27,6 +27,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     ),
     "relay": ([], ["--rows", "3000", "--aggregates", "600", "--rounds", "1", "--seconds", "5"]),
     "analytics": ([], ["--quick"]),
+    "warehouse": ([], ["--facts", "1000000", "--rounds", "1", "--requests", "50"]),
     "export": ([], ["--rows", "200000"]),
 }
 
