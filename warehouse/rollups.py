@@ -8,7 +8,8 @@ delivered again, gives the same rows. Buckets are UTC (``date_trunc(..., 'UTC')`
 A page view is *unique* when the same visitor had no page view on the same event in the 30
 minutes before it (ties on the same instant broken by fact id). Uniqueness belongs to the view,
 not to a window, so unique views add up across minutes, hours and days. It is stored on the view
-(``facts.is_unique``, recomputed from the raw facts by ``SET_UNIQUE``/``RESET_UNIQUE``), so a
+(``facts.is_unique``: set when the view is stored, taken from the later views a late view
+precedes, recomputed for a whole event by ``RESET_UNIQUE``), so a
 minute counts its unique views instead of probing each view again. A view at ``t`` can change
 the uniqueness of views up to ``t + 30 min``: the sink recomputes the minutes of the views whose
 flag did change.
@@ -53,21 +54,35 @@ UNIQUE_RULE = (
     " AND (p.occurred_at, p.fact_id) < (f.occurred_at, f.fact_id))"
 )
 
-# Set ``is_unique`` on new page views (n: event_id, visitor_id, occurred_at) and on the views of
-# the same visitor and event in the 30 minutes after each, whose uniqueness a new view can take
-# away. Absolute: each flag is recomputed from the raw facts by UNIQUE_RULE. Answers the views
-# whose flag changed (event_id, occurred_at): their minutes are the ones to recompute (for live,
-# in-order traffic, only the new views themselves).
-SET_UNIQUE = (
-    "UPDATE warehouse.facts t SET is_unique = c.u FROM ("
-    f" SELECT DISTINCT f.fact_id, f.occurred_at, {UNIQUE_RULE} AS u"
-    " FROM unnest(%s::uuid[], %s::text[], %s::timestamptz[]) AS n(event_id, visitor_id, at)"
-    " JOIN warehouse.facts f ON f.tenant_id = app_tenant_id() AND f.event_id = n.event_id"
-    " AND f.kind = 'page_view' AND f.visitor_id = n.visitor_id"
-    " AND f.occurred_at >= n.at AND f.occurred_at <= n.at + interval '30 minutes'"
-    ") c WHERE t.tenant_id = app_tenant_id() AND t.fact_id = c.fact_id"
-    " AND t.occurred_at = c.occurred_at AND t.is_unique IS DISTINCT FROM c.u"
-    " RETURNING t.event_id, t.occurred_at"
+# Whether a new page view u (inserted by the sink, columns of its unnest) is unique: it has no
+# predecessor within 30 minutes among the batch's own views (``u.first``, decided by the sink,
+# which sees the whole batch) nor among the stored facts (one index probe).
+NEW_VIEW_UNIQUE = (
+    "CASE WHEN u.kind <> 'page_view' THEN NULL WHEN u.visitor_id IS NULL THEN true"
+    " WHEN NOT u.first THEN false ELSE NOT EXISTS (SELECT 1 FROM warehouse.facts p"
+    " WHERE p.tenant_id = app_tenant_id() AND p.event_id = u.event_id AND p.kind = 'page_view'"
+    " AND p.visitor_id = u.visitor_id AND p.occurred_at >= u.occurred_at - interval '30 minutes'"
+    " AND (p.occurred_at, p.fact_id) < (u.occurred_at, u.fact_id)) END"
+)
+
+# A new view at ``t`` takes the uniqueness from the stored unique views of the same visitor and
+# event in the 30 minutes after it (adding a view never makes another unique). Live traffic comes
+# in order, so this finds nothing; a late view finds the views to flip (n: the batch's views;
+# LATERAL ... OFFSET 0: one index range scan per view, in the partitions of its 30 minutes only).
+LATER_UNIQUE_VIEWS = (
+    "SELECT DISTINCT f.fact_id, f.occurred_at, f.event_id FROM unnest(%s::uuid[], %s::text[],"
+    " %s::timestamptz[], %s::uuid[]) AS n(event_id, visitor_id, at, fact_id)"
+    " CROSS JOIN LATERAL (SELECT f0.fact_id, f0.occurred_at, f0.event_id FROM warehouse.facts f0"
+    " WHERE f0.tenant_id = app_tenant_id() AND f0.event_id = n.event_id"
+    " AND f0.kind = 'page_view' AND f0.visitor_id = n.visitor_id AND f0.is_unique"
+    " AND (f0.occurred_at, f0.fact_id) > (n.at, n.fact_id)"
+    " AND f0.occurred_at <= n.at + interval '30 minutes' OFFSET 0) f"
+)
+NOT_UNIQUE = (
+    "UPDATE warehouse.facts t SET is_unique = false"
+    " FROM unnest(%s::uuid[], %s::timestamptz[]) AS c(fact_id, occurred_at)"
+    " WHERE t.tenant_id = app_tenant_id() AND t.fact_id = c.fact_id"
+    " AND t.occurred_at = c.occurred_at"
 )
 
 # The same for every page view of one event from a time on (backfill): a view's flag depends on

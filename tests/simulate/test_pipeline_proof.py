@@ -433,7 +433,7 @@ def test_generated_traffic_through_the_pipeline_equals_the_tables_exactly(
             topics = namespace_topics(s)
             assert reset_group(s, topics) > 0
             worker = WorkerProcess(s, url, log)
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 150  # a worker's start and group join, then the replay
             while worker.facts_stored() < facts and time.monotonic() < deadline:
                 time.sleep(0.25)
             assert worker.facts_stored() >= facts, "the replay did not reach every fact"
