@@ -136,17 +136,17 @@ def _tracking(request: Request, state: AppState) -> _Tracking:
     "/track",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=TrackOut,
-    responses=responses(422, 429, 503),
+    responses=responses(409, 422, 429, 503),
     openapi_extra=OPTIONAL_AUTH,
 )
 def track(body: TrackBatch, request: Request, state: StateDep) -> TrackOut:
     """Record what visitors do on an event's pages: 1-100 page views, ticket selections and
     checkout starts (public; a token is accepted and ignored; rate limited per client IP). The
-    batch is taken whole or not at all: 422 `unknown_event`, `unknown_ticket_type` or
+    batch is taken whole or not at all: 409 `unknown_event`, `unknown_ticket_type` or
     `occurred_at_out_of_range` (`invalid_batch` when several) names the indexes, and nothing is
-    sent. Bots (by User-Agent) are taken but not counted (`filtered`). 202 once the broker has
-    every record; 503 `temporarily_unavailable` when it cannot be reached (a retry with the
-    same action ids counts once)."""
+    sent; a malformed one is a 422. Bots (by User-Agent) are taken but not counted
+    (`filtered`). 202 once the broker has every record; 503 `temporarily_unavailable` when it
+    cannot be reached (a retry with the same action ids counts once)."""
     tracking = _tracking(request, state)
     tracking.check_rate(caller_of(request.scope).ip)
     actions = [Action(**action.model_dump()) for action in body.events]

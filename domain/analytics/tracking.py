@@ -4,7 +4,8 @@ records of the tracking topic (schema: streams/schemas/tracking.v1.json).
 
 A batch is all or nothing: every action must name a published event (and, when given, one of its
 ticket types) and a time inside the window the warehouse still corrects (``late_s`` back, 5 min
-ahead); otherwise nothing is sent and the answer names the indexes. The tenant is the event's.
+ahead); otherwise nothing is sent and the answer (409) names the indexes. The tenant is the
+event's.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 
 from domain.db.base import uuid7
-from domain.errors import ValidationFailed
+from domain.errors import Conflict
 from domain.event.models import Event, EventStatus, TicketType
 from domain.uow import UnitOfWork
 
@@ -322,12 +323,13 @@ def check_batch(
     return problems
 
 
-def rejection(problems: Sequence[Problem]) -> ValidationFailed:
-    """One 422 for the batch: the code of its problems (``invalid_batch`` when they differ), the
-    indexes, and each problem."""
+def rejection(problems: Sequence[Problem]) -> Conflict:
+    """One refusal for the batch (409: well-formed, but it does not fit what the platform holds
+    now, its published events and the time window): the code of its problems (``invalid_batch``
+    when they differ), the indexes, and each problem."""
     codes = {p.code for p in problems}
     code = codes.pop() if len(codes) == 1 else "invalid_batch"
-    return ValidationFailed(
+    return Conflict(
         f"{len(problems)} problem(s) in the batch; nothing was accepted",
         code=code,
         details={
@@ -349,7 +351,7 @@ def prepare(
     late_s: int,
     now: datetime | None = None,
 ) -> Prepared:
-    """Check the whole batch (raise ``ValidationFailed`` naming every bad index), then the
+    """Check the whole batch (raise ``Conflict`` naming every bad index), then the
     records to send: none when the User-Agent is a bot's (they count as filtered)."""
     now = now or datetime.now(UTC)
     known = events.lookup(actions, load)

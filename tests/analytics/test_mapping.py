@@ -25,7 +25,7 @@ from domain.analytics.tracking import (
     source_of,
     to_record,
 )
-from domain.errors import ValidationFailed
+from domain.errors import Conflict
 from streams.contracts import SCHEMA_DIR, event_classes, validate_payload
 from warehouse.facts import Fact, FactKind
 
@@ -289,7 +289,7 @@ class _Loads:
 def test_prepare_rejects_the_whole_batch_or_filters_bots() -> None:
     cache, bots = EventCache(30), BotFilter()
     load = _Loads(PUBLISHED)
-    with pytest.raises(ValidationFailed) as caught:
+    with pytest.raises(Conflict) as caught:
         prepare(
             [_action(), _action(event_id=uuid.uuid4())],
             user_agent=CHROME,

@@ -195,14 +195,14 @@ def test_an_unknown_or_unpublished_event_refuses_the_whole_batch(
         _action(shop, event_id=shop["draft"]["id"]),
     ]
     refused |= {a["visitor_id"] for a in batch}
-    body = assert_error(track_client.post(TRACK, json={"events": batch}), 422, "unknown_event")
+    body = assert_error(track_client.post(TRACK, json={"events": batch}), 409, "unknown_event")
     assert body["details"]["indexes"] == [1, 3]
     assert [p["code"] for p in body["details"]["problems"]] == ["unknown_event"] * 2
     # a ticket type of another event
     batch = [_action(shop, ticket_type_id=shop["other_tt"]["id"]), _action(shop)]
     refused |= {a["visitor_id"] for a in batch}
     body = assert_error(
-        track_client.post(TRACK, json={"events": batch}), 422, "unknown_ticket_type"
+        track_client.post(TRACK, json={"events": batch}), 409, "unknown_ticket_type"
     )
     assert body["details"]["indexes"] == [0]
     # several reasons: one code for the batch, each problem listed
@@ -211,7 +211,7 @@ def test_an_unknown_or_unpublished_event_refuses_the_whole_batch(
         _action(shop, ticket_type_id=str(uuid.uuid4())),
     ]
     refused |= {a["visitor_id"] for a in batch}
-    body = assert_error(track_client.post(TRACK, json={"events": batch}), 422, "invalid_batch")
+    body = assert_error(track_client.post(TRACK, json={"events": batch}), 409, "invalid_batch")
     assert body["details"]["indexes"] == [0, 1]
     sent = _sentinel(track_client, track_settings, event_id)
     assert {r.value["visitor_id"] for r in sent} & refused == set()
@@ -225,7 +225,7 @@ def test_occurred_at_outside_the_late_window_is_refused(
     for moment in (now + timedelta(minutes=6), now - timedelta(seconds=late + 60)):
         batch = [_action(shop), _action(shop, occurred_at=moment.isoformat())]
         body = assert_error(
-            track_client.post(TRACK, json={"events": batch}), 422, "occurred_at_out_of_range"
+            track_client.post(TRACK, json={"events": batch}), 409, "occurred_at_out_of_range"
         )
         assert body["details"]["indexes"] == [1]
     inside = [
@@ -255,7 +255,7 @@ def test_bots_are_taken_but_not_sent(
     # a bot's batch is still checked whole
     bad = [_action(shop, event_id=str(uuid.uuid4()))]
     response = track_client.post(TRACK, json={"events": bad}, headers={"User-Agent": bots[0]})
-    assert_error(response, 422, "unknown_event")
+    assert_error(response, 409, "unknown_event")
     sent = _sentinel(track_client, track_settings, event_id)
     assert {r.value["visitor_id"] for r in sent} & filtered == set()  # none of theirs was sent
     metrics = track_client.get("/metrics").text
@@ -269,7 +269,7 @@ def test_nothing_of_a_refused_batch_is_sent(
     batch = [_action(shop, event_id=event_id) for _ in range(5)] + [
         _action(shop, event_id=event_id, ticket_type_id=shop["vip"]["id"])
     ]
-    assert_error(track_client.post(TRACK, json={"events": batch}), 422, "unknown_ticket_type")
+    assert_error(track_client.post(TRACK, json={"events": batch}), 409, "unknown_ticket_type")
     sent = _sentinel(track_client, track_settings, event_id)
     assert {r.value["visitor_id"] for r in sent} & {a["visitor_id"] for a in batch} == set()
 
