@@ -493,10 +493,51 @@ def simulate(
         typer.echo(f"wrote {totals_json}")
 
 
+DEMO_SEED = 1
+DEMO_SCENARIO = "demo"
+
+
 @app.command()
-def run() -> None:
+def demo(
+    rate: Annotated[float, typer.Option(help="Visitors per second")] = 1.0,
+    seed: Annotated[int, typer.Option()] = DEMO_SEED,
+) -> None:
+    """Seed the demo (organizers, events, accounts) through the API once it answers, then keep
+    gentle live traffic going until stopped: what `aqstream run` starts so the dashboards are
+    alive. The same seed finds the same organizations again on the next run."""
+    base = _settings()
+    _wait_http(f"http://{base.api_host}:{base.api_port}/health", timeout=120)
+    simulate(
+        seed=seed,
+        api=None,
+        scenario=DEMO_SCENARIO,
+        visits=None,
+        rate=rate,
+        duration=None,
+        forever=True,
+        totals_json=None,
+        admin_email=None,
+        admin_password=None,
+        concurrency=4,
+    )
+
+
+def demo_accounts(seed: int = DEMO_SEED) -> list[tuple[str, str, str]]:
+    """(organization, e-mail, password) of the demo's organizers."""
+    from aqstream.simulate import PASSWORD, build_plan
+
+    return [(o.name, o.email, PASSWORD) for o in build_plan(seed, DEMO_SCENARIO).organizers]
+
+
+@app.command()
+def run(
+    with_demo: Annotated[
+        bool, typer.Option("--demo/--no-demo", help="Seed the demo and keep live traffic going")
+    ] = True,
+) -> None:
     """Start the whole platform: local stack, migrations, API, jobs, outbox relay, stream worker
-    and dashboards, supervised. Ctrl-C stops everything it started."""
+    and dashboards, supervised, plus the demo (organizers, events, live traffic). Ctrl-C stops
+    everything it started."""
     from aqstream import migrations
     from aqstream.logging import configure_logging
     from aqstream.resources import ensure_bucket
@@ -519,8 +560,15 @@ def run() -> None:
         typer.echo("applying migrations ...")
         migrations.upgrade(settings)
         ensure_bucket(settings)
-        # Human-readable logs in a terminal unless the user asked for JSON explicitly.
-        env = {"AQSTREAM_LOG_JSON": "false", **os.environ, **stack.environment()}
+        # Human-readable logs in a terminal unless the user asked for JSON explicitly. The demo
+        # signs its participants up from this one address, and its sandbox fails some payments.
+        env = {
+            "AQSTREAM_LOG_JSON": "false",
+            "AQSTREAM_RATE_LIMIT_AUTH": "600/minute",
+            "AQSTREAM_PAYMENT_SANDBOX_FAILURE_RATE": "0.1",
+            **os.environ,
+            **stack.environment(),
+        }
         relay_port = settings.relay_metrics_port
         if relay_port and port_in_use(relay_port):  # e.g. a second `run` on this machine
             relay_port = free_port()
@@ -537,6 +585,8 @@ def run() -> None:
             Child("worker", [*me, "worker"], env),
             Child("dashboards", [*me, "dashboards"], env),
         ]
+        if with_demo:
+            children.append(Child("demo", [*me, "demo"], env))
         api_url = f"http://{settings.api_host}:{settings.api_port}"
         dashboards_url = f"http://{settings.dashboards_host}:{dashboards_port}"
 
@@ -552,6 +602,11 @@ def run() -> None:
                 relay_url = f"http://{settings.relay_metrics_host}:{relay_port}/metrics"
                 typer.echo(f"  relay        {relay_url}")
             _print_status(base)
+            if with_demo:
+                typer.echo("\nDemo: organizations, events and live traffic are being made; sign")
+                typer.echo(f"in to the dashboards ({dashboards_url}) as an organizer:")
+                for org, email, password in demo_accounts():
+                    typer.echo(f"  {email}  password: {password}  ({org})")
             typer.echo("Press Ctrl-C to stop.\n")
 
         Supervisor(children).run(on_started=announce)

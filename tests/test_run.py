@@ -1,4 +1,5 @@
-"""`aqstream run`: the platform comes up at the printed URLs, its relay publishes an API sign-up
+"""`aqstream run`: the platform comes up at the printed URLs, the demo's organizer signs in with
+the printed credentials and finds live views on a dashboard, its relay publishes an API sign-up
 to the user topic of the run's own broker, the relay and the worker serve their metrics, the
 dashboards sign that user in through the run's API, and Ctrl-C leaves nothing behind. One run
 for all of it: each start is a whole local stack."""
@@ -61,6 +62,31 @@ def _record_of(bootstrap: str, topic: str, key: str, timeout: float) -> dict:
         consumer.close()
 
 
+def _demo_views(base: str, email: str, password: str, proc, timeout: float) -> int:
+    """Views on the busiest dashboard of the demo organizer's events, once there are any."""
+    deadline = time.monotonic() + timeout
+    last = "no answer yet"
+    with httpx.Client(base_url=f"{base}/api/v1", timeout=10) as http:
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, "aqstream run exited"
+            login = http.post("/auth/login", json={"email": email, "password": password})
+            if login.status_code == 200:
+                headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+                for org in http.get("/organizations", headers=headers).json():
+                    events = http.get(f"/organizations/{org['id']}/events", headers=headers)
+                    for event in events.json():
+                        board = http.get(
+                            f"/analytics/events/{event['id']}/dashboard", headers=headers
+                        )
+                        if board.status_code == 200 and board.json()["kpis"]["views"] > 0:
+                            return board.json()["kpis"]["views"]
+                        last = f"{board.status_code} {board.text[:200]}"
+            else:
+                last = f"login {login.status_code}"
+            time.sleep(2)
+    raise AssertionError(f"the demo's dashboards stayed empty: {last}")
+
+
 @pytest.mark.slow
 def test_run_serves_relays_and_ctrl_c_stops_everything() -> None:
     state_dir = PROJECT_ROOT / ".aqstream" / "scratch" / f"run-{uuid.uuid4().hex[:6]}"
@@ -93,7 +119,7 @@ def test_run_serves_relays_and_ctrl_c_stops_everything() -> None:
     dashboards = f"http://127.0.0.1:{dashboards_port}"
     seen: set[int] = set()
     try:
-        _wait_ok(f"{base}/health", proc, 90)
+        _wait_ok(f"{base}/health", proc, 180)  # the stack, migrations, then the API
         ready = httpx.get(f"{base}/ready", timeout=10)
         assert ready.status_code == 200, ready.text
         assert set(ready.json()["checks"]) == {"database", "broker", "redis", "s3"}
@@ -129,6 +155,14 @@ def test_run_serves_relays_and_ctrl_c_stops_everything() -> None:
         assert signed_in.status_code == 303 and signed_in.headers["location"] == "/"
         assert "aq_access" in signed_in.cookies
 
+        # The demo: its organizer signs in with the printed credentials, and the dashboard of
+        # one of their events counts live tracked views within a minute or two.
+        from aqstream.cli import demo_accounts
+
+        _org, demo_email, demo_password = demo_accounts()[0]
+        views = _demo_views(base, demo_email, demo_password, proc, 150)
+        assert views > 0
+
         seen = descendants(proc.pid) | processes_under(state_dir)
         assert len(seen) >= 6  # api, dashboards + four servers (and their helpers)
     finally:
@@ -138,6 +172,7 @@ def test_run_serves_relays_and_ctrl_c_stops_everything() -> None:
     assert f"{base}/docs" in output
     assert relay_metrics in output  # announced with the URLs
     assert dashboards in output
+    assert demo_email in output and demo_password in output  # the demo's credentials, printed
     time.sleep(0.2)
     left = {pid for pid in seen if alive(pid)}
     assert left == set(), f"processes left behind: {left}"
