@@ -206,6 +206,8 @@ def load_shell(sessions, pathname: str | None, search: str | None, remembered: s
                current: str | None):  # fmt: skip
     """The user's organizations (with roles), the switcher's options and choice, the user's name
     and the navbar; without a session, the way to sign in."""
+    if pathname is None:  # the address is not known yet: nothing to decide (not even sign-in)
+        return (no_update,) * 6
     if pathname == "/signin":
         return None, [], None, "", {"display": "none"}, None
     try:
@@ -280,9 +282,9 @@ def create_app(settings: Settings | None = None) -> Dash:
         if ctx.triggered_id == "org-switch" and EVENT_PATH.match(pathname or ""):
             # Another organization: its overview (this event belongs to the previous one).
             return dcc.Location(id="to-overview", href="/", refresh=False)
-        return page_for(
-            pathname or "/", search, org_id, orgs, sessions, settings.dashboards_refresh_s
-        )
+        if pathname is None:  # the address is not known yet
+            return loading_state()
+        return page_for(pathname, search, org_id, orgs, sessions, settings.dashboards_refresh_s)
 
     overview.register(app, sessions)
     event.register(app, sessions)

@@ -46,12 +46,23 @@ def seen(text: str) -> str:
     return text.replace(fmt.NBSP, " ").replace(fmt.GROUP, " ")
 
 
-def wait_until(condition, what: str, timeout: float = 20):
+def wait_until(condition, what: str, timeout: float = 20, duo=None):
+    """``condition()`` once truthy; on time-out, what the browser shows then, if ``duo``."""
     deadline = time.monotonic() + timeout
     while not (result := condition()):
-        assert time.monotonic() < deadline, what
+        if time.monotonic() > deadline:
+            where = f" at {duo.driver.current_url}: {duo.find_element('body').text[:600]!r}"
+            pytest.fail(what + (where if duo else ""))
         time.sleep(0.2)
     return result
+
+
+def wait_text_equal(duo, selector: str, text: str, timeout: float = 30) -> None:
+    def shown() -> bool:
+        found = duo.driver.find_elements(By.CSS_SELECTOR, selector)
+        return bool(found) and seen(found[0].text) == seen(text)
+
+    wait_until(shown, f"{selector} never read {text!r}", timeout, duo)
 
 
 @pytest.fixture(autouse=True)
@@ -79,7 +90,7 @@ def test_sign_in_switch_organization_sign_out(
     browser.driver.save_screenshot(str(shots(tmp_path) / "signin.png"))
 
     sign_in(browser, base, scenario.owner, path=f"/?org={scenario.org_a['id']}")
-    browser.wait_for_text_to_equal("h1", scenario.org_a["name"])
+    wait_text_equal(browser, "h1", scenario.org_a["name"])
     cookie = browser.driver.get_cookie("aq_access")
     assert cookie["httpOnly"] is True and cookie["sameSite"] == "Lax"
     assert browser.driver.execute_script("return document.cookie").find("aq_access") == -1
@@ -90,12 +101,14 @@ def test_sign_in_switch_organization_sign_out(
 
     # The switcher offers exactly the user's organizations; the other one's events replace these.
     browser.find_element("#org-switch").click()
-    names = browser.wait_for_element(".dash-dropdown-options").text.split("\n")
+    menu = browser.wait_for_element(".dash-dropdown-options")
+    options = wait_until(
+        lambda: menu.find_elements(By.CSS_SELECTOR, ".dash-dropdown-option"), "no options"
+    )
     mine = api_get(live_api, scenario.owner, "/organizations")
-    assert sorted(names) == sorted(o["name"] for o in mine) and len(mine) == 3
-    browser.find_element("#org-switch").click()
-    browser.select_dcc_dropdown("#org-switch", value=scenario.org_b["name"])
-    browser.wait_for_text_to_equal("h1", scenario.org_b["name"])
+    assert sorted(o.text for o in options) == sorted(o["name"] for o in mine) and len(mine) == 3
+    next(o for o in options if o.text == scenario.org_b["name"]).click()
+    wait_text_equal(browser, "h1", scenario.org_b["name"])
     table = wait_text(browser, "#ov-content table")
     assert scenario.b_event["title"] in table and scenario.live_event["title"] not in table
 
@@ -112,7 +125,7 @@ def test_event_dashboard_shows_what_the_analytics_api_returns(
     base = start(browser, dash_settings)
     event_id = scenario.live_event["id"]
     sign_in(browser, base, scenario.owner, path=f"/?org={scenario.org_a['id']}")
-    browser.wait_for_text_to_equal("h1", scenario.org_a["name"])
+    wait_text_equal(browser, "h1", scenario.org_a["name"])
     # The overview's figures are the report's (views of the organization in 30 days).
     wait_text(browser, "#ov-views")
     browser.driver.save_screenshot(str(shots(tmp_path) / "overview.png"))
@@ -176,7 +189,7 @@ def test_analyst_reads_only_and_an_export_downloads(
     base = start(browser, dash_settings)
     analyst = scenario.analyst
     sign_in(browser, base, analyst, path=f"/events/{scenario.fresh_event['id']}")
-    browser.wait_for_text_to_equal("#ev-title", scenario.fresh_event["title"])
+    wait_text_equal(browser, "#ev-title", scenario.fresh_event["title"])
     assert browser.find_element("#role-badge").text == "Analyst · read-only"
     assert not browser.driver.find_elements(By.XPATH, "//button[normalize-space()='Publish']")
 

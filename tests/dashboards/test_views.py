@@ -335,6 +335,16 @@ class NoSession:
         raise Unauthorized(401, "not_signed_in", "Sign in first")
 
 
+def test_nothing_is_decided_before_the_address_is_known() -> None:
+    from dash import no_update
+
+    from dashboards.app import load_shell
+
+    # Dash may run the shell's first callback before dcc.Location has read the address: sending
+    # to sign-in then would lose where the user was going.
+    assert load_shell(NoSession(), None, None, None, None) == (no_update,) * 6
+
+
 def test_pages_without_a_session_send_to_sign_in() -> None:
     page = page_for("/exports", None, "a", ORGS, NoSession(), 5)
     assert page.href == "/signin?message=expired&next=/exports" and page.refresh is True
