@@ -37,8 +37,7 @@ def test_relative_links_resolve(doc: Path) -> None:
             continue
         path, _, anchor = target.partition("#")
         file = (doc.parent / path).resolve() if path else doc
-        if not file.exists():
-            broken.append(target)
-        elif anchor and file.suffix == ".md" and anchor not in _anchors(file):
+        missing = not file.exists()
+        if missing or (anchor and file.suffix == ".md" and anchor not in _anchors(file)):
             broken.append(target)
     assert not broken, f"{doc.name}: broken links {broken}"
