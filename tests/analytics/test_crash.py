@@ -5,10 +5,8 @@ doubled."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -17,42 +15,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from aqstream.settings import PROJECT_ROOT, Settings
 from domain.analytics.tracking import Action, PublishedEvent, to_record
 from streams.analytics import make_tracking_producer, publish_tracking
 from streams.topics import tracking_topic
 from tests.factories import Organizer
-from tests.worker.conftest import WORKER_FAST, wait_for
+from tests.worker.conftest import wait_for, worker_process
 
 N = 30_000
 VISITORS = 700
-
-
-def _worker_process(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AQSTREAM_")}
-    env.update({f"AQSTREAM_{k.upper()}": str(v) for k, v in WORKER_FAST.items()})
-    env.update(
-        {
-            "AQSTREAM_ENVIRONMENT": "test",
-            "AQSTREAM_DATABASE_URL": settings.owner_url.render_as_string(hide_password=False),
-            "AQSTREAM_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-            "AQSTREAM_REDIS_URL": settings.redis_url,
-            "AQSTREAM_S3_ENDPOINT": settings.s3_endpoint,
-            "AQSTREAM_TOPIC_NAMESPACE": settings.topic_namespace,
-            "AQSTREAM_STATE_DIR": str(settings.state_dir),
-            "AQSTREAM_WORKER_METRICS_PORT": "0",
-            "AQSTREAM_ANALYTICS_BATCH_MAX": "200",  # many transactions: a kill lands mid-stream
-            "AQSTREAM_LOG_JSON": "false",
-        }
-    )
-    with open(log, "ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "aqstream", "worker"],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
 
 
 def _count(engine: Engine, tenant: str) -> int:
@@ -117,7 +87,9 @@ def test_kill_9_mid_backlog_then_restart_counts_every_action_once(
         producer.close()
 
     log = tmp_path / "worker.log"
-    first = _worker_process(worker_settings, log)
+    first = worker_process(
+        worker_settings, log, AQSTREAM_ANALYTICS_BATCH_MAX="200", AQSTREAM_WORKER_METRICS_PORT="0"
+    )
     try:
         wait_for(lambda: _count(owner_engine, tenant) >= N // 5, 90, "the middle of the backlog")
         first.send_signal(signal.SIGKILL)
@@ -128,7 +100,9 @@ def test_kill_9_mid_backlog_then_restart_counts_every_action_once(
     at_kill = _count(owner_engine, tenant)
     assert at_kill < N, "the backlog was done before the kill: nothing tested"
 
-    second = _worker_process(worker_settings, log)
+    second = worker_process(
+        worker_settings, log, AQSTREAM_ANALYTICS_BATCH_MAX="200", AQSTREAM_WORKER_METRICS_PORT="0"
+    )
     try:
         wait_for(lambda: _count(owner_engine, tenant) >= N, 120, "the restarted worker")
     finally:

@@ -11,10 +11,7 @@ generator's own tracking totals say, exactly:
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -26,24 +23,15 @@ import httpx
 import pytest
 from sqlalchemy import Engine, text
 
-from aqstream.settings import PROJECT_ROOT, Settings
+from aqstream.settings import Settings
 from aqstream.simulate import Account, Simulation, build_plan
 from aqstream.stack.servers import free_port
 from domain.registration.sweeper import sweep_once
 from tests.live import served
 from tests.simulate.conftest import platform_settings
 from tests.streams.conftest import relays  # noqa: F401  (fixture)
+from tests.worker.conftest import WORKER_FAST, worker_process
 
-WORKER_FAST = {
-    "worker_session_timeout_s": 2.0,
-    "worker_heartbeat_interval_s": 0.5,
-    "worker_rebalance_timeout_s": 4.0,
-    "worker_fetch_max_wait_ms": 100,
-    "worker_commit_interval_s": 0.5,
-    "worker_retry_attempts": 3,
-    "worker_retry_base_s": 0.02,
-    "worker_retry_max_s": 0.1,
-}
 VISITS = 30
 SERIES = ("views", "unique_views", "registrations", "cancellations", "checkins")
 
@@ -57,34 +45,15 @@ class WorkerProcess:
 
     def __init__(self, settings: Settings, api_url: str, log: Path) -> None:
         self.metrics_port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AQSTREAM_")}
-        env.update({f"AQSTREAM_{k.upper()}": str(v) for k, v in WORKER_FAST.items()})
-        env.update(
-            {
-                "AQSTREAM_ENVIRONMENT": "test",
-                "AQSTREAM_DATABASE_URL": settings.owner_url.render_as_string(hide_password=False),
-                "AQSTREAM_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-                "AQSTREAM_REDIS_URL": settings.redis_url,
-                "AQSTREAM_S3_ENDPOINT": settings.s3_endpoint,
-                "AQSTREAM_TOPIC_NAMESPACE": settings.topic_namespace,
-                "AQSTREAM_STATE_DIR": str(settings.state_dir),
-                "AQSTREAM_TICKET_SIGNING_KEY": settings.ticket_signing_key.get_secret_value(),
-                "AQSTREAM_LOG_JSON": "false",
-                "AQSTREAM_WORKER_METRICS_PORT": str(self.metrics_port),
-                # The payments the saga starts settle as the API's do: webhooks to the API.
-                "AQSTREAM_PAYMENT_WORKERS": "true",
-                "AQSTREAM_PAYMENT_SANDBOX_DELAY_S": str(settings.payment_sandbox_delay_s),
-                "AQSTREAM_PAYMENT_SANDBOX_WEBHOOK_URL": f"{api_url}/api/v1/webhooks/sandbox",
-            }
+        self.process = worker_process(
+            settings,
+            log,
+            AQSTREAM_WORKER_METRICS_PORT=str(self.metrics_port),
+            # The payments the saga starts settle as the API's do: webhooks to the API.
+            AQSTREAM_PAYMENT_WORKERS="true",
+            AQSTREAM_PAYMENT_SANDBOX_DELAY_S=str(settings.payment_sandbox_delay_s),
+            AQSTREAM_PAYMENT_SANDBOX_WEBHOOK_URL=f"{api_url}/api/v1/webhooks/sandbox",
         )
-        with open(log, "ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "aqstream", "worker"],
-                cwd=PROJECT_ROOT,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
 
     def facts_stored(self) -> int:
         """The analytics agent's stored facts (new or again) since this process started."""

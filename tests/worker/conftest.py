@@ -5,16 +5,20 @@ the session database's outbox into this test's own topics, and the Telegram stan
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import kafka.admin  # noqa: F401  (imported before any thread does: import locks)
 import pytest
 from sqlalchemy import Engine, text
 
-from aqstream.settings import Settings
+from aqstream.settings import PROJECT_ROOT, Settings
 from domain.notification.channels import Channels
 from streams.worker import Deps, Processor, build_app, ensure_worker_topics
 from tests.factories import sandbox
@@ -147,3 +151,36 @@ def wait_for(check: Callable[[], object], timeout: float, what: str) -> object:
 def scalar(engine: Engine, sql: str, **params) -> object:
     with engine.connect() as conn:
         return conn.execute(text(sql), params).scalar()
+
+
+def worker_process(settings: Settings, log: Path, **extra: str) -> subprocess.Popen[bytes]:
+    """`aqstream worker` as its own process on this test's servers, database and topics, with the
+    fast group settings (``WORKER_FAST``), its output appended to ``log``; ``extra``: more
+    ``AQSTREAM_*`` variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AQSTREAM_")}
+    env.update({f"AQSTREAM_{k.upper()}": str(v) for k, v in WORKER_FAST.items()})
+    env.update(
+        {
+            "AQSTREAM_ENVIRONMENT": "test",
+            "AQSTREAM_DATABASE_URL": settings.owner_url.render_as_string(hide_password=False),
+            "AQSTREAM_KAFKA_BOOTSTRAP": settings.kafka_bootstrap or "",
+            "AQSTREAM_REDIS_URL": settings.redis_url or "",
+            "AQSTREAM_S3_ENDPOINT": settings.s3_endpoint or "",
+            "AQSTREAM_TOPIC_NAMESPACE": settings.topic_namespace,
+            "AQSTREAM_STATE_DIR": str(settings.state_dir),
+            "AQSTREAM_TICKET_SIGNING_KEY": settings.ticket_signing_key.get_secret_value(),
+            "AQSTREAM_LOG_JSON": "false",
+        }
+    )
+    if settings.telegram_bot_token is not None:  # the notification tests' Bot API stand-in
+        env["AQSTREAM_TELEGRAM_API_BASE"] = settings.telegram_api_base
+        env["AQSTREAM_TELEGRAM_BOT_TOKEN"] = settings.telegram_bot_token.get_secret_value()
+    env.update(extra)
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "aqstream", "worker"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )

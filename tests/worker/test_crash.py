@@ -5,52 +5,21 @@ message reaches Telegram once, but for the one being sent at the kill (at least 
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from aqstream.settings import PROJECT_ROOT, Settings
 from domain.notification.channels import Channels
 from domain.notification.delivery import LEASE, deliver_due
 from tests.factories import Organizer, paying, registered, settle_sandbox
 from tests.notification.conftest import link_telegram
-from tests.worker.conftest import WORKER_FAST, scalar, wait_for
+from tests.worker.conftest import scalar, wait_for, worker_process
 
 PEOPLE = 12
-
-
-def _worker_process(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AQSTREAM_")}
-    env.update({f"AQSTREAM_{k.upper()}": str(v) for k, v in WORKER_FAST.items()})
-    env.update(
-        {
-            "AQSTREAM_ENVIRONMENT": "test",  # no payment workers: nothing to deliver here
-            "AQSTREAM_DATABASE_URL": settings.owner_url.render_as_string(hide_password=False),
-            "AQSTREAM_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-            "AQSTREAM_REDIS_URL": settings.redis_url,
-            "AQSTREAM_S3_ENDPOINT": settings.s3_endpoint,
-            "AQSTREAM_TOPIC_NAMESPACE": settings.topic_namespace,
-            "AQSTREAM_STATE_DIR": str(settings.state_dir),
-            "AQSTREAM_TELEGRAM_API_BASE": settings.telegram_api_base,
-            "AQSTREAM_TELEGRAM_BOT_TOKEN": settings.telegram_bot_token.get_secret_value(),
-            "AQSTREAM_TICKET_SIGNING_KEY": settings.ticket_signing_key.get_secret_value(),
-            "AQSTREAM_LOG_JSON": "false",
-        }
-    )
-    with open(log, "ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "aqstream", "worker"],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
 
 
 @pytest.mark.slow
@@ -84,7 +53,7 @@ def test_kill_9_mid_stream_then_restart_has_every_effect_once(
 
     relays(worker_settings, "relay-crash")
     log = tmp_path / "worker.log"
-    first = _worker_process(worker_settings, log)
+    first = worker_process(worker_settings, log)
     try:
         # Killed after a recorded send (a kill between a send and its record is the one window
         # docs/notifications.md leaves at least once: the lease then holds the message back).
@@ -97,7 +66,7 @@ def test_kill_9_mid_stream_then_restart_has_every_effect_once(
             first.kill()
     assert at_kill < 3 * PEOPLE, "the backlog was done before the kill: nothing tested"
 
-    second = _worker_process(worker_settings, log)
+    second = worker_process(worker_settings, log)
     try:
         wait_for(
             lambda: (
