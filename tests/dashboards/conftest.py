@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -245,7 +246,13 @@ def start(duo, dash_settings: Settings) -> str:
     from dashboards.app import create_app
 
     port = free_port()
-    duo.start_server(create_app(dash_settings), port=port)
+    duo.start_server(create_app(dash_settings), port=port)  # opens its root, signed out
+    # ... which sends to sign-in; a test navigating before that redirect lands would be overtaken.
+    deadline = time.monotonic() + 20
+    while "/signin" not in duo.driver.current_url:
+        assert time.monotonic() < deadline, f"not sent to sign in: {duo.driver.current_url}"
+        time.sleep(0.1)
+    duo.wait_for_element("#signin-email")
     return f"http://localhost:{port}"
 
 
