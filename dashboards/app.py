@@ -293,16 +293,15 @@ def create_app(settings: Settings | None = None) -> Dash:
 
 
 def serve(settings: Settings) -> None:
-    """Serve the app on ``dashboards_host:dashboards_port``: Werkzeug, a thread per request
-    (callbacks mostly wait on the API)."""
-    from werkzeug.serving import run_simple
+    """Serve the app on ``dashboards_host:dashboards_port`` with waitress, a production WSGI
+    server (a pool of threads: callbacks mostly wait on the API)."""
+    from waitress import serve as waitress_serve
 
     app = create_app(settings)
-    run_simple(
-        settings.dashboards_host,
-        settings.dashboards_port,
+    waitress_serve(
         app.server,
-        threaded=True,
-        use_reloader=False,
-        use_debugger=False,
+        host=settings.dashboards_host,
+        port=settings.dashboards_port,
+        threads=8,
+        ident="aqstream-dashboards",
     )
