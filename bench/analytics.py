@@ -517,11 +517,16 @@ def platform_runs(
             say("  rebuilding the rollups (warehouse.backfill) ...")
             backfill_s = rebuild_rollups(settings)
             c = Dashboard(args.facts, len(events), round(load_s, 1), round(backfill_s, 1))
-            check = httpx.get(
+            response = httpx.get(
                 f"{url}/api/v1/analytics/events/{events[0]}/dashboard",
-                headers=world.owner_headers, timeout=60,
-            ).json()  # fmt: skip
-            views = check["kpis"]["views"]
+                headers=world.owner_headers,
+                timeout=60,
+            )
+            if response.status_code != 200:
+                raise RuntimeError(
+                    f"the dashboard answered {response.status_code}: {response.text}"
+                )
+            views = response.json()["kpis"]["views"]
             say(f"  the busiest event's dashboard counts {views:,} views")
             assert views > 0, "the generated facts are not on the dashboard"
             c.latency_ms = dashboard_latency(url, world.owner_headers, events[0], args.requests)
