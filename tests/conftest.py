@@ -99,6 +99,9 @@ def settings(stack_settings: Settings) -> Iterator[Settings]:
             "rate_limit_auth": "100000/minute",
             "rate_limit_ip": "100000/minute",
             "rate_limit_user": "100000/minute",
+            # Session-scoped accounts sign in once: a long suite (over 15 minutes on a busy
+            # machine) must not see their access tokens expire. Expiry has its own tests.
+            "access_token_ttl_s": 4 * 3600,
         }
     )
     try:

@@ -214,7 +214,7 @@ def test_hs256_with_a_wrong_secret_is_rejected(
 
 
 def test_expired_token_is_rejected(client: TestClient, tokens: TokenService, user: dict) -> None:
-    expired, _ = tokens.issue(uuid.UUID(user["user"]["id"]), now=time.time() - 3600)
+    expired, _ = tokens.issue(uuid.UUID(user["user"]["id"]), now=time.time() - tokens.ttl_s - 60)
     _assert_rejected(client, expired, "token_expired")
 
 
