@@ -1,18 +1,19 @@
-"""The rollups and how each is computed, absolutely, from what lies below it.
+"""The rollups: their columns, and the statements that fill them.
 
-One description serves the sink (keys of one batch), ``aqstream backfill`` (every key of an
-event) and the queries (which columns to sum). Every statement recomputes whole buckets and
-upserts them with ``col = EXCLUDED.col``: running it twice, or after facts arrived late or were
-delivered again, gives the same rows. Buckets are UTC (``date_trunc(..., 'UTC')``).
+One description serves the sink (``add_from``: the facts a statement has just stored are added
+to their buckets; ``take_unique_from``: views that lost their uniqueness are taken away),
+``aqstream backfill`` (``rebuild_*``: every bucket of an event recomputed absolutely, from the
+facts and then from the finer rollup, upserted with ``col = EXCLUDED.col``) and the queries
+(which columns to sum). Both ways give the same rows: the sink adds each fact once (it is stored
+once), and backfill is the reference. Buckets are UTC (``date_trunc(..., 'UTC')``).
 
 A page view is *unique* when the same visitor had no page view on the same event in the 30
 minutes before it (ties on the same instant broken by fact id). Uniqueness belongs to the view,
 not to a window, so unique views add up across minutes, hours and days. It is stored on the view
 (``facts.is_unique``: set when the view is stored, taken from the later views a late view
-precedes, recomputed for a whole event by ``RESET_UNIQUE``), so a
-minute counts its unique views instead of probing each view again. A view at ``t`` can change
-the uniqueness of views up to ``t + 30 min``: the sink recomputes the minutes of the views whose
-flag did change.
+precedes, recomputed for a whole event by ``RESET_UNIQUE``), so a bucket counts its unique
+views instead of probing each view again. A view at ``t`` can change the uniqueness of views up
+to ``t + 30 min``: the sink takes the views whose flag did change from their buckets.
 """
 
 from __future__ import annotations
@@ -62,7 +63,9 @@ NEW_VIEW_UNIQUE = (
     " WHEN NOT u.first THEN false ELSE NOT EXISTS (SELECT 1 FROM warehouse.facts p"
     " WHERE p.tenant_id = app_tenant_id() AND p.event_id = u.event_id AND p.kind = 'page_view'"
     " AND p.visitor_id = u.visitor_id AND p.occurred_at >= u.occurred_at - interval '30 minutes'"
-    " AND (p.occurred_at, p.fact_id) < (u.occurred_at, u.fact_id)) END"
+    " AND (p.occurred_at, p.fact_id) < (u.occurred_at, u.fact_id)"
+    " AND p.occurred_at >= %(views_from)s::timestamptz - interval '30 minutes'"
+    " AND p.occurred_at <= %(views_to)s::timestamptz) END"
 )
 
 # A new view at ``t`` takes the uniqueness from the stored unique views of the same visitor and
@@ -70,21 +73,17 @@ NEW_VIEW_UNIQUE = (
 # in order, so this finds nothing; a late view finds the views to flip (n: the batch's views;
 # LATERAL ... OFFSET 0: one index range scan per view, in the partitions of its 30 minutes only).
 LATER_UNIQUE_VIEWS = (
-    "SELECT DISTINCT f.fact_id, f.occurred_at, f.event_id FROM unnest(%s::uuid[], %s::text[],"
-    " %s::timestamptz[], %s::uuid[]) AS n(event_id, visitor_id, at, fact_id)"
+    "SELECT DISTINCT f.fact_id, f.occurred_at, f.event_id FROM unnest(%(event_id)b::uuid[],"
+    " %(visitor_id)b::text[], %(at)b::timestamptz[], %(fact_id)b::uuid[])"
+    " AS n(event_id, visitor_id, at, fact_id)"
     " CROSS JOIN LATERAL (SELECT f0.fact_id, f0.occurred_at, f0.event_id FROM warehouse.facts f0"
     " WHERE f0.tenant_id = app_tenant_id() AND f0.event_id = n.event_id"
     " AND f0.kind = 'page_view' AND f0.visitor_id = n.visitor_id AND f0.is_unique"
     " AND (f0.occurred_at, f0.fact_id) > (n.at, n.fact_id)"
-    " AND f0.occurred_at <= n.at + interval '30 minutes' OFFSET 0) f"
+    " AND f0.occurred_at <= n.at + interval '30 minutes'"
+    " AND f0.occurred_at >= %(views_from)s::timestamptz"
+    " AND f0.occurred_at <= %(views_to)s::timestamptz + interval '30 minutes' OFFSET 0) f"
 )
-NOT_UNIQUE = (
-    "UPDATE warehouse.facts t SET is_unique = false"
-    " FROM unnest(%s::uuid[], %s::timestamptz[]) AS c(fact_id, occurred_at)"
-    " WHERE t.tenant_id = app_tenant_id() AND t.fact_id = c.fact_id"
-    " AND t.occurred_at = c.occurred_at"
-)
-
 # The same for every page view of one event from a time on (backfill): a view's flag depends on
 # the views up to 30 minutes before it, so the window starts that much earlier.
 RESET_UNIQUE = (
@@ -127,44 +126,42 @@ class Rollup:
     def conflict(self) -> str:
         return ", ".join(("tenant_id", *self.dimensions, "bucket"))
 
-    def _upsert(self, grain: str, select: str) -> str:
+    def _upsert(self, grain: str, select: str, *, add: bool = False) -> str:
         columns = ", ".join(("tenant_id", *self.dimensions, "bucket", *self.measures))
-        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in self.measures)
+        table = self.table(grain)
+        updates = ", ".join(
+            f"{c} = t.{c} + EXCLUDED.{c}" if add else f"{c} = EXCLUDED.{c}" for c in self.measures
+        )
         return (
-            f"INSERT INTO {self.table(grain)} ({columns}) {select} "
+            f"INSERT INTO {table} AS t ({columns}) {select} "
             f"ON CONFLICT ({self.conflict}) DO UPDATE SET {updates}"
         )
 
-    def minute_from_facts(self, keys: str) -> str:
-        """Upsert the minutes ``keys`` (a relation k(event_id, bucket)) names, from raw facts."""
+    def add_from(self, grain: str, source: str) -> str:
+        """Add to the ``grain`` buckets the measures of the fact rows ``source`` names (a CTE of
+        the sink: the facts its statement has just stored, so each fact is added exactly once)."""
         dims = ", ".join(self.fact_dimensions)
         measures = ", ".join(self.measures.values())
         kinds = ", ".join(f"'{k}'" for k in sorted(self.kinds))
-        # LATERAL ... OFFSET 0: one index range scan per key, not a join over the tenant's facts
+        bucket = f"date_trunc('{grain}', f.occurred_at, 'UTC')"
         select = (
-            f"SELECT f.tenant_id, {dims}, k.bucket, {measures} FROM {keys} "
-            "CROSS JOIN LATERAL (SELECT * FROM warehouse.facts f0"
-            " WHERE f0.tenant_id = app_tenant_id() AND f0.event_id = k.event_id"
-            " AND f0.occurred_at >= k.bucket AND f0.occurred_at < k.bucket + interval '1 minute'"
-            f" AND f0.kind IN ({kinds}) OFFSET 0) f "
-            f"GROUP BY f.tenant_id, {dims}, k.bucket"
+            f"SELECT f.tenant_id, {dims}, {bucket}, {measures} FROM {source} f"
+            f" WHERE f.kind IN ({kinds}) GROUP BY f.tenant_id, {dims}, {bucket}"
         )
-        return self._upsert("minute", select)
+        return self._upsert(grain, select, add=True)
 
-    def coarser_from_finer(self, grain: str, keys: str) -> str:
-        """Upsert the ``grain`` buckets ``keys`` names by summing the next finer rollup."""
-        finer = GRAINS[GRAINS.index(grain) - 1]
-        dims = ", ".join(f"m.{d}" for d in self.dimensions)
-        sums = ", ".join(f"sum(m.{c})" for c in self.measures)
-        select = (
-            f"SELECT m.tenant_id, {dims}, k.bucket, {sums} FROM {keys} "
-            f"CROSS JOIN LATERAL (SELECT * FROM {self.table(finer)} m0"
-            " WHERE m0.tenant_id = app_tenant_id() AND m0.event_id = k.event_id"
-            f" AND m0.bucket >= k.bucket AND m0.bucket < k.bucket + interval '1 {grain}'"
-            " OFFSET 0) m "
-            f"GROUP BY m.tenant_id, {dims}, k.bucket"
+    def take_unique_from(self, grain: str, source: str) -> str:
+        """Take from the ``grain`` buckets' unique views the page views ``source`` names (views
+        that have just lost their uniqueness to a late view: each is taken once)."""
+        dims = ", ".join(self.fact_dimensions)
+        bucket = f"date_trunc('{grain}', f.occurred_at, 'UTC')"
+        columns = ", ".join(("tenant_id", *self.dimensions, "bucket", "unique_views"))
+        return (
+            f"INSERT INTO {self.table(grain)} AS t ({columns}) SELECT f.tenant_id, {dims}, {bucket},"
+            f" -count(*) FROM {source} f GROUP BY f.tenant_id, {dims}, {bucket}"
+            f" ON CONFLICT ({self.conflict}) DO UPDATE"
+            " SET unique_views = t.unique_views + EXCLUDED.unique_views"
         )
-        return self._upsert(grain, select)
 
     def rebuild_minutes(self) -> str:
         """Upsert every minute of one event (``%(event)s``) from ``%(since)s`` on, from the

@@ -1,28 +1,33 @@
-"""The warehouse's one write path: store facts, recompute the buckets they touch.
+"""The warehouse's one write path: store facts and add them to the rollups, exactly once.
 
 ``ingest(session, facts)`` runs inside the caller's transaction (the stream worker's unit of work,
-one transaction per batch) and never commits. It
+one transaction per batch) and never commits. For each tenant of the batch, ONE statement
 
 1. inserts the raw facts (``ON CONFLICT DO NOTHING``: a fact delivered again is no new row),
-2. sets the uniqueness of the batch's page views and of the views in the 30 minutes after each
-   (``rollups.SET_UNIQUE``, which answers the views whose flag changed), then recomputes from the
-   raw facts every minute bucket a new fact falls in and the minutes of the views whose flag
-   changed, and upserts them absolutely (live traffic, in order, changes no older flag: only the
-   new facts' own minutes are recomputed),
-3. on plain PostgreSQL, recomputes the hour and day buckets above those minutes from the minute
-   rollups (with Timescale, continuous aggregates do this).
+   deciding each new page view's uniqueness as it goes (``rollups.NEW_VIEW_UNIQUE``: one index
+   probe, in the partitions the batch's times can reach), and
+2. adds exactly the rows that insert stored (its ``RETURNING``) to the minute rollups and, on
+   plain PostgreSQL, to the hour and day rollups (with Timescale, continuous aggregates keep
+   those): ``col = col + EXCLUDED.col`` per bucket.
 
-So replaying a topic, redelivering a batch or receiving a fact late all converge on the rollups
-the raw facts imply. Concurrent sinks (several workers: an event's facts come from several
-topics and partitions) take a transaction-scoped advisory lock per event first, in key order:
-otherwise two transactions would each recompute a minute without the other's uncommitted facts,
-and the later upsert would drop the earlier one's. Tenancy: the sink runs as the application role, under row level security;
-a batch may span tenants, so it switches ``app.tenant_id`` (``set_config(..., true)``, as the unit
-of work does) for each tenant's statements and restores the caller's value at the end. No role
-that bypasses RLS is involved: a bug here can at worst mix up one tenant's own numbers.
+A fact stored before returns nothing, so redelivery and replay add nothing; a late fact adds to
+its own (old) bucket. A late page view also takes the uniqueness from the stored views of the
+same visitor it precedes by under 30 minutes (``rollups.LATER_UNIQUE_VIEWS`` finds them; the
+flip statement clears only flags that are still set and takes those views from the unique
+counts, so each is taken once). The rollups therefore always equal what ``aqstream backfill``
+recomputes from the raw facts (tests/warehouse/test_backfill.py checks it on random, shuffled,
+redelivered batches).
 
-Speed: every statement covers a whole tenant's share of the batch (arrays unnested server-side),
-and all statements go through psycopg's pipeline: two round trips per batch in all, not per fact.
+Concurrent sinks (several workers: an event's facts come from several topics and partitions)
+take a transaction-scoped advisory lock per event first, in key order: the additions commute,
+but two transactions deciding the uniqueness of the same visitor's views must not miss each
+other's uncommitted views. Tenancy: the sink runs as the application role, under row level
+security; a batch may span tenants, so it switches ``app.tenant_id`` (``set_config(..., true)``,
+as the unit of work does) for each tenant's statements and restores the caller's value at the
+end. No role that bypasses RLS is involved.
+
+Speed: arrays go over in binary (``%b``), statements are prepared with generic plans, and all
+go through psycopg's pipeline: two or three round trips per batch, not per fact.
 """
 
 from __future__ import annotations
@@ -32,55 +37,101 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import psycopg
 from sqlalchemy.orm import Session
 
-from warehouse.facts import TRACKED_KINDS, Fact, FactKind
+from warehouse.facts import Fact, FactKind
 from warehouse.rollups import (
     EVENT,
+    GRAINS,
     LATER_UNIQUE_VIEWS,
     NEW_VIEW_UNIQUE,
-    NOT_UNIQUE,
-    REVENUE,
     ROLLUPS,
     TRAFFIC,
     UNIQUE_WINDOW,
-    Rollup,
-    floor,
 )
 
 _CONTEXT = "SELECT current_setting('app.tenant_id', true), warehouse.flavor()"
 # One transaction-scoped advisory lock per event, taken in key order (no deadlocks between sinks).
 LOCK_EVENTS = (
-    "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT DISTINCT k FROM unnest(%s::bigint[]) k"
+    "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT DISTINCT k FROM unnest(%b::bigint[]) k"
     " ORDER BY k) s"
 )
 _SET_TENANT = "SELECT set_config('app.tenant_id', %s, true)"
-_INSERT = (
-    "INSERT INTO warehouse.facts (tenant_id, fact_id, occurred_at, kind, event_id, ticket_type_id,"
-    " registration_id, quantity, amount, currency, purpose, visitor_id, session_id, source, device,"
-    f" is_unique) SELECT %s::uuid, u.fact_id, u.occurred_at, u.kind, u.event_id, u.ticket_type_id,"
-    " u.registration_id, u.quantity, u.amount, u.currency, u.purpose, u.visitor_id, u.session_id,"
-    f" u.source, u.device, {NEW_VIEW_UNIQUE}"
-    " FROM unnest(%s::uuid[], %s::timestamptz[], %s::text[], %s::uuid[],"
-    " %s::uuid[], %s::uuid[], %s::int[], %s::bigint[], %s::text[], %s::text[], %s::text[],"
-    " %s::text[], %s::text[], %s::text[], %s::bool[]) AS u(fact_id, occurred_at, kind, event_id,"
-    " ticket_type_id, registration_id, quantity, amount, currency, purpose, visitor_id,"
-    " session_id, source, device, first)"
-    " ON CONFLICT DO NOTHING RETURNING kind, event_id, occurred_at, visitor_id"
-)
 # Plans are cached for the transaction's statements: with dozens of partitions, planning each
 # statement again costs more than running it (partitions are pruned at run time instead).
 _GENERIC_PLANS = "SET LOCAL plan_cache_mode = force_generic_plan"
-KEYS = "unnest(%s::uuid[], %s::timestamptz[]) AS k(event_id, bucket)"
-_MINUTE_SQL = {r.name: r.minute_from_facts(KEYS) for r in ROLLUPS}
-_COARSER_SQL = {
-    (r.name, g): r.coarser_from_finer(g, KEYS) for r in ROLLUPS for g in ("hour", "day")
-}
-_PAGE_VIEW = FactKind.PAGE_VIEW.value
-_TRACKED = frozenset(k.value for k in TRACKED_KINDS)
+# The columns a rollup reads from a stored fact (rollups.Rollup.add_from).
+_ROLLED = (
+    "tenant_id, kind, event_id, ticket_type_id, occurred_at, quantity, amount, currency, purpose,"
+    " source, device, is_unique"
+)
+# (name, SQL type) of the columns the sink hands over, in order
+_COLUMNS = (
+    ("fact_id", "uuid"),
+    ("occurred_at", "timestamptz"),
+    ("kind", "text"),
+    ("event_id", "uuid"),
+    ("ticket_type_id", "uuid"),
+    ("registration_id", "uuid"),
+    ("quantity", "int"),
+    ("amount", "bigint"),
+    ("currency", "text"),
+    ("purpose", "text"),
+    ("visitor_id", "text"),
+    ("session_id", "text"),
+    ("source", "text"),
+    ("device", "text"),
+    ("first", "bool"),
+)
+_STORED = ", ".join(name for name, _ in _COLUMNS if name != "first")
+_INSERT = (
+    f"INSERT INTO warehouse.facts (tenant_id, {_STORED}, is_unique)"
+    f" SELECT %(tenant)s::uuid, {', '.join(f'u.{name}' for name, _ in _COLUMNS[:-1])},"
+    f" {NEW_VIEW_UNIQUE} FROM unnest("
+    + ", ".join(f"%({name})b::{sql}[]" for name, sql in _COLUMNS)
+    + f") AS u({', '.join(name for name, _ in _COLUMNS)})"
+    f" ON CONFLICT DO NOTHING RETURNING {_ROLLED}"
+)
+_FLIP = (
+    "UPDATE warehouse.facts t SET is_unique = false"
+    " FROM unnest(%b::uuid[], %b::timestamptz[]) AS c(fact_id, occurred_at)"
+    " WHERE t.tenant_id = app_tenant_id() AND t.fact_id = c.fact_id"
+    " AND t.occurred_at = c.occurred_at AND t.is_unique"
+    " RETURNING t.tenant_id, t.event_id, t.ticket_type_id, t.occurred_at, t.source, t.device"
+)
+
+
+def _grains(flavor: str) -> tuple[str, ...]:
+    """The rollup grains the sink keeps: with Timescale, continuous aggregates keep hour and day."""
+    return GRAINS if flavor == "postgres" else ("minute",)
+
+
+def _store_sql(flavor: str) -> str:
+    """Insert a tenant's facts and add the new ones to every rollup, in one statement: the
+    rollups see exactly the rows the insert stored (a fact stored before adds nothing)."""
+    adds = [
+        f"{rollup.name}_{grain} AS ({rollup.add_from(grain, 'new')})"
+        for rollup in ROLLUPS
+        for grain in _grains(flavor)
+    ]
+    return f"WITH new AS ({_INSERT}), {', '.join(adds)} SELECT count(*) FROM new"
+
+
+def _flip_sql(flavor: str) -> str:
+    """Take away the uniqueness of stored views a late view precedes, and their unique views
+    from the event and traffic rollups (only views whose flag did change: exactly once)."""
+    takes = [
+        f"{rollup.name}_{grain} AS ({rollup.take_unique_from(grain, 'flipped')})"
+        for rollup in (EVENT, TRAFFIC)
+        for grain in _grains(flavor)
+    ]
+    return f"WITH flipped AS ({_FLIP}), {', '.join(takes)} SELECT count(*) FROM flipped"
+
+
+_STORE_SQL = {flavor: _store_sql(flavor) for flavor in ("postgres", "timescale")}
+_FLIP_SQL = {flavor: _flip_sql(flavor) for flavor in ("postgres", "timescale")}
 _MONEY = frozenset({FactKind.PAYMENT.value, FactKind.REFUND.value})
 _PURPOSES = frozenset({"full", "deposit", "remainder"})
 
@@ -89,10 +140,7 @@ _PURPOSES = frozenset({"full", "deposit", "remainder"})
 class IngestResult:
     received: int  # facts handed in
     stored: int  # of which new (the rest were stored before: redelivery, replay)
-    minutes: int  # minute buckets recomputed (over the three rollups)
-
-
-Key = tuple[uuid.UUID, datetime]
+    flipped: int  # stored page views no longer unique: a late view of the batch came before them
 
 
 def ingest(session: Session, facts: Sequence[Fact]) -> IngestResult:
@@ -104,13 +152,15 @@ def ingest(session: Session, facts: Sequence[Fact]) -> IngestResult:
     if not by_tenant:
         return IngestResult(0, 0, 0)
     pg: psycopg.Connection = session.connection().connection.driver_connection
-    inserted: dict[uuid.UUID, psycopg.Cursor] = {}
+    stored: list[psycopg.Cursor] = []
     later: dict[uuid.UUID, psycopg.Cursor] = {}
     events = {f.event_id for group in by_tenant.values() for f in group.values()}
     with pg.pipeline():
         context = pg.execute(_CONTEXT)
         pg.execute(_GENERIC_PLANS)
         pg.execute(LOCK_EVENTS, ([event_lock(e) for e in events],), prepare=True)
+    previous, flavor = context.fetchone()
+    with pg.pipeline():
         for tenant, group in by_tenant.items():
             pg.execute(_SET_TENANT, (str(tenant),), prepare=True)
             views = sorted(
@@ -119,31 +169,27 @@ def ingest(session: Session, facts: Sequence[Fact]) -> IngestResult:
             )
             if views:  # the stored unique views a view of this batch comes before
                 later[tenant] = pg.cursor()
-                later[tenant].execute(LATER_UNIQUE_VIEWS, _view_arrays(views), prepare=True)
-            inserted[tenant] = pg.cursor()
-            inserted[tenant].execute(
-                _INSERT, _columns(tenant, group.values(), _firsts(views)), prepare=True
+                later[tenant].execute(LATER_UNIQUE_VIEWS, _views(views), prepare=True)
+            cursor = pg.cursor()
+            cursor.execute(
+                _STORE_SQL[flavor],
+                _columns(tenant, group.values(), views, _firsts(views)),
+                prepare=True,
             )
-    previous, flavor = context.fetchone()
-    stored = minutes = 0
-    with pg.pipeline():
-        for tenant, cursor in inserted.items():
-            rows = cursor.fetchall()
-            flips = later[tenant].fetchall() if tenant in later else []
-            if not rows and not flips:
-                continue
-            stored += len(rows)
-            pg.execute(_SET_TENANT, (str(tenant),), prepare=True)
-            if flips:
-                ids = ([fact_id for fact_id, _, _ in flips], [at for _, at, _ in flips])
-                pg.execute(NOT_UNIQUE, ids, prepare=True)
-            changed = [(event_id, at) for _, at, event_id in flips]
-            for rollup, keys in affected_minutes(rows, changed).items():
-                if keys:
-                    minutes += len(keys)
-                    recompute(pg, rollup, keys, coarser=flavor == "postgres")
+            stored.append(cursor)
+        flips = {tenant: cursor.fetchall() for tenant, cursor in later.items()}
+        flipped: list[psycopg.Cursor] = []
+        for tenant, rows in flips.items():
+            if rows:  # late views only: live traffic comes in order
+                pg.execute(_SET_TENANT, (str(tenant),), prepare=True)
+                ids = ([fact_id for fact_id, _, _ in rows], [at for _, at, _ in rows])
+                flipped.append(pg.execute(_FLIP_SQL[flavor], ids, prepare=True))
         pg.execute(_SET_TENANT, (previous or "",), prepare=True)
-    return IngestResult(received=len(facts), stored=stored, minutes=minutes)
+    return IngestResult(
+        received=len(facts),
+        stored=sum(c.fetchone()[0] for c in stored),
+        flipped=sum(c.fetchone()[0] for c in flipped),
+    )
 
 
 def event_lock(event_id: uuid.UUID) -> int:
@@ -151,42 +197,21 @@ def event_lock(event_id: uuid.UUID) -> int:
     return int.from_bytes(event_id.bytes[8:], "big", signed=True)
 
 
-def affected_minutes(
-    rows: Iterable[tuple[Any, ...]], flipped: Iterable[tuple[Any, ...]] = ()
-) -> dict[Rollup, set[Key]]:
-    """The minute buckets of each rollup that new facts ``(kind, event_id, occurred_at, ...)``
-    change, and those of the page views whose uniqueness changed ``(event_id, occurred_at)``."""
-    keys: dict[Rollup, set[Key]] = {EVENT: set(), REVENUE: set(), TRAFFIC: set()}
-    for kind, event_id, occurred_at, *_ in rows:
-        own = (event_id, floor(occurred_at, "minute"))
-        if kind in EVENT.kinds:
-            keys[EVENT].add(own)
-        if kind in _TRACKED:
-            keys[TRAFFIC].add(own)
-        if kind in _MONEY:
-            keys[REVENUE].add(own)
-    for event_id, occurred_at in flipped:
-        keys[EVENT].add((event_id, floor(occurred_at, "minute")))
-        keys[TRAFFIC].add((event_id, floor(occurred_at, "minute")))
-    return keys
+def _views(views: Sequence[Fact]) -> dict[str, object]:
+    """LATER_UNIQUE_VIEWS's parameters: the views, and the span of their times (which lets
+    PostgreSQL leave out the partitions that cannot hold the views they are compared with)."""
+    times = [f.occurred_at for f in views]
+    return {
+        "event_id": [f.event_id for f in views],
+        "visitor_id": [f.visitor_id for f in views],
+        "at": times,
+        "fact_id": [f.fact_id for f in views],
+        **_span(times),
+    }
 
 
-def recompute(pg: psycopg.Connection, rollup: Rollup, minutes: set[Key], *, coarser: bool) -> None:
-    """Upsert ``minutes`` of ``rollup`` from the facts, then (``coarser``) their hours and days."""
-    pg.execute(_MINUTE_SQL[rollup.name], _key_arrays(minutes), prepare=True)
-    if coarser:
-        for grain in ("hour", "day"):
-            buckets = {(event_id, floor(b, grain)) for event_id, b in minutes}
-            pg.execute(_COARSER_SQL[(rollup.name, grain)], _key_arrays(buckets), prepare=True)
-
-
-def _view_arrays(views: Sequence[Fact]) -> tuple[list[object], ...]:
-    return (
-        [f.event_id for f in views],
-        [f.visitor_id for f in views],
-        [f.occurred_at for f in views],
-        [f.fact_id for f in views],
-    )
+def _span(times: Sequence[datetime]) -> dict[str, datetime | None]:
+    return {"views_from": min(times, default=None), "views_to": max(times, default=None)}
 
 
 def _firsts(views: Sequence[Fact]) -> set[uuid.UUID]:
@@ -205,15 +230,10 @@ def _firsts(views: Sequence[Fact]) -> set[uuid.UUID]:
     return firsts
 
 
-def _key_arrays(keys: set[Key]) -> tuple[list[uuid.UUID], list[datetime]]:
-    ordered = sorted(keys)  # a stable lock order between concurrent sinks
-    return [k[0] for k in ordered], [k[1] for k in ordered]
-
-
 def _columns(
-    tenant: uuid.UUID, facts: Iterable[Fact], firsts: set[uuid.UUID]
-) -> tuple[object, ...]:
-    cols: list[list[object]] = [[] for _ in range(15)]
+    tenant: uuid.UUID, facts: Iterable[Fact], views: Sequence[Fact], firsts: set[uuid.UUID]
+) -> dict[str, object]:
+    cols: list[list[object]] = [[] for _ in _COLUMNS]
     for f in facts:
         row = (
             f.fact_id,
@@ -234,7 +254,11 @@ def _columns(
         )
         for col, value in zip(cols, row, strict=True):
             col.append(value)
-    return (tenant, *cols)
+    return {
+        "tenant": tenant,
+        **dict(zip((name for name, _ in _COLUMNS), cols, strict=True)),
+        **_span([f.occurred_at for f in views]),
+    }
 
 
 def _check(fact: Fact) -> None:
