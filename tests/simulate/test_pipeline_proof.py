@@ -27,6 +27,7 @@ from aqstream.settings import Settings
 from aqstream.simulate import Account, Simulation, build_plan
 from aqstream.stack.servers import free_port
 from domain.registration.sweeper import sweep_once
+from streams.topics import tracking_topic
 from tests.live import served
 from tests.simulate.conftest import platform_settings
 from tests.streams.conftest import relays  # noqa: F401  (fixture)
@@ -74,28 +75,29 @@ class WorkerProcess:
         self.process.wait(timeout=30)
 
 
-def reset_group(settings: Settings, topics: list[str]) -> int:
-    """Commit offset 0 on every partition of ``topics`` for the worker's consumer group, as a
-    member of it (the worker is stopped, so this one gets every partition): the worker's next
-    start replays everything. Answers the partitions reset."""
+def reset_group(settings: Settings, topics: list[str], group: str, protocol: str) -> int:
+    """Commit offset 0 on every partition of ``topics`` for the consumer group ``group`` of the
+    worker, as a member of it (the worker is stopped, so this one gets every partition): the
+    worker's next start replays everything. ``protocol``: the group's assignor (the broker keeps
+    it). Answers the partitions reset."""
     from kafka import KafkaConsumer
     from kafka.coordinator.assignors.range import RangePartitionAssignor
     from kafka.errors import InconsistentGroupProtocolError
     from kafka.structs import OffsetAndMetadata
 
-    class AsFaust(RangePartitionAssignor):
-        """The group's protocol is Faust's (the broker keeps it): join under that name."""
+    class AsWorker(RangePartitionAssignor):
+        """Join under the name of the group's protocol."""
 
-        name = "faust"
+        name = protocol
 
     consumer = KafkaConsumer(
         *topics,
         bootstrap_servers=settings.kafka_bootstrap,
-        group_id=f"{settings.topic_namespace}.worker",
+        group_id=group,
         enable_auto_commit=False,
         session_timeout_ms=2000,
         heartbeat_interval_ms=500,
-        partition_assignment_strategy=[AsFaust],
+        partition_assignment_strategy=[AsWorker],
     )
     try:
         deadline = time.monotonic() + 30
@@ -399,8 +401,11 @@ def test_generated_traffic_through_the_pipeline_equals_the_tables_exactly(
                     text("SELECT count(*) FROM warehouse.facts WHERE event_id = ANY(:e)"),
                     {"e": [uuid.UUID(e) for e in events]},
                 ).scalar_one()
-            topics = namespace_topics(s)
-            assert reset_group(s, topics) > 0
+            # the Faust agents' group; the tracking topic's batch consumer has a group of its own
+            tracking = tracking_topic(s).name
+            topics = [t for t in namespace_topics(s) if t != tracking]
+            assert reset_group(s, topics, f"{s.topic_namespace}.worker", "faust") > 0
+            assert reset_group(s, [tracking], f"{s.topic_namespace}.worker.tracking", "roundrobin")
             worker = WorkerProcess(s, url, log)
             deadline = time.monotonic() + 150  # a worker's start and group join, then the replay
             while worker.facts_stored() < facts and time.monotonic() < deadline:
