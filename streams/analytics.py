@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -236,13 +237,13 @@ class AnalyticsAgent:
         metrics = self.processor.metrics
         self.stored_batches += 1
         metrics.records.labels(ANALYTICS, "ok").inc(len(facts))
-        for fact in facts:
-            metrics.facts.labels(fact.kind.value).inc()
-        now = time.time()
+        for kind, n in Counter(fact.kind.value for fact in facts).items():
+            metrics.facts.labels(kind).inc(n)
+        now, lag = time.time(), metrics.lag.labels(ANALYTICS)
         for record in sources:
             occurred = _epoch(record.headers.get("occurred_at"))
             if occurred is not None:
-                metrics.lag.labels(ANALYTICS).observe(max(0.0, now - occurred))
+                lag.observe(max(0.0, now - occurred))
 
 
 def install(app: Any, processor: Processor, sink: Sink | None = None) -> AnalyticsAgent:
