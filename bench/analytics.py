@@ -35,6 +35,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -45,6 +46,7 @@ import psycopg
 
 from aqstream.apiserver import api_server, settings_env
 from aqstream.settings import PROJECT_ROOT, Settings
+from aqstream.stack.servers import free_port
 from bench.flash_sale import found_world, load_average, machine, open_sale, percentile, say
 from bench.relay import bench_stack, psycopg_dsn
 from bench.summary import bound_line, ratio_line
@@ -68,6 +70,7 @@ class Throughput:
     worker_per_s: float
     worker_startup_s: float  # process start to the first fact stored
     worker_total_s: float  # process start to the last fact stored
+    noop_per_s: float | None = None  # the same worker, its sink storing nothing
 
     @property
     def ratio(self) -> float:
@@ -196,12 +199,12 @@ def _count_facts(dsn: str) -> int:
 
 
 @contextlib.contextmanager
-def child(settings: Settings, name: str, log: Path, **env: str):
-    """``python -m aqstream <name>`` with the bench's settings; stopped with SIGTERM."""
+def child(settings: Settings, name: str, log: Path, module: str = "aqstream", **env: str):
+    """``python -m <module> <name>`` with the bench's settings; stopped with SIGTERM."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "aqstream", name],
+            [sys.executable, "-m", module, name],
             cwd=PROJECT_ROOT,
             env=settings_env(settings, **env),
             stdin=subprocess.DEVNULL,
@@ -232,25 +235,61 @@ def worker_env(settings: Settings) -> dict[str, str]:
 
 def worker_aggregate(settings: Settings, n: int, log: Path) -> tuple[float, float, float]:
     """Start the worker and time it through the ``n`` records: (facts/s steady, start-up s,
-    total s). Leaves the worker running for (b) when called from ``main``."""
+    total s)."""
     dsn = psycopg_dsn(settings)
     before = _count_facts(dsn)
+    with child(settings, "worker", log, **worker_env(settings)) as proc:
+        return _steady(proc, n, log, lambda: _count_facts(dsn) - before)
+
+
+def noop_aggregate(settings: Settings, n: int, log: Path) -> float:
+    """The worker with a sink that stores nothing (bench/analytics_noop_worker.py), in a consumer
+    group of its own, through the same ``n`` records: records/s steady, from its metrics."""
+    port = free_port()
+    env = {
+        **worker_env(settings),
+        "AQSTREAM_WORKER_GROUP": f"{settings.topic_namespace}.noop",
+        "AQSTREAM_WORKER_METRICS_PORT": str(port),
+    }
+    with child(settings, "worker", log, module="bench.analytics_noop_worker", **env) as proc:
+        return _steady(proc, n, log, lambda: _handed_over(port))[0]
+
+
+def _handed_over(port: int) -> int:
+    """Facts the worker's analytics handed to its sink, from its metrics (0 until they serve)."""
+    try:
+        body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+    except httpx.HTTPError:
+        return 0
+    return int(
+        sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in body.splitlines()
+            if line.startswith("aqstream_worker_facts_total{")
+        )
+    )
+
+
+def _steady(
+    proc: subprocess.Popen, n: int, log: Path, done: Callable[[], int]
+) -> tuple[float, float, float]:
+    """Poll ``done()`` until it reaches ``n``: (per second from the first to the last, start-up
+    s, total s)."""
     started = time.monotonic()
     first_t = first_n = None
-    with child(settings, "worker", log, **worker_env(settings)) as proc:
-        deadline = started + max(300, n / 200)
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the worker exited:\n{log.read_text()[-3000:]}")
-            done = _count_facts(dsn) - before
-            now = time.monotonic()
-            if done and first_t is None:
-                first_t, first_n = now, done
-            if done >= n:
-                break
-            if now > deadline:
-                raise RuntimeError(f"the worker stored {done:,} of {n:,} facts in time")
-            time.sleep(0.05)
+    deadline = started + max(300, n / 200)
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the worker exited:\n{log.read_text()[-3000:]}")
+        count = done()
+        now = time.monotonic()
+        if count and first_t is None:
+            first_t, first_n = now, count
+        if count >= n:
+            break
+        if now > deadline:
+            raise RuntimeError(f"the worker handled {count:,} of {n:,} records in time")
+        time.sleep(0.05)
     assert first_t is not None and first_n is not None
     steady = (n - first_n) / (now - first_t) if now > first_t else float("nan")
     return steady, first_t - started, now - started
@@ -439,10 +478,15 @@ def report(
     if a:
         say(
             f"(a) {a.records:,} tracked actions: raw aiokafka loop {a.raw_per_s:,.0f} records/s; "
-            f"worker (Faust analytics agent + warehouse sink) {a.worker_per_s:,.0f} facts/s "
+            f"worker (tracking service + warehouse sink) {a.worker_per_s:,.0f} facts/s "
             f"steady (start-up {a.worker_startup_s:.1f} s, all stored after {a.worker_total_s:.1f} s)"
             f"; ratio {a.ratio:.2f} (target >= {TARGET_RATIO})"
         )
+        if a.noop_per_s:
+            say(
+                f"    the worker with a sink that stores nothing: {a.noop_per_s:,.0f} records/s "
+                f"({a.noop_per_s / a.raw_per_s:.2f} of raw): its ceiling without the warehouse"
+            )
         summary.append(
             ratio_line(
                 "analytics", "tracked actions/s aggregated by the worker", round(a.worker_per_s, 1),
@@ -575,11 +619,13 @@ def main(argv: list[str] | None = None) -> int:
                 say(f"(a) aggregation: {args.records:,} tracked actions ...")
                 put_tracking(settings, args.records)
                 raw = raw_consume(settings, args.records)
-                say(f"  raw aiokafka loop: {raw:,.0f} records/s; the worker ...")
+                say(f"  raw aiokafka loop: {raw:,.0f} records/s; the worker, its sink off ...")
+                noop = noop_aggregate(settings, args.records, logs / "worker-a-noop.log")
+                say(f"  sink off: {noop:,.0f} records/s; the worker ...")
                 steady, startup, total = worker_aggregate(
                     settings, args.records, logs / "worker-a.log"
                 )
-                a = Throughput(args.records, raw, steady, startup, total)
+                a = Throughput(args.records, raw, steady, startup, total, noop)
             if not {"b", "c"} <= set(args.skip):
                 b, c = platform_runs(settings, args, logs, env)
     except KeyboardInterrupt:
