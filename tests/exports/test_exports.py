@@ -216,3 +216,58 @@ def test_an_analyst_gets_no_download_url_for_an_owners_export_with_personal_data
         headers=org.analyst["headers"],
     ).json()
     assert next(e for e in listed if e["id"] == export["id"])["download_url"] is None
+
+
+FORMULAS = ('=HYPERLINK("http://x","y")', "+1", "-2", "@SUM(A1)")
+
+
+def test_csv_quotes_text_a_spreadsheet_would_take_for_a_formula(exports: Exports, org: Org) -> None:
+    """CWE-1236: in CSV, text starting with = + - @ (tab, CR) gets a leading ``'``; numbers stay
+    as they are, and Parquet and XLSX keep the text exact."""
+    organizer = org.organizer.another()  # an organization of its own: org's rows stay as they are
+    event = organizer.event(title=FORMULAS[0])
+    types = {
+        name: organizer.ticket_type(event["id"], name=name, capacity=5)
+        for name in (*FORMULAS[1:], "Normal")
+    }
+    organizer.publish(event["id"])
+    for ticket_type in types.values():
+        _, registration = organizer.participant(event["id"], ticket_type["id"])
+    # "Normal" checked in a month before the event starts: a negative minutes_from_start.
+    checked = exports.client.post(
+        f"/api/v1/registrations/{registration['id']}/check-in", headers=organizer.owner["headers"]
+    )
+    assert checked.status_code == 200, checked.text
+    formulas = Org(organizer, event, types["Normal"], types["+1"], analyst={}, moderator={})
+
+    def exported(fmt: str) -> tuple[dict, dict]:
+        export = exports.done(formulas, dataset="attendance", format=fmt)
+        frame = exports.frame(export)
+        rows = zip(
+            values(frame, "ticket_type"), values(frame, "event_title"),
+            values(frame, "participant_name"), values(frame, "minutes_from_start", "int"),
+            strict=True,
+        )  # fmt: skip
+        return {row[0]: row[1:] for row in rows}, export
+
+    csv, export = exported("csv")
+    minutes = csv["Normal"][2]
+    assert minutes < 0
+    title = "'" + FORMULAS[0]
+    assert csv == {
+        "'+1": (title, "participant", None),
+        "'-2": (title, "participant", None),
+        "'@SUM(A1)": (title, "participant", None),
+        "Normal": (title, "participant", minutes),
+    }
+    raw = exports.download(export).text.replace("\r\n", "\n")
+    assert ',"\'=HYPERLINK(""http://x"",""y"")",' in raw
+    assert f",{minutes}\n" in raw  # the number as it is: no quote
+    for fmt in ("parquet", "xlsx"):
+        exact, _ = exported(fmt)
+        assert exact == {
+            "+1": (FORMULAS[0], "participant", None),
+            "-2": (FORMULAS[0], "participant", None),
+            "@SUM(A1)": (FORMULAS[0], "participant", None),
+            "Normal": (FORMULAS[0], "participant", minutes),
+        }, fmt

@@ -7,6 +7,10 @@ own rows, say) from widening an export.
 
 Time ranges: registrations and payments by when the record was made, attendance by the event's
 start, funnel and traffic by the rollup bucket. ``from`` is inclusive, ``to`` exclusive.
+
+CSV injection (CWE-1236): a spreadsheet opening a CSV file takes a text cell that starts with
+``=``, ``+``, ``-``, ``@``, a tab or a carriage return for a formula. For CSV the query prefixes
+such values of the string columns with ``'`` (OWASP's advice); Parquet and XLSX keep them exact.
 """
 
 from __future__ import annotations
@@ -23,6 +27,12 @@ from domain.export.service import ExportRequest
 from domain.uow import UnitOfWork
 
 TS = pa.timestamp("us", tz="UTC")
+
+# Applied to every string column, ids included (a uuid never starts with these), so that a new
+# text column is covered without anyone remembering to mark it.
+_NEUTRALISED = sql.SQL(
+    "CASE WHEN left({v}, 1) IN ('=', '+', '-', '@', E'\\t', E'\\r') THEN '''' || {v} ELSE {v} END"
+)
 
 
 @dataclass(frozen=True)
@@ -65,14 +75,17 @@ class DatasetSpec:
     def schema(self, personal_data: bool) -> pa.Schema:
         return pa.schema([(c.name, c.type) for c in self.columns(personal_data)])
 
-    def query(self, filters: Filters, personal_data: bool) -> sql.Composed:
+    def query(
+        self, filters: Filters, personal_data: bool, neutralise_formulas: bool = False
+    ) -> sql.Composed:
         """The SELECT, with the filters as literals (it runs inside COPY, which takes no
-        parameters)."""
+        parameters); ``neutralise_formulas`` for CSV (see the module's docstring)."""
         selects = []
         for part in self.parts:
             cols = [c for c in part.columns if personal_data or not c.personal]
             select = sql.SQL(", ").join(
-                sql.SQL("{} AS {}").format(sql.SQL(c.expr), sql.Identifier(c.name)) for c in cols
+                sql.SQL("{} AS {}").format(_expr(c, neutralise_formulas), sql.Identifier(c.name))
+                for c in cols
             )
             joins = part.personal_joins if personal_data else ""
             where = [sql.SQL("{} = app_tenant_id()").format(sql.SQL(part.tenant_column))]
@@ -111,6 +124,12 @@ class DatasetSpec:
 
     def count_query(self, filters: Filters) -> sql.Composed:
         return sql.SQL("SELECT count(*) FROM ({}) q").format(self.query(filters, False))
+
+
+def _expr(column: Column, neutralise_formulas: bool) -> sql.Composable:
+    if neutralise_formulas and column.type == pa.string():
+        return _NEUTRALISED.format(v=sql.SQL(f"({column.expr})::text"))
+    return sql.SQL(column.expr)
 
 
 def _c(name: str, type_: pa.DataType, expr: str | None = None, personal: bool = False) -> Column:

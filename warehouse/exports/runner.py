@@ -287,7 +287,8 @@ def _read_and_write(
     export = job.export
     dataset = spec(export.dataset)
     filters = Filters(export.event_id, export.range_from, export.range_to)
-    query = dataset.query(filters, export.personal_data)
+    csv = export.format is ExportFormat.CSV
+    query = dataset.query(filters, export.personal_data, neutralise_formulas=csv)
     with sessions() as session:
         conn = session.connection(
             execution_options={"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
@@ -325,7 +326,7 @@ def _read_and_write(
             if total is not None:
                 reporter.total = total
             reporter.rows(0)
-            if export.format is ExportFormat.CSV:
+            if csv:
                 statement = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv, HEADER true)").format(query)
                 with cursor.copy(statement) as copy:
                     writers.write_csv(_copy_chunks(copy), out, reporter.rows)

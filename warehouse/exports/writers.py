@@ -1,9 +1,10 @@
 """The file formats. Each writer takes the rows as they stream out of PostgreSQL, writes them
 out, calls ``on_rows(n)`` with the running count, and answers the number of rows.
 
-CSV is PostgreSQL's own CSV (``COPY ... (FORMAT csv, HEADER)``) passed through untouched. CSV
-and Parquet write to a file object (the export's S3 upload); XLSX needs a file on disk (the
-format is a zip written at the end).
+CSV is PostgreSQL's own CSV (``COPY ... (FORMAT csv, HEADER)``) passed through untouched (its
+query has already put ``'`` before text that a spreadsheet would take for a formula: see
+``datasets``). CSV and Parquet write to a file object (the export's S3 upload); XLSX needs a file
+on disk (the format is a zip written at the end).
 Parquet and XLSX read that CSV as Arrow record batches with the dataset's column types (a
 bounded block at a time) and write them out: Parquet one row group per batch, XLSX row by row in
 xlsxwriter's constant-memory mode.
