@@ -291,7 +291,12 @@ class Settings(BaseSettings):
         "before answering 503.",
     )
     analytics_batch_max: int = Field(
-        default=1000, ge=1, description="Records the analytics agent stores in one transaction."
+        default=5000,
+        ge=1,
+        description="Most records the analytics agent and the tracking service store in one "
+        "transaction (a batch is what arrived within AQSTREAM_ANALYTICS_BATCH_WITHIN_S, so it is "
+        "this big only under load; larger batches amortise the per-tenant statements and the "
+        "commit: docs/benchmarks.md).",
     )
     analytics_batch_within_s: float = Field(
         default=0.2,

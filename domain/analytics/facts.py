@@ -9,6 +9,7 @@ map to None.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -61,8 +62,8 @@ def _fact(kind: FactKind, p: Mapping[str, Any], headers: Mapping[str, str]) -> F
     common: dict[str, Any] = {
         "fact_id": uuid.UUID(headers["event_id"]),
         "kind": kind,
-        "tenant_id": uuid.UUID(tenant),
-        "event_id": uuid.UUID(p["event_id"]),
+        "tenant_id": _known_uuid(tenant),
+        "event_id": _known_uuid(p["event_id"]),
         "ticket_type_id": _uuid(p.get("ticket_type_id")),
     }
     if kind in (FactKind.PAGE_VIEW, FactKind.TICKET_SELECTED, FactKind.CHECKOUT_STARTED):
@@ -75,7 +76,7 @@ def _fact(kind: FactKind, p: Mapping[str, Any], headers: Mapping[str, str]) -> F
             device=p.get("device"),
         )
     occurred_at = _time(p["checked_in_at"] if kind == FactKind.CHECKIN else headers["occurred_at"])
-    registration_id = _uuid(p.get("registration_id"))
+    registration_id = uuid.UUID(p["registration_id"]) if p.get("registration_id") else None
     if kind in (FactKind.PAYMENT, FactKind.REFUND):
         return Fact(
             **common,
@@ -94,7 +95,13 @@ def _fact(kind: FactKind, p: Mapping[str, Any], headers: Mapping[str, str]) -> F
 
 
 def _uuid(value: Any) -> uuid.UUID | None:
-    return uuid.UUID(value) if value else None
+    return _known_uuid(value) if value else None
+
+
+@functools.lru_cache(maxsize=65536)
+def _known_uuid(value: str) -> uuid.UUID:
+    """An id that comes again and again (tenants, events, ticket types): parsed once."""
+    return uuid.UUID(value)
 
 
 def _time(value: str) -> datetime:
