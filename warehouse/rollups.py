@@ -1,7 +1,7 @@
 """The rollups: their columns, and the statements that fill them.
 
-One description serves the sink (``add_from``: the facts a statement has just stored are added
-to their buckets; ``take_unique_from``: views that lost their uniqueness are taken away),
+One description serves the sink (``minute_aggregate`` and ``add_from``: the facts a statement
+has just stored are added to their buckets; ``take_unique_from``: views that lost their uniqueness are taken away),
 ``aqstream backfill`` (``rebuild_*``: every bucket of an event recomputed absolutely, from the
 facts and then from the finer rollup, upserted with ``col = EXCLUDED.col``) and the queries
 (which columns to sum). Both ways give the same rows: the sink adds each fact once (it is stored
@@ -137,16 +137,29 @@ class Rollup:
             f"ON CONFLICT ({self.conflict}) DO UPDATE SET {updates}"
         )
 
-    def add_from(self, grain: str, source: str) -> str:
-        """Add to the ``grain`` buckets the measures of the fact rows ``source`` names (a CTE of
-        the sink: the facts its statement has just stored, so each fact is added exactly once)."""
-        dims = ", ".join(self.fact_dimensions)
-        measures = ", ".join(self.measures.values())
+    def minute_aggregate(self, source: str) -> str:
+        """The measures of the fact rows ``source`` names (a CTE of the sink: the facts its
+        statement has just stored) per minute bucket, with the rollup's column names."""
+        pairs = zip(self.fact_dimensions, self.dimensions, strict=True)
+        dims = ", ".join(f"{expr} AS {name}" for expr, name in pairs)
+        measures = ", ".join(f"{expr} AS {column}" for column, expr in self.measures.items())
         kinds = ", ".join(f"'{k}'" for k in sorted(self.kinds))
-        bucket = f"date_trunc('{grain}', f.occurred_at, 'UTC')"
+        bucket = "date_trunc('minute', f.occurred_at, 'UTC')"
+        return (
+            f"SELECT f.tenant_id, {dims}, {bucket} AS bucket, {measures} FROM {source} f"
+            f" WHERE f.kind IN ({kinds}) GROUP BY f.tenant_id, {', '.join(self.fact_dimensions)},"
+            f" {bucket}"
+        )
+
+    def add_from(self, grain: str, minutes: str) -> str:
+        """Add the rows of ``minutes`` (a ``minute_aggregate`` CTE) to the ``grain`` buckets:
+        each stored fact is added exactly once, and the facts are read once for all grains."""
+        dims = ", ".join(f"m.{d}" for d in self.dimensions)
+        bucket = f"date_trunc('{grain}', m.bucket, 'UTC')"
+        sums = ", ".join(f"sum(m.{c})::bigint" for c in self.measures)
         select = (
-            f"SELECT f.tenant_id, {dims}, {bucket}, {measures} FROM {source} f"
-            f" WHERE f.kind IN ({kinds}) GROUP BY f.tenant_id, {dims}, {bucket}"
+            f"SELECT m.tenant_id, {dims}, {bucket}, {sums} FROM {minutes} m"
+            f" GROUP BY m.tenant_id, {dims}, {bucket}"
         )
         return self._upsert(grain, select, add=True)
 

@@ -110,13 +110,16 @@ def _grains(flavor: str) -> tuple[str, ...]:
 
 def _store_sql(flavor: str) -> str:
     """Insert a tenant's facts and add the new ones to every rollup, in one statement: the
-    rollups see exactly the rows the insert stored (a fact stored before adds nothing)."""
-    adds = [
-        f"{rollup.name}_{grain} AS ({rollup.add_from(grain, 'new')})"
-        for rollup in ROLLUPS
-        for grain in _grains(flavor)
-    ]
-    return f"WITH new AS ({_INSERT}), {', '.join(adds)} SELECT count(*) FROM new"
+    rollups see exactly the rows the insert stored (a fact stored before adds nothing). Each
+    rollup reads them once, per minute; hours and days add up those minutes."""
+    ctes = [f"new AS ({_INSERT})"]
+    for rollup in ROLLUPS:
+        ctes.append(f"{rollup.name}_new AS ({rollup.minute_aggregate('new')})")
+        ctes += [
+            f"{rollup.name}_{grain} AS ({rollup.add_from(grain, f'{rollup.name}_new')})"
+            for grain in _grains(flavor)
+        ]
+    return f"WITH {', '.join(ctes)} SELECT count(*) FROM new"
 
 
 def _flip_sql(flavor: str) -> str:
