@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import random
 import signal
 import subprocess
@@ -54,6 +55,7 @@ from domain.analytics.tracking import Action, PublishedEvent, to_record
 from domain.identity.tokens import TokenService
 from streams.analytics import make_tracking_producer, tracking_headers
 from streams.topics import tracking_topic
+from streams.worker import WorkerMetrics
 
 TARGET_RATIO = 0.3  # the worker aggregates at least 30 % as fast as a raw consumer reads
 TARGET_FRESH_P95_S = 2.0
@@ -271,13 +273,7 @@ def _handed_over(port: int) -> int:
         body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
     except httpx.HTTPError:
         return 0
-    return int(
-        sum(
-            float(line.rsplit(" ", 1)[1])
-            for line in body.splitlines()
-            if line.startswith("aqstream_worker_facts_total{")
-        )
-    )
+    return WorkerMetrics.facts_stored(body)
 
 
 def _steady(
@@ -492,7 +488,7 @@ def report(
             f"steady (start-up {a.worker_startup_s:.1f} s, all stored after {a.worker_total_s:.1f} s)"
             f"; ratio {a.ratio:.2f} (target >= {TARGET_RATIO})"
         )
-        if a.noop_per_s:
+        if a.noop_per_s and not math.isnan(a.noop_per_s):
             say(
                 f"    the worker with a sink that stores nothing: {a.noop_per_s:,.0f} records/s "
                 f"({a.noop_per_s / a.raw_per_s:.2f} of raw): its ceiling without the warehouse"
@@ -631,7 +627,9 @@ def main(argv: list[str] | None = None) -> int:
                 raw = raw_consume(settings, args.records)
                 say(f"  raw aiokafka loop: {raw:,.0f} records/s; the worker, its sink off ...")
                 noop = noop_aggregate(settings, args.records, logs / "worker-a-noop.log")
-                say(f"  sink off: {noop:,.0f} records/s; the worker ...")
+                say(
+                    f"  sink off: {noop:,.0f} records/s (nan: too few records to time); the worker ..."
+                )
                 steady, startup, total = worker_aggregate(
                     settings, args.records, logs / "worker-a.log"
                 )

@@ -313,6 +313,22 @@ class WorkerMetrics:
             registry=r,
         )
 
+    @staticmethod
+    def facts_stored(exposition: str) -> int:
+        """The facts the analytics stored (new or again, all kinds), read from the text a
+        worker's metrics endpoint served."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        return int(
+            sum(
+                sample.value
+                for family in text_string_to_metric_families(exposition)
+                if family.name == "aqstream_worker_facts"
+                for sample in family.samples
+                if sample.name == "aqstream_worker_facts_total"
+            )
+        )
+
 
 @dataclass
 class Processor:

@@ -28,6 +28,7 @@ from aqstream.simulate import Account, Simulation, build_plan
 from aqstream.stack.servers import free_port
 from domain.registration.sweeper import sweep_once
 from streams.topics import tracking_topic
+from streams.worker import WorkerMetrics
 from tests.live import served
 from tests.simulate.conftest import platform_settings
 from tests.streams.conftest import relays  # noqa: F401  (fixture)
@@ -62,13 +63,7 @@ class WorkerProcess:
             body = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2).text
         except httpx.HTTPError:
             return 0
-        return int(
-            sum(
-                float(line.rsplit(" ", 1)[1])
-                for line in body.splitlines()
-                if line.startswith("aqstream_worker_facts_total{")
-            )
-        )
+        return WorkerMetrics.facts_stored(body)
 
     def kill(self) -> None:
         self.process.send_signal(signal.SIGKILL)
