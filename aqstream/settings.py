@@ -301,7 +301,8 @@ class Settings(BaseSettings):
     analytics_batch_within_s: float = Field(
         default=0.2,
         gt=0,
-        description="Longest wait of the analytics agent to fill a batch before storing it.",
+        description="Longest wait of the analytics agent and the tracking service to fill a "
+        "batch before storing it.",
     )
 
     # --- payments (docs/payments.md) ----------------------------------------------------------
