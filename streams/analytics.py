@@ -302,7 +302,9 @@ def tracking_service(group: str, agent: AnalyticsAgent) -> type[Service]:
             )
             await self.consumer.start()
 
-        async def on_stop(self) -> None:
+        async def on_shutdown(self) -> None:
+            """After the consuming task is cancelled (``on_stop`` would come before it, and a
+            fetch on a stopped consumer raises): leave the group."""
             if self.consumer is not None:
                 await self.consumer.stop()
 
