@@ -275,8 +275,8 @@ def tracking_service(group: str, agent: AnalyticsAgent) -> type[Service]:
     event and awaits two tasks for it): measured with a sink that did nothing, the worker
     delivered 2,700 records/s where a plain aiokafka loop reads 60,000-85,000
     (docs/benchmarks.md). Batches are the same: up to ``AQSTREAM_ANALYTICS_BATCH_MAX`` records,
-    waiting at most ``AQSTREAM_ANALYTICS_BATCH_WITHIN_S``; each is stored (or dead-lettered) by
-    ``AnalyticsAgent.handle`` before its offsets are committed, in the consumer group
+    waiting at most ``AQSTREAM_ANALYTICS_BATCH_WITHIN_S``; each is mapped and stored (or
+    dead-lettered) by ``AnalyticsAgent`` before its offsets are committed, in the consumer group
     ``<worker group>.tracking``: at least once, and the sink stores a fact once."""
     settings = agent.settings
 
