@@ -62,7 +62,7 @@ _SET_TENANT = "SELECT set_config('app.tenant_id', %s, true)"
 # Plans are cached for the transaction's statements: with dozens of partitions, planning each
 # statement again costs more than running it (partitions are pruned at run time instead).
 _GENERIC_PLANS = "SET LOCAL plan_cache_mode = force_generic_plan"
-# The columns a rollup reads from a stored fact (rollups.Rollup.add_from).
+# The columns a rollup reads from a stored fact (rollups.Rollup.minute_aggregate).
 _ROLLED = (
     "tenant_id, kind, event_id, ticket_type_id, occurred_at, quantity, amount, currency, purpose,"
     " source, device, is_unique"
