@@ -41,18 +41,12 @@ def settings_env(settings: Settings, **overrides: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def api_server(
-    settings: Settings, *, workers: int, log: Path, **overrides: str
-) -> Iterator[tuple[str, int]]:
-    """``uvicorn --factory api.app:create_app`` with ``workers`` processes, healthy: (URL, PID).
-
-    Its own session, so a terminal's Ctrl-C reaches only the caller, which stops it."""
-    port = free_port()
-    argv = [
-        sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app",
-        "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-        "--log-level", "warning", "--no-access-log", "--timeout-graceful-shutdown", "5",
-    ]  # fmt: skip
+def child_process(
+    argv: list[str], settings: Settings, log: Path, **overrides: str
+) -> Iterator[subprocess.Popen]:
+    """``argv`` run from the project with ``settings`` (and ``overrides``) in its environment,
+    its output in ``log``, in a session of its own (a terminal's Ctrl-C reaches only the caller);
+    stopped with SIGTERM, then its whole process group killed after 20 s."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as out:
         proc = subprocess.Popen(
@@ -64,8 +58,32 @@ def api_server(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    url = f"http://127.0.0.1:{port}"
     try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def api_server(
+    settings: Settings, *, workers: int, log: Path, **overrides: str
+) -> Iterator[tuple[str, int]]:
+    """``uvicorn --factory api.app:create_app`` with ``workers`` processes, healthy: (URL, PID).
+
+    A ``child_process``: its own session, stopped by the caller."""
+    port = free_port()
+    argv = [
+        sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app",
+        "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+        "--log-level", "warning", "--no-access-log", "--timeout-graceful-shutdown", "5",
+    ]  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    with child_process(argv, settings, log, **overrides) as proc:
         deadline = time.monotonic() + 60
         while True:
             if proc.poll() is not None:
@@ -77,10 +95,3 @@ def api_server(
                 raise RuntimeError(f"the API server did not start:\n{log.read_text()[-3000:]}")
             time.sleep(0.1)
         yield url, proc.pid
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import math
 import random
@@ -45,7 +44,7 @@ from typing import Any
 import httpx
 import psycopg
 
-from aqstream.apiserver import api_server, settings_env
+from aqstream.apiserver import api_server, child_process
 from aqstream.settings import PROJECT_ROOT, Settings
 from aqstream.stack.servers import free_port
 from bench.flash_sale import found_world, load_average, machine, open_sale, percentile, say
@@ -200,29 +199,10 @@ def _count_facts(dsn: str) -> int:
         return conn.execute("SELECT count(*) FROM warehouse.facts").fetchone()[0]
 
 
-@contextlib.contextmanager
 def child(settings: Settings, name: str, log: Path, module: str = "aqstream", **env: str):
-    """``python -m <module> <name>`` with the bench's settings; stopped with SIGTERM."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", module, name],
-            cwd=PROJECT_ROOT,
-            env=settings_env(settings, **env),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    """``python -m <module> <name>`` with the bench's settings (``aqstream.apiserver``'s
+    ``child_process``: stopped with SIGTERM)."""
+    return child_process([sys.executable, "-m", module, name], settings, log, **env)
 
 
 def worker_env(settings: Settings) -> dict[str, str]:
