@@ -6,7 +6,6 @@ doubled."""
 from __future__ import annotations
 
 import signal
-import subprocess
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -19,7 +18,7 @@ from domain.analytics.tracking import Action, PublishedEvent, to_record
 from streams.analytics import make_tracking_producer, publish_tracking
 from streams.topics import tracking_topic
 from tests.factories import Organizer
-from tests.worker.conftest import wait_for, worker_process
+from tests.worker.conftest import stop_worker, wait_for, worker_process
 
 N = 30_000
 VISITORS = 700
@@ -106,11 +105,7 @@ def test_kill_9_mid_backlog_then_restart_counts_every_action_once(
     try:
         wait_for(lambda: _count(owner_engine, tenant) >= N, 120, "the restarted worker")
     finally:
-        second.send_signal(signal.SIGTERM)
-        try:
-            second.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            second.kill()
+        stop_worker(second)
 
     assert _count(owner_engine, tenant) == N
     kinds = defaultdict(int)

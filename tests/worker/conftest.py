@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -151,6 +152,15 @@ def wait_for(check: Callable[[], object], timeout: float, what: str) -> object:
 def scalar(engine: Engine, sql: str, **params) -> object:
     with engine.connect() as conn:
         return conn.execute(text(sql), params).scalar()
+
+
+def stop_worker(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, as an orchestrator stops it; killed when it is not gone within 30 s."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 def worker_process(settings: Settings, log: Path, **extra: str) -> subprocess.Popen[bytes]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import subprocess
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +16,7 @@ from domain.notification.channels import Channels
 from domain.notification.delivery import LEASE, deliver_due
 from tests.factories import Organizer, paying, registered, settle_sandbox
 from tests.notification.conftest import link_telegram
-from tests.worker.conftest import scalar, wait_for, worker_process
+from tests.worker.conftest import scalar, stop_worker, wait_for, worker_process
 
 PEOPLE = 12
 
@@ -95,11 +94,7 @@ def test_kill_9_mid_stream_then_restart_has_every_effect_once(
         wait_for(lambda: log_count("status IN ('queued', 'deferred')") == 0, 30, "all sent")
         time.sleep(2 * worker_settings.worker_commit_interval_s + 1)  # nothing more comes
     finally:
-        second.send_signal(signal.SIGTERM)
-        try:
-            second.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            second.kill()
+        stop_worker(second)
 
     duplicates = 0
     for user, chat, registration_id, payment_id in people:
