@@ -39,7 +39,7 @@ from psycopg import sql
 
 from aqstream.resources import ensure_bucket, make_s3
 from aqstream.settings import PROJECT_ROOT, Settings
-from bench.flash_sale import console, load_average, machine, say
+from bench.flash_sale import load_average, machine, say, show_table
 from bench.relay import bench_stack
 from bench.summary import ratio_line
 from domain.db import make_engine, make_sessionmaker
@@ -279,17 +279,7 @@ def report(results: list[Round], grown_mib: float, info: dict[str, Any]) -> dict
         )
         for n, r in enumerate(results)
     ]
-    if console is not None:
-        from rich.table import Table
-
-        table = Table(*head, title="Export of the registrations dataset against a raw COPY")
-        for line in lines:
-            table.add_row(*line)
-        console.print(table)
-    else:
-        print(" | ".join(head))
-        for line in lines:
-            print(" | ".join(line))
+    show_table("Export of the registrations dataset against a raw COPY", head, lines)
     last = results[-1]
     say(
         f"sizes: raw CSV stream {last.raw_bytes / 2**20:,.0f} MiB, CSV file "

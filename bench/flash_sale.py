@@ -74,6 +74,19 @@ def say(message: str = "") -> None:
         print(message, flush=True)
 
 
+def show_table(title: str, head: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """A table of the rounds: rich's when it is there, else ``|``-separated lines."""
+    if console is not None:
+        table = Table(*head, title=title)
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+    else:
+        print(" | ".join(head))
+        for row in rows:
+            print(" | ".join(row))
+
+
 # --- the machine --------------------------------------------------------------------------------------
 
 
@@ -704,15 +717,7 @@ def report(results: list[Result], info: dict[str, Any]) -> dict[str, Any]:
         f"{info['clients']} clients, {info['seats']} seats, {info['workers']} API workers, "
         f"event capacity {'set' if info['event_capacity'] else 'unset'}"
     )
-    if console is not None:
-        table = Table(*head, title="Flash sale until sold out")
-        for row in rows:
-            table.add_row(*row)
-        console.print(table)
-    else:
-        print(" | ".join(head))
-        for row in rows:
-            print(" | ".join(row))
+    show_table("Flash sale until sold out", head, rows)
     for r in results:
         cpu = ", ".join(f"{k} {v:.1f}" for k, v in r.cpu_seconds.items() if v >= 0.05)
         requests = sum(r.answers.values()) or 1

@@ -43,7 +43,7 @@ from psycopg.types.json import Jsonb
 from aqstream import migrations
 from aqstream.settings import PROJECT_ROOT, Settings
 from aqstream.stack import LocalStack
-from bench.flash_sale import console, load_average, machine, say
+from bench.flash_sale import load_average, machine, say, show_table
 from bench.summary import bound_line, ratio_line
 from domain.db import uuid7
 from domain.registration.events import RegistrationCreated
@@ -457,17 +457,7 @@ def report(rounds: list[Round], lat: Latency, info: dict[str, Any]) -> dict[str,
         )
         for n, r in enumerate(rounds)
     ]
-    if console is not None:
-        from rich.table import Table
-
-        table = Table(*head, title="Outbox relay against a raw kafka-python producer")
-        for row in rows:
-            table.add_row(*row)
-        console.print(table)
-    else:
-        print(" | ".join(head))
-        for row in rows:
-            print(" | ".join(row))
+    show_table("Outbox relay against a raw kafka-python producer", head, rows)
     say(
         f"analysis: the relay with a producer that acknowledges at once and sends nothing: "
         f"{info['no_broker_per_s']:,} rows/s, {info['no_broker_cpu_us']} µs of this process's "
