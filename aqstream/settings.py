@@ -298,6 +298,15 @@ class Settings(BaseSettings):
         "this big only under load; larger batches amortise the per-tenant statements and the "
         "commit: docs/benchmarks.md).",
     )
+    analytics_store_concurrency: int = Field(
+        default=2,
+        ge=1,
+        description="Transactions the tracking service stores at once: it fetches up to "
+        "AQSTREAM_ANALYTICS_BATCH_MAX times this many records and splits them by partition into "
+        "this many parts, stored at the same time (the tracking topic is keyed by event, so "
+        "the parts touch disjoint events and rollup rows). More than the topic's partitions "
+        "has no effect; 1 stores one transaction at a time.",
+    )
     analytics_batch_within_s: float = Field(
         default=0.2,
         gt=0,

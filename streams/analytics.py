@@ -37,11 +37,11 @@ from tenacity import AsyncRetrying, stop_after_attempt, wait_exponential
 
 from aqstream.logging import get_logger
 from aqstream.settings import Settings
-from domain.analytics.facts import DOMAIN_EVENT_TYPES, UnreadableRecord, to_fact
+from domain.analytics.facts import DOMAIN_EVENT_TYPES, UnreadableRecord, to_fact, tracked_fact
 from domain.analytics.tracking import SCHEMA_VERSION, TrackingRecord
 from domain.uow import UnitOfWork
 from streams.topics import TRACKING, ensure_topics, tracking_topic
-from streams.worker import REPLAY_FOR, Processor, Record, _epoch, agent_topics, decode_headers
+from streams.worker import REPLAY_FOR, Processor, Record, agent_topics
 from warehouse.facts import Fact
 
 log = get_logger(__name__)
@@ -172,11 +172,7 @@ class AnalyticsAgent:
             try:
                 fact = to_fact(record.event_type, record.payload(), record.headers)
             except (UnreadableRecord, ValueError) as exc:
-                metrics.records.labels(ANALYTICS, "dead_letter").inc()
-                log.error(
-                    "unreadable_record", topic=record.topic, offset=record.offset, error=repr(exc)
-                )
-                await self.processor.dead_letter(ANALYTICS, record, exc, 1)
+                await self._unreadable(record, exc)
                 continue
             if fact is None:
                 metrics.records.labels(ANALYTICS, "skipped").inc()
@@ -184,6 +180,55 @@ class AnalyticsAgent:
             facts.append(fact)
             sources.append(record)
         return facts, sources
+
+    async def prepare_tracking(self, messages: Sequence[Any]) -> tuple[list[Fact], list[Any]]:
+        """``prepare`` for the tracking topic's records as aiokafka hands them over (the hot
+        path: no ``Record``, no decoded header dict, no JSON dict): ``tracked_fact`` reads each
+        value with a typed decoder and takes three headers. A record that is not a tracked
+        action, or that replays a dead letter, goes through ``prepare``; an unreadable one is
+        dead-lettered. The sources are the messages themselves (``Record.of_message`` when one
+        must be dead-lettered)."""
+        facts: list[Fact] = []
+        sources: list[Any] = []
+        others: list[Any] = []
+        for message in messages:
+            event_type = fact_id = tenant = occurred = None
+            general = False
+            for name, raw in message.headers or ():
+                if name == "event_id":
+                    fact_id = raw.decode() if raw else None
+                elif name == "event_type":
+                    event_type = raw.decode() if raw else None
+                elif name == "tenant_id":
+                    tenant = raw.decode() if raw else None
+                elif name == "occurred_at":
+                    occurred = raw.decode() if raw else None
+                elif name == REPLAY_FOR:
+                    general = True
+            if general or event_type is None:
+                others.append(message)
+                continue
+            try:
+                fact = tracked_fact(event_type, message.value, fact_id, tenant, occurred)
+            except UnreadableRecord as exc:
+                await self._unreadable(Record.of_message(message), exc)
+                continue
+            if fact is None:
+                others.append(message)
+                continue
+            facts.append(fact)
+            sources.append(message)
+        if others:
+            more, more_sources = await self.prepare([Record.of_message(m) for m in others])
+            facts += more
+            sources += more_sources
+        return facts, sources
+
+    async def _unreadable(self, record: Record, exc: Exception) -> None:
+        """A record no fact can ever come of: to the dead-letter topic at once."""
+        self.processor.metrics.records.labels(ANALYTICS, "dead_letter").inc()
+        log.error("unreadable_record", topic=record.topic, offset=record.offset, error=repr(exc))
+        await self.processor.dead_letter(ANALYTICS, record, exc, 1)
 
     async def store(self, facts: Sequence[Fact], sources: Sequence[Record]) -> None:
         """Store the batch in one transaction (retried); failing that, fact by fact."""
@@ -215,7 +260,8 @@ class AnalyticsAgent:
     async def _one_by_one(self, facts: Sequence[Fact], sources: Sequence[Record]) -> None:
         """After a batch failed every try: each fact alone, once; what fails is dead-lettered."""
         attempts = self.settings.worker_retry_attempts + 1
-        for fact, record in zip(facts, sources, strict=True):
+        for fact, source in zip(facts, sources, strict=True):
+            record = source if isinstance(source, Record) else Record.of_message(source)
             try:
                 await asyncio.to_thread(store, self.processor.deps.sessions, self.sink, [fact])
                 self._stored([fact], [record])
@@ -233,17 +279,17 @@ class AnalyticsAgent:
                 )
                 await self.processor.dead_letter(ANALYTICS, record, exc, attempts)
 
-    def _stored(self, facts: Sequence[Fact], sources: Sequence[Record]) -> None:
+    def _stored(self, facts: Sequence[Fact], sources: Sequence[Any]) -> None:
+        """Count a stored batch: records and facts by kind, and each fact's lag (from the
+        fact's time to now)."""
         metrics = self.processor.metrics
         self.stored_batches += 1
         metrics.records.labels(ANALYTICS, "ok").inc(len(facts))
         for kind, n in Counter(fact.kind.value for fact in facts).items():
             metrics.facts.labels(kind).inc(n)
         now, lag = time.time(), metrics.lag.labels(ANALYTICS)
-        for record in sources:
-            occurred = _epoch(record.headers.get("occurred_at"))
-            if occurred is not None:
-                lag.observe(max(0.0, now - occurred))
+        for fact in facts:
+            lag.observe(max(0.0, now - fact.occurred_at.timestamp()))
 
 
 def install(app: Any, processor: Processor, sink: Sink | None = None) -> AnalyticsAgent:
@@ -280,6 +326,10 @@ def tracking_service(group: str, agent: AnalyticsAgent) -> type[Service]:
     ``<worker group>.tracking``: at least once, and the sink stores a fact once."""
     settings = agent.settings
 
+    async def _store_in_turn(batches: list[tuple[list[Fact], list[Any]]]) -> None:
+        for facts, sources in batches:
+            await agent.store(facts, sources)
+
     class TrackingService(Service):
         consumer: Any = None
 
@@ -310,34 +360,39 @@ def tracking_service(group: str, agent: AnalyticsAgent) -> type[Service]:
 
         @Service.task
         async def _consume(self) -> None:
-            """Fetch and map the next batch while the previous one is being stored (one
-            transaction at a time, in order); commit a batch's offsets once it is stored."""
-            storing: asyncio.Future[None] | None = None
+            """Fetch and map the next fetch while the previous one is being stored; commit a
+            fetch's offsets once all of it is stored. A fetch (up to
+            ``AQSTREAM_ANALYTICS_BATCH_MAX`` x ``AQSTREAM_ANALYTICS_STORE_CONCURRENCY`` records)
+            is split by partition into up to ``AQSTREAM_ANALYTICS_STORE_CONCURRENCY`` parts
+            stored at the same time, each in transactions of at most
+            ``AQSTREAM_ANALYTICS_BATCH_MAX`` facts, in turn. The topic is keyed by event, so the
+            parts hold disjoint events and rollup rows (the sink's per-event locks would keep
+            them apart anyway): on two cores, one transaction's database work overlaps the
+            other's, and the worker's own (docs/benchmarks.md)."""
+            storing: list[asyncio.Future[None]] = []
             offsets: dict[Any, int] = {}
             within_ms = int(settings.analytics_batch_within_s * 1000)
+            parts = settings.analytics_store_concurrency
             try:
                 while not self.should_stop:
                     fetched = await self.consumer.getmany(
-                        timeout_ms=within_ms, max_records=settings.analytics_batch_max
+                        timeout_ms=within_ms, max_records=settings.analytics_batch_max * parts
                     )
-                    batch = await agent.prepare(
-                        [
-                            Record(r.topic, r.partition, r.offset, r.key, r.value,
-                                   decode_headers(r.headers or ()))
-                            for records in fetched.values()
-                            for r in records
-                        ]
-                    )  # fmt: skip
-                    if storing is not None:
-                        await storing
+                    batches = [
+                        [await agent.prepare_tracking(chunk) for chunk in part]
+                        for part in _split(fetched, parts, settings.analytics_batch_max)
+                    ]
+                    if storing:
+                        await asyncio.gather(*storing)
                         await self._commit(offsets)
-                        storing = None
+                        storing = []
                     if fetched:
                         offsets = {tp: records[-1].offset + 1 for tp, records in fetched.items()}
-                        storing = asyncio.ensure_future(agent.store(*batch))
+                        storing = [asyncio.ensure_future(_store_in_turn(part)) for part in batches]
+                        await asyncio.sleep(0)  # let them start their threads now
             finally:
-                if storing is not None:
-                    storing.cancel()
+                for task in storing:
+                    task.cancel()
 
         async def _commit(self, offsets: dict[Any, int]) -> None:
             from aiokafka.errors import CommitFailedError, IllegalStateError
@@ -348,3 +403,13 @@ def tracking_service(group: str, agent: AnalyticsAgent) -> type[Service]:
                 log.warning("tracking_commit_failed", error=repr(exc))
 
     return TrackingService
+
+
+def _split(fetched: dict[Any, list[Any]], parts: int, size: int) -> list[list[list[Any]]]:
+    """The records of a fetch in up to ``parts`` parts of about the same length (all of a
+    partition's records in one part, in order; the largest partitions first, each to the
+    shortest part), each part cut into batches of at most ``size`` records."""
+    lists: list[list[Any]] = [[] for _ in range(min(parts, len(fetched)))]
+    for records in sorted(fetched.values(), key=len, reverse=True):
+        min(lists, key=len).extend(records)
+    return [[part[i : i + size] for i in range(0, len(part), size)] for part in lists]

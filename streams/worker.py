@@ -89,7 +89,12 @@ class Record:
 
     @classmethod
     def of(cls, event: Any) -> Record:
-        message = event.message
+        """The record of a Faust event."""
+        return cls.of_message(event.message)
+
+    @classmethod
+    def of_message(cls, message: Any) -> Record:
+        """The record of a consumed message (Faust's, or aiokafka's ``ConsumerRecord``)."""
         return cls(
             topic=message.topic,
             partition=message.partition,

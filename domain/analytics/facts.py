@@ -5,6 +5,11 @@ id), its tenant the ``tenant_id`` header, its time the event's: ``occurred_at`` 
 (the writing transaction's start, or when the browser saw the action), except a check-in, which
 counts when the participant was let in (``checked_in_at``). Types the analytics does not count
 map to None.
+
+Tracking records (the platform's one high-volume topic) also have a fast path,
+``tracked_fact``: the JSON value is decoded straight into a typed struct by msgspec (ids and times
+parsed and checked in C), which gives the same fact as ``to_fact`` at a fraction of the cost
+(docs/analytics.md, "Write path").
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
+
+import msgspec
 
 from domain.analytics.tracking import EVENT_TYPE_PREFIX, TRACK_TYPES
 from warehouse.facts import Fact, FactKind
@@ -107,3 +114,68 @@ def _known_uuid(value: str) -> uuid.UUID:
 def _time(value: str) -> datetime:
     moment = datetime.fromisoformat(value)
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+class _Tracked(msgspec.Struct):
+    """What a fact takes from a tracking record's value (streams/schemas/tracking.v1.json; the
+    other members are ignored)."""
+
+    event_id: uuid.UUID
+    visitor_id: str
+    session_id: str
+    tenant_id: uuid.UUID | None = None
+    ticket_type_id: uuid.UUID | None = None
+    occurred_at: datetime | None = None
+    source: str | None = None
+    device: str | None = None
+
+
+_TRACKED = msgspec.json.Decoder(_Tracked)
+
+
+def tracked_fact(
+    event_type: str,
+    value: bytes,
+    fact_id: str | None,
+    tenant_id: str | None,
+    occurred_at: str | None,
+) -> Fact | None:
+    """The fact of one tracking record, from its value and three headers (``event_id``,
+    ``tenant_id``, ``occurred_at``): the fact ``to_fact`` makes of it, or None when the type is
+    not a tracked action. Raises ``UnreadableRecord`` as ``to_fact`` does, and also when a
+    member has the wrong type (``to_fact`` would pass a number for a visitor id on)."""
+    kind = TRACKING_KINDS.get(event_type)
+    if kind is None:
+        return None
+    try:
+        action = _TRACKED.decode(value)
+        if not fact_id:
+            raise ValueError("no event_id header")
+        if tenant_id:
+            tenant = _known_uuid(tenant_id)
+        elif action.tenant_id is not None:
+            tenant = action.tenant_id
+        else:
+            raise ValueError("no tenant_id")
+        if action.occurred_at is not None:
+            moment = action.occurred_at
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+        elif occurred_at:
+            moment = _time(occurred_at)
+        else:
+            raise ValueError("no occurred_at")
+        return Fact(
+            uuid.UUID(fact_id),
+            kind,
+            tenant,
+            action.event_id,
+            moment,
+            action.ticket_type_id,
+            visitor_id=action.visitor_id,
+            session_id=action.session_id,
+            source=action.source,
+            device=action.device,
+        )
+    except (msgspec.DecodeError, TypeError, ValueError) as exc:
+        raise UnreadableRecord(f"{event_type}: {exc!r}") from exc

@@ -114,7 +114,8 @@ def test_the_agent_stores_batches_once_and_dead_letters_only_what_fails(
 
     poisoned = next(r for r in records if r.value["visitor_id"] == poison)
     by_error = {d.headers["dlq_error"].split(":")[0].rsplit(".", 1)[-1]: d for d in dead}
-    assert set(by_error) == {"RuntimeError", "JSONDecodeError"}, list(by_error)
+    assert set(by_error) == {"RuntimeError", "UnreadableRecord"}, list(by_error)
+    assert "DecodeError" in by_error["UnreadableRecord"].headers["dlq_error"]
     assert by_error["RuntimeError"].headers["event_id"] == poisoned.id
     assert by_error["RuntimeError"].headers["dlq_topic"] == tracking_topic(settings).name
 

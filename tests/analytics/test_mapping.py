@@ -11,7 +11,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from domain.analytics import facts as mapping
-from domain.analytics.facts import DOMAIN_KINDS, UnreadableRecord, to_fact
+from domain.analytics.facts import DOMAIN_KINDS, UnreadableRecord, to_fact, tracked_fact
 from domain.analytics.tracking import (
     Action,
     BotFilter,
@@ -239,6 +239,76 @@ def test_a_tracking_record_maps_to_its_fact_and_follows_its_schema() -> None:
         source="example.org",
         device="mobile",
     )
+
+
+def _fast(event_type: str, value: dict | bytes, headers: dict[str, str]) -> Fact | None:
+    raw = value if isinstance(value, bytes) else json.dumps(value).encode()
+    return tracked_fact(
+        event_type,
+        raw,
+        headers.get("event_id"),
+        headers.get("tenant_id"),
+        headers.get("occurred_at"),
+    )
+
+
+@pytest.mark.parametrize("kind", ["page_view", "ticket_selected", "checkout_started"])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"ticket_type_id": TT, "occurred_at": NOW - timedelta(minutes=50), "utm_source": "mail"},
+        {
+            "occurred_at": datetime(2026, 11, 22, 9, 59),
+            "referrer": "https://t.co/x",
+            "device": "tablet",
+        },
+    ],
+)
+def test_the_fast_path_gives_the_fact_to_fact_gives(kind: str, fields: dict) -> None:
+    record = to_record(
+        _action(type=kind, id=uuid.uuid4(), **fields), PUBLISHED[EVENT], NOW, "mobile"
+    )
+    headers = _headers(record.event_type, uuid.UUID(record.id))
+    fact = _fast(record.event_type, record.value, headers)
+    assert fact is not None and fact == to_fact(record.event_type, record.value, headers)
+    assert fact.occurred_at.tzinfo is not None
+
+
+def test_the_fast_path_reads_what_to_fact_reads_from_the_headers() -> None:
+    record = to_record(_action(id=uuid.uuid4()), PUBLISHED[EVENT], NOW, "desktop")
+    headers = _headers(record.event_type, uuid.UUID(record.id))
+    # no time in the value: the header's; a naive time: UTC; no tenant header: the value's
+    for value, heads in [
+        ({k: v for k, v in record.value.items() if k != "occurred_at"}, headers),
+        ({**record.value, "occurred_at": "2026-11-22T09:30:00"}, headers),
+        (record.value, {k: v for k, v in headers.items() if k != "tenant_id"}),
+    ]:
+        assert _fast(record.event_type, value, heads) == to_fact(record.event_type, value, heads)
+    assert _fast("registration.created", record.value, headers) is None  # not a tracked action
+    assert _fast("tracking.other", record.value, headers) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "headers"),
+    [
+        (b"not json", {}),
+        ({"visitor_id": "v1", "session_id": "s1"}, {}),  # no event id
+        ({"event_id": "not-a-uuid", "visitor_id": "v1", "session_id": "s1"}, {}),
+        ({"event_id": str(EVENT), "visitor_id": 7, "session_id": "s1"}, {}),  # a number
+        ({"event_id": str(EVENT), "visitor_id": "v1", "session_id": "s1"}, {"event_id": ""}),
+        ({"event_id": str(EVENT), "visitor_id": "v1", "session_id": "s1"}, {"tenant_id": ""}),
+        (
+            {"event_id": str(EVENT), "visitor_id": "v1", "session_id": "s1"},
+            {"occurred_at": "", "tenant_id": str(TENANT)},
+        ),
+        ({"event_id": str(EVENT), "visitor_id": "v1", "session_id": "s1", "occurred_at": "x"}, {}),
+    ],
+)
+def test_the_fast_path_refuses_what_cannot_be_a_fact(value: dict | bytes, headers: dict) -> None:
+    heads = {**_headers("tracking.page_view"), **headers}
+    with pytest.raises(UnreadableRecord):
+        _fast("tracking.page_view", value, heads)
 
 
 def test_the_committed_tracking_schema_is_the_generated_one() -> None:

@@ -4,6 +4,7 @@ views, coarser rollups equal the sum of finer ones, and row level security."""
 from __future__ import annotations
 
 import random
+import re
 import uuid
 from datetime import timedelta
 
@@ -13,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from tests.warehouse.conftest import T0, fact, in_tenant, scenario, snapshot
 from warehouse.facts import FactKind
-from warehouse.rollups import EVENT, GRAINS, ROLLUPS
+from warehouse.rollups import EVENT, GRAINS, LATER_UNIQUE_VIEWS, NEW_VIEW_UNIQUE, ROLLUPS
 from warehouse.sink import ingest
 
 
@@ -230,3 +231,88 @@ def test_concurrent_sinks_of_one_event_lose_nothing(app_engine, owner_engine) ->
     thread.join(timeout=30)
     with Session(app_engine) as session, session.begin():
         assert _event_minute(session, tenant, event, "registrations") == {T0: 2}
+
+
+_NAMED = re.compile(r"%\((\w+)\)[sb]")
+
+
+def _generic_plan(session: Session, statement: str, params: dict) -> list[str]:
+    """The generic plan PostgreSQL caches for one of the sink's statements (its named parameters
+    made positional), as the sink runs it: ``plan_cache_mode = force_generic_plan``."""
+    from psycopg import sql
+
+    names: list[str] = []
+
+    def positional(match: re.Match) -> str:
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    pg = session.connection().connection.driver_connection
+    pg.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+    pg.execute("PREPARE probe AS " + _NAMED.sub(positional, statement))
+    args = sql.SQL(", ").join(sql.Literal(params[name]) for name in names)
+    rows = pg.execute(sql.SQL("EXPLAIN EXECUTE probe({})").format(args)).fetchall()
+    pg.execute("DEALLOCATE probe")
+    return [row[0] for row in rows]
+
+
+def test_the_uniqueness_probes_read_the_view_index_for_a_tenant_the_statistics_never_saw(
+    app_engine, owner_engine
+) -> None:
+    """The sink's plans are generic and cached per connection: the plan made for the first tenant
+    serves every later one. For a tenant the statistics did not know (a new organization), the
+    planner took the primary key (tenant_id, fact_id, occurred_at) for the probes, which then read
+    all the tenant's facts in the batch's time span: batches of 5,000 took seconds. The index of
+    sql/ddl/0011 holds every column the probes test, and is taken (checked with the old index:
+    this test fails)."""
+    known, stranger, event = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    month = (T0 + timedelta(days=250)).replace(day=1, hour=12)  # a partition of this test only
+    partition = f"facts_y{month:%Y}m{month:%m}"
+    views = [
+        fact(
+            FactKind.PAGE_VIEW, known, event, month + timedelta(seconds=i), visitor_id=f"v{i % 50}"
+        )
+        for i in range(400)
+    ]
+    with Session(app_engine) as session, session.begin():
+        ingest(session, views)
+    with owner_engine.connect() as conn:
+        conn.execute(text(f"ANALYZE warehouse.{partition}"))
+        conn.commit()
+        view_index = conn.execute(  # the partition's part of ix_wh_facts_visitor_views
+            text(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                " JOIN pg_index x ON x.indexrelid = c.oid"
+                " WHERE i.inhparent = 'warehouse.ix_wh_facts_visitor_views'::regclass"
+                " AND x.indrelid = ('warehouse.' || :p)::regclass"
+            ),
+            {"p": partition},
+        ).scalar_one()
+    at = month + timedelta(hours=1)
+    probes = {
+        "NEW_VIEW_UNIQUE": (
+            f"SELECT {NEW_VIEW_UNIQUE} FROM unnest(%(kind)s::text[], %(visitor_id)s::text[],"
+            " %(first)s::bool[], %(event_id)s::uuid[], %(occurred_at)s::timestamptz[],"
+            " %(fact_id)s::uuid[]) AS u(kind, visitor_id, first, event_id, occurred_at, fact_id)",
+            {
+                "kind": ["page_view"],
+                "visitor_id": ["v1"],
+                "first": [True],
+                "event_id": [event],
+                "occurred_at": [at],
+                "fact_id": [uuid.uuid4()],
+            },
+        ),
+        "LATER_UNIQUE_VIEWS": (
+            LATER_UNIQUE_VIEWS,
+            {"event_id": [event], "visitor_id": ["v1"], "at": [at], "fact_id": [uuid.uuid4()]},
+        ),
+    }
+    for name, (statement, params) in probes.items():
+        with Session(app_engine) as session, session.begin():
+            in_tenant(session, stranger)
+            plan = _generic_plan(session, statement, {**params, "views_from": at, "views_to": at})
+        scans = [line for line in plan if f" on {partition} " in line]
+        assert scans, (name, plan)
+        assert all(f" using {view_index} on " in line for line in scans), (name, scans)
