@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import enum
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
+
+import msgspec
 
 
 class FactKind(enum.StrEnum):
@@ -36,8 +37,10 @@ class FactKind(enum.StrEnum):
 TRACKED_KINDS = frozenset({FactKind.PAGE_VIEW, FactKind.TICKET_SELECTED, FactKind.CHECKOUT_STARTED})
 
 
-@dataclass(frozen=True, slots=True)
-class Fact:
+class Fact(msgspec.Struct, frozen=True):
+    """Immutable; a msgspec struct rather than a frozen dataclass because the worker builds one
+    per tracked action: 0.4 µs instead of 2.4 µs here (docs/benchmarks.md, "Analytics")."""
+
     fact_id: uuid.UUID
     kind: FactKind
     tenant_id: uuid.UUID

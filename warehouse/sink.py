@@ -236,30 +236,26 @@ def _firsts(views: Sequence[Fact]) -> set[uuid.UUID]:
 def _columns(
     tenant: uuid.UUID, facts: Iterable[Fact], views: Sequence[Fact], firsts: set[uuid.UUID]
 ) -> dict[str, object]:
-    cols: list[list[object]] = [[] for _ in _COLUMNS]
-    for f in facts:
-        row = (
-            f.fact_id,
-            f.occurred_at,
-            str(f.kind),
-            f.event_id,
-            f.ticket_type_id,
-            f.registration_id,
-            f.quantity,
-            f.amount,
-            f.currency.upper() if f.currency else None,
-            f.purpose,
-            f.visitor_id,
-            f.session_id,
-            f.source,
-            f.device,
-            f.fact_id in firsts,
-        )
-        for col, value in zip(cols, row, strict=True):
-            col.append(value)
+    """The statement's parameters: one array per column (``_COLUMNS``), built a column at a
+    time (this runs in the worker's one Python thread for every fact)."""
+    rows = list(facts)
     return {
         "tenant": tenant,
-        **dict(zip((name for name, _ in _COLUMNS), cols, strict=True)),
+        "fact_id": [f.fact_id for f in rows],
+        "occurred_at": [f.occurred_at for f in rows],
+        "kind": [str(f.kind) for f in rows],
+        "event_id": [f.event_id for f in rows],
+        "ticket_type_id": [f.ticket_type_id for f in rows],
+        "registration_id": [f.registration_id for f in rows],
+        "quantity": [f.quantity for f in rows],
+        "amount": [f.amount for f in rows],
+        "currency": [f.currency.upper() if f.currency else None for f in rows],
+        "purpose": [f.purpose for f in rows],
+        "visitor_id": [f.visitor_id for f in rows],
+        "session_id": [f.session_id for f in rows],
+        "source": [f.source for f in rows],
+        "device": [f.device for f in rows],
+        "first": [f.fact_id in firsts for f in rows],
         **_span([f.occurred_at for f in views]),
     }
 

@@ -47,7 +47,7 @@ def test_twice_shuffled_and_overlapping_batches_give_identical_rollups(
 
 
 def _asdict(f) -> dict:
-    return {name: getattr(f, name) for name in f.__slots__}
+    return {name: getattr(f, name) for name in f.__struct_fields__}
 
 
 def _retenant(snap: dict, old: uuid.UUID, new: uuid.UUID) -> dict:
