@@ -301,11 +301,10 @@ class Settings(BaseSettings):
     analytics_store_concurrency: int = Field(
         default=2,
         ge=1,
-        description="Transactions the tracking service stores at once: it fetches up to "
-        "AQSTREAM_ANALYTICS_BATCH_MAX times this many records and splits them by partition into "
-        "this many parts, stored at the same time (the tracking topic is keyed by event, so "
-        "the parts touch disjoint events and rollup rows). More than the topic's partitions "
-        "has no effect; 1 stores one transaction at a time.",
+        description="Lanes of the tracking service: partition p of the tracking topic is stored "
+        "by lane p modulo this, each lane one transaction at a time, the lanes at the same time "
+        "(the topic is keyed by event, so they touch disjoint events and rollup rows). More "
+        "than the topic's partitions has no effect; 1 stores one transaction at a time.",
     )
     analytics_batch_within_s: float = Field(
         default=0.2,

@@ -326,10 +326,6 @@ def tracking_service(group: str, agent: AnalyticsAgent) -> type[Service]:
     ``<worker group>.tracking``: at least once, and the sink stores a fact once."""
     settings = agent.settings
 
-    async def _store_in_turn(batches: list[tuple[list[Fact], list[Any]]]) -> None:
-        for facts, sources in batches:
-            await agent.store(facts, sources)
-
     class TrackingService(Service):
         consumer: Any = None
 
@@ -360,39 +356,59 @@ def tracking_service(group: str, agent: AnalyticsAgent) -> type[Service]:
 
         @Service.task
         async def _consume(self) -> None:
-            """Fetch and map the next fetch while the previous one is being stored; commit a
-            fetch's offsets once all of it is stored. A fetch (up to
-            ``AQSTREAM_ANALYTICS_BATCH_MAX`` x ``AQSTREAM_ANALYTICS_STORE_CONCURRENCY`` records)
-            is split by partition into up to ``AQSTREAM_ANALYTICS_STORE_CONCURRENCY`` parts
-            stored at the same time, each in transactions of at most
-            ``AQSTREAM_ANALYTICS_BATCH_MAX`` facts, in turn. The topic is keyed by event, so the
-            parts hold disjoint events and rollup rows (the sink's per-event locks would keep
-            them apart anyway): on two cores, one transaction's database work overlaps the
-            other's, and the worker's own (docs/benchmarks.md)."""
-            storing: list[asyncio.Future[None]] = []
-            offsets: dict[Any, int] = {}
-            within_ms = int(settings.analytics_batch_within_s * 1000)
+            """Fetch and map records, and hand each batch to its lane: partition ``p`` goes to
+            lane ``p % AQSTREAM_ANALYTICS_STORE_CONCURRENCY``. Each lane stores its batches in
+            turn, one transaction each, and commits a batch's offsets once it is stored (a
+            partition is in one lane, so its offsets are committed in order). The lanes store
+            at the same time; the topic is keyed by event, so they hold disjoint events and
+            rollup rows (the sink's per-event locks would keep them apart anyway). A lane holds
+            one batch waiting besides the one being stored: the next fetch is mapped while
+            both lanes are busy, and no lane waits for the other (docs/benchmarks.md)."""
             parts = settings.analytics_store_concurrency
+            lanes = [asyncio.Queue[_Batch](maxsize=1) for _ in range(parts)]
+            tasks = [asyncio.ensure_future(self._lane(lane)) for lane in lanes]
+            within_ms = int(settings.analytics_batch_within_s * 1000)
             try:
                 while not self.should_stop:
                     fetched = await self.consumer.getmany(
                         timeout_ms=within_ms, max_records=settings.analytics_batch_max * parts
                     )
-                    batches = [
-                        [await agent.prepare_tracking(chunk) for chunk in part]
-                        for part in _split(fetched, parts, settings.analytics_batch_max)
-                    ]
-                    if storing:
-                        await asyncio.gather(*storing)
-                        await self._commit(offsets)
-                        storing = []
-                    if fetched:
-                        offsets = {tp: records[-1].offset + 1 for tp, records in fetched.items()}
-                        storing = [asyncio.ensure_future(_store_in_turn(part)) for part in batches]
-                        await asyncio.sleep(0)  # let them start their threads now
+                    for lane, chunk in _batches(fetched, parts, settings.analytics_batch_max):
+                        facts, sources = await agent.prepare_tracking(chunk)
+                        offsets = {}
+                        for message in chunk:
+                            offsets[(message.topic, message.partition)] = message.offset + 1
+                        await self._hand(lanes[lane], tasks[lane], _Batch(facts, sources, offsets))
             finally:
-                for task in storing:
+                for task in tasks:
                     task.cancel()
+
+        async def _hand(
+            self, lane: asyncio.Queue[_Batch], task: asyncio.Future[None], batch: _Batch
+        ) -> None:
+            """Queue ``batch`` on ``lane`` (waiting while it is full); a lane that failed (a
+            dead letter that could not be sent) fails the service instead of blocking it."""
+            if lane.full():
+                put = asyncio.ensure_future(lane.put(batch))
+                await asyncio.wait({put, task}, return_when=asyncio.FIRST_COMPLETED)
+                if not put.done():
+                    put.cancel()
+                    task.result()  # raises: a lane ends only by failing
+                    raise RuntimeError("a tracking lane stopped")
+            else:
+                lane.put_nowait(batch)
+            if task.done():
+                task.result()
+
+        async def _lane(self, lane: asyncio.Queue[_Batch]) -> None:
+            from aiokafka import TopicPartition
+
+            while True:
+                batch = await lane.get()
+                await agent.store(batch.facts, batch.sources)
+                await self._commit(
+                    {TopicPartition(t, p): offset for (t, p), offset in batch.offsets.items()}
+                )
 
         async def _commit(self, offsets: dict[Any, int]) -> None:
             from aiokafka.errors import CommitFailedError, IllegalStateError
@@ -405,11 +421,21 @@ def tracking_service(group: str, agent: AnalyticsAgent) -> type[Service]:
     return TrackingService
 
 
-def _split(fetched: dict[Any, list[Any]], parts: int, size: int) -> list[list[list[Any]]]:
-    """The records of a fetch in up to ``parts`` parts of about the same length (all of a
-    partition's records in one part, in order; the largest partitions first, each to the
-    shortest part), each part cut into batches of at most ``size`` records."""
-    lists: list[list[Any]] = [[] for _ in range(min(parts, len(fetched)))]
-    for records in sorted(fetched.values(), key=len, reverse=True):
-        min(lists, key=len).extend(records)
-    return [[part[i : i + size] for i in range(0, len(part), size)] for part in lists]
+@dataclass(frozen=True)
+class _Batch:
+    facts: list[Fact]
+    sources: list[Any]
+    offsets: dict[tuple[str, int], int]  # (topic, partition) -> the offset to commit
+
+
+def _batches(fetched: dict[Any, list[Any]], lanes: int, size: int) -> list[tuple[int, list[Any]]]:
+    """The records of a fetch as (lane, batch): partition ``p``'s records go to lane
+    ``p % lanes``, in order, cut into batches of at most ``size`` records."""
+    by_lane: dict[int, list[Any]] = {}
+    for tp, records in sorted(fetched.items(), key=lambda item: item[0].partition):
+        by_lane.setdefault(tp.partition % lanes, []).extend(records)
+    return [
+        (lane, records[i : i + size])
+        for lane, records in sorted(by_lane.items())
+        for i in range(0, len(records), size)
+    ]
