@@ -53,6 +53,14 @@ from warehouse.rollups import (
 )
 
 _CONTEXT = "SELECT current_setting('app.tenant_id', true), warehouse.flavor()"
+# The settings the sink changes for its statements (_PLAN_SETTINGS), restored when it is done:
+# the caller's transaction goes on with its own.
+_FLIP_SETTINGS = "SELECT set_config('enable_indexscan', 'on', true)"
+_PLANNER = ("plan_cache_mode", "enable_seqscan", "enable_indexscan", "enable_bitmapscan", "jit")
+_SAVE_PLANNER = "SELECT " + ", ".join(f"current_setting('{name}')" for name in _PLANNER)
+_RESTORE = "SELECT set_config('app.tenant_id', %s, true), " + ", ".join(
+    f"set_config('{name}', %s, true)" for name in _PLANNER
+)
 # One transaction-scoped advisory lock per event, taken in key order (no deadlocks between sinks).
 LOCK_EVENTS = (
     "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT DISTINCT k FROM unnest(%b::bigint[]) k"
@@ -61,7 +69,21 @@ LOCK_EVENTS = (
 _SET_TENANT = "SELECT set_config('app.tenant_id', %s, true)"
 # Plans are cached for the transaction's statements: with dozens of partitions, planning each
 # statement again costs more than running it (partitions are pruned at run time instead).
-_GENERIC_PLANS = "SET LOCAL plan_cache_mode = force_generic_plan"
+# A generic plan is made once per connection and serves every later batch and tenant, so it
+# must not depend on the statistics of the moment: the sink reads warehouse.facts only through
+# index-only scans, which only ix_wh_facts_visitor_views can give its probes (it holds every
+# column they test). With other scans allowed, a plan made while a partition's statistics were
+# stale took the primary key or ix_wh_facts_event_time and then read all of the tenant's or the
+# event's facts in the batch's span for every probe: seconds per batch instead of a fraction.
+# Disabled paths weigh 1e10 in the plan's cost, which would make PostgreSQL compile every
+# statement with JIT (seconds): JIT is off for the sink, whose statements are small anyway.
+# The flip UPDATE must read rows: it runs with index scans allowed again (_FLIP_SETTINGS), and
+# its conditions are the primary key's columns, which no other index has.
+_PLAN_SETTINGS = (
+    "SELECT set_config('plan_cache_mode', 'force_generic_plan', true),"
+    " set_config('enable_seqscan', 'off', true), set_config('enable_indexscan', 'off', true),"
+    " set_config('enable_bitmapscan', 'off', true), set_config('jit', 'off', true)"
+)
 # The columns a rollup reads from a stored fact (rollups.Rollup.minute_aggregate).
 _ROLLED = (
     "tenant_id, kind, event_id, ticket_type_id, occurred_at, quantity, amount, currency, purpose,"
@@ -160,9 +182,11 @@ def ingest(session: Session, facts: Sequence[Fact]) -> IngestResult:
     events = {f.event_id for group in by_tenant.values() for f in group.values()}
     with pg.pipeline():
         context = pg.execute(_CONTEXT)
-        pg.execute(_GENERIC_PLANS)
+        planner = pg.execute(_SAVE_PLANNER, prepare=True)
+        pg.execute(_PLAN_SETTINGS)
         pg.execute(LOCK_EVENTS, ([event_lock(e) for e in events],), prepare=True)
     previous, flavor = context.fetchone()
+    saved = planner.fetchone()
     with pg.pipeline():
         for tenant, group in by_tenant.items():
             pg.execute(_SET_TENANT, (str(tenant),), prepare=True)
@@ -182,12 +206,14 @@ def ingest(session: Session, facts: Sequence[Fact]) -> IngestResult:
             stored.append(cursor)
         flips = {tenant: cursor.fetchall() for tenant, cursor in later.items()}
         flipped: list[psycopg.Cursor] = []
+        if any(flips.values()):  # the flip reads rows by primary key: plain index scans again
+            pg.execute(_FLIP_SETTINGS, prepare=True)
         for tenant, rows in flips.items():
             if rows:  # late views only: live traffic comes in order
                 pg.execute(_SET_TENANT, (str(tenant),), prepare=True)
                 ids = ([fact_id for fact_id, _, _ in rows], [at for _, at, _ in rows])
                 flipped.append(pg.execute(_FLIP_SQL[flavor], ids, prepare=True))
-        pg.execute(_SET_TENANT, (previous or "",), prepare=True)
+        pg.execute(_RESTORE, (previous or "", *saved), prepare=True)
     return IngestResult(
         received=len(facts),
         stored=sum(c.fetchone()[0] for c in stored),
