@@ -8,8 +8,9 @@ and answers only once the broker acknowledged every record of the batch (``acks=
 **In the worker** two consumers share one ``AnalyticsAgent``: the Faust agent ``analytics``
 reads the domain topics carrying the counted event types (``domain.analytics.facts.DOMAIN_KINDS``)
 in batches (``stream.take_events``), and the tracking service (``tracking_service``, a service of
-the same Faust app) reads the high-volume tracking topic a whole fetch at a time. Batches hold up
-to ``AQSTREAM_ANALYTICS_BATCH_MAX`` records or what came within
+the same Faust app) reads the high-volume tracking topic a whole fetch at a time and stores it in
+``AQSTREAM_ANALYTICS_STORE_CONCURRENCY`` lanes at once (by partition). Batches hold up to
+``AQSTREAM_ANALYTICS_BATCH_MAX`` records or what came within
 ``AQSTREAM_ANALYTICS_BATCH_WITHIN_S``; each record is mapped to a ``Fact`` and the batch goes to
 the warehouse's sink in ONE transaction, in a thread. A batch that fails is retried with backoff
 (tenacity, the worker's retry settings); then each of its facts is tried alone, and those that
@@ -230,14 +231,15 @@ class AnalyticsAgent:
         log.error("unreadable_record", topic=record.topic, offset=record.offset, error=repr(exc))
         await self.processor.dead_letter(ANALYTICS, record, exc, 1)
 
-    async def store(self, facts: Sequence[Fact], sources: Sequence[Record]) -> None:
-        """Store the batch in one transaction (retried); failing that, fact by fact."""
+    async def store(self, facts: Sequence[Fact], sources: Sequence[Any]) -> None:
+        """Store the batch in one transaction (retried); failing that, fact by fact. ``sources``
+        are the facts' records: ``Record``s, or aiokafka's messages (the tracking service)."""
         if not facts:
             return
         started = time.perf_counter()
         try:
             await self._store(facts)
-            self._stored(facts, sources)
+            self._stored(facts)
         except Exception as exc:
             log.warning("analytics_batch_failed", facts=len(facts), error=repr(exc))
             await self._one_by_one(facts, sources)
@@ -257,14 +259,14 @@ class AnalyticsAgent:
                     self.processor.metrics.retries.labels(ANALYTICS).inc()
                 await asyncio.to_thread(store, self.processor.deps.sessions, self.sink, facts)
 
-    async def _one_by_one(self, facts: Sequence[Fact], sources: Sequence[Record]) -> None:
+    async def _one_by_one(self, facts: Sequence[Fact], sources: Sequence[Any]) -> None:
         """After a batch failed every try: each fact alone, once; what fails is dead-lettered."""
         attempts = self.settings.worker_retry_attempts + 1
         for fact, source in zip(facts, sources, strict=True):
             record = source if isinstance(source, Record) else Record.of_message(source)
             try:
                 await asyncio.to_thread(store, self.processor.deps.sessions, self.sink, [fact])
-                self._stored([fact], [record])
+                self._stored([fact])
             except Exception as exc:
                 self.processor.metrics.records.labels(ANALYTICS, "dead_letter").inc()
                 log.error(
@@ -279,7 +281,7 @@ class AnalyticsAgent:
                 )
                 await self.processor.dead_letter(ANALYTICS, record, exc, attempts)
 
-    def _stored(self, facts: Sequence[Fact], sources: Sequence[Any]) -> None:
+    def _stored(self, facts: Sequence[Fact]) -> None:
         """Count a stored batch: records and facts by kind, and each fact's lag (from the
         fact's time to now)."""
         metrics = self.processor.metrics
