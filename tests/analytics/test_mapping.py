@@ -309,6 +309,9 @@ def test_the_fast_path_refuses_what_cannot_be_a_fact(value: dict | bytes, header
     heads = {**_headers("tracking.page_view"), **headers}
     with pytest.raises(UnreadableRecord):
         _fast("tracking.page_view", value, heads)
+    if isinstance(value, dict):  # the decoded value: one mapping refuses it the same way
+        with pytest.raises(UnreadableRecord):
+            to_fact("tracking.page_view", value, heads)
 
 
 def test_the_committed_tracking_schema_is_the_generated_one() -> None:
