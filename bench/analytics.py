@@ -268,7 +268,11 @@ def _handed_over(http: httpx.Client) -> int:
 
 
 def _metrics(port: int) -> httpx.Client:
-    return httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=2)
+    """The worker's metrics, uncompressed: prometheus_client gzips the page for a client that
+    accepts it (httpx's default), in the worker being measured."""
+    return httpx.Client(
+        base_url=f"http://127.0.0.1:{port}", timeout=2, headers={"Accept-Encoding": "identity"}
+    )
 
 
 def _steady(

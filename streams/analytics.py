@@ -42,7 +42,7 @@ from domain.analytics.facts import DOMAIN_EVENT_TYPES, UnreadableRecord, to_fact
 from domain.analytics.tracking import SCHEMA_VERSION, TrackingRecord
 from domain.uow import UnitOfWork
 from streams.topics import TRACKING, ensure_topics, tracking_topic
-from streams.worker import REPLAY_FOR, Processor, Record, agent_topics
+from streams.worker import REPLAY_FOR, Processor, Record, agent_topics, observe_many
 from warehouse.facts import Fact
 
 log = get_logger(__name__)
@@ -289,9 +289,11 @@ class AnalyticsAgent:
         metrics.records.labels(ANALYTICS, "ok").inc(len(facts))
         for kind, n in Counter(fact.kind.value for fact in facts).items():
             metrics.facts.labels(kind).inc(n)
-        now, lag = time.time(), metrics.lag.labels(ANALYTICS)
-        for fact in facts:
-            lag.observe(max(0.0, now - fact.occurred_at.timestamp()))
+        now = time.time()
+        observe_many(
+            metrics.lag.labels(ANALYTICS),
+            [max(0.0, now - fact.occurred_at.timestamp()) for fact in facts],
+        )
 
 
 def install(app: Any, processor: Processor, sink: Sink | None = None) -> AnalyticsAgent:

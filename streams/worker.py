@@ -31,10 +31,13 @@ notification log make that harmless.
 from __future__ import annotations
 
 import asyncio
+import bisect
+import functools
 import json
 import time
 import traceback
 import uuid
+from collections import Counter as Tally
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -279,6 +282,21 @@ def agent_topics(settings: Settings, event_types: Iterable[str]) -> list[str]:
 
 
 # --- failures ----------------------------------------------------------------------------------
+
+
+def observe_many(histogram: Any, amounts: Iterable[float]) -> None:
+    """``histogram.observe(a)`` for each of ``amounts`` (a labelled child of a prometheus_client
+    ``Histogram``): the same buckets and sum, with one increment per bucket instead of a locked
+    update per value (1.7 µs each; the analytics agent observes every fact's lag). The library
+    has no batch observe, so this updates what its ``observe`` updates, the child's ``_sum`` and
+    ``_buckets`` (a value goes to the first bucket whose upper bound is not below it);
+    tests/worker/test_metrics.py compares the two."""
+    histogram._raise_if_not_observable()
+    amounts = list(amounts)
+    bucket_of = functools.partial(bisect.bisect_left, histogram._upper_bounds)
+    for bucket, n in Tally(map(bucket_of, amounts)).items():
+        histogram._buckets[bucket].inc(n)
+    histogram._sum.inc(sum(amounts))
 
 
 class WorkerMetrics:

@@ -175,7 +175,7 @@ def _tracked(
         else:
             raise ValueError("no occurred_at")
         return Fact(
-            uuid.UUID(fact_id),
+            msgspec.convert(fact_id, uuid.UUID),  # in C: a third of uuid.UUID's 2 µs
             kind,
             tenant,
             action.event_id,

@@ -7,8 +7,10 @@ import asyncio
 import json
 import uuid
 
+from prometheus_client import CollectorRegistry, Histogram
+
 from aqstream.settings import Settings
-from streams.worker import REPLAY_FOR, Deps, Processor, Record
+from streams.worker import REPLAY_FOR, Deps, Processor, Record, observe_many
 
 
 def _record(**headers: str) -> Record:
@@ -58,3 +60,27 @@ def test_the_counters_follow_what_the_processor_did(settings: Settings) -> None:
     assert _value(processor, "aqstream_worker_record_seconds_count", agent="a") == 2
     assert _value(processor, "aqstream_worker_lag_seconds_count", agent="a") == 1
     assert len(sent) == 1  # the dead letter
+
+
+def test_observe_many_is_observe_for_each_value() -> None:
+    """The batch form the analytics agent uses for its facts' lags puts every value in the same
+    bucket as ``observe`` (bounds included: a value equal to a bound is in that bucket) and adds
+    the same sum."""
+    registry = CollectorRegistry()
+    histogram = Histogram("h", "h", ["way"], buckets=(0.01, 0.5, 1, 300), registry=registry)
+    values = [0.0, 0.01, 0.0100001, 0.3, 0.5, 1.0, 1.5, 299.9, 300.0, 301.0, 1e9] * 3
+    for value in values:
+        histogram.labels("one").observe(value)
+    observe_many(histogram.labels("many"), values)
+
+    def samples(way: str) -> dict[tuple[str, str | None], float]:
+        return {
+            (s.name, s.labels.get("le")): s.value
+            for family in registry.collect()
+            for s in family.samples
+            if s.labels.get("way") == way and not s.name.endswith("_created")
+        }
+
+    one, many = samples("one"), samples("many")
+    assert one == many
+    assert many[("h_bucket", "0.01")] == 6 and many[("h_bucket", "+Inf")] == len(values)
