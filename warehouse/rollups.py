@@ -55,9 +55,18 @@ UNIQUE_RULE = (
     " AND (p.occurred_at, p.fact_id) < (f.occurred_at, f.fact_id))"
 )
 
-# Whether a new page view u (inserted by the sink, columns of its unnest) is unique: it has no
-# predecessor within 30 minutes among the batch's own views (``u.first``, decided by the sink,
-# which sees the whole batch) nor among the stored facts (one index probe).
+# Whether the view ``u`` of a sink's batch is the first of its visitor and event in 30 minutes
+# among the batch's own views (ties at one instant by fact id): a column of the batch's rows.
+BATCH_FIRST = (
+    "u.kind = 'page_view' AND u.visitor_id IS NOT NULL AND coalesce(lag(u.occurred_at) OVER"
+    " (PARTITION BY u.kind, u.event_id, u.visitor_id ORDER BY u.occurred_at, u.fact_id)"
+    " < u.occurred_at - interval '30 minutes', true)"
+)
+
+# Whether a new page view u (a row of the sink's batch) is unique: it has no predecessor within
+# 30 minutes among the batch's own views (``u.first``: ``BATCH_FIRST``) nor among the stored
+# facts (one index probe, in the partitions the batch's views can reach: %(views_from)s and
+# %(views_to)s are the span of their times).
 NEW_VIEW_UNIQUE = (
     "CASE WHEN u.kind <> 'page_view' THEN NULL WHEN u.visitor_id IS NULL THEN true"
     " WHEN NOT u.first THEN false ELSE NOT EXISTS (SELECT 1 FROM warehouse.facts p"
@@ -69,20 +78,20 @@ NEW_VIEW_UNIQUE = (
 )
 
 # A new view at ``t`` takes the uniqueness from the stored unique views of the same visitor and
-# event in the 30 minutes after it (adding a view never makes another unique). Live traffic comes
-# in order, so this finds nothing; a late view finds the views to flip (n: the batch's views;
-# LATERAL ... OFFSET 0: one index range scan per view, in the partitions of its 30 minutes only).
+# event in the 30 minutes after it (adding a view never makes another unique). Read from the
+# batch's rows ``u`` in the statement that stores them, whose snapshot does not hold them yet.
+# Live traffic comes in order, so this finds nothing; a late view finds the views to flip
+# (LATERAL ... OFFSET 0: one index range scan per view, in the partitions of its 30 minutes only).
 LATER_UNIQUE_VIEWS = (
-    "SELECT DISTINCT f.fact_id, f.occurred_at, f.event_id FROM unnest(%(event_id)b::uuid[],"
-    " %(visitor_id)b::text[], %(at)b::timestamptz[], %(fact_id)b::uuid[])"
-    " AS n(event_id, visitor_id, at, fact_id)"
-    " CROSS JOIN LATERAL (SELECT f0.fact_id, f0.occurred_at, f0.event_id FROM warehouse.facts f0"
+    "SELECT DISTINCT f.fact_id, f.occurred_at FROM u n"
+    " CROSS JOIN LATERAL (SELECT f0.fact_id, f0.occurred_at FROM warehouse.facts f0"
     " WHERE f0.tenant_id = app_tenant_id() AND f0.event_id = n.event_id"
     " AND f0.kind = 'page_view' AND f0.visitor_id = n.visitor_id AND f0.is_unique"
-    " AND (f0.occurred_at, f0.fact_id) > (n.at, n.fact_id)"
-    " AND f0.occurred_at <= n.at + interval '30 minutes'"
+    " AND (f0.occurred_at, f0.fact_id) > (n.occurred_at, n.fact_id)"
+    " AND f0.occurred_at <= n.occurred_at + interval '30 minutes'"
     " AND f0.occurred_at >= %(views_from)s::timestamptz"
     " AND f0.occurred_at <= %(views_to)s::timestamptz + interval '30 minutes' OFFSET 0) f"
+    " WHERE n.kind = 'page_view' AND n.visitor_id IS NOT NULL"
 )
 # The same for every page view of one event from a time on (backfill): a view's flag depends on
 # the views up to 30 minutes before it, so the window starts that much earlier.
