@@ -80,10 +80,24 @@ NEW_VIEW_UNIQUE = (
 # A new view at ``t`` takes the uniqueness from the stored unique views of the same visitor and
 # event in the 30 minutes after it (adding a view never makes another unique). Read from the
 # batch's rows ``u`` in the statement that stores them, whose snapshot does not hold them yet.
-# Live traffic comes in order, so this finds nothing; a late view finds the views to flip
-# (LATERAL ... OFFSET 0: one index range scan per view, in the partitions of its 30 minutes only).
+# Only a view that is not later than every stored fact of its event can precede a stored view:
+# ``horizon`` is each event's latest stored time in the partitions the views can reach (one
+# backward probe of ix_wh_facts_event_time per event), and only those views are probed. Live
+# traffic comes in order, so it probes a few views at most and finds nothing; a late view finds
+# the views to flip (LATERAL ... OFFSET 0: one index range scan per view, in the partitions of
+# its 30 minutes only).
+LATER_HORIZON = (
+    "SELECT e.event_id, (SELECT h.occurred_at FROM warehouse.facts h"
+    " WHERE h.tenant_id = app_tenant_id() AND h.event_id = e.event_id"
+    " AND h.occurred_at >= %(views_from)s::timestamptz"
+    " AND h.occurred_at <= %(views_to)s::timestamptz + interval '30 minutes'"
+    " ORDER BY h.occurred_at DESC LIMIT 1) AS until"
+    " FROM (SELECT DISTINCT u.event_id FROM u"
+    " WHERE u.kind = 'page_view' AND u.visitor_id IS NOT NULL) e"
+)
 LATER_UNIQUE_VIEWS = (
     "SELECT DISTINCT f.fact_id, f.occurred_at FROM u n"
+    " JOIN horizon ON horizon.event_id = n.event_id AND n.occurred_at <= horizon.until"
     " CROSS JOIN LATERAL (SELECT f0.fact_id, f0.occurred_at FROM warehouse.facts f0"
     " WHERE f0.tenant_id = app_tenant_id() AND f0.event_id = n.event_id"
     " AND f0.kind = 'page_view' AND f0.visitor_id = n.visitor_id AND f0.is_unique"

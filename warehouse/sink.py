@@ -49,6 +49,7 @@ from warehouse.rollups import (
     BATCH_FIRST,
     EVENT,
     GRAINS,
+    LATER_HORIZON,
     LATER_UNIQUE_VIEWS,
     NEW_VIEW_UNIQUE,
     ROLLUPS,
@@ -150,6 +151,7 @@ def _store_sql(flavor: str) -> str:
     takes the uniqueness from."""
     ctes = [
         f"u AS MATERIALIZED ({_BATCH})",
+        f"horizon AS MATERIALIZED ({LATER_HORIZON})",
         f"later AS ({LATER_UNIQUE_VIEWS})",
         f"new AS ({_INSERT})",
     ]

@@ -101,6 +101,25 @@ def test_a_late_fact_corrects_its_bucket_and_the_uniqueness_after_it(
     assert tuple(hour) == (2, 1)
 
 
+def test_a_late_view_at_the_same_instant_takes_the_uniqueness_by_fact_id(
+    db_session: Session, ids
+) -> None:
+    """Two views of one visitor at one instant: the lower fact id comes first. Arriving late, it
+    takes the uniqueness from the stored one, which is also the event's latest stored fact (the
+    flip probe's horizon: a view exactly at it must still be probed)."""
+    tenant, event, _ = ids
+    low, high = uuid.UUID(int=1), uuid.UUID(int=2)
+    ingest(db_session, [fact(FactKind.PAGE_VIEW, tenant, event, T0, visitor_id="x", fact_id=high)])
+    ingest(db_session, [fact(FactKind.PAGE_VIEW, tenant, event, T0, visitor_id="x", fact_id=low)])
+    assert _event_minute(db_session, tenant, event, "views") == {T0: 2}
+    assert _event_minute(db_session, tenant, event, "unique_views") == {T0: 1}
+    in_tenant(db_session, tenant)
+    flags = db_session.execute(
+        text("SELECT fact_id, is_unique FROM warehouse.facts WHERE event_id = :e"), {"e": event}
+    ).all()
+    assert dict(flags) == {low: True, high: False}
+
+
 def test_unique_view_rule_at_the_30_minute_boundary(db_session: Session, ids) -> None:
     tenant, event, _ = ids
     s = timedelta(seconds=1)
@@ -284,15 +303,18 @@ def test_the_uniqueness_probes_read_the_view_index_for_a_tenant_the_statistics_n
     with owner_engine.connect() as conn:
         conn.execute(text(f"ANALYZE warehouse.{partition}"))
         conn.commit()
-        view_index = conn.execute(  # the partition's part of ix_wh_facts_visitor_views
-            text(
-                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-                " JOIN pg_index x ON x.indexrelid = c.oid"
-                " WHERE i.inhparent = 'warehouse.ix_wh_facts_visitor_views'::regclass"
-                " AND x.indrelid = ('warehouse.' || :p)::regclass"
-            ),
-            {"p": partition},
-        ).scalar_one()
+        view_index, event_index = (  # the partition's parts of the two indexes
+            conn.execute(
+                text(
+                    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                    " JOIN pg_index x ON x.indexrelid = c.oid"
+                    " WHERE i.inhparent = ('warehouse.' || :parent)::regclass"
+                    " AND x.indrelid = ('warehouse.' || :p)::regclass"
+                ),
+                {"p": partition, "parent": parent},
+            ).scalar_one()
+            for parent in ("ix_wh_facts_visitor_views", "ix_wh_facts_event_time")
+        )
     at = month + timedelta(hours=1)
     batch = [fact(FactKind.PAGE_VIEW, stranger, event, at, visitor_id="v1")]
     params = {
@@ -304,6 +326,12 @@ def test_the_uniqueness_probes_read_the_view_index_for_a_tenant_the_statistics_n
     with Session(app_engine) as session, session.begin():
         in_tenant(session, stranger)
         plan = _generic_plan(session, sink._STORE_SQL["postgres"], params)
-    scans = [line for line in plan if f" on {partition} " in line]
-    assert len(scans) == 2, plan  # NEW_VIEW_UNIQUE's probe and LATER_UNIQUE_VIEWS's
-    assert all(f"Index Only Scan using {view_index} on " in line for line in scans), scans
+    scans = [line.strip().removeprefix("->  ") for line in plan if f" on {partition} " in line]
+    # NEW_VIEW_UNIQUE's probe and LATER_UNIQUE_VIEWS's read the view index; LATER_HORIZON takes
+    # the latest time of each event from the end of ix_wh_facts_event_time's part
+    probes = [scan for scan in scans if "Backward" not in scan]
+    horizon = [scan for scan in scans if "Backward" in scan]
+    assert len(probes) == 2, plan
+    assert all(scan.startswith(f"Index Only Scan using {view_index} on ") for scan in probes)
+    assert len(horizon) == 1, plan
+    assert horizon[0].startswith(f"Index Only Scan Backward using {event_index} on "), horizon
