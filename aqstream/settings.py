@@ -291,12 +291,13 @@ class Settings(BaseSettings):
         "before answering 503.",
     )
     analytics_batch_max: int = Field(
-        default=5000,
+        default=10000,
         ge=1,
         description="Most records the analytics agent and the tracking service store in one "
-        "transaction (a batch is what arrived within AQSTREAM_ANALYTICS_BATCH_WITHIN_S, so it is "
-        "this big only under load; larger batches amortise the per-tenant statements and the "
-        "commit: docs/benchmarks.md).",
+        "transaction (a batch is what arrived within AQSTREAM_ANALYTICS_BATCH_WITHIN_S, or what "
+        "waited while a tracking lane was busy, so it is this big only under load; larger "
+        "batches amortise the per-tenant statements, the rollup rows they touch and the commit: "
+        "docs/benchmarks.md). A tracking lane holds at most twice this many records waiting.",
     )
     analytics_store_concurrency: int = Field(
         default=2,
