@@ -37,9 +37,11 @@ class FactKind(enum.StrEnum):
 TRACKED_KINDS = frozenset({FactKind.PAGE_VIEW, FactKind.TICKET_SELECTED, FactKind.CHECKOUT_STARTED})
 
 
-class Fact(msgspec.Struct, frozen=True):
+class Fact(msgspec.Struct, frozen=True, omit_defaults=True):
     """Immutable; a msgspec struct rather than a frozen dataclass because the worker builds one
-    per tracked action: 0.4 µs instead of 2.4 µs here (docs/analytics.md, "The write path")."""
+    per tracked action: 0.4 µs instead of 2.4 µs here (docs/analytics.md, "The write path").
+    Encoded (the sink sends facts to PostgreSQL as JSON), a member at its default is left out:
+    a tracked action's JSON is a quarter shorter."""
 
     fact_id: uuid.UUID
     kind: FactKind

@@ -115,8 +115,20 @@ _COLUMNS = (
     ("device", "text"),
 )
 _STORED = ", ".join(name for name, _ in _COLUMNS)
+# What a column stores: a member left out of the JSON (at its default: Fact's omit_defaults)
+# is null, so the members whose default is not null get it back here.
+_DEFAULTS = {
+    field.name: field.default
+    for field in msgspec.structs.fields(Fact)
+    if field.default not in (None, msgspec.NODEFAULT)
+}
 _VALUES = ", ".join(
-    "upper(u.currency)" if name == "currency" else f"u.{name}" for name, _ in _COLUMNS
+    "upper(u.currency)"
+    if name == "currency"
+    else f"coalesce(u.{name}, {_DEFAULTS[name]!r})"
+    if name in _DEFAULTS
+    else f"u.{name}"
+    for name, _ in _COLUMNS
 )
 # The batch's rows (u), each with its BATCH_FIRST flag.
 _BATCH = (
