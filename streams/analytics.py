@@ -7,12 +7,12 @@ and answers only once the broker acknowledged every record of the batch (``acks=
 
 **In the worker** two consumers share one ``AnalyticsAgent``: the Faust agent ``analytics``
 reads the domain topics carrying the counted event types (``domain.analytics.facts.DOMAIN_KINDS``)
-in batches (``stream.take_events``), and the tracking service (``tracking_service``, a service of
-the same Faust app) reads the high-volume tracking topic a whole fetch at a time and stores it in
-``AQSTREAM_ANALYTICS_STORE_CONCURRENCY`` lanes at once (by partition). Batches hold up to
-``AQSTREAM_ANALYTICS_BATCH_MAX`` records or what came within
-``AQSTREAM_ANALYTICS_BATCH_WITHIN_S``; each record is mapped to a ``Fact`` and the batch goes to
-the warehouse's sink in ONE transaction, in a thread. A batch that fails is retried with backoff
+in batches (``stream.take_events``: up to ``AQSTREAM_ANALYTICS_BATCH_MAX`` records or what came
+within ``AQSTREAM_ANALYTICS_BATCH_WITHIN_S``), and the tracking service (``tracking_service``, a
+service of the same Faust app) reads the high-volume tracking topic with aiokafka and stores it in
+``AQSTREAM_ANALYTICS_STORE_CONCURRENCY`` lanes at once (by partition; a lane's batch is what
+waited for it, up to ``AQSTREAM_ANALYTICS_BATCH_MAX`` records). Each record is mapped to a
+``Fact`` and the batch goes to the warehouse's sink in ONE transaction, in a thread. A batch that fails is retried with backoff
 (tenacity, the worker's retry settings); then each of its facts is tried alone, and those that
 still fail go to the dead-letter topic, so one bad record does not take a thousand good ones
 with it. A record that cannot be read (no fact can ever come of it) goes to the dead-letter
@@ -338,9 +338,8 @@ def tracking_service(group: str, agent: AnalyticsAgent) -> type[Service]:
     costs about 300 microseconds of the event loop per record here (it wraps every record in an
     event and awaits two tasks for it): measured with a sink that did nothing, the worker
     delivered 2,700 records/s where a plain aiokafka loop reads 60,000-85,000
-    (docs/benchmarks.md). Batches are the same: up to ``AQSTREAM_ANALYTICS_BATCH_MAX`` records,
-    waiting at most ``AQSTREAM_ANALYTICS_BATCH_WITHIN_S``; each is mapped and stored (or
-    dead-lettered) by ``AnalyticsAgent`` before its offsets are committed, in the consumer group
+    (docs/benchmarks.md). Each batch is mapped and stored (or dead-lettered) by
+    ``AnalyticsAgent`` before its offsets are committed, in the consumer group
     ``<worker group>.tracking``: at least once, and the sink stores a fact once."""
     settings = agent.settings
 
