@@ -332,7 +332,7 @@ def install(app: Any, processor: Processor, sink: Sink | None = None) -> Analyti
 
 def tracking_service(group: str, agent: AnalyticsAgent) -> type[Service]:
     """The worker's consumer of the tracking topic, a service of the Faust app (started and
-    stopped with it) that reads whole fetches with aiokafka instead of Faust's stream.
+    stopped with it) that reads with aiokafka instead of a Faust stream.
 
     Why not an agent: tracking is the platform's one high-volume topic, and a Faust stream
     costs about 300 microseconds of the event loop per record here (it wraps every record in an
