@@ -211,24 +211,24 @@ class AnalyticsAgent:
         unreadable: list[tuple[Any, UnreadableRecord]] = []
         others: list[Any] = []
         for message in messages:
-            event_type = fact_id = tenant = occurred = None
-            general = False
-            for name, raw in message.headers or ():
-                if name == "event_id":
-                    fact_id = raw.decode() if raw else None
-                elif name == "event_type":
-                    event_type = raw.decode() if raw else None
-                elif name == "tenant_id":
-                    tenant = raw.decode() if raw else None
-                elif name == "occurred_at":
-                    occurred = raw.decode() if raw else None
-                elif name == REPLAY_FOR:
-                    general = True
-            if general or event_type is None:
+            headers = dict(message.headers or ())  # a name given twice: the last one counts
+            event_type = headers.get("event_type")
+            if not event_type or REPLAY_FOR in headers:
                 others.append(message)
                 continue
+            fact_id, tenant, occurred = (
+                headers.get("event_id"),
+                headers.get("tenant_id"),
+                headers.get("occurred_at"),
+            )
             try:
-                fact = tracked_fact(event_type, message.value, fact_id, tenant, occurred)
+                fact = tracked_fact(
+                    event_type.decode(),
+                    message.value,
+                    fact_id.decode() if fact_id else None,
+                    tenant.decode() if tenant else None,
+                    occurred.decode() if occurred else None,
+                )
             except UnreadableRecord as exc:
                 unreadable.append((message, exc))
                 continue

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -56,11 +56,17 @@ def to_fact(event_type: str, payload: Mapping[str, Any], headers: Mapping[str, s
     kind = kind_of(event_type)
     if kind is None:
         return None
-    if kind in TRACKED_KINDS:
-        return _tracked(event_type, kind, lambda: msgspec.convert(payload, _Tracked), headers)
     try:
+        if kind in TRACKED_KINDS:
+            return _tracked(
+                kind,
+                msgspec.convert(payload, _Tracked),
+                headers.get("event_id"),
+                headers.get("tenant_id"),
+                headers.get("occurred_at"),
+            )
         return _fact(kind, payload, headers)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (msgspec.DecodeError, KeyError, TypeError, ValueError) as exc:
         raise UnreadableRecord(f"{event_type}: {exc!r}") from exc
 
 
@@ -139,52 +145,48 @@ def tracked_fact(
     kind = TRACKING_KINDS.get(event_type)
     if kind is None:
         return None
-    headers = {"event_id": fact_id, "tenant_id": tenant_id, "occurred_at": occurred_at}
-    return _tracked(event_type, kind, lambda: _TRACKED.decode(value), headers)
+    try:
+        return _tracked(kind, _TRACKED.decode(value), fact_id, tenant_id, occurred_at)
+    except (msgspec.DecodeError, TypeError, ValueError) as exc:
+        raise UnreadableRecord(f"{event_type}: {exc!r}") from exc
 
 
 def _tracked(
-    event_type: str,
     kind: FactKind,
-    decode: Callable[[], _Tracked],
-    headers: Mapping[str, str | None],
+    action: _Tracked,
+    fact_id: str | None,
+    tenant_id: str | None,
+    occurred_at: str | None,
 ) -> Fact:
-    """A tracked action's fact: the value as ``decode`` reads it (ids and times parsed and type
-    checked by msgspec: a number for a visitor id is refused), the id from the ``event_id``
-    header, the tenant from the header or else the value, the time from the value or else the
-    header (a time without an offset is UTC)."""
-    try:
-        action = decode()
-        fact_id = headers.get("event_id")
-        if not fact_id:
-            raise ValueError("no event_id header")
-        tenant_id = headers.get("tenant_id")
-        if tenant_id:
-            tenant = _known_uuid(tenant_id)
-        elif action.tenant_id is not None:
-            tenant = action.tenant_id
-        else:
-            raise ValueError("no tenant_id")
-        occurred_at = headers.get("occurred_at")
-        if action.occurred_at is not None:
-            moment = action.occurred_at
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=UTC)
-        elif occurred_at:
-            moment = _time(occurred_at)
-        else:
-            raise ValueError("no occurred_at")
-        return Fact(
-            msgspec.convert(fact_id, uuid.UUID),  # in C: a third of uuid.UUID's 2 µs
-            kind,
-            tenant,
-            action.event_id,
-            moment,
-            action.ticket_type_id,
-            visitor_id=action.visitor_id,
-            session_id=action.session_id,
-            source=action.source,
-            device=action.device,
-        )
-    except (msgspec.DecodeError, TypeError, ValueError) as exc:
-        raise UnreadableRecord(f"{event_type}: {exc!r}") from exc
+    """A tracked action's fact: the value as ``action`` (ids and times parsed and type checked by
+    msgspec: a number for a visitor id is refused), the id from the ``event_id`` header, the
+    tenant from the header or else the value, the time from the value or else the header (a time
+    without an offset is UTC). Raises ValueError (or msgspec's errors) for what is missing."""
+    if not fact_id:
+        raise ValueError("no event_id header")
+    if tenant_id:
+        tenant = _known_uuid(tenant_id)
+    elif action.tenant_id is not None:
+        tenant = action.tenant_id
+    else:
+        raise ValueError("no tenant_id")
+    if action.occurred_at is not None:
+        moment = action.occurred_at
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+    elif occurred_at:
+        moment = _time(occurred_at)
+    else:
+        raise ValueError("no occurred_at")
+    return Fact(
+        msgspec.convert(fact_id, uuid.UUID),  # in C: a third of uuid.UUID's 2 µs
+        kind,
+        tenant,
+        action.event_id,
+        moment,
+        action.ticket_type_id,
+        visitor_id=action.visitor_id,
+        session_id=action.session_id,
+        source=action.source,
+        device=action.device,
+    )
