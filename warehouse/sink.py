@@ -74,8 +74,9 @@ _SET_TENANT = "SELECT set_config('app.tenant_id', %s, true)"
 # statement again costs more than running it (partitions are pruned at run time instead).
 # A generic plan is made once per connection and serves every later batch and tenant, so it
 # must not depend on the statistics of the moment: the sink reads warehouse.facts only through
-# index-only scans, which only ix_wh_facts_visitor_views can give its probes (it holds every
-# column they test). With other scans allowed, a plan made while a partition's statistics were
+# index-only scans, which only ix_wh_facts_visitor_views can give its per-view probes (it holds
+# every column they test; the flip probe's per-event horizon reads the end of
+# ix_wh_facts_event_time, whose columns are all it asks for). With other scans allowed, a plan made while a partition's statistics were
 # stale took the primary key or ix_wh_facts_event_time and then read all of the tenant's or the
 # event's facts in the batch's span for every probe: seconds per batch instead of a fraction.
 # Disabled paths weigh 1e10 in the plan's cost, which would make PostgreSQL compile every
