@@ -228,12 +228,12 @@ def ingest(session: Session, facts: Sequence[Fact]) -> IngestResult:
         for tenant, group in by_tenant.items():
             pg.execute(_SET_TENANT, (str(tenant),), prepare=True)
             rows = list(group.values())
-            times = [f.occurred_at for f in rows if f.kind == FactKind.PAGE_VIEW]
+            viewed = [f.occurred_at for f in rows if f.kind == FactKind.PAGE_VIEW]
             params = {
                 "tenant": tenant,
                 "facts": Jsonb(rows, dumps=_ENCODE),
-                "views_from": min(times, default=None),
-                "views_to": max(times, default=None),
+                "views_from": min(viewed, default=None),
+                "views_to": max(viewed, default=None),
             }
             stored.append(pg.execute(_STORE_SQL[flavor], params, prepare=True))
         results = [
