@@ -9,7 +9,7 @@ created, ``warehouse.create_partitions`` moves such rows over.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
@@ -17,12 +17,14 @@ from sqlalchemy.orm import Session, sessionmaker
 MONTHS_AHEAD = 13  # this month and a year after it
 
 
-def ensure_partitions(sessions: sessionmaker[Session], months_ahead: int = MONTHS_AHEAD) -> int:
-    """Create the missing monthly partitions from this month on; answers how many were made."""
+def ensure_partitions(
+    sessions: sessionmaker[Session], months_ahead: int = MONTHS_AHEAD, *, today: date | None = None
+) -> int:
+    """Create the missing monthly partitions from today's month (UTC) on; answers how many."""
     with sessions() as session, session.begin():
         if session.execute(text("SELECT warehouse.flavor()")).scalar_one() != "postgres":
             return 0
-        this_month = datetime.now(UTC).date().replace(day=1)
+        this_month = (today or datetime.now(UTC).date()).replace(day=1)
         return session.execute(
             text("SELECT warehouse.create_partitions(:start, :months)"),
             {"start": this_month, "months": months_ahead},
