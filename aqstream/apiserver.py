@@ -25,6 +25,7 @@ def settings_env(settings: Settings, **overrides: str) -> dict[str, str]:
         "AQSTREAM_ENVIRONMENT": settings.environment,
         "AQSTREAM_DATABASE_URL": settings.owner_url.render_as_string(hide_password=False),
         "AQSTREAM_KAFKA_BOOTSTRAP": settings.kafka_bootstrap or "",
+        "AQSTREAM_KAFKA_FLAVOR": settings.kafka_flavor,
         "AQSTREAM_REDIS_URL": settings.redis_url or "",
         "AQSTREAM_S3_ENDPOINT": settings.s3_endpoint or "",
         "AQSTREAM_S3_BUCKET": settings.s3_bucket,

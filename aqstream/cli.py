@@ -91,7 +91,8 @@ def _print_status(settings: Settings, as_json: bool = False) -> None:
     for r in rows:
         health = "" if r.healthy is None else (" healthy" if r.healthy else " UNHEALTHY")
         pid = f" pid={r.pid}" if r.pid else ""
-        typer.echo(f"  {r.name:<9} {r.source:<9}{pid}{health}  {_redact(r.url)}")
+        kind = f"  ({r.kind})" if r.kind else ""
+        typer.echo(f"  {r.name:<9} {r.source:<9}{pid}{health}  {_redact(r.url)}{kind}")
 
 
 def _redact(url: str) -> str:

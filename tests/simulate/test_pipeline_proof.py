@@ -32,7 +32,7 @@ from streams.worker import WorkerMetrics
 from tests.live import served
 from tests.simulate.conftest import platform_settings
 from tests.streams.conftest import relays  # noqa: F401  (fixture)
-from tests.worker.conftest import WORKER_FAST, worker_process
+from tests.worker.conftest import worker_fast, worker_process
 
 VISITS = 30
 SERIES = ("views", "unique_views", "registrations", "cancellations", "checkins")
@@ -90,8 +90,8 @@ def reset_group(settings: Settings, topics: list[str], group: str, protocol: str
         bootstrap_servers=settings.kafka_bootstrap,
         group_id=group,
         enable_auto_commit=False,
-        session_timeout_ms=2000,
-        heartbeat_interval_ms=500,
+        session_timeout_ms=int(settings.worker_session_timeout_s * 1000),
+        heartbeat_interval_ms=int(settings.worker_heartbeat_interval_s * 1000),
         partition_assignment_strategy=[AsWorker],
     )
     try:
@@ -328,7 +328,7 @@ def test_generated_traffic_through_the_pipeline_equals_the_tables_exactly(
         relay_backoff_max_s=0.5,
         relay_metrics_port=0,
         state_dir=tmp_path,
-        **WORKER_FAST,
+        **worker_fast(settings),
     )
     app = create_app(s)
     log = tmp_path / "worker.log"

@@ -37,7 +37,7 @@ def test_up_twice_starts_one_set_and_down_leaves_none(
     scratch_stack: LocalStack, scratch_dir: Path
 ) -> None:
     state_dir = scratch_dir
-    assert scratch_stack.up() == ["postgres", "kafka", "redis", "s3"]
+    assert scratch_stack.up() == ["postgres", "s3", "kafka", "redis"]
     statuses = scratch_stack.status()
     assert [(s.source, s.healthy) for s in statuses] == [("local", True)] * 4
     first = processes_under(state_dir)

@@ -19,7 +19,7 @@ import kafka.admin  # noqa: F401  (imported before any thread does: import locks
 import pytest
 from sqlalchemy import Engine, text
 
-from aqstream.settings import PROJECT_ROOT, Settings
+from aqstream.settings import PROJECT_ROOT, TANSU_PROFILE, Settings
 from domain.notification.channels import Channels
 from streams.worker import Deps, Processor, build_app, ensure_worker_topics
 from tests.factories import sandbox
@@ -30,16 +30,28 @@ from tests.notification.conftest import (  # noqa: F401  (fixtures)
 )
 from tests.streams.conftest import RelayThread, relays  # noqa: F401  (fixture)
 
-WORKER_FAST = {
-    "worker_session_timeout_s": 2.0,
-    "worker_heartbeat_interval_s": 0.5,
-    "worker_rebalance_timeout_s": 4.0,
-    "worker_fetch_max_wait_ms": 100,
+# Group timings as short as each broker allows, so a stopped or killed member's partitions move
+# quickly: Apache Kafka refuses sessions under 6 s (group.min.session.timeout.ms).
+GROUP_FAST: dict[str, dict[str, float]] = {
+    "kafka": {
+        "worker_session_timeout_s": 6.0,
+        "worker_heartbeat_interval_s": 1.0,
+        "worker_rebalance_timeout_s": 10.0,
+        "worker_fetch_max_wait_ms": 100,
+    },
+    "tansu": dict(TANSU_PROFILE),
+}
+WORKER_QUICK = {
     "worker_commit_interval_s": 0.5,
     "worker_retry_attempts": 3,
     "worker_retry_base_s": 0.02,
     "worker_retry_max_s": 0.1,
 }
+
+
+def worker_fast(settings: Settings) -> dict[str, float]:
+    """The fast group timings of the broker ``settings`` point at, quick commits and retries."""
+    return {**GROUP_FAST[settings.kafka_flavor], **WORKER_QUICK}
 
 
 @pytest.fixture
@@ -54,7 +66,7 @@ def worker_settings(notify_settings: Settings, tmp_path) -> Settings:  # noqa: F
             "relay_backoff_max_s": 0.5,
             "relay_metrics_port": 0,
             "state_dir": tmp_path,
-            **WORKER_FAST,
+            **worker_fast(notify_settings),
         }
     )
 
@@ -165,15 +177,16 @@ def stop_worker(proc: subprocess.Popen[bytes]) -> None:
 
 def worker_process(settings: Settings, log: Path, **extra: str) -> subprocess.Popen[bytes]:
     """`aqstream worker` as its own process on this test's servers, database and topics, with the
-    fast group settings (``WORKER_FAST``), its output appended to ``log``; ``extra``: more
+    fast group settings (``worker_fast``), its output appended to ``log``; ``extra``: more
     ``AQSTREAM_*`` variables."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AQSTREAM_")}
-    env.update({f"AQSTREAM_{k.upper()}": str(v) for k, v in WORKER_FAST.items()})
+    env.update({f"AQSTREAM_{k.upper()}": str(v) for k, v in worker_fast(settings).items()})
     env.update(
         {
             "AQSTREAM_ENVIRONMENT": "test",
             "AQSTREAM_DATABASE_URL": settings.owner_url.render_as_string(hide_password=False),
             "AQSTREAM_KAFKA_BOOTSTRAP": settings.kafka_bootstrap or "",
+            "AQSTREAM_KAFKA_FLAVOR": settings.kafka_flavor,
             "AQSTREAM_REDIS_URL": settings.redis_url or "",
             "AQSTREAM_S3_ENDPOINT": settings.s3_endpoint or "",
             "AQSTREAM_TOPIC_NAMESPACE": settings.topic_namespace,
