@@ -610,7 +610,14 @@ def run(
                     typer.echo(f"  {email}  password: {password}  ({org})")
             typer.echo("Press Ctrl-C to stop.\n")
 
-        Supervisor(children).run(on_started=announce)
+        def revive_stack() -> None:
+            """A crashed PostgreSQL, broker, Redis or S3 comes back on its port; the children
+            reconnect by themselves."""
+            revived = stack.up()
+            if revived:
+                typer.secho(f"restarted the local {', '.join(revived)}", fg="yellow", err=True)
+
+        Supervisor(children, watch=revive_stack).run(on_started=announce)
     finally:
         stopped = stack.down(only=started)
         typer.echo(f"stopped: {', '.join(stopped) or 'no local servers (they were already up)'}")

@@ -63,8 +63,17 @@ class Child:
 class Supervisor:
     """Keeps a set of children running until asked to stop."""
 
-    def __init__(self, children: list[Child]) -> None:
+    def __init__(
+        self,
+        children: list[Child],
+        watch: Callable[[], None] | None = None,
+        watch_every_s: float = 2.0,
+    ) -> None:
+        """``watch``: called every ``watch_every_s`` while running (the local stack's servers
+        are revived by it)."""
         self.children = children
+        self.watch = watch
+        self.watch_every_s = watch_every_s
         self._stopping = False
 
     def request_stop(self, *_: object) -> None:
@@ -79,13 +88,23 @@ class Supervisor:
                 child.start()
             if on_started is not None:
                 on_started()
+            watched = time.monotonic()
             while not self._stopping:
+                if self.watch is not None and time.monotonic() - watched >= self.watch_every_s:
+                    self._watch()
+                    watched = time.monotonic()
                 self._tick()
                 time.sleep(poll_s)
         finally:
             self.stop_all()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+    def _watch(self) -> None:
+        try:
+            self.watch()  # type: ignore[misc]
+        except Exception:  # a failed revival is retried at the next look, not fatal
+            log.exception("watch_failed")
 
     def _tick(self) -> None:
         now = time.monotonic()

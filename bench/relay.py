@@ -70,6 +70,8 @@ def bench_stack(
     try:
         stack.up()
         base = stack.resolved_settings()
+        broker = next((r.kind for r in stack.status() if r.name == "kafka"), "")
+        say(f"broker: {broker or base.kafka_bootstrap + ' (external)'}")
         name = f"{db_prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
         with psycopg.connect(psycopg_dsn(base), autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
@@ -327,7 +329,7 @@ def latency(settings: Settings, rate: float, seconds: float, log: Path) -> Laten
         consumer = KafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap,
             enable_auto_commit=False,
-            fetch_max_wait_ms=10,  # the embedded broker answers a fetch only at its max wait
+            fetch_max_wait_ms=10,  # Tansu answers a fetch only at its max wait (Kafka at once)
         )
         deadline = time.monotonic() + 60
         while not consumer.partitions_for_topic(topic):  # the relay creates it at start-up

