@@ -552,13 +552,24 @@ def ensure_worker_topics(settings: Settings) -> None:
 # --- dead-letter replay ------------------------------------------------------------------------
 
 
+def _caught_up(consumer, settings: Settings) -> bool:  # type: ignore[no-untyped-def]
+    """Whether the consumer has read every partition assigned to it to its end. Only Apache
+    Kafka's end offsets are trusted: Tansu reports wrong ones, so there an idle wait decides."""
+    assigned = consumer.assignment()
+    if settings.kafka_flavor != "kafka" or not assigned:
+        return False
+    ends = consumer.end_offsets(list(assigned))
+    return all(consumer.position(tp) >= ends[tp] for tp in assigned)
+
+
 def replay_dead_letters(
     settings: Settings, *, limit: int | None = None, idle_s: float = 3.0
 ) -> int:
     """Send dead letters back to the topics they came from, addressed to the agent that gave
     up on them (``replay_for``); answer how many. Progress is a consumer group's committed
     offsets (``<namespace>.dlq-replay``): each dead letter is replayed once, the first ``limit``
-    not yet replayed, stopping when none arrived for ``idle_s``."""
+    not yet replayed, stopping at the topic's end (on Apache Kafka) or when none arrived for
+    ``idle_s``."""
     from kafka import KafkaConsumer, KafkaProducer
     from kafka.structs import OffsetAndMetadata
 
@@ -581,7 +592,9 @@ def replay_dead_letters(
         while limit is None or replayed < limit:
             batches = consumer.poll(timeout_ms=200)
             if not batches:
-                if consumer.assignment() and time.monotonic() - last > idle_s:
+                if _caught_up(consumer, settings) or (
+                    consumer.assignment() and time.monotonic() - last > idle_s
+                ):
                     break
                 if time.monotonic() - last > idle_s + 30:  # never joined: the broker is away
                     raise TimeoutError("no partition of the dead-letter topic was assigned")

@@ -78,7 +78,7 @@ class LocalStack:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.state_dir = settings.state_dir
+        self.state_dir = settings.state_dir.resolve()  # servers run in folders of their own
         self.state_file = self.state_dir / "stack.json"
         self.servers: dict[str, Server] = {
             cls.name: cls(settings, self.state_dir) for cls in server_classes(settings)

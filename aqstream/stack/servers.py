@@ -6,6 +6,7 @@ while they keep running; its PID and port are recorded by the manager and it is 
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pwd
 import shutil
@@ -241,8 +242,10 @@ KAFKA_POM = Path(__file__).parent / "kafka" / "pom.xml"
 KAFKA_LOG4J = Path(__file__).parent / "kafka" / "log4j.properties"
 
 
-def java_available() -> bool:
-    return _java() is not None
+def kafka_runnable(settings: Settings) -> bool:
+    """Java is installed, and Kafka's jars are cached or Maven can fetch them."""
+    cached = (settings.local_kafka_jars / f"kafka-{KAFKA_VERSION}" / ".pom").exists()
+    return _java() is not None and (cached or shutil.which("mvn") is not None)
 
 
 def _java() -> str | None:
@@ -260,6 +263,15 @@ def kafka_jars(target: Path) -> Path:
     marker = lib / ".pom"
     if marker.exists() and marker.read_bytes() == pom:
         return lib
+    target.mkdir(parents=True, exist_ok=True)
+    with open(target / ".lock", "w") as lock:  # stacks starting at once resolve them once
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if marker.exists() and marker.read_bytes() == pom:
+            return lib
+        return _resolve_kafka_jars(pom, lib, target)
+
+
+def _resolve_kafka_jars(pom: bytes, lib: Path, target: Path) -> Path:
     mvn = shutil.which("mvn")
     if mvn is None:
         raise StackError(
@@ -460,10 +472,10 @@ class TansuServer(KafkaServer):
 
 
 def broker_class(settings: Settings) -> type[KafkaServer]:
-    """The local broker ``settings`` ask for; ``auto``: Apache Kafka where Java runs."""
+    """The local broker ``settings`` ask for; ``auto``: Apache Kafka where it can run."""
     choice = settings.local_broker
     if choice == "auto":
-        choice = "kafka" if java_available() else "tansu"
+        choice = "kafka" if kafka_runnable(settings) else "tansu"
     return ApacheKafkaServer if choice == "kafka" else TansuServer
 
 
