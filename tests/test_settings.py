@@ -83,3 +83,55 @@ def test_every_setting_is_declared_once() -> None:
     cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Settings")
     names = Counter(s.target.id for s in cls.body if isinstance(s, ast.AnnAssign))
     assert [name for name, count in names.items() if count > 1] == []
+
+
+def test_the_defaults_are_apache_kafkas_and_tansu_takes_its_profile(monkeypatch) -> None:
+    from aqstream.settings import TANSU_PROFILE
+
+    kafka = Settings()
+    assert kafka.kafka_flavor == "kafka"
+    assert kafka.worker_session_timeout_s >= 6  # Kafka refuses shorter sessions
+    assert all(getattr(kafka, k) != v for k, v in TANSU_PROFILE.items())
+
+    monkeypatch.setenv("AQSTREAM_KAFKA_FLAVOR", "tansu")
+    monkeypatch.setenv("AQSTREAM_WORKER_FETCH_MAX_WAIT_MS", "250")  # set: it wins
+    tansu = Settings()
+    assert tansu.worker_fetch_max_wait_ms == 250
+    assert {k: getattr(tansu, k) for k in TANSU_PROFILE if k != "worker_fetch_max_wait_ms"} == {
+        k: v for k, v in TANSU_PROFILE.items() if k != "worker_fetch_max_wait_ms"
+    }
+
+
+def test_pointing_settings_at_a_broker_applies_its_profile_to_what_was_not_set() -> None:
+    from aqstream.settings import TANSU_PROFILE
+
+    base = Settings(worker_session_timeout_s=3.0)
+    on_tansu = base.on_broker("127.0.0.1:9", "tansu")
+    assert (on_tansu.kafka_bootstrap, on_tansu.kafka_flavor) == ("127.0.0.1:9", "tansu")
+    assert on_tansu.worker_session_timeout_s == 3.0
+    assert on_tansu.worker_heartbeat_interval_s == TANSU_PROFILE["worker_heartbeat_interval_s"]
+    on_kafka = base.on_broker("127.0.0.1:9", "kafka")
+    assert on_kafka.worker_heartbeat_interval_s == Settings().worker_heartbeat_interval_s
+
+
+def test_the_local_broker_is_apache_kafka_where_java_runs(monkeypatch, tmp_path) -> None:
+    from aqstream.stack.servers import ApacheKafkaServer, TansuServer, broker_class
+
+    assert broker_class(Settings(local_broker="kafka")) is ApacheKafkaServer
+    assert broker_class(Settings(local_broker="tansu")) is TansuServer
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no java, no mvn
+    assert broker_class(Settings(local_broker="auto", local_kafka_jars=tmp_path)) is TansuServer
+    java = tmp_path / "bin" / "java"
+    java.parent.mkdir()
+    java.write_text("#!/bin/sh\n")
+    java.chmod(0o755)
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path))
+    # Java without Maven or cached jars: Kafka cannot get its jars
+    assert broker_class(Settings(local_broker="auto", local_kafka_jars=tmp_path)) is TansuServer
+    cached = tmp_path / "kafka-3.9.0"
+    cached.mkdir()
+    (cached / ".pom").write_text("")
+    assert (
+        broker_class(Settings(local_broker="auto", local_kafka_jars=tmp_path)) is ApacheKafkaServer
+    )

@@ -43,3 +43,21 @@ def test_crashed_child_is_restarted_and_stop_kills_the_whole_group(tmp_path) -> 
     time.sleep(0.2)
     assert not alive(child.proc.pid)
     assert not alive(grandchild)
+
+
+def test_the_watch_runs_while_supervising_and_its_failures_are_not_fatal() -> None:
+    """`aqstream run` revives the local stack's servers through the watch."""
+    calls: list[float] = []
+
+    def watch() -> None:
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            raise RuntimeError("a server could not be started this time")
+        if len(calls) == 3:
+            supervisor.request_stop()
+
+    supervisor = Supervisor([], watch=watch, watch_every_s=0.1)
+    started = time.monotonic()
+    supervisor.run(poll_s=0.02)
+    assert len(calls) == 3  # the failed look did not end the loop
+    assert calls[0] - started >= 0.1 and calls[2] - calls[1] >= 0.1

@@ -22,7 +22,7 @@ def test_one_topic_per_aggregate_type_of_the_domain_events() -> None:
     for cls in event_classes():
         assert cls.event_type in by_type[cls.aggregate_type].event_types
     for topic in topics:
-        # 4 = what the embedded broker and the compose Kafka give an auto-created topic.
+        # 4 = what the local broker and the compose Kafka give an auto-created topic.
         assert topic.partitions == 4
         assert topic.key == "aggregate_id"
         assert topic.configs() == {"retention.ms": "604800000", "cleanup.policy": "delete"}
@@ -61,3 +61,23 @@ def test_topics_are_created_once_even_by_racing_relays(settings: Settings) -> No
     finally:
         admin.close()
     assert {d["name"]: len(d["partitions"]) for d in described} == {t.name: 4 for t in topics}
+
+
+def test_the_worker_creates_every_topic_it_reads_with_the_promised_partitions(
+    settings: Settings,
+) -> None:
+    """Four partitions or more for every domain topic, the tracking topic and the dead letters:
+    up to four workers share the load (docs/operations.md)."""
+    from streams.topics import dlq_topic, tracking_topic
+    from streams.worker import ensure_worker_topics
+
+    ours = settings.model_copy(update={"topic_namespace": f"aqtest-{uuid.uuid4().hex[:10]}"})
+    ensure_worker_topics(ours)
+    names = [t.name for t in (*catalog(ours), tracking_topic(ours), dlq_topic(ours))]
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        described = admin.describe_topics(names)
+    finally:
+        admin.close()
+    assert sorted(d["name"] for d in described) == sorted(names)
+    assert all(len(d["partitions"]) >= 4 for d in described), described

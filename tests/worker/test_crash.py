@@ -1,6 +1,7 @@
 """`kill -9` of an `aqstream worker` process in the middle of a backlog, then a restart: every
 effect happens exactly once (one confirmation, one refund, one log row per message), and each
-message reaches Telegram once, but for the one being sent at the kill (at least once)."""
+message reaches Telegram once, but for the one being sent at the kill (at least once). And a
+SIGTERM stops a worker promptly with the offsets of what it handled committed."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
+from aqstream.stack.servers import free_port
 from domain.notification.channels import Channels
 from domain.notification.delivery import LEASE, deliver_due
 from tests.factories import Organizer, paying, registered, settle_sandbox
@@ -121,3 +124,85 @@ def test_kill_9_mid_stream_then_restart_has_every_effect_once(
                       r=registration_id) == 3000  # fmt: skip
     assert duplicates <= 1, f"{duplicates} messages arrived twice"
     print(f"killed with {at_kill} messages sent; {duplicates} sent twice")
+
+
+def _records_handled(metrics_port: int) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        body = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=2).text
+    except httpx.HTTPError:
+        return -1.0
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(body)
+        if family.name == "aqstream_worker_records"
+        for s in family.samples
+        if s.name == "aqstream_worker_records_total"
+    )
+
+
+def _committed_and_ends(settings, group: str, topics: list[str]) -> tuple[dict, dict]:
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        committed = {
+            tp: meta.offset for tp, meta in admin.list_group_offsets({group: None})[group].items()
+        }
+        partitions = [
+            TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()
+        ]
+        ends = consumer.end_offsets(partitions)
+    finally:
+        consumer.close()
+        admin.close()
+    return committed, ends
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_worker_promptly_with_what_it_handled_committed(
+    client, api, admin, owner_engine, worker_settings, relays, tmp_path: Path
+) -> None:
+    """Offsets are committed by the stop itself (the periodic commit is an hour away), so a
+    restart handles nothing again; and the stop does not wait out a timeout."""
+    from streams.analytics import DOMAIN_EVENT_TYPES
+    from streams.worker import AGENTS, agent_topics
+
+    settings = worker_settings.model_copy(update={"worker_commit_interval_s": 3600.0})
+    org = Organizer(client, api, admin)
+    event, ticket_type = org.published_event(capacity=10)
+    for n in range(5):
+        registered(client, event["id"], api.register(f"stop-{n}"), ticket_type_id=ticket_type["id"])
+    relays(settings, "relay-stop")
+    port = free_port()
+    proc = worker_process(settings, tmp_path / "worker.log", AQSTREAM_WORKER_METRICS_PORT=str(port))
+    try:
+        wait_for(lambda: _records_handled(port) > 0, 90, "the worker to handle records")
+        last, steady_since = _records_handled(port), time.monotonic()
+        while time.monotonic() - steady_since < 3:  # nothing new for 3 s: all handled
+            time.sleep(0.2)
+            now = _records_handled(port)
+            if now != last:
+                last, steady_since = now, time.monotonic()
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        took = time.monotonic() - started
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, (tmp_path / "worker.log").read_text()[-3000:]
+    # Promptly: well within the stop wait plus a session (what a hang would take at least).
+    assert took < settings.worker_stop_wait_s + settings.worker_session_timeout_s, took
+    # the topics the group reads: its agents' and the analytics agent's
+    wanted = {t for _h, types in AGENTS.values() for t in types} | set(DOMAIN_EVENT_TYPES)
+    topics = agent_topics(settings, wanted)
+    committed, ends = _committed_and_ends(settings, f"{settings.topic_namespace}.worker", topics)
+    behind = {
+        tp: (committed.get(tp), end) for tp, end in ends.items() if end and committed.get(tp) != end
+    }
+    assert behind == {}, behind
+    print(f"stopped in {took:.1f} s, {int(last)} records handled")
