@@ -22,6 +22,8 @@ def alembic_config(settings: Settings) -> Config:
     cfg.attributes["owner_url"] = settings.owner_url.render_as_string(hide_password=False)
     cfg.attributes["app_db_user"] = settings.app_db_user
     cfg.attributes["app_db_password"] = settings.app_db_password.get_secret_value()
+    cfg.attributes["warehouse_db_role"] = settings.warehouse_db_role
+    cfg.attributes["warehouse_flavor"] = settings.warehouse_flavor
     return cfg
 
 
@@ -61,15 +63,48 @@ def grant_app(privileges: str, table: str) -> None:
     execute_formatted(f"GRANT {privileges} ON %I TO %I", t=table, u=app_role()[0])
 
 
+class WarehouseFlavorError(RuntimeError):
+    """The server cannot give the warehouse the flavour it was asked for."""
+
+
+def choose_warehouse_flavor(
+    wanted: str, *, installed: bool, available: bool, preloaded: bool
+) -> str:
+    """The warehouse's flavour: ``timescale`` where TimescaleDB is usable, that is loaded
+    (listed in shared_preload_libraries, or already created in this database), not merely
+    available; ``wanted`` (AQSTREAM_WAREHOUSE_FLAVOR) ``timescale`` insists, ``postgres``
+    declines it."""
+    if wanted == "postgres":
+        return "postgres"
+    usable = installed or (available and preloaded)
+    if usable:
+        return "timescale"
+    if wanted == "timescale":
+        if not available:
+            raise WarehouseFlavorError(
+                "AQSTREAM_WAREHOUSE_FLAVOR=timescale, but the timescaledb extension is not "
+                "installed on this PostgreSQL server"
+            )
+        raise WarehouseFlavorError(
+            "the timescaledb extension is installed but not loaded: add timescaledb to "
+            "shared_preload_libraries (postgresql.conf, or -c shared_preload_libraries="
+            "timescaledb) and restart the server; or set AQSTREAM_WAREHOUSE_FLAVOR=postgres"
+        )
+    return "postgres"
+
+
 def downgrade(settings: Settings, revision: str) -> None:
     command.downgrade(alembic_config(settings), revision)
 
 
-def run_sql_file(name: str) -> None:
-    """Execute ``sql/ddl/<name>``, with ``__APP__`` standing for the quoted application role."""
+def run_sql_file(name: str, **roles: str) -> None:
+    """Execute ``sql/ddl/<name>``, with ``__APP__`` standing for the quoted application role and
+    ``__<KEY>__`` for each of ``roles`` (quoted role names)."""
     bind = op.get_bind()
-    role = bind.execute(text("SELECT quote_ident(:u)"), {"u": app_role()[0]}).scalar_one()
-    script = (SQL_DIR / "ddl" / name).read_text().replace("__APP__", role)
+    script = (SQL_DIR / "ddl" / name).read_text()
+    for placeholder, role in {"APP": app_role()[0], **roles}.items():
+        quoted = bind.execute(text("SELECT quote_ident(:u)"), {"u": role}).scalar_one()
+        script = script.replace(f"__{placeholder}__", quoted)
     # Straight to psycopg without parameters, so `%` in format() strings stays literal.
     with bind.connection.driver_connection.cursor() as cursor:
         cursor.execute(script)

@@ -427,6 +427,19 @@ class Settings(BaseSettings):
     topic_retention_ms: int = Field(
         default=7 * 24 * 3600 * 1000, description="`retention.ms` of the topics the relay creates."
     )
+    warehouse_db_role: str = Field(
+        default="aqstream_warehouse",
+        description="Role the warehouse's writers (the worker's sink, backfill, reconcile, "
+        "partition upkeep) switch to (SET ROLE) after connecting with the owner URL: it may "
+        "read and write the warehouse's tables and nothing else. The application role reads "
+        "the warehouse only through the tenant-filtering views of the `analytics` schema.",
+    )
+    warehouse_flavor: Literal["auto", "timescale", "postgres"] = Field(
+        default="auto",
+        description="The warehouse's flavour, chosen when migration 0008 runs: `timescale` "
+        "requires the extension installed and in shared_preload_libraries (one clear error "
+        "otherwise); `auto` takes TimescaleDB when it is loaded, else plain PostgreSQL.",
+    )
     relay_db_role: str = Field(
         default="aqstream_relay",
         description="Role the relay's sessions switch to (SET ROLE) after connecting with the "

@@ -419,10 +419,11 @@ def rebuild_rollups(settings: Settings) -> float:
     from tqdm import tqdm
 
     from warehouse.backfill import backfill
+    from warehouse.engine import warehouse_engine
 
     started = time.monotonic()
     owner = create_engine(settings.owner_url)
-    app = create_engine(settings.app_url)
+    app = warehouse_engine(settings)
     try:
         with tqdm(unit="event", desc="backfill") as bar:
             backfill(owner, app, progress=lambda _t: bar.update(1))

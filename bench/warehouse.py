@@ -40,6 +40,7 @@ from bench.flash_sale import load_average, machine, say
 from bench.relay import bench_stack
 from bench.summary import bound_line, ratio_line
 from domain.db import make_engine
+from warehouse.engine import warehouse_engine
 from warehouse.facts import Fact, FactKind
 from warehouse.rollups import floor
 from warehouse.sink import ingest
@@ -107,19 +108,19 @@ def live_batches(n: int, size: int, seed: int) -> list[list[Fact]]:
     return batches
 
 
-def run_sink(app_engine, batches: list[list[Fact]]) -> float:
+def run_sink(writer, batches: list[list[Fact]]) -> float:
     start = time.perf_counter()
     for batch in batches:
-        with Session(app_engine) as session, session.begin():
+        with Session(writer) as session, session.begin():
             ingest(session, batch)
     return sum(len(b) for b in batches) / (time.perf_counter() - start)
 
 
-def run_raw(app_engine, batches: list[list[Fact]]) -> float:
+def run_raw(writer, batches: list[list[Fact]]) -> float:
     """The baseline: the same facts stored raw, one INSERT per tenant and batch, no rollups."""
     start = time.perf_counter()
     for batch in batches:
-        with Session(app_engine) as session, session.begin():
+        with Session(writer) as session, session.begin():
             pg = session.connection().connection.driver_connection
             by_tenant: dict[uuid.UUID, list[Fact]] = {}
             for f in batch:
@@ -131,14 +132,14 @@ def run_raw(app_engine, batches: list[list[Fact]]) -> float:
     return sum(len(b) for b in batches) / (time.perf_counter() - start)
 
 
-def sink_benchmark(app_engine, batches: int, rounds: int) -> dict[str, Any]:
+def sink_benchmark(writer, batches: int, rounds: int) -> dict[str, Any]:
     ratios, sink_rates, raw_rates = [], [], []
     for r in range(rounds):
         a, b = live_batches(batches, 1000, seed=2 * r), live_batches(batches, 1000, seed=2 * r + 1)
         if r % 2:
-            raw, sink = run_raw(app_engine, a), run_sink(app_engine, b)
+            raw, sink = run_raw(writer, a), run_sink(writer, b)
         else:
-            sink, raw = run_sink(app_engine, a), run_raw(app_engine, b)
+            sink, raw = run_sink(writer, a), run_raw(writer, b)
         say(f"  round {r + 1}: sink {sink:,.0f} facts/s, raw insert {raw:,.0f} facts/s")
         sink_rates.append(sink)
         raw_rates.append(raw)
@@ -153,7 +154,7 @@ def sink_benchmark(app_engine, batches: int, rounds: int) -> dict[str, Any]:
 # --- the dashboard at scale -------------------------------------------------------------------
 
 
-def load(client, owner_engine, app_engine, facts: int, days: int) -> tuple[dict, list[str]]:
+def load(client, owner_engine, writer, facts: int, days: int) -> tuple[dict, list[str]]:
     """An organization with 20 events, and ``facts`` tracked facts (plus funnel facts) of them
     written server-side, then aggregated by the backfill's statements."""
     from warehouse.backfill import backfill
@@ -238,7 +239,7 @@ def load(client, owner_engine, app_engine, facts: int, days: int) -> tuple[dict,
         conn.execute(text("ANALYZE warehouse.facts"))
     say(f"  written in {time.perf_counter() - t:.0f} s; aggregating (backfill) ...")
     t = time.perf_counter()
-    result = backfill(owner_engine, app_engine)
+    result = backfill(owner_engine, writer)
     say(
         f"  {result.facts:,} facts into {result.minute_rows:,} minute rows "
         f"in {time.perf_counter() - t:.0f} s"
@@ -311,18 +312,18 @@ def main(argv: list[str] | None = None) -> int:
     state = PROJECT_ROOT / ".aqstream" / "bench-warehouse"
     with bench_stack(state, args.keep_stack, db_prefix="aqstream_bench_wh") as settings:
         owner_engine = make_engine(settings.owner_url, pool_size=2, statement_timeout_ms=0)
-        app_engine = make_engine(settings.app_url, pool_size=2, statement_timeout_ms=0)
+        writer = warehouse_engine(settings, pool_size=2, statement_timeout_ms=0)
         say(f"sink: {args.rounds} rounds of {args.batches} batches of 1,000 facts")
-        sink = sink_benchmark(app_engine, args.batches, args.rounds)
+        sink = sink_benchmark(writer, args.batches, args.rounds)
         # the dashboard's latency, not the API's rate limit (600 requests a minute per user,
         # which the three shapes' requests outrun), as bench.analytics runs its API
         unlimited = settings.model_copy(update={"rate_limit_enabled": False})
         with TestClient(create_app(unlimited)) as client:
-            headers, events = load(client, owner_engine, app_engine, args.facts, args.days)
+            headers, events = load(client, owner_engine, writer, args.facts, args.days)
             say(f"dashboard: {args.requests} requests per shape")
             dash = dashboard_benchmark(client, headers, events, args.requests)
         owner_engine.dispose()
-        app_engine.dispose()
+        writer.dispose()
     worst = max(v["p95_ms"] for v in dash.values())
     summary = [
         ratio_line(

@@ -271,7 +271,7 @@ class AnalyticsAgent:
                 attempts += 1
                 if attempts > 1:
                     self.processor.metrics.retries.labels(ANALYTICS).inc()
-                await asyncio.to_thread(store, self.processor.deps.sessions, self.sink, facts)
+                await asyncio.to_thread(store, self.processor.deps.warehouse, self.sink, facts)
 
     async def _one_by_one(self, facts: Sequence[Fact], sources: Sequence[Any]) -> None:
         """After a batch failed every try: each fact alone, once; what fails is dead-lettered."""
@@ -279,7 +279,7 @@ class AnalyticsAgent:
         for fact, source in zip(facts, sources, strict=True):
             record = source if isinstance(source, Record) else Record.of_message(source)
             try:
-                await asyncio.to_thread(store, self.processor.deps.sessions, self.sink, [fact])
+                await asyncio.to_thread(store, self.processor.deps.warehouse, self.sink, [fact])
                 self._stored([fact])
             except Exception as exc:
                 self.processor.metrics.records.labels(ANALYTICS, "dead_letter").inc()
@@ -314,6 +314,7 @@ def install(app: Any, processor: Processor, sink: Sink | None = None) -> Analyti
     """Register the analytics consumers on the worker's Faust app: the ``analytics`` agent for
     the domain topics and the tracking service for the tracking topic, sharing one sink."""
     settings: Settings = processor.deps.settings
+    assert processor.deps.warehouse is not None, "the analytics store as the warehouse role"
     agent = AnalyticsAgent(processor, sink or warehouse_sink())
     channel = app.topic(
         *agent_topics(settings, DOMAIN_EVENT_TYPES), key_type=bytes, value_type=bytes

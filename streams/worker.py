@@ -144,6 +144,8 @@ class Deps:
     sessions: sessionmaker[Session]
     providers: Providers
     channels: Channels
+    # The analytics' sessions: the warehouse role's (warehouse.engine), not the application's.
+    warehouse: sessionmaker[Session] | None = None
     sink: Callable[..., Any] | None = None  # the analytics agent's (default: warehouse.sink.ingest)
 
 

@@ -138,6 +138,29 @@ def app_engine(settings: Settings) -> Iterator[Engine]:
     engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def warehouse_engine(settings: Settings) -> Iterator[Engine]:
+    """Connections as the warehouse role, as the worker's sink, backfill and reconcile have them."""
+    from warehouse.engine import warehouse_engine as make
+
+    engine = make(settings, pool_size=3, application_name="aqstream-tests-warehouse")
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def wh_session(warehouse_engine: Engine) -> Iterator[Session]:
+    """A warehouse-role session inside a transaction rolled back after the test."""
+    with warehouse_engine.connect() as conn:
+        outer = conn.begin()
+        session = Session(bind=conn, join_transaction_mode="create_savepoint")
+        try:
+            yield session
+        finally:
+            session.close()
+            outer.rollback()
+
+
 @pytest.fixture
 def db_session(app_engine: Engine) -> Iterator[Session]:
     """A session inside a transaction that is rolled back after the test; commits in the code

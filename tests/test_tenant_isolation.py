@@ -21,6 +21,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import ProgrammingError
 
+from aqstream.settings import Settings
+
 # Tables without tenant_id, each with the reason it is not tenant data.
 NOT_TENANT_DATA = {
     "alembic_version": "migration bookkeeping",
@@ -229,16 +231,18 @@ def _export(client: TestClient, tenant: Tenant) -> dict:
 
 
 @pytest.fixture(scope="module")
-def tenants(api, client: TestClient, admin: dict, app_engine: Engine) -> tuple[Tenant, Tenant]:
+def tenants(
+    api, client: TestClient, admin: dict, warehouse_engine: Engine
+) -> tuple[Tenant, Tenant]:
     pair = _tenant(api, client, admin, "a"), _tenant(api, client, admin, "b")
     for tenant in pair:
         tenant.media = _media(client, tenant)
         tenant.export = _export(client, tenant)
-        _warehouse(app_engine, tenant)
+        _warehouse(warehouse_engine, tenant)
     return pair
 
 
-def _warehouse(app_engine: Engine, tenant: Tenant) -> None:
+def _warehouse(warehouse_engine: Engine, tenant: Tenant) -> None:
     """Facts of the tenant's event in the analytics warehouse, so every rollup has rows."""
     from datetime import UTC, datetime
 
@@ -253,7 +257,7 @@ def _warehouse(app_engine: Engine, tenant: Tenant) -> None:
         Fact(uuid.uuid4(), FactKind.PAGE_VIEW, *ids, at, visitor_id="v", source="direct"),
         Fact(uuid.uuid4(), FactKind.PAYMENT, *ids, at, amount=100, currency="EUR", purpose="full"),
     ]
-    with Session(app_engine) as session, session.begin():
+    with Session(warehouse_engine) as session, session.begin():
         ingest(session, facts)
 
 
@@ -301,9 +305,108 @@ def test_every_table_is_classified(owner_engine: Engine) -> None:
         t
         for t, m in tables.items()
         if (m["has_tenant"] or t == "organizations" or t in USER_SCOPED)
+        and not t.startswith("warehouse.")  # protected by privileges: the tests below
         and not (m["rls"] and m["policies"])
     ]
     assert unprotected == [], f"tenant tables without row level security: {unprotected}"
+
+
+# --- the warehouse: privileges and tenant-filtering views, no row level security -------------------
+# (TimescaleDB refuses RLS on hypertables with continuous aggregates or a columnstore; the same
+# design runs on both flavours, and these tests read the catalog, not a list.)
+
+
+def test_the_application_role_has_no_privilege_in_the_warehouse(
+    settings: Settings, owner_engine: Engine
+) -> None:
+    """Every relation of the warehouse schema, found in the catalog (tables, partitions,
+    aggregates, views, whatever a migration adds): the application role may do nothing with
+    it, nor even look up a name in the schema."""
+    with owner_engine.connect() as conn:
+        usage = conn.execute(
+            text("SELECT has_schema_privilege(:u, 'warehouse', 'USAGE')"),
+            {"u": settings.app_db_user},
+        ).scalar()
+        rows = conn.execute(
+            text(
+                "SELECT c.relname, c.relkind, has_table_privilege(:u, c.oid,"
+                " 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER'),"
+                " has_any_column_privilege(:u, c.oid, 'SELECT, INSERT, UPDATE, REFERENCES')"
+                " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = 'warehouse' AND c.relkind IN ('r', 'p', 'v', 'm', 'f')"
+            ),
+            {"u": settings.app_db_user},
+        ).all()
+    assert usage is False
+    assert len(rows) >= 10, rows  # facts and the nine rollups, at least
+    granted = [(name, kind) for name, kind, table, column in rows if table or column]
+    assert granted == [], f"the application role has privileges on {granted}"
+
+
+def _analytics_views(owner_engine: Engine) -> list[tuple[str, list[str], str, str]]:
+    with owner_engine.connect() as conn:
+        return [
+            tuple(r)
+            for r in conn.execute(
+                text(
+                    "SELECT c.relname, coalesce(c.reloptions, '{}'), pg_get_viewdef(c.oid),"
+                    " c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                    " WHERE n.nspname = 'analytics' ORDER BY 1"
+                )
+            )
+        ]
+
+
+def test_every_analytics_view_filters_on_the_transactions_tenant_by_construction(
+    owner_engine: Engine,
+) -> None:
+    """What the application may read of the warehouse: views only, each a security barrier
+    whose own definition keeps the rows of app_tenant_id(); on TimescaleDB the same views sit
+    on continuous aggregates instead of tables."""
+    views = _analytics_views(owner_engine)
+    assert {v[0] for v in views} == {
+        f"{r}_{g}" for r in ("event", "revenue", "traffic") for g in ("minute", "hour", "day")
+    }
+    for name, options, definition, kind in views:
+        assert kind == "v", f"analytics.{name} is not a view"
+        assert "security_barrier=true" in options, f"analytics.{name}: no security barrier"
+        assert "tenant_id = app_tenant_id()" in definition, f"analytics.{name}: {definition}"
+        assert f"FROM warehouse.{name}" in definition, f"analytics.{name}: {definition}"
+
+
+def test_tenant_a_sees_only_its_rows_through_every_analytics_view(
+    tenants: tuple[Tenant, Tenant], owner_engine: Engine, app_engine: Engine
+) -> None:
+    a, b = tenants
+    ids = {"a": a.org["id"], "b": b.org["id"]}
+    for name, *_ in _analytics_views(owner_engine):
+        with owner_engine.connect() as owner:
+            a_rows = owner.execute(
+                text(f"SELECT count(*) FROM warehouse.{name} WHERE tenant_id = :a"), ids
+            ).scalar()
+            b_rows = owner.execute(
+                text(f"SELECT count(*) FROM warehouse.{name} WHERE tenant_id = :b"), ids
+            ).scalar()
+        assert a_rows > 0 and b_rows > 0, f"warehouse.{name}: extend the fixture to cover it"
+        with app_engine.connect() as conn, conn.begin():
+            _as_app(conn, a.owner["user"]["id"], a.org["id"])
+            everything = conn.execute(text(f"SELECT count(*) FROM analytics.{name}")).scalar()
+            of_b = conn.execute(
+                text(f"SELECT count(*) FROM analytics.{name} WHERE tenant_id = :b"), ids
+            ).scalar()
+            # a caller's own condition cannot run before the tenant's (security barrier)
+            leaked = conn.execute(
+                text(
+                    f"SELECT count(*) FROM analytics.{name} WHERE tenant_id = :b OR tenant_id <> :b"
+                ),
+                ids,
+            ).scalar()
+            written = _attempt(conn, f"DELETE FROM analytics.{name} WHERE tenant_id = :b", ids)
+            conn.rollback()
+        assert (everything, of_b, leaked) == (a_rows, 0, a_rows), name
+        assert written is None, f"analytics.{name}: the application role may delete"
+        with app_engine.connect() as conn:  # no tenant in the transaction: nothing
+            assert conn.execute(text(f"SELECT count(*) FROM analytics.{name}")).scalar() == 0
 
 
 def _as_app(conn, user_id: str, tenant_id: str | None) -> None:
@@ -388,12 +491,6 @@ def test_tenant_a_context_reads_updates_deletes_no_row_of_tenant_b(
         "payments",
         "refunds",
         "exports",
-        "warehouse.facts",
-        *(
-            f"warehouse.{r}_{g}"
-            for r in ("event", "revenue", "traffic")
-            for g in ("minute", "hour", "day")
-        ),
     } <= set(checked)
 
 

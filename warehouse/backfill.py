@@ -7,9 +7,11 @@ restore, an edited fact, rows deleted by hand). Absolute and idempotent: running
 changes nothing.
 
 Finding the events is a cross-tenant read of the warehouse, done as the migration owner; every
-rebuild then runs as the application role inside that event's tenant, under row level security,
-like the sink. With Timescale, the continuous aggregates are refreshed over the rebuilt range at
-the end (as the owner, outside a transaction, as ``refresh_continuous_aggregate`` requires).
+rebuild then runs as the warehouse role (warehouse.engine) inside that event's tenant, like the
+sink. With Timescale, the continuous aggregates are refreshed over the rebuilt range at the end
+(as the owner, outside a transaction, as ``refresh_continuous_aggregate`` requires); a refresh
+that overlaps a running refresh policy fails at once with 55P03 (lock not available) and is
+tried again.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from datetime import UTC, datetime
 import psycopg
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from warehouse.rollups import RESET_UNIQUE, ROLLUPS, floor
 from warehouse.sink import LOCK_EVENTS, event_lock
@@ -96,31 +99,40 @@ def rebuild_event(
     return written
 
 
+@retry(
+    retry=retry_if_exception_type(psycopg.errors.LockNotAvailable),
+    wait=wait_exponential(multiplier=1, max=30),
+    stop=stop_after_delay(600),
+    reraise=True,
+)
+def _refresh(conn: psycopg.Connection, aggregate: str, start: datetime | None) -> None:
+    """One aggregate: TimescaleDB refuses a refresh that overlaps a policy's running refresh
+    (55P03) instead of waiting, so it is tried again with backoff (up to 10 minutes)."""
+    conn.execute("CALL refresh_continuous_aggregate(%s, %s, NULL)", (aggregate, start))
+
+
 def refresh_aggregates(owner_dsn: str, since: datetime | None) -> None:
     """Timescale only: refresh every continuous aggregate from ``since`` (hour, then day)."""
     start = floor(since, "day") if since else None
     with psycopg.connect(owner_dsn, autocommit=True) as conn:
         for grain in ("hour", "day"):
             for rollup in ROLLUPS:
-                conn.execute(
-                    "CALL refresh_continuous_aggregate(%s, %s, NULL)",
-                    (f"{rollup.table(grain)}_agg", start),
-                )
+                _refresh(conn, rollup.table(grain), start)
 
 
 def backfill(
     owner: Engine,
-    app: Engine,
+    warehouse: Engine,
     *,
     event_id: uuid.UUID | None = None,
     since: datetime | None = None,
     progress: Callable[[Target], None] | None = None,
 ) -> BackfillResult:
     """Rebuild the rollups of every event (or ``event_id``) from ``since``; one transaction per
-    event. ``progress`` is called after each event."""
+    event, on ``warehouse`` (warehouse.engine). ``progress`` is called after each event."""
     result = BackfillResult()
     for target in targets(owner, event_id, since):
-        with Session(app) as session, session.begin():
+        with Session(warehouse) as session, session.begin():
             result.minute_rows += rebuild_event(session, target.tenant_id, target.event_id, since)
         result.events += 1
         result.facts += target.facts

@@ -77,12 +77,12 @@ def _tiled(rollup: Rollup, start: datetime, end: datetime, where: str, columns: 
     """A UNION ALL over the tiles of ``[start, end)``; parameters t<i>a/t<i>b are bound by
     ``_tile_params``. ``where`` filters further (e.g. on the event)."""
     parts = [
-        f"SELECT {columns} FROM {rollup.table(g)} WHERE tenant_id = app_tenant_id() AND {where}"
+        f"SELECT {columns} FROM {rollup.view(g)} WHERE tenant_id = app_tenant_id() AND {where}"
         f" AND bucket >= :t{i}a AND bucket < :t{i}b"
         for i, (g, _, _) in enumerate(tiles(start, end))
     ]
     if not parts:  # an empty range: no rows, same columns
-        return f"SELECT {columns} FROM {rollup.table('minute')} WHERE false"
+        return f"SELECT {columns} FROM {rollup.view('minute')} WHERE false"
     return " UNION ALL ".join(parts)
 
 
@@ -153,9 +153,9 @@ def event_bounds(session: Session, event_id: uuid.UUID) -> tuple[datetime | None
     row = session.execute(
         text(
             "SELECT least(e.lo, r.lo), greatest(e.hi, r.hi) FROM"
-            " (SELECT min(bucket) lo, max(bucket) hi FROM warehouse.event_minute"
+            " (SELECT min(bucket) lo, max(bucket) hi FROM analytics.event_minute"
             "  WHERE tenant_id = app_tenant_id() AND event_id = :e) e,"
-            " (SELECT min(bucket) lo, max(bucket) hi FROM warehouse.revenue_minute"
+            " (SELECT min(bucket) lo, max(bucket) hi FROM analytics.revenue_minute"
             "  WHERE tenant_id = app_tenant_id() AND event_id = :e) r"
         ),
         {"e": event_id},
@@ -248,7 +248,7 @@ def dashboard(
                 f"SELECT g.bucket, {series_sums}"
                 f" FROM generate_series(CAST(:lo AS timestamptz), CAST(:hi AS timestamptz)"
                 f" - interval '1 microsecond', {step}) AS g(bucket)"
-                f" LEFT JOIN {EVENT.table(granularity)} r ON r.tenant_id = app_tenant_id()"
+                f" LEFT JOIN {EVENT.view(granularity)} r ON r.tenant_id = app_tenant_id()"
                 " AND r.event_id = :e AND r.bucket = g.bucket"
                 " GROUP BY g.bucket ORDER BY g.bucket"
             ),
@@ -266,7 +266,7 @@ def dashboard(
         for row in session.execute(
             text(
                 "SELECT bucket, currency, sum(gross) AS gross, sum(refunds) AS refunds,"
-                f" sum(net) AS net FROM {REVENUE.table(granularity)}"
+                f" sum(net) AS net FROM {REVENUE.view(granularity)}"
                 " WHERE tenant_id = app_tenant_id() AND event_id = :e"
                 " AND bucket >= :lo AND bucket < :hi"
                 " GROUP BY bucket, currency ORDER BY bucket, currency"

@@ -143,14 +143,19 @@ def _amount(condition: str) -> str:
 
 @dataclass(frozen=True, eq=False)  # compared by identity: there are three
 class Rollup:
-    name: str  # warehouse.<name>_<grain>
+    name: str  # warehouse.<name>_<grain>, read as analytics.<name>_<grain>
     dimensions: tuple[str, ...]  # besides tenant_id and bucket
     fact_dimensions: tuple[str, ...]  # the same, as expressions over facts f
     measures: dict[str, str]  # column -> aggregate over facts f
     kinds: frozenset[str]  # the fact kinds it reads
 
     def table(self, grain: str) -> str:
+        """The relation the warehouse's writers use (the warehouse role's)."""
         return f"warehouse.{self.name}_{grain}"
+
+    def view(self, grain: str) -> str:
+        """What the application reads: the transaction's tenant's rows of ``table(grain)``."""
+        return f"analytics.{self.name}_{grain}"
 
     @property
     def conflict(self) -> str:

@@ -188,15 +188,27 @@ class PostgresServer(Server):
                 )
 
     def launch(self, port: int) -> Launch:
-        return Launch(
-            argv=[
-                str(self.bin_dir / "postgres"), "-D", str(self.data), "-p", str(port),
-                "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
-                "-c", "max_connections=200", "-c", "fsync=off" if self._ephemeral() else "fsync=on",
-                "-c", "shared_buffers=128MB",
-            ],
-            user=self.user,
-        )  # fmt: skip
+        argv = [
+            str(self.bin_dir / "postgres"), "-D", str(self.data), "-p", str(port),
+            "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
+            "-c", "max_connections=200", "-c", "fsync=off" if self._ephemeral() else "fsync=on",
+            "-c", "shared_buffers=128MB",
+        ]  # fmt: skip
+        if self.timescaledb_installed():  # usable only when preloaded (migration 0008 checks)
+            argv += [
+                "-c",
+                "shared_preload_libraries=timescaledb",
+                "-c",
+                "timescaledb.telemetry_level=off",
+            ]
+        return Launch(argv=argv, user=self.user)
+
+    def timescaledb_installed(self) -> bool:
+        """Whether these binaries have the TimescaleDB extension beside them (its loader in the
+        library folder: Debian's and the official packages' layout)."""
+        return any((self.bin_dir.parent / "lib").glob("timescaledb*.so")) or any(
+            (self.bin_dir.parent / "lib" / "postgresql").glob("timescaledb*.so")
+        )
 
     def _ephemeral(self) -> bool:
         return self.settings.environment == "test"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, create_engine
+from psycopg import sql
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -14,8 +15,11 @@ def make_engine(
     max_overflow: int = 10,
     statement_timeout_ms: int = 15_000,
     application_name: str = "aqstream",
+    role: str | None = None,
 ) -> Engine:
-    return create_engine(
+    """``role``: every connection switches to it (SET ROLE) once connected, as the relay's and
+    the warehouse's sessions do: they log in as the owner and act as a narrower role."""
+    engine = create_engine(
         url,
         pool_size=pool_size,
         max_overflow=max_overflow,
@@ -26,6 +30,16 @@ def make_engine(
             "options": f"-c statement_timeout={statement_timeout_ms}",
         },
     )
+    if role is not None:
+        statement = sql.SQL("SET ROLE {}").format(sql.Identifier(role))
+
+        @event.listens_for(engine, "connect")
+        def _set_role(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute(statement)
+            dbapi_connection.commit()
+
+    return engine
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

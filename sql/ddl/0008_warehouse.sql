@@ -3,11 +3,13 @@
 -- absolutely from them. The flavour files add partitioning and the hour/day rollups:
 -- 0008_warehouse_postgres.sql (native partitions, rollup tables kept by the sink) or
 -- 0008_warehouse_timescale.sql (hypertables, continuous aggregates, policies).
--- Every table carries tenant_id under row level security like the transactional tables.
--- Buckets are UTC: date_trunc(..., 'UTC') here, time_bucket (UTC) in Timescale.
+-- Every table carries tenant_id. No row level security here: TimescaleDB refuses it on
+-- hypertables with continuous aggregates or a columnstore, so tenant isolation rests on
+-- privileges and tenant-filtering views, the same on both flavours (0012: the application role
+-- has no privilege in this schema; it reads the views of the `analytics` schema).
+-- Buckets are UTC: date_bin from a UTC midnight here, time_bucket (UTC) in Timescale.
 
 CREATE SCHEMA warehouse;
-GRANT USAGE ON SCHEMA warehouse TO __APP__;
 
 CREATE TABLE warehouse.facts (
 	tenant_id UUID NOT NULL,
@@ -106,20 +108,3 @@ CREATE TABLE warehouse.traffic_minute (
 CREATE UNIQUE INDEX uq_wh_traffic_minute ON warehouse.traffic_minute
 	(tenant_id, event_id, source, device, bucket);
 CREATE INDEX ix_wh_traffic_minute_event ON warehouse.traffic_minute (tenant_id, event_id, bucket);
-
-GRANT SELECT, INSERT ON warehouse.facts TO __APP__;
-GRANT SELECT, INSERT, UPDATE, DELETE ON warehouse.event_minute, warehouse.revenue_minute, warehouse.traffic_minute
-	TO __APP__;
-
-ALTER TABLE warehouse.facts ENABLE ROW LEVEL SECURITY;
-CREATE POLICY facts_tenant ON warehouse.facts
-	USING (tenant_id = app_tenant_id()) WITH CHECK (tenant_id = app_tenant_id());
-ALTER TABLE warehouse.event_minute ENABLE ROW LEVEL SECURITY;
-CREATE POLICY event_minute_tenant ON warehouse.event_minute
-	USING (tenant_id = app_tenant_id()) WITH CHECK (tenant_id = app_tenant_id());
-ALTER TABLE warehouse.revenue_minute ENABLE ROW LEVEL SECURITY;
-CREATE POLICY revenue_minute_tenant ON warehouse.revenue_minute
-	USING (tenant_id = app_tenant_id()) WITH CHECK (tenant_id = app_tenant_id());
-ALTER TABLE warehouse.traffic_minute ENABLE ROW LEVEL SECURITY;
-CREATE POLICY traffic_minute_tenant ON warehouse.traffic_minute
-	USING (tenant_id = app_tenant_id()) WITH CHECK (tenant_id = app_tenant_id());

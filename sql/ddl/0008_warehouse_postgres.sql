@@ -38,7 +38,6 @@ BEGIN
 	RETURN created;
 END $$;
 REVOKE ALL ON FUNCTION warehouse.create_partitions(date, int) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION warehouse.create_partitions(date, int) TO __APP__;
 
 -- A year back (imported history) and a year ahead.
 SELECT warehouse.create_partitions(
@@ -50,25 +49,3 @@ CREATE TABLE warehouse.revenue_hour (LIKE warehouse.revenue_minute INCLUDING DEF
 CREATE TABLE warehouse.revenue_day (LIKE warehouse.revenue_minute INCLUDING DEFAULTS INCLUDING INDEXES);
 CREATE TABLE warehouse.traffic_hour (LIKE warehouse.traffic_minute INCLUDING DEFAULTS INCLUDING INDEXES);
 CREATE TABLE warehouse.traffic_day (LIKE warehouse.traffic_minute INCLUDING DEFAULTS INCLUDING INDEXES);
-
-GRANT SELECT, INSERT, UPDATE, DELETE ON warehouse.event_hour, warehouse.event_day, warehouse.revenue_hour,
-	warehouse.revenue_day, warehouse.traffic_hour, warehouse.traffic_day TO __APP__;
-
-ALTER TABLE warehouse.event_hour ENABLE ROW LEVEL SECURITY;
-CREATE POLICY event_hour_tenant ON warehouse.event_hour
-	USING (tenant_id = app_tenant_id()) WITH CHECK (tenant_id = app_tenant_id());
-ALTER TABLE warehouse.event_day ENABLE ROW LEVEL SECURITY;
-CREATE POLICY event_day_tenant ON warehouse.event_day
-	USING (tenant_id = app_tenant_id()) WITH CHECK (tenant_id = app_tenant_id());
-ALTER TABLE warehouse.revenue_hour ENABLE ROW LEVEL SECURITY;
-CREATE POLICY revenue_hour_tenant ON warehouse.revenue_hour
-	USING (tenant_id = app_tenant_id()) WITH CHECK (tenant_id = app_tenant_id());
-ALTER TABLE warehouse.revenue_day ENABLE ROW LEVEL SECURITY;
-CREATE POLICY revenue_day_tenant ON warehouse.revenue_day
-	USING (tenant_id = app_tenant_id()) WITH CHECK (tenant_id = app_tenant_id());
-ALTER TABLE warehouse.traffic_hour ENABLE ROW LEVEL SECURITY;
-CREATE POLICY traffic_hour_tenant ON warehouse.traffic_hour
-	USING (tenant_id = app_tenant_id()) WITH CHECK (tenant_id = app_tenant_id());
-ALTER TABLE warehouse.traffic_day ENABLE ROW LEVEL SECURITY;
-CREATE POLICY traffic_day_tenant ON warehouse.traffic_day
-	USING (tenant_id = app_tenant_id()) WITH CHECK (tenant_id = app_tenant_id());

@@ -1,6 +1,6 @@
-"""Analytics warehouse: raw facts, minute/hour/day rollups of events, revenue and traffic; RLS.
+"""Analytics warehouse: raw facts, minute/hour/day rollups of events, revenue and traffic.
 
-The flavour is chosen here, once: with the timescaledb extension available, hypertables and
+The flavour is chosen here, once: with the timescaledb extension loaded, hypertables and
 continuous aggregates (sql/ddl/0008_warehouse_timescale.sql); without it, native partitions and
 rollup tables the sink keeps (sql/ddl/0008_warehouse_postgres.sql). Both expose the same relation
 names and columns in the ``warehouse`` schema, so the queries do not care;
@@ -13,10 +13,11 @@ Create Date: 2026-11-22
 
 from collections.abc import Sequence
 
-from alembic import op
+from alembic import context, op
 from sqlalchemy import text
 
-from aqstream.migrations import SQL_DIR, app_role
+from aqstream.migrations import SQL_DIR, app_role, choose_warehouse_flavor
+from aqstream.settings import Settings
 
 revision: str = "0008"
 down_revision: str | None = "0007"
@@ -24,13 +25,20 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def timescale_available() -> bool:
+def flavor() -> str:
+    """TimescaleDB where it is loaded (aqstream.migrations.choose_warehouse_flavor)."""
     bind = op.get_bind()
-    return (
-        bind.execute(
-            text("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")
-        ).first()
-        is not None
+    installed, available, preloads = bind.execute(
+        text(
+            "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'),"
+            " EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'),"
+            " current_setting('shared_preload_libraries')"
+        )
+    ).one()
+    preloaded = "timescaledb" in [lib.strip().rsplit("/", 1)[-1] for lib in preloads.split(",")]
+    wanted = context.config.attributes.get("warehouse_flavor") or Settings().warehouse_flavor
+    return choose_warehouse_flavor(
+        wanted, installed=installed, available=available, preloaded=preloaded
     )
 
 
@@ -46,7 +54,7 @@ def _run(name: str, **replace: str) -> None:
 
 
 def upgrade() -> None:
-    timescale = timescale_available()
+    timescale = flavor() == "timescale"
     if timescale:
         op.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
     partitioning = "" if timescale else "PARTITION BY RANGE (occurred_at)"

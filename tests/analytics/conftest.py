@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from aqstream.settings import Settings
+from domain.db import make_sessionmaker
 from tests.notification.conftest import notify_settings, smtp, telegram  # noqa: F401 (fixtures)
 from tests.streams.conftest import relays  # noqa: F401 (fixture)
 from tests.worker.conftest import (  # noqa: F401 (fixtures)
@@ -101,7 +102,7 @@ def read_topic(
 
 
 @pytest.fixture
-def analytics_workers(client):
+def analytics_workers(client, warehouse_engine):
     """Start in-process workers (as tests/worker's ``workers``) with a chosen analytics sink
     (default: the warehouse's)."""
     from domain.notification.channels import Channels
@@ -116,6 +117,7 @@ def analytics_workers(client):
             sessions=state.aq.sessionmaker,
             providers=state.payments.providers,
             channels=Channels(settings),
+            warehouse=make_sessionmaker(warehouse_engine),
             sink=sink,
         )
         started.append(WorkerThread(deps).start())

@@ -65,11 +65,11 @@ def export_runner(settings: Settings, app_engine: Engine) -> Iterator[None]:
     thread.join(timeout=30)
 
 
-def ingest(app_engine: Engine, facts: list[Fact]) -> None:
+def ingest(warehouse_engine: Engine, facts: list[Fact]) -> None:
     """Facts into the warehouse through its sink, committed (as the analytics agent does)."""
     from warehouse.sink import ingest as sink
 
-    with Session(app_engine) as session, session.begin():
+    with Session(warehouse_engine) as session, session.begin():
         sink(session, facts)
 
 
@@ -162,7 +162,7 @@ def found(client, owner: dict, admin: dict, name: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def scenario(client, api, admin, app_engine: Engine) -> Scenario:
+def scenario(client, api, admin, warehouse_engine: Engine) -> Scenario:
     organizer = Organizer(client, api, admin)
     owner = organizer.owner
     # Two organizations with readable names (the screenshots show them); the factory's first
@@ -209,7 +209,7 @@ def scenario(client, api, admin, app_engine: Engine) -> Scenario:
     tenant, event = uuid.UUID(organizer.org["id"]), uuid.UUID(live["id"])
     since = now - timedelta(hours=5)
     ingest(
-        app_engine,
+        warehouse_engine,
         _visits(tenant, event, uuid.UUID(free["id"]), since)
         + _domain_facts(tenant, event, regs, since, 4900, now - timedelta(minutes=20)),
     )

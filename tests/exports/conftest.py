@@ -73,7 +73,7 @@ def _facts(tenant: str, event: str, ticket_type: str, hour: datetime) -> list[Fa
     return facts
 
 
-def make_org(client: TestClient, api, admin: dict, title: str) -> Org:
+def make_org(client: TestClient, api, admin: dict, title: str, warehouse: Engine) -> Org:
     """An organization whose event has a free and a paid ticket type, three free registrations
     (one cancelled, one checked in), a paid one partly refunded, and warehouse rollups."""
     from domain.db import make_sessionmaker
@@ -101,7 +101,7 @@ def make_org(client: TestClient, api, admin: dict, title: str) -> Org:
     assert refunded.status_code == 201, refunded.text
     settle_sandbox(client)
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
-    sessions = make_sessionmaker(client.app.state.aq.engine)
+    sessions = make_sessionmaker(warehouse)
     with sessions() as session, session.begin():
         ingest(session, _facts(organizer.org["id"], event["id"], free["id"], hour))
     return Org(
@@ -110,13 +110,13 @@ def make_org(client: TestClient, api, admin: dict, title: str) -> Org:
 
 
 @pytest.fixture(scope="module")
-def org(client: TestClient, api, admin: dict) -> Org:
-    return make_org(client, api, admin, "Spring Meetup")
+def org(client: TestClient, api, admin: dict, warehouse_engine: Engine) -> Org:
+    return make_org(client, api, admin, "Spring Meetup", warehouse_engine)
 
 
 @pytest.fixture(scope="module")
-def other(client: TestClient, api, admin: dict) -> Org:
-    return make_org(client, api, admin, "Other Org Gala")
+def other(client: TestClient, api, admin: dict, warehouse_engine: Engine) -> Org:
+    return make_org(client, api, admin, "Other Org Gala", warehouse_engine)
 
 
 class Exports:

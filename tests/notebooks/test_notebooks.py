@@ -81,7 +81,7 @@ def _domain_facts(engine, tenant: str, at: datetime) -> list[Fact]:
 
 
 @pytest.fixture(scope="module")
-def organization(client, api, admin, owner_engine) -> Organizer:
+def organization(client, api, admin, owner_engine, warehouse_engine) -> Organizer:
     """An event that has taken place: free, full-price and deposit tickets, payments, a partial
     refund, an open remainder, check-ins and no-shows, tracked traffic from three sources."""
     from domain.db import make_sessionmaker
@@ -117,7 +117,7 @@ def organization(client, api, admin, owner_engine) -> Organizer:
         )
         assert checked.status_code == 200, checked.text
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
-    sessions = make_sessionmaker(client.app.state.aq.engine)
+    sessions = make_sessionmaker(warehouse_engine)
     facts = _tracked(
         uuid.UUID(org.org["id"]), uuid.UUID(event["id"]), uuid.UUID(free["id"]), hour
     ) + _domain_facts(owner_engine, org.org["id"], hour + timedelta(minutes=30))

@@ -111,3 +111,19 @@ def test_a_taken_configured_port_is_a_clear_error(tmp_path: Path, stack_settings
     with pytest.raises(StackError, match=f"port {taken} is already in use"):
         stack.up()
     stack.down()
+
+
+def test_postgresql_preloads_timescaledb_when_it_is_installed(tmp_path: Path) -> None:
+    """A server whose library folder holds TimescaleDB starts with it preloaded (migration 0008
+    then takes the Timescale flavour); one without it starts as before."""
+    from aqstream.stack.servers import PostgresServer
+
+    bin_dir = tmp_path / "15" / "bin"
+    bin_dir.mkdir(parents=True)
+    (tmp_path / "15" / "lib").mkdir()
+    settings = Settings(environment="test", state_dir=tmp_path, pg_bin_dir=bin_dir)
+    plain = PostgresServer(settings, tmp_path).launch(5432).argv
+    assert not any("shared_preload_libraries" in arg for arg in plain)
+    (tmp_path / "15" / "lib" / "timescaledb-2.29.2.so").write_bytes(b"")
+    preloaded = PostgresServer(settings, tmp_path).launch(5432).argv
+    assert "shared_preload_libraries=timescaledb" in preloaded

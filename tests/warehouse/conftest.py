@@ -119,11 +119,13 @@ def in_tenant(session: Session, tenant: uuid.UUID) -> None:
 
 
 def snapshot(session: Session, tenant: uuid.UUID) -> dict[str, list[tuple]]:
-    """Every rollup row of ``tenant``, per relation, in a stable order."""
-    in_tenant(session, tenant)
+    """Every rollup row of ``tenant``, per relation, in a stable order (a warehouse-role
+    session: the relations are tables, or continuous aggregates under TimescaleDB)."""
     out = {}
     for rollup in ROLLUPS:
         for grain in GRAINS:
-            rows = session.execute(text(f"SELECT * FROM {rollup.table(grain)}")).all()
+            rows = session.execute(
+                text(f"SELECT * FROM {rollup.table(grain)} WHERE tenant_id = :t"), {"t": tenant}
+            ).all()
             out[rollup.table(grain)] = sorted(tuple(map(str, r)) for r in rows)
     return out

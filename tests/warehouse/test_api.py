@@ -21,11 +21,11 @@ def iso(moment) -> str:
 
 
 @pytest.fixture(scope="module")
-def world(client: TestClient, api, admin: dict, app_engine: Engine) -> dict:
+def world(client: TestClient, api, admin: dict, warehouse_engine: Engine) -> dict:
     organizer = Organizer(client, api, admin)
     event, tt = organizer.published_event(capacity=10, price_amount=4900)
     tenant = uuid.UUID(organizer.org["id"])
-    with Session(app_engine) as session, session.begin():
+    with Session(warehouse_engine) as session, session.begin():
         ingest(session, scenario(tenant, uuid.UUID(event["id"]), uuid.UUID(tt["id"])))
     return {
         "organizer": organizer,

@@ -58,10 +58,10 @@ def _postgres(owner_engine: Engine) -> bool:
 
 
 def test_missing_months_are_made_and_default_rows_move_in(
-    app_engine: Engine, owner_engine: Engine
+    warehouse_engine: Engine, owner_engine: Engine
 ) -> None:
     if not _postgres(owner_engine):
-        assert ensure_partitions(make_sessionmaker(app_engine), today=TODAY) == 0
+        assert ensure_partitions(make_sessionmaker(warehouse_engine), today=TODAY) == 0
         return
     year_ahead = _add_months(TODAY, 12)
     # The month a year from today: drop it (if an earlier run made it) and store a fact there.
@@ -79,7 +79,7 @@ def test_missing_months_are_made_and_default_rows_move_in(
         )
     assert name not in _months(owner_engine)
 
-    made = ensure_partitions(make_sessionmaker(app_engine), today=TODAY)
+    made = ensure_partitions(make_sessionmaker(warehouse_engine), today=TODAY)
 
     assert made >= 1
     assert name in _months(owner_engine)
@@ -90,7 +90,7 @@ def test_missing_months_are_made_and_default_rows_move_in(
         ).scalar_one()
     assert where == f"warehouse.{name}"
     # Idempotent: everything up to MONTHS_AHEAD exists now.
-    assert ensure_partitions(make_sessionmaker(app_engine), MONTHS_AHEAD, today=TODAY) == 0
+    assert ensure_partitions(make_sessionmaker(warehouse_engine), MONTHS_AHEAD, today=TODAY) == 0
     with owner_engine.begin() as conn:
         conn.execute(text("DELETE FROM warehouse.facts WHERE fact_id = :f"), {"f": fact})
     _drop(owner_engine, _in_years(_months(owner_engine), (TODAY.year, TODAY.year + 1)))
@@ -108,16 +108,16 @@ def test_missing_months_are_made_and_default_rows_move_in(
     ids=["december", "january", "leap-february"],
 )
 def test_this_month_and_a_year_after_it_are_made(
-    app_engine: Engine, owner_engine: Engine, today: date, expected: list[tuple[int, int]]
+    warehouse_engine: Engine, owner_engine: Engine, today: date, expected: list[tuple[int, int]]
 ) -> None:
     if not _postgres(owner_engine):
-        assert ensure_partitions(make_sessionmaker(app_engine), today=today) == 0
+        assert ensure_partitions(make_sessionmaker(warehouse_engine), today=today) == 0
         return
     # The year before and after too: a month made outside the expected ones shows up.
     years = range(today.year - 1, today.year + 3)
     _drop(owner_engine, _in_years(_months(owner_engine), years))
     try:
-        made = ensure_partitions(make_sessionmaker(app_engine), today=today)
+        made = ensure_partitions(make_sessionmaker(warehouse_engine), today=today)
 
         assert made == MONTHS_AHEAD
         assert _in_years(_months(owner_engine), years) == {_month_name(*m) for m in expected}

@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from aqstream.settings import PROJECT_ROOT, TANSU_PROFILE, Settings
+from domain.db import make_sessionmaker
 from domain.notification.channels import Channels
 from streams.worker import Deps, Processor, build_app, ensure_worker_topics
 from tests.factories import sandbox
@@ -120,7 +121,7 @@ class WorkerThread:
 
 
 @pytest.fixture
-def workers(client) -> Iterator[Callable[..., WorkerThread]]:
+def workers(client, warehouse_engine) -> Iterator[Callable[..., WorkerThread]]:
     """Start in-process workers: the API's sessions and payment providers (tests settle the
     sandbox themselves), channels of the given settings."""
     started: list[WorkerThread] = []
@@ -132,6 +133,7 @@ def workers(client) -> Iterator[Callable[..., WorkerThread]]:
             sessions=overrides.get("sessions", state.aq.sessionmaker),
             providers=overrides.get("providers", state.payments.providers),
             channels=overrides.get("channels", Channels(settings)),
+            warehouse=make_sessionmaker(warehouse_engine),
         )
         started.append(WorkerThread(deps).start())
         return started[-1]

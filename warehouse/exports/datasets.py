@@ -351,7 +351,7 @@ FUNNEL = DatasetSpec(
                     )
                 ),
             ),
-            from_clause="warehouse.event_hour h JOIN events e ON e.id = h.event_id "
+            from_clause="analytics.event_hour h JOIN events e ON e.id = h.event_id "
             "LEFT JOIN ticket_types t ON t.id = h.ticket_type_id",
             tenant_column="h.tenant_id",
             event_column="h.event_id",
@@ -377,7 +377,7 @@ TRAFFIC = DatasetSpec(
                 _c("ticket_selected", I64, "h.ticket_selected"),
                 _c("checkout_started", I64, "h.checkout_started"),
             ),
-            from_clause="warehouse.traffic_hour h JOIN events e ON e.id = h.event_id",
+            from_clause="analytics.traffic_hour h JOIN events e ON e.id = h.event_id",
             tenant_column="h.tenant_id",
             event_column="h.event_id",
             time_column="h.bucket",
