@@ -513,7 +513,10 @@ class RedisServer(Server):
         return Launch(
             argv=[
                 self._binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(self.dir),
-                "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning",
+                # As compose: an append-only file, so sessions, refresh tokens and idempotency
+                # records survive a restart (fsync every second, Redis's default).
+                "--save", "", "--appendonly", "yes", "--appendfsync", "everysec",
+                "--daemonize", "no", "--loglevel", "warning",
             ]
         )  # fmt: skip
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -127,3 +128,34 @@ def test_postgresql_preloads_timescaledb_when_it_is_installed(tmp_path: Path) ->
     (tmp_path / "15" / "lib" / "timescaledb-2.29.2.so").write_bytes(b"")
     preloaded = PostgresServer(settings, tmp_path).launch(5432).argv
     assert "shared_preload_libraries=timescaledb" in preloaded
+
+
+def test_redis_keeps_its_data_across_a_restart(scratch_dir: Path) -> None:
+    """As compose runs it (`--appendonly yes`): sessions, refresh tokens and idempotency records
+    survive a restart of the local Redis (issue L, finding 15)."""
+    import redis
+
+    from aqstream.stack.servers import RedisServer, free_port, wait_until
+
+    server = RedisServer(Settings(environment="test", state_dir=scratch_dir), scratch_dir)
+    server.prepare()
+    port = free_port()
+
+    def start() -> subprocess.Popen[bytes]:
+        launch = server.launch(port)
+        proc = subprocess.Popen(launch.argv, cwd=server.dir, env=launch.env)
+        wait_until(lambda: server.healthy(port), 15, "redis", alive=lambda: proc.poll() is None)
+        return proc
+
+    proc = start()
+    try:
+        with redis.Redis(port=port) as client:
+            client.set("refresh:abc", "kept")
+        proc.terminate()  # a clean stop, as `aqstream stack down` does
+        proc.wait(timeout=15)
+        proc = start()
+        with redis.Redis(port=port) as client:
+            assert client.get("refresh:abc") == b"kept"
+    finally:
+        proc.kill()
+        proc.wait(timeout=15)
