@@ -32,6 +32,7 @@ from domain.analytics.tracking import (
     Action,
     BotFilter,
     EventCache,
+    FirstTimes,
     PublishedEvent,
     prepare,
     published_events,
@@ -60,8 +61,9 @@ class TrackedAction(RequestModel):
     session_id: str = Field(min_length=1, max_length=64)
     occurred_at: datetime | None = Field(
         default=None,
-        description="When it happened (default: now; without an offset: UTC); at most 5 min "
-        "ahead and `AQSTREAM_ANALYTICS_LATE_S` back",
+        description="When it happened (default: now, or for a resent `id` the time it was "
+        "first given; without an offset: UTC); at most 5 min ahead and "
+        "`AQSTREAM_ANALYTICS_LATE_S` back",
     )
     referrer: str | None = Field(default=None, max_length=2000)
     utm_source: str | None = Field(default=None, max_length=200)
@@ -90,7 +92,7 @@ def _counter() -> Counter:  # once per process (the default registry, which /met
 
 class _Tracking:
     """What the endpoint keeps between requests: published events, the bot patterns, the
-    per-IP limiter (built on first use, like the notification limiter)."""
+    per-IP limiter (built on first use, like the notification limiter), the times given to ids."""
 
     def __init__(self, state: AppState) -> None:
         self.state = state
@@ -101,6 +103,7 @@ class _Tracking:
             "redis://", connection_pool=state.redis.connection_pool, key_prefix=KEY_PREFIX
         )
         self.limiter = SlidingWindowCounterRateLimiter(storage)
+        self.times = FirstTimes(state.redis)
         self.topic = tracking_topic(state.settings).name
 
     def load(self, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, PublishedEvent]:
@@ -157,6 +160,7 @@ def track(body: TrackBatch, request: Request, state: StateDep) -> TrackOut:
         load=tracking.load,
         bots=tracking.bots,
         late_s=state.settings.analytics_late_s,
+        times=tracking.times,
     )
     if prepared.records:
         try:

@@ -5,7 +5,7 @@ records of the tracking topic (schema: streams/schemas/tracking.v1.json).
 A batch is all or nothing: every action must name a published event (and, when given, one of its
 ticket types) and a time inside the window the warehouse still corrects (``late_s`` back, 5 min
 ahead); otherwise nothing is sent and the answer (409) names the indexes. The tenant is the
-event's.
+event's. An action with an id but no time gets the time it was first given (``FirstTimes``).
 """
 
 from __future__ import annotations
@@ -20,12 +20,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+import redis
 from sqlalchemy import select
 
+from aqstream.logging import get_logger
 from domain.db.base import uuid7
 from domain.errors import Conflict
 from domain.event.models import Event, EventStatus, TicketType
 from domain.uow import UnitOfWork
+
+log = get_logger(__name__)
 
 TRACK_TYPES = ("page_view", "ticket_selected", "checkout_started")
 DEVICES = ("desktop", "mobile", "tablet")
@@ -283,6 +287,49 @@ def record_id(action: Action) -> uuid.UUID:
     return uuid.uuid5(ID_NAMESPACE, f"{action.event_id}/{action.id}")
 
 
+class FirstTimes:
+    """The time given to each action sent with an id but without ``occurred_at``, kept in Redis
+    for the late window by tenant, event and id, so that a resend gets it again: the warehouse
+    stores a fact once per id *and time*, and the time of receipt differs on every resend."""
+
+    PREFIX = "aq:track:at"
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+
+    def recall(
+        self, actions: Sequence[tuple[uuid.UUID, Action]], *, now: datetime, ttl_s: int
+    ) -> list[datetime]:
+        """The time of each (tenant, action): its ``occurred_at``, else the one first given to
+        its id (``now`` for a new id or one without). One round trip for the whole batch, none
+        when no action needs one; without Redis, ``now`` (a resend may then count twice)."""
+        times = [_aware(a.occurred_at) if a.occurred_at is not None else now for _, a in actions]
+        pending = [
+            (i, f"{self.PREFIX}:{tenant}:{a.event_id}:{a.id}")
+            for i, (tenant, a) in enumerate(actions)
+            if a.occurred_at is None and a.id is not None
+        ]
+        if not pending:
+            return times
+        stamp = now.astimezone(UTC).isoformat()
+        # MULTI: no expiry between a key's SET NX and its GET. EX 0 is an error in Redis.
+        pipe = self.client.pipeline(transaction=True)
+        for _, key in pending:
+            pipe.set(key, stamp, nx=True, ex=max(ttl_s, 1))
+            pipe.get(key)
+        try:
+            replies = pipe.execute()
+        except redis.RedisError as exc:  # fail open: tracking stays up, as its rate limit does
+            log.warning("tracking_times_unavailable", error=str(exc), actions=len(pending))
+            return times
+        for (index, _), first in zip(pending, replies[1::2], strict=True):
+            if first is not None:
+                times[index] = datetime.fromisoformat(
+                    first.decode() if isinstance(first, bytes) else first
+                )
+        return times
+
+
 # --- the batch ----------------------------------------------------------------------------------
 
 
@@ -349,10 +396,12 @@ def prepare(
     load: Loader,
     bots: BotFilter,
     late_s: int,
+    times: FirstTimes | None = None,
     now: datetime | None = None,
 ) -> Prepared:
     """Check the whole batch (raise ``Conflict`` naming every bad index), then the
-    records to send: none when the User-Agent is a bot's (they count as filtered)."""
+    records to send: none when the User-Agent is a bot's (they count as filtered). With
+    ``times``, an action with an id but no ``occurred_at`` gets the time first given to it."""
     now = now or datetime.now(UTC)
     known = events.lookup(actions, load)
     problems = check_batch(actions, known, now=now, late_s=late_s)
@@ -361,13 +410,33 @@ def prepare(
     if bots.is_bot(user_agent):
         return Prepared([], len(actions))
     ua_device = device_of(user_agent or "")
-    return Prepared([to_record(a, known[a.event_id], now, ua_device) for a in actions], 0)
+    at: list[datetime | None] = [None] * len(actions)
+    if times is not None:
+        at = list(
+            times.recall([(known[a.event_id].tenant_id, a) for a in actions], now=now, ttl_s=late_s)
+        )
+    return Prepared(
+        [
+            to_record(a, known[a.event_id], now, ua_device, occurred_at=t)
+            for a, t in zip(actions, at, strict=True)
+        ],
+        0,
+    )
 
 
 def to_record(
-    action: Action, event: PublishedEvent, received_at: datetime, ua_device: str
+    action: Action,
+    event: PublishedEvent,
+    received_at: datetime,
+    ua_device: str,
+    *,
+    occurred_at: datetime | None = None,
 ) -> TrackingRecord:
-    occurred_at = _aware(action.occurred_at) if action.occurred_at is not None else received_at
+    """The record of an action; its time: ``occurred_at`` of the action, else the one given
+    here, else ``received_at``."""
+    if action.occurred_at is not None:
+        occurred_at = _aware(action.occurred_at)
+    occurred_at = occurred_at or received_at
     value = {
         "id": str(record_id(action)),
         "type": action.type,
