@@ -383,6 +383,12 @@ class Settings(BaseSettings):
     payment_sandbox_failure_rate: float = Field(
         default=0.0, ge=0, le=1, description="Sandbox: share of payments that fail."
     )
+    payment_sandbox_failure_scope: str | None = Field(
+        default=None,
+        description="Sandbox: the organizations (a slug prefix) the failure rate applies to; "
+        "unset: every one. `aqstream run` scopes the demo's decline rate to the demo's "
+        "organizations.",
+    )
     payment_sandbox_duplicate_rate: float = Field(
         default=0.0, ge=0, le=1, description="Sandbox: share of webhooks delivered twice."
     )

@@ -35,3 +35,19 @@ def test_admin_grant_of_an_unknown_email_fails(cli_env) -> None:
     result = CliRunner().invoke(app, ["admin", "grant", "nobody-here@example.org"])
     assert result.exit_code == 1
     assert "no account" in result.output
+
+
+def test_the_demos_settings_apply_to_the_demo_only() -> None:
+    """`aqstream run --no-demo` runs as configured; with the demo, its decline rate is scoped to
+    the demo's organizations (issue L, finding 10)."""
+    from aqstream.cli import DEMO_SCENARIO, DEMO_SEED, run_environment
+    from aqstream.simulate import build_plan
+
+    bare = run_environment(with_demo=False)
+    assert not {k for k in bare if "RATE_LIMIT" in k or "SANDBOX" in k}, bare
+    demo = run_environment(with_demo=True)
+    scope = demo["AQSTREAM_PAYMENT_SANDBOX_FAILURE_SCOPE"]
+    assert demo["AQSTREAM_PAYMENT_SANDBOX_FAILURE_RATE"] == "0.1"
+    slugs = [o.slug for o in build_plan(DEMO_SEED, DEMO_SCENARIO).organizers]
+    assert slugs and all(slug.startswith(scope) for slug in slugs)
+    assert not "pycon-berlin".startswith(scope)

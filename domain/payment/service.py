@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 from domain.db.base import add_unique, uuid7
 from domain.errors import Conflict, InvalidState, NotFound, ValidationFailed
 from domain.event.models import Event, EventStatus
+from domain.organization.models import Organization
 from domain.payment import saga
 from domain.payment.errors import ProviderRejected, ProviderUnavailable, UnknownProvider
 from domain.payment.events import (
@@ -159,11 +160,16 @@ def initiate_payment(
     except UnknownProvider as exc:
         raise ValidationFailed(exc.message, code="unknown_provider", details=exc.details) from None
     payment_id = uuid7()
+    # The organization's slug, for providers that scope by it (the sandbox's demo chaos).
+    slug = uow.session.scalar(
+        select(Organization.slug).where(Organization.id == registration.tenant_id)
+    )
     result = chosen.create_payment(
         PaymentRequest(
             payment_id=payment_id,
             registration_id=registration.id,
             tenant_id=registration.tenant_id,
+            tenant_slug=slug,
             amount=amount,
             currency=registration.currency,
             description=f"Registration {registration.id} ({purpose.value})",

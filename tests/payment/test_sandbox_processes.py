@@ -70,3 +70,30 @@ def test_forged_and_foreign_references_are_unknown() -> None:
         with pytest.raises(ProviderRejected):
             _refund(who, ref, 50)
     assert SandboxProvider(secret="shared").checkout("sbx_pay_nope") is None
+
+
+def test_the_failure_rate_applies_to_the_organizations_in_its_scope_only() -> None:
+    """`aqstream run` gives the demo's organizations a 10 % decline rate, not everyone's (issue
+    L, finding 10): the sandbox declines within its scope (an organization slug prefix) only."""
+
+    def outcome(box: SandboxProvider, slug: str) -> str:
+        """The outcome the sandbox chose, as its reference carries it (s or f, then the MAC)."""
+        request = PaymentRequest(
+            payment_id=uuid.uuid4(),
+            registration_id=uuid.uuid4(),
+            tenant_id=uuid.uuid4(),
+            amount=4900,
+            currency="EUR",
+            description="ticket",
+            idempotency_key=uuid.uuid4().hex,
+            tenant_slug=slug,
+        )
+        return {"s": "succeeded", "f": "failed"}[
+            box.create_payment(request).reference.rsplit("_", 2)[1]
+        ]
+
+    scoped = SandboxProvider(secret="shared", failure_rate=1.0, failure_scope="sim-1-demo-")
+    everyone = SandboxProvider(secret="shared", failure_rate=1.0)
+    assert outcome(scoped, "pycon-berlin") == "succeeded"
+    assert outcome(scoped, "sim-1-demo-org-0") == "failed"
+    assert outcome(everyone, "pycon-berlin") == "failed"

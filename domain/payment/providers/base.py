@@ -31,6 +31,7 @@ class PaymentRequest:
     description: str
     # Sent as the provider's idempotency key: a retry of the same request creates nothing new.
     idempotency_key: str
+    tenant_slug: str | None = None  # the organization's (the sandbox scopes its chaos by it)
 
 
 @dataclass(frozen=True)

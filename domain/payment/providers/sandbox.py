@@ -85,6 +85,7 @@ class SandboxProvider:
         secret: str,
         delay_s: float = 2.0,
         failure_rate: float = 0.0,
+        failure_scope: str | None = None,
         duplicate_rate: float = 0.0,
         reorder_rate: float = 0.0,
         tolerance_s: int = 300,
@@ -96,6 +97,8 @@ class SandboxProvider:
         self.secret = secret
         self.delay_s = delay_s
         self.failure_rate = failure_rate
+        # Organization slug prefix the failure rate applies to (None: every organization).
+        self.failure_scope = failure_scope
         self.duplicate_rate = duplicate_rate
         self.reorder_rate = reorder_rate
         self.tolerance_s = tolerance_s
@@ -126,8 +129,10 @@ class SandboxProvider:
                 return self._view(payment)
             if self._scripted:
                 outcome = self._scripted.popleft()
+            elif self._in_scope(request) and self._rng.random() < self.failure_rate:
+                outcome = "failed"
             else:
-                outcome = "failed" if self._rng.random() < self.failure_rate else "succeeded"
+                outcome = "succeeded"
             payment = _Payment(
                 reference=self._reference(
                     request.payment_id, request.amount, request.currency, outcome
@@ -297,6 +302,11 @@ class SandboxProvider:
             self._scripted.extend(outcomes)
 
     # --- internals --------------------------------------------------------------------------
+    def _in_scope(self, request: PaymentRequest) -> bool:
+        return self.failure_scope is None or (request.tenant_slug or "").startswith(
+            self.failure_scope
+        )
+
     # A reference carries what the sandbox must know of its payment, signed with its secret:
     # any process with the same secret (the API, the stream worker) can then refund a payment
     # another one made, or show its checkout page, as one PSP account would. Refunds are also
@@ -408,6 +418,7 @@ def build(settings: Any) -> SandboxProvider:
         secret=settings.payment_sandbox_secret.get_secret_value(),
         delay_s=settings.payment_sandbox_delay_s,
         failure_rate=settings.payment_sandbox_failure_rate,
+        failure_scope=settings.payment_sandbox_failure_scope,
         duplicate_rate=settings.payment_sandbox_duplicate_rate,
         reorder_rate=settings.payment_sandbox_reorder_rate,
         tolerance_s=settings.payment_webhook_tolerance_s,
