@@ -174,6 +174,99 @@ def backfill(
     )
 
 
+warehouse_app = typer.Typer(help="The analytics warehouse (docs/analytics.md).")
+app.add_typer(warehouse_app, name="warehouse")
+
+
+@warehouse_app.command("reconcile")
+def warehouse_reconcile(
+    tenant: Annotated[
+        str | None, typer.Option(help="Only this organization (id); default: every one")
+    ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option("--from", help="Business facts from this ISO time on (no offset: UTC)"),
+    ] = None,
+    end: Annotated[
+        str | None,
+        typer.Option("--to", help="... and before this one; default: now minus the settle margin"),
+    ] = None,
+    settle_s: Annotated[
+        int, typer.Option("--settle-s", min=0, help="Leave younger business facts to the stream")
+    ] = 300,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Store nothing; show what would be added")
+    ] = False,
+    every_row: Annotated[
+        bool, typer.Option("--all", help="Every tenant and kind, not only those that differ")
+    ] = False,
+) -> None:
+    """Re-derive the domain facts from the transactional tables, store the missing ones
+    (idempotent), rebuild the rollups they touch, and print what differed, with a progress bar
+    (docs/analytics.md, "Reconcile")."""
+    import uuid
+    from datetime import UTC, datetime, timedelta
+
+    from tqdm import tqdm
+
+    from domain.db import make_engine
+    from warehouse.engine import warehouse_engine
+    from warehouse.reconcile import expected_counts, reconcile, window
+
+    try:
+        tenant_id = uuid.UUID(tenant) if tenant else None
+        lo, hi = (datetime.fromisoformat(v) if v else None for v in (start, end))
+    except ValueError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    lo, hi = (t.replace(tzinfo=UTC) if t and t.tzinfo is None else t for t in (lo, hi))
+    settings, _ = _ensure_stack(_settings())
+    # The connections of `aqstream backfill`: reads as the owner, writes as the warehouse role.
+    engines = {"pool_size": 1, "statement_timeout_ms": 0, "application_name": "aqstream-reconcile"}
+    owner = make_engine(settings.owner_url, **engines)
+    writer = warehouse_engine(settings, **engines)
+    now, settle = datetime.now(UTC), timedelta(seconds=settle_s)
+    try:
+        first, last = window(now, lo, hi, settle)
+        total = sum(expected_counts(owner, start=first, end=last, tenant_id=tenant_id).values())
+        with tqdm(total=total, unit="fact", desc="reconcile") as bar:
+
+            def advance(_tenant, event, seen: int) -> None:
+                bar.update(seen)
+                bar.set_postfix(event=str(event)[:8])
+
+            result = reconcile(
+                owner, writer, now=now, tenant_id=tenant_id, start=lo, end=hi, settle=settle,
+                dry_run=dry_run, progress=advance,
+            )  # fmt: skip
+    finally:
+        owner.dispose()
+        writer.dispose()
+    rows = result.rows() if every_row else result.differing()
+    checked = sum(c.expected for c in result.counts.values())
+    since = f"from {first:%Y-%m-%d %H:%M:%S} " if lo else ""
+    typer.echo(f"business facts {since}before {last:%Y-%m-%d %H:%M:%S} UTC: {checked}")
+    if not rows:
+        typer.echo("no differences")
+        return
+    added = "to add" if dry_run else "added"
+    typer.echo(f"{'tenant':<36}  {'kind':<16}{'expected':>9}{'found':>9}{added:>9}{'extra':>7}")
+    for tenant_row, kind, c in rows:
+        typer.echo(
+            f"{tenant_row!s:<36}  {kind.value:<16}{c.expected:>9}{c.found:>9}{c.added:>9}"
+            f"{c.extra:>7}"
+        )
+    if any(c.extra for _, _, c in rows):
+        typer.echo("extra: stored facts no business fact accounts for (left as they are)")
+    if dry_run:
+        typer.echo(f"dry run: {result.added} facts would be added")
+    else:
+        typer.echo(
+            f"added {result.added} facts ({result.from_outbox} rebuilt from outbox rows, "
+            f"{result.derived} derived from the tables); rollups of {result.events} events rebuilt"
+        )
+
+
 # --- platform administration -----------------------------------------------------------------
 
 admin_app = typer.Typer(help="Platform administrators (who approve organization requests).")
@@ -249,12 +342,19 @@ def api(
 def jobs(
     interval: Annotated[float, typer.Option(help="Seconds between sweeps")] = 1.0,
     once: Annotated[bool, typer.Option(help="Sweep once and exit")] = False,
+    metrics_host: Annotated[
+        str, typer.Option(envvar="AQSTREAM_JOBS_METRICS_HOST", help="Prometheus metrics host")
+    ] = "127.0.0.1",
+    metrics_port: Annotated[
+        int,
+        typer.Option(envvar="AQSTREAM_JOBS_METRICS_PORT", help="Its port; 0 = do not serve"),
+    ] = 9104,
 ) -> None:
     """Background jobs: seat holds, waitlists, unpaid registrations, notifications, reminders,
-    media cleanup (aqstream/jobs.py)."""
+    media cleanup, the warehouse's count check (metrics on --metrics-port; aqstream/jobs.py)."""
     import signal
 
-    from aqstream.jobs import build_tasks, run_due
+    from aqstream.jobs import JobsMetrics, build_tasks, run_due
     from aqstream.logging import configure_logging, get_logger
     from domain.db import make_engine, make_sessionmaker
 
@@ -263,7 +363,17 @@ def jobs(
     log = get_logger("aqstream.jobs")
     engine = make_engine(settings.app_url, pool_size=2, application_name="aqstream-jobs")
     sessions = make_sessionmaker(engine)
-    tasks = build_tasks(settings, sessions, interval)
+    metrics = JobsMetrics()
+    tasks = build_tasks(settings, sessions, interval, metrics=metrics)
+    if metrics_port and not once:
+        from prometheus_client import start_http_server
+
+        url = f"http://{metrics_host}:{metrics_port}/metrics"
+        try:
+            start_http_server(metrics_port, metrics_host, metrics.registry)
+            log.info("jobs_metrics", url=url)
+        except OSError as exc:  # a busy port must not stop the jobs
+            log.warning("jobs_metrics_unavailable", url=url, error=exc.strerror)
     stopping = False
 
     def stop(*_: object) -> None:

@@ -10,7 +10,10 @@ interval, each failure logged and retried on its next turn without stopping the 
 - exports (every ``interval``): queue again exports whose runner died, start queued ones on the
   export threads (``AQSTREAM_EXPORT_WORKERS``; a long export holds up no other task);
 - warehouse partitions (daily): the raw facts' monthly partitions a year ahead (plain
-  PostgreSQL; warehouse/partitions.py).
+  PostgreSQL; warehouse/partitions.py);
+- warehouse check (every five minutes, when there are metrics to show it): per kind, business
+  facts in the transactional tables minus those the dashboards count over the last day, as the
+  gauge ``aqstream_warehouse_missing_facts`` (warehouse/reconcile.py, ``count_check``).
 
 All their state is in the database, so several processes may run and a restart loses nothing.
 """
@@ -23,12 +26,29 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from prometheus_client import CollectorRegistry, Gauge
 from sqlalchemy.orm import Session, sessionmaker
 
 from aqstream.logging import get_logger
 from aqstream.settings import Settings
 
 log = get_logger("aqstream.jobs")
+WAREHOUSE_CHECK_EVERY_S = 300.0
+
+
+class JobsMetrics:
+    """Prometheus metrics of `aqstream jobs`, in a registry of its own (as the relay's)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.missing_facts = Gauge(
+            "aqstream_warehouse_missing_facts",
+            "Per fact kind, business facts in the transactional tables minus those the "
+            "dashboards count, over the day before the settle margin (0: whole; `aqstream "
+            "warehouse reconcile` repairs)",
+            ["kind"],
+            registry=self.registry,
+        )
 
 
 @dataclass
@@ -40,7 +60,13 @@ class Task:
     failures: int = field(default=0)
 
 
-def build_tasks(settings: Settings, sessions: sessionmaker[Session], interval: float) -> list[Task]:
+def build_tasks(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    interval: float,
+    *,
+    metrics: JobsMetrics | None = None,
+) -> list[Task]:
     from aqstream.resources import make_s3
     from domain.media.cleanup import cleanup_media
     from domain.notification.channels import Channels
@@ -87,7 +113,33 @@ def build_tasks(settings: Settings, sessions: sessionmaker[Session], interval: f
         ),
         Task("exports", interval, exports.tick),
         Task("warehouse_partitions", 24 * 3600.0, lambda: ensure_partitions(sessions)),
+        *_warehouse_check(settings, metrics),
     ]
+
+
+def _warehouse_check(settings: Settings, metrics: JobsMetrics | None) -> list[Task]:
+    """The warehouse's count check: its only output is the gauge, so it runs where there are
+    metrics to expose."""
+    if metrics is None:
+        return []
+    from datetime import UTC, datetime
+
+    from domain.db import make_engine
+    from warehouse.reconcile import KINDS, count_check
+
+    # Counts across tenants of the business tables and the rollups: the owner's read, as
+    # backfill's and reconcile's.
+    owner = make_engine(
+        settings.owner_url, pool_size=1, max_overflow=0, application_name="aqstream-jobs-check"
+    )
+
+    def check() -> dict[str, int] | None:
+        differences = count_check(owner, now=datetime.now(UTC)).differences
+        for kind in KINDS:
+            metrics.missing_facts.labels(kind.value).set(differences.get(kind, 0))
+        return {k.value: n for k, n in differences.items()} or None  # logged when not whole
+
+    return [Task("warehouse_check", WAREHOUSE_CHECK_EVERY_S, check)]
 
 
 def run_due(tasks: list[Task], now: float | None = None) -> dict[str, Any]:
