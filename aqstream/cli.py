@@ -140,6 +140,7 @@ def backfill(
     from domain.db import make_engine
     from warehouse.backfill import backfill as run_backfill
     from warehouse.backfill import targets
+    from warehouse.engine import warehouse_engine
 
     try:
         event_id = uuid.UUID(event) if event else None
@@ -153,7 +154,7 @@ def backfill(
     # No statement timeout: one event's rebuild is one long statement per rollup.
     engines = {"pool_size": 1, "statement_timeout_ms": 0, "application_name": "aqstream-backfill"}
     owner = make_engine(settings.owner_url, **engines)
-    app_engine = make_engine(settings.app_url, **engines)
+    writer = warehouse_engine(settings, **engines)
     try:
         total = sum(t.facts for t in targets(owner, event_id, start))
         with tqdm(total=total, unit="fact", desc="backfill") as bar:
@@ -162,12 +163,10 @@ def backfill(
                 bar.update(target.facts)
                 bar.set_postfix(event=str(target.event_id)[:8])
 
-            result = run_backfill(
-                owner, app_engine, event_id=event_id, since=start, progress=advance
-            )
+            result = run_backfill(owner, writer, event_id=event_id, since=start, progress=advance)
     finally:
         owner.dispose()
-        app_engine.dispose()
+        writer.dispose()
     typer.echo(
         f"rebuilt {result.events} events from {result.facts} facts "
         f"({result.minute_rows} minute rows)"
@@ -463,17 +462,29 @@ def worker() -> None:
     from domain.notification.channels import Channels
     from domain.payment.runtime import PaymentRuntime
     from streams.worker import Deps, build_app, ensure_worker_topics
+    from warehouse.engine import warehouse_engine
 
     settings, _ = _ensure_stack(_settings())
     configure_logging(settings.log_level, settings.log_json)
     log = get_logger("aqstream.worker")
     engine = make_engine(settings.app_url, pool_size=4, application_name="aqstream-worker")
     sessions = make_sessionmaker(engine)
+    # The tracking lanes and the analytics agent store at once: a connection each, and one spare.
+    warehouse = warehouse_engine(
+        settings, pool_size=settings.analytics_store_concurrency + 2,
+        application_name="aqstream-worker-sink",
+    )  # fmt: skip
     payments = PaymentRuntime.start(settings, sessions)
     try:
         ensure_worker_topics(settings)
         app_, processor = build_app(
-            Deps(settings, sessions, payments.providers, Channels(settings))
+            Deps(
+                settings,
+                sessions,
+                payments.providers,
+                Channels(settings),
+                warehouse=make_sessionmaker(warehouse),
+            )
         )
         if settings.worker_metrics_port:
             from prometheus_client import start_http_server
@@ -496,6 +507,7 @@ def worker() -> None:
     finally:
         payments.close()
         engine.dispose()
+        warehouse.dispose()
 
 
 @app.command()
@@ -671,15 +683,7 @@ def run(
         typer.echo("applying migrations ...")
         migrations.upgrade(settings)
         ensure_bucket(settings)
-        # Human-readable logs in a terminal unless the user asked for JSON explicitly. The demo
-        # signs its participants up from this one address, and its sandbox fails some payments.
-        env = {
-            "AQSTREAM_LOG_JSON": "false",
-            "AQSTREAM_RATE_LIMIT_AUTH": "600/minute",
-            "AQSTREAM_PAYMENT_SANDBOX_FAILURE_RATE": "0.1",
-            **os.environ,
-            **stack.environment(),
-        }
+        env = {**run_environment(with_demo), **os.environ, **stack.environment()}
         relay_port = settings.relay_metrics_port
         if relay_port and port_in_use(relay_port):  # e.g. a second `run` on this machine
             relay_port = free_port()
@@ -731,6 +735,24 @@ def run(
     finally:
         stopped = stack.down(only=started)
         typer.echo(f"stopped: {', '.join(stopped) or 'no local servers (they were already up)'}")
+
+
+def run_environment(with_demo: bool) -> dict[str, str]:
+    """What `aqstream run` gives its children before the user's environment (which wins).
+
+    Human-readable logs in a terminal unless the user asked for JSON. With the demo only: its
+    organizations' payments fail one time in ten (the sandbox's failure rate, scoped to the
+    demo's organization slugs, so an organization of your own pays as it would without the
+    demo), and the credential rate limit is raised, since the demo signs its participants up
+    from this one address."""
+    env = {"AQSTREAM_LOG_JSON": "false"}
+    if with_demo:
+        env |= {
+            "AQSTREAM_RATE_LIMIT_AUTH": "600/minute",
+            "AQSTREAM_PAYMENT_SANDBOX_FAILURE_RATE": "0.1",
+            "AQSTREAM_PAYMENT_SANDBOX_FAILURE_SCOPE": f"sim-{DEMO_SEED}-{DEMO_SCENARIO}-",
+        }
+    return env
 
 
 def _wait_http(url: str, timeout: float) -> None:

@@ -68,16 +68,20 @@ def build_tasks(
     metrics: JobsMetrics | None = None,
 ) -> list[Task]:
     from aqstream.resources import make_s3
+    from domain.db import make_sessionmaker
     from domain.media.cleanup import cleanup_media
     from domain.notification.channels import Channels
     from domain.notification.delivery import deliver_due_blocking
     from domain.notification.service import emit_due_reminders
     from domain.registration.sweeper import sweep_once
+    from warehouse.engine import warehouse_engine
     from warehouse.exports.runner import ExportWorker
     from warehouse.partitions import ensure_partitions
 
     channels = Channels(settings)
     s3 = make_s3(settings)
+    # Partition upkeep is the warehouse role's (the application role has no right there).
+    warehouse = make_sessionmaker(warehouse_engine(settings, pool_size=1, max_overflow=1))
     exports = ExportWorker(
         sessions,
         s3,
@@ -112,7 +116,7 @@ def build_tasks(
             ),
         ),
         Task("exports", interval, exports.tick),
-        Task("warehouse_partitions", 24 * 3600.0, lambda: ensure_partitions(sessions)),
+        Task("warehouse_partitions", 24 * 3600.0, lambda: ensure_partitions(warehouse)),
         *_warehouse_check(settings, metrics),
     ]
 
