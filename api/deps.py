@@ -59,11 +59,22 @@ def _unit_of_work(state: AppState, principal: Principal | None) -> Iterator[Unit
         headers=_event_headers,
     ) as uow:
         if principal is not None:
+            # The row read anyway for the admin flag also says whether the token was revoked by a
+            # password change since it was issued: no further round trip.
             user = uow.session.execute(
-                select(User.is_platform_admin, User.deleted_at).where(User.id == principal.user_id)
+                select(User.is_platform_admin, User.deleted_at, User.token_version).where(
+                    User.id == principal.user_id
+                )
             ).one_or_none()
             if user is None or user.deleted_at is not None:
                 raise ApiError(401, "unauthorized", "The account no longer exists")
+            if user.token_version != principal.token_version:
+                raise ApiError(
+                    401,
+                    "token_revoked",
+                    "The password was changed after this token was issued; sign in again",
+                    headers={"WWW-Authenticate": 'Bearer realm="aqstream"'},
+                )
             if user.is_platform_admin:
                 uow.platform_admin = True
                 uow.set_capability("platform_admin", "on")

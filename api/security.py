@@ -20,6 +20,7 @@ bearer_scheme = HTTPBearer(auto_error=False, description="Access token from /api
 class Principal:
     user_id: uuid.UUID
     token_id: str
+    token_version: int = 0
 
 
 def _unauthorized(code: str, message: str) -> ApiError:
@@ -36,7 +37,7 @@ def get_principal(
         claims = verify_token(request, credentials.credentials)
     except Unauthenticated as exc:
         raise _unauthorized(exc.code, exc.message) from None
-    principal = Principal(claims.user_id, claims.token_id)
+    principal = Principal(claims.user_id, claims.token_id, claims.version)
     request.state.principal = principal
     return principal
 

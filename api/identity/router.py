@@ -31,7 +31,7 @@ def _tokens(
     # RFC 6749 5.1: token responses are never cached (nor replayed by the idempotency store).
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
-    access, ttl = state.tokens.issue(user.id)
+    access, ttl = state.tokens.issue(user.id, version=user.token_version)
     return TokenPair(
         access_token=access,
         expires_in=ttl,
@@ -119,10 +119,12 @@ def me(uow: UowDep) -> UserOut:
     return UserOut.model_validate(service.get_user(uow, uow.user_id))
 
 
-@users.patch("/users/me", response_model=UserOut, responses=responses(401))
+@users.patch("/users/me", response_model=UserOut, responses=responses(401, 403, 409))
 def update_me(body: UserUpdate, uow: UowDep, state: StateDep) -> UserOut:
-    """Change the own display name, locale or password (which signs out every session)."""
-    user = service.update_profile(uow, uow.user_id, body.model_dump(exclude_unset=True))
+    """Change the own profile; the e-mail or password only with the current password (a new
+    password signs out every session, this one included)."""
+    changes = body.model_dump(exclude_unset=True, exclude={"current_password"})
+    user = service.update_profile(uow, uow.user_id, changes, current_password=body.current_password)
     if body.password is not None:
         state.refresh_tokens.revoke_user(user.id)
     return UserOut.model_validate(user)

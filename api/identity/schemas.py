@@ -60,7 +60,23 @@ class TokenPair(BaseModel):
 class UserUpdate(RequestModel):
     display_name: str | None = Field(default=None, min_length=1, max_length=120)
     locale: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[A-Z]{2})?$")
-    password: str | None = Field(default=None, min_length=8, max_length=256)
+    email: Email | None = Field(
+        default=None, description="A new sign-in e-mail; takes `current_password`."
+    )
+    password: str | None = Field(
+        default=None,
+        min_length=8,
+        max_length=256,
+        description="A new password; takes `current_password`, and signs out every session "
+        "(access tokens issued before stop working at once, refresh tokens are revoked).",
+    )
+    current_password: str | None = Field(
+        default=None,
+        max_length=256,
+        description="Required to change `email` or `password` (422 `current_password_required`; "
+        "403 `invalid_current_password` when wrong; counted by the per-account sign-in "
+        "throttle).",
+    )
 
 
 class Jwks(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, Index, String, false, text
+from sqlalchemy import BigInteger, Boolean, Index, Integer, String, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from domain.db.base import Base, Timestamps, UUIDPrimaryKey
@@ -20,6 +20,9 @@ class User(UUIDPrimaryKey, Timestamps, Base):
     display_name: Mapped[str] = mapped_column(String(120))
     locale: Mapped[str] = mapped_column(String(16), server_default=text("'en'"))
     is_platform_admin: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    # Raised by a password change: access tokens carry the version they were issued at, and one
+    # that is not the user's current version is refused (api/deps.py).
+    token_version: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     deleted_at: Mapped[datetime | None]
 
     __table_args__ = (

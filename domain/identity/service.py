@@ -10,13 +10,22 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select
 
 from domain.db.base import add_unique, uuid7
-from domain.errors import Conflict, NotFound, Unauthenticated, ValidationFailed
+from domain.errors import (
+    Conflict,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+    ValidationFailed,
+)
 from domain.identity import passwords, telegram
 from domain.identity.events import UserRegistered, UserUpdated
 from domain.identity.models import User
 from domain.uow import UnitOfWork
 
 MIN_PASSWORD_LENGTH = 8
+# Changing these takes the current password: a stolen access token must not be enough to take the
+# account over for good (sign in elsewhere with a password or an address the thief chose).
+CONFIRMED_FIELDS = ("email", "password")
 
 
 def normalize_email(raw: str) -> str:
@@ -117,18 +126,51 @@ def get_user(uow: UnitOfWork, user_id: uuid.UUID) -> User:
     return user
 
 
-def update_profile(uow: UnitOfWork, user_id: uuid.UUID, changes: Mapping[str, Any]) -> User:
-    """Change the caller's own profile fields."""
+def needs_current_password(changes: Mapping[str, Any]) -> bool:
+    return any(changes.get(name) is not None for name in CONFIRMED_FIELDS)
+
+
+def confirm_password(user: User, current_password: str | None) -> None:
+    """The caller proves to know the account's password (an account without one cannot)."""
+    if current_password is None:
+        raise ValidationFailed(
+            "Changing the e-mail or the password takes the current password (current_password)",
+            code="current_password_required",
+        )
+    if not passwords.verify_password(user.password_hash, current_password):
+        raise PermissionDenied("The current password is wrong", code="invalid_current_password")
+
+
+def update_profile(
+    uow: UnitOfWork,
+    user_id: uuid.UUID,
+    changes: Mapping[str, Any],
+    *,
+    current_password: str | None = None,
+) -> User:
+    """Change the caller's own profile; the e-mail and the password only with the current
+    password. A new password raises the token version: every access token issued before stops
+    working (the caller revokes the refresh tokens)."""
     user = get_user(uow, user_id)
+    if needs_current_password(changes):
+        confirm_password(user, current_password)
     changed = []
     for name in ("display_name", "locale"):
         if name in changes and changes[name] is not None and getattr(user, name) != changes[name]:
             setattr(user, name, changes[name])
             changed.append(name)
+    if changes.get("email") is not None:
+        email = normalize_email(changes["email"])
+        if email != user.email:
+            user.email = email
+            changed.append("email")
+            taken = Conflict("An account with this e-mail already exists", code="email_taken")
+            add_unique(uow.session, user, taken)
     if changes.get("password") is not None:
         if len(changes["password"]) < MIN_PASSWORD_LENGTH:
             raise ValidationFailed("Password too short", code="weak_password")
         user.password_hash = passwords.hash_password(changes["password"])
+        user.token_version = User.token_version + 1
         changed.append("password")
     if changed:
         uow.session.flush()

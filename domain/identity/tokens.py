@@ -61,6 +61,7 @@ class AccessClaims:
     user_id: uuid.UUID
     token_id: str
     expires_at: int
+    version: int = 0  # the user's token_version at issue (``ver``); absent in older tokens: 0
 
 
 class TokenService:
@@ -96,8 +97,10 @@ class TokenService:
             ttl_s=settings.access_token_ttl_s,
         )
 
-    def issue(self, user_id: uuid.UUID, *, now: float | None = None) -> tuple[str, int]:
-        """A signed access token for ``user_id`` and its lifetime in seconds."""
+    def issue(
+        self, user_id: uuid.UUID, *, version: int = 0, now: float | None = None
+    ) -> tuple[str, int]:
+        """A signed access token for ``user_id`` at token ``version``, and its lifetime in s."""
         issued = int(now if now is not None else time.time())
         claims = {
             "iss": self.issuer,
@@ -107,6 +110,7 @@ class TokenService:
             "nbf": issued,
             "exp": issued + self.ttl_s,
             "jti": secrets.token_urlsafe(12),
+            "ver": version,
         }
         key = self.signing_key
         token = jwt.encode(claims, key.signing, algorithm=key.alg, headers={"kid": key.kid})
@@ -130,7 +134,12 @@ class TokenService:
                 leeway=self.leeway_s,
                 options={"require": ["exp", "iat", "sub", "iss", "aud", "jti"]},
             )
-            return AccessClaims(uuid.UUID(claims["sub"]), claims["jti"], int(claims["exp"]))
+            return AccessClaims(
+                uuid.UUID(claims["sub"]),
+                claims["jti"],
+                int(claims["exp"]),
+                int(claims.get("ver", 0)),
+            )
         except jwt.ExpiredSignatureError:
             raise Unauthenticated("Token expired", code="token_expired") from None
         except (jwt.PyJWTError, ValueError):

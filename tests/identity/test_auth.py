@@ -249,7 +249,9 @@ def test_password_change_then_login_with_the_new_one(
     pair = _register(client, email).json()
     new_password = "a much better passphrase"
     response = client.patch(
-        "/api/v1/users/me", json={"password": new_password}, headers=_bearer(pair["access_token"])
+        "/api/v1/users/me",
+        json={"password": new_password, "current_password": PASSWORD},
+        headers=_bearer(pair["access_token"]),
     )
     assert response.status_code == 200, response.text
     assert "password" not in response.json()

@@ -122,7 +122,8 @@ def test_issue_then_verify_round_trips() -> None:
     assert claims.user_id == user_id
     assert claims.token_id
     raw = jwt.decode(token, options={"verify_signature": False})
-    assert set(raw) == {"iss", "aud", "sub", "iat", "nbf", "exp", "jti"}
+    assert set(raw) == {"iss", "aud", "sub", "iat", "nbf", "exp", "jti", "ver"}
+    assert raw["ver"] == 0 and claims.version == 0
     assert raw["exp"] - raw["iat"] == 900
     assert claims.expires_at == raw["exp"]
     # Every token has its own id.
