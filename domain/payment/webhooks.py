@@ -21,7 +21,7 @@ import structlog
 from sqlalchemy import select, text
 
 from domain.db.base import add_unique, uuid7
-from domain.errors import Conflict
+from domain.errors import Conflict, ValidationFailed
 from domain.payment import service
 from domain.payment.errors import UnknownPayment, WebhookRejected
 from domain.payment.models import Payment, Refund, RefundStatus
@@ -95,6 +95,20 @@ def receive(
         log.info("webhook_duplicate", provider=provider.name, event_id=fact.event_id)
         return "duplicate"
     payment = service.get_payment(uow, payment_id, lock=True)
+    if isinstance(fact, PaymentFact) and _other_money(payment, fact.amount, fact.currency):
+        # Signed, but not this payment's money (1 RUB reported for 25 EUR): not paid. The
+        # delivery is received (so not sent again) and the payment flagged for the organizer.
+        log.warning(
+            "payment_amount_mismatch",
+            provider=provider.name,
+            event_id=fact.event_id,
+            payment_id=str(payment.id),
+            expected=f"{payment.amount} {payment.currency}",
+            reported=f"{fact.amount} {fact.currency}",
+            status=fact.status.value,
+        )
+        payment.failure_code = "amount_mismatch"
+        return "unchanged"
     if isinstance(fact, PaymentFact):
         changed = service.apply_status(uow, payment, fact.status, fact.failure_code)
     else:
@@ -107,6 +121,34 @@ def receive(
         status=payment.status.value,
     )
     return "applied" if changed else "unchanged"
+
+
+def _other_money(payment: Payment, amount: int | None, currency: str | None) -> bool:
+    """A report naming another amount or currency than the payment's (unnamed: not checked)."""
+    return (amount is not None and amount != payment.amount) or (
+        currency is not None and currency.upper() != payment.currency
+    )
+
+
+def _check_refund_report(uow: UnitOfWork, payment: Payment, fact: RefundFact) -> None:
+    """A refund we did not record must fit in the payment, in its currency; otherwise it is
+    refused (422, logged), and nothing of it is stored: a pending refund larger than the payment
+    would block every later refund. (Not what is left of it: reports arrive in any order, and a
+    refund reported after a full one may be an earlier attempt that failed.)"""
+    wrong_currency = fact.currency is not None and fact.currency.upper() != payment.currency
+    if wrong_currency or not 0 < fact.amount <= payment.amount:
+        log.warning(
+            "refund_report_impossible",
+            event_id=fact.event_id,
+            payment_id=str(payment.id),
+            reported=f"{fact.amount} {fact.currency}",
+            payment=f"{payment.amount} {payment.currency}",
+        )
+        raise ValidationFailed(
+            "The provider reports a refund this payment cannot have",
+            code="impossible_report",
+            details={"amount": payment.amount, "currency": payment.currency},
+        )
 
 
 def _apply_refund(uow: UnitOfWork, payment: Payment, fact: RefundFact) -> bool:
@@ -126,6 +168,7 @@ def _apply_refund(uow: UnitOfWork, payment: Payment, fact: RefundFact) -> bool:
     if refund is None:
         # A refund we did not record (made in the provider's dashboard, or ours whose
         # transaction is still open: then the insert below waits for it and conflicts).
+        _check_refund_report(uow, payment, fact)
         refund = Refund(
             id=fact.refund_id or uuid7(),
             tenant_id=payment.tenant_id,
