@@ -133,6 +133,28 @@ class Settings(BaseSettings):
     telegram_auth_max_age_s: int = Field(
         default=86_400, description="Oldest accepted Telegram `auth_date`."
     )
+    # Per-account sign-in throttle (docs/api-rules.md "Sign-in throttling").
+    login_throttle_free_failures: int = Field(
+        default=5,
+        ge=1,
+        description="Wrong passwords for one account (from any address) before further attempts "
+        "wait; a success resets the count.",
+    )
+    login_throttle_base_s: float = Field(
+        default=2.0, gt=0, description="The first wait; each further failure doubles it."
+    )
+    login_throttle_max_s: float = Field(
+        default=300.0, gt=0, description="The longest wait (the cap of the doubling)."
+    )
+    login_throttle_window_s: int = Field(
+        default=3600, ge=1, description="A failure count is forgotten this long after its last."
+    )
+    login_known_address_ttl_s: int = Field(
+        default=30 * 86_400,
+        ge=0,
+        description="An address an account signed in from is remembered this long; it keeps a "
+        "count of its own, so others' failures do not lock it out (0: off).",
+    )
     invite_ttl_s: int = 7 * 24 * 3600
     ticket_signing_key: SecretStr = Field(
         default=SecretStr(DEV_TICKET_KEY),

@@ -28,7 +28,7 @@ SESSION_MAX_AGE_S = 30 * 24 * 3600  # as long as the API's refresh token lives
 
 MESSAGES = {
     "invalid_credentials": "Wrong e-mail or password.",
-    "rate_limited": "Too many attempts: wait a minute and try again.",
+    "rate_limited": "Too many attempts: wait a few minutes and try again.",
     "expired": "Your session has ended: please sign in again.",
     "signed_out": "You are signed out.",
     "missing": "Enter your e-mail and password.",

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi.routing import APIRoute
 
 from api.deps import AnonymousUowDep, StateDep, UowDep
 from api.errors import ApiError, responses
@@ -21,8 +25,48 @@ from api.state import AppState
 from domain.errors import NotFound
 from domain.identity import service
 from domain.identity.models import User
+from domain.identity.throttle import AccountThrottled, SignInThrottle, ThrottlePolicy
 
-router = APIRouter(tags=["auth"])
+
+class IdentityRoute(APIRoute):
+    """Answers the per-account throttle's refusal as 429 with Retry-After (api/errors.py maps
+    domain errors to a status, not to headers)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except AccountThrottled as exc:
+                raise ApiError(
+                    429,
+                    exc.code,
+                    exc.message,
+                    exc.details,
+                    headers={"Retry-After": str(exc.retry_after_s)},
+                ) from None
+
+        return guarded
+
+
+async def get_throttle(request: Request, state: StateDep) -> SignInThrottle:
+    """The per-account sign-in throttle, built on first use from the app's Redis pool."""
+    throttle = getattr(request.app.state, "signin_throttle", None)
+    if throttle is None or throttle.client is not state.redis:
+        throttle = SignInThrottle(state.redis, ThrottlePolicy.from_settings(state.settings))
+        request.app.state.signin_throttle = throttle
+    return throttle
+
+
+ThrottleDep = Annotated[SignInThrottle, Depends(get_throttle)]
+
+
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+router = APIRouter(tags=["auth"], route_class=IdentityRoute)
 
 
 def _tokens(
@@ -58,10 +102,21 @@ def register(
 
 @router.post("/auth/login", response_model=TokenPair, responses=responses(401))
 def login(
-    body: LoginRequest, uow: AnonymousUowDep, state: StateDep, response: Response
+    body: LoginRequest,
+    uow: AnonymousUowDep,
+    state: StateDep,
+    throttle: ThrottleDep,
+    request: Request,
+    response: Response,
 ) -> TokenPair:
-    """Sign in with e-mail and password."""
-    user = service.authenticate(uow, email=body.email, password=body.password)
+    """Sign in with e-mail and password (throttled per account: 429 `rate_limited`)."""
+    user = service.authenticate(
+        uow,
+        email=body.email,
+        password=body.password,
+        throttle=throttle,
+        address=_address(request),
+    )
     return _tokens(state, user, response)
 
 
@@ -110,7 +165,7 @@ def keys(state: StateDep) -> Jwks:
     return Jwks(**state.tokens.jwks())
 
 
-users = APIRouter(tags=["users"])
+users = APIRouter(tags=["users"], route_class=IdentityRoute)
 
 
 @users.get("/users/me", response_model=UserOut, responses=responses(401))
@@ -120,11 +175,20 @@ def me(uow: UowDep) -> UserOut:
 
 
 @users.patch("/users/me", response_model=UserOut, responses=responses(401, 403, 409))
-def update_me(body: UserUpdate, uow: UowDep, state: StateDep) -> UserOut:
+def update_me(
+    body: UserUpdate, uow: UowDep, state: StateDep, throttle: ThrottleDep, request: Request
+) -> UserOut:
     """Change the own profile; the e-mail or password only with the current password (a new
     password signs out every session, this one included)."""
     changes = body.model_dump(exclude_unset=True, exclude={"current_password"})
-    user = service.update_profile(uow, uow.user_id, changes, current_password=body.current_password)
+    user = service.update_profile(
+        uow,
+        uow.user_id,
+        changes,
+        current_password=body.current_password,
+        throttle=throttle,
+        address=_address(request),
+    )
     if body.password is not None:
         state.refresh_tokens.revoke_user(user.id)
     return UserOut.model_validate(user)

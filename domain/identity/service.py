@@ -20,6 +20,7 @@ from domain.errors import (
 from domain.identity import passwords, telegram
 from domain.identity.events import UserRegistered, UserUpdated
 from domain.identity.models import User
+from domain.identity.throttle import SignInThrottle
 from domain.uow import UnitOfWork
 
 MIN_PASSWORD_LENGTH = 8
@@ -68,17 +69,29 @@ def _insert_unique(uow: UnitOfWork, user: User, code: str, message: str) -> None
     add_unique(uow.session, user, Conflict(message, code=code))
 
 
-def authenticate(uow: UnitOfWork, *, email: str, password: str) -> User:
-    """Check e-mail and password; the same answer for an unknown e-mail and a wrong password."""
+def authenticate(
+    uow: UnitOfWork,
+    *,
+    email: str,
+    password: str,
+    throttle: SignInThrottle | None = None,
+    address: str = "",
+) -> User:
+    """Check e-mail and password; the same answer for an unknown e-mail and a wrong password.
+    With a ``throttle``, the attempt is counted (or refused) for the account first."""
     try:
         email = normalize_email(email)
     except ValidationFailed:
         email = ""
+    # Not an e-mail at all names no account: nothing to throttle (the per-address limit applies).
+    attempt = throttle.admit(email, address) if throttle and email else None
     uow.set_capability("login_email", email)
     user = uow.session.scalar(select(User).where(User.email == email, User.deleted_at.is_(None)))
     if not passwords.verify_password(user.password_hash if user else None, password):
         raise Unauthenticated("Wrong e-mail or password", code="invalid_credentials")
     assert user is not None
+    if attempt is not None and throttle is not None:
+        throttle.succeeded(attempt)
     uow.act_as(user.id)
     if user.password_hash and passwords.needs_rehash(user.password_hash):
         user.password_hash = passwords.hash_password(password)
@@ -130,15 +143,25 @@ def needs_current_password(changes: Mapping[str, Any]) -> bool:
     return any(changes.get(name) is not None for name in CONFIRMED_FIELDS)
 
 
-def confirm_password(user: User, current_password: str | None) -> None:
-    """The caller proves to know the account's password (an account without one cannot)."""
+def confirm_password(
+    user: User,
+    current_password: str | None,
+    *,
+    throttle: SignInThrottle | None = None,
+    address: str = "",
+) -> None:
+    """The caller proves to know the account's password (an account without one cannot); a
+    guess counts against the account like a sign-in's."""
     if current_password is None:
         raise ValidationFailed(
             "Changing the e-mail or the password takes the current password (current_password)",
             code="current_password_required",
         )
+    attempt = throttle.admit(user.email or str(user.id), address) if throttle else None
     if not passwords.verify_password(user.password_hash, current_password):
         raise PermissionDenied("The current password is wrong", code="invalid_current_password")
+    if attempt is not None and throttle is not None:
+        throttle.succeeded(attempt)
 
 
 def update_profile(
@@ -147,13 +170,15 @@ def update_profile(
     changes: Mapping[str, Any],
     *,
     current_password: str | None = None,
+    throttle: SignInThrottle | None = None,
+    address: str = "",
 ) -> User:
     """Change the caller's own profile; the e-mail and the password only with the current
     password. A new password raises the token version: every access token issued before stops
     working (the caller revokes the refresh tokens)."""
     user = get_user(uow, user_id)
     if needs_current_password(changes):
-        confirm_password(user, current_password)
+        confirm_password(user, current_password, throttle=throttle, address=address)
     changed = []
     for name in ("display_name", "locale"):
         if name in changes and changes[name] is not None and getattr(user, name) != changes[name]:

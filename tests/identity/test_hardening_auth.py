@@ -3,11 +3,18 @@ per-account throttling, the dashboards' browsers' own addresses, and Redis outag
 
 from __future__ import annotations
 
+import ipaddress
+import time
 import uuid
+from collections.abc import Iterator
 
+import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
+from api.app import create_app
+from aqstream.settings import Settings
 from tests.factories import error_body
 
 PASSWORD = "correct horse battery"
@@ -165,3 +172,127 @@ def test_a_profile_change_without_secrets_needs_no_password_and_keeps_the_sessio
     response = client.patch("/api/v1/users/me", json={"display_name": "Renamed"}, headers=headers)
     assert response.status_code == 200, response.text
     assert client.get("/api/v1/users/me", headers=headers).status_code == 200
+
+
+# --- 6. per-account throttling, whatever the address ----------------------------------------------
+
+THROTTLE = {
+    "login_throttle_free_failures": 3,
+    "login_throttle_base_s": 1.0,
+    "login_throttle_max_s": 4.0,
+}
+
+
+@pytest.fixture(scope="module")
+def throttled(settings: Settings) -> Iterator[FastAPI]:
+    """The API with a small throttle (3 free failures, then 1 s doubling up to 4 s); the suite's
+    per-address limits stay out of the way."""
+    app = create_app(settings.model_copy(update=THROTTLE))
+    with TestClient(app):
+        yield app
+
+
+def _address() -> str:
+    return str(ipaddress.IPv6Address(uuid.uuid4().int))
+
+
+def _at(app: FastAPI, address: str | None = None) -> TestClient:
+    """A client at its own address (the app's lifespan is the fixture's)."""
+    return TestClient(app, client=(address or _address(), 40000))
+
+
+def _assert_throttled(response) -> int:
+    assert response.status_code == 429, response.text
+    error = error_body(response)
+    assert error["code"] == "rate_limited"
+    assert error["details"]["scope"] == "account"
+    retry_after = int(response.headers["Retry-After"])
+    assert error["details"]["retry_after_s"] == retry_after
+    return retry_after
+
+
+def test_wrong_passwords_from_many_addresses_throttle_the_account(throttled: FastAPI) -> None:
+    email = _email("spread")
+    _register(_at(throttled), email)
+    for _ in range(3):
+        assert _login(_at(throttled), email, "guess-guess-guess").status_code == 401
+
+    # The right password from yet another address: refused before it is checked.
+    retry_after = _assert_throttled(_login(_at(throttled), email))
+    assert retry_after == 1
+    _assert_throttled(_login(_at(throttled), email, "guess-guess-guess"))
+
+    time.sleep(retry_after + 0.1)
+    assert _login(_at(throttled), email).status_code == 200
+
+
+def test_the_wait_doubles_with_each_further_failure_up_to_its_cap(throttled: FastAPI) -> None:
+    email = _email("doubling")
+    _register(_at(throttled), email)
+    for _ in range(3):
+        assert _login(_at(throttled), email, "guess-guess-guess").status_code == 401
+    waits = []
+    for _ in range(4):
+        wait = _assert_throttled(_login(_at(throttled), email, "guess-guess-guess"))
+        waits.append(wait)
+        time.sleep(wait + 0.1)
+        assert _login(_at(throttled), email, "guess-guess-guess").status_code == 401
+    assert waits == [1, 2, 4, 4]
+
+
+def test_a_success_resets_the_count(throttled: FastAPI) -> None:
+    email = _email("reset")
+    _register(_at(throttled), email)
+    for _ in range(2):
+        assert _login(_at(throttled), email, "guess-guess-guess").status_code == 401
+    assert _login(_at(throttled), email).status_code == 200
+    for _ in range(2):
+        assert _login(_at(throttled), email, "guess-guess-guess").status_code == 401
+    assert _login(_at(throttled), email).status_code == 200
+
+
+def test_an_unknown_email_is_throttled_alike(throttled: FastAPI) -> None:
+    """A 429 only for existing accounts would tell which e-mails have one."""
+    email = _email("nobody")
+    for _ in range(3):
+        assert _login(_at(throttled), email).status_code == 401
+    _assert_throttled(_login(_at(throttled), email))
+
+
+def test_an_address_the_user_signed_in_from_is_not_locked_out_by_others(
+    throttled: FastAPI,
+) -> None:
+    email, home = _email("home"), _address()
+    _register(_at(throttled), email)
+    assert _login(_at(throttled, home), email).status_code == 200
+    for _ in range(3):
+        assert _login(_at(throttled), email, "guess-guess-guess").status_code == 401
+    _assert_throttled(_login(_at(throttled), email))
+
+    assert _login(_at(throttled, home), email).status_code == 200
+    _assert_throttled(_login(_at(throttled), email))
+    # The known address has a count of its own.
+    for _ in range(3):
+        assert _login(_at(throttled, home), email, "guess-guess-guess").status_code == 401
+    _assert_throttled(_login(_at(throttled, home), email))
+
+
+def test_wrong_current_passwords_count_against_the_account(throttled: FastAPI) -> None:
+    email = _email("stolen")
+    pair = _register(_at(throttled), email)
+    thief = _at(throttled)
+    for _ in range(3):
+        response = thief.patch(
+            "/api/v1/users/me",
+            json={"password": NEW_PASSWORD, "current_password": "guess-guess-guess"},
+            headers=_bearer(pair["access_token"]),
+        )
+        assert response.status_code == 403, response.text
+    _assert_throttled(
+        thief.patch(
+            "/api/v1/users/me",
+            json={"password": NEW_PASSWORD, "current_password": PASSWORD},
+            headers=_bearer(pair["access_token"]),
+        )
+    )
+    _assert_throttled(_login(_at(throttled), email))
