@@ -35,6 +35,12 @@ class EventFields(RequestModel):
     registration_opens_at: AwareDatetime | None = None
     registration_closes_at: AwareDatetime | None = None
     hold_minutes: int = Field(default=15, ge=1, le=1440)
+    max_holds_per_account: int = Field(
+        default=3, ge=1, le=100, description="Holds one account may have at once"
+    )
+    max_held_seats_per_account: int = Field(
+        default=10, ge=1, le=10_000, description="Seats one account may hold at once, all holds"
+    )
     remainder_due_at: AwareDatetime | None = Field(
         default=None,
         description="When the rest of a deposit is due (at the latest the start; null: the "
@@ -71,6 +77,8 @@ class EventUpdate(RequestModel):
     registration_opens_at: AwareDatetime | None = None
     registration_closes_at: AwareDatetime | None = None
     hold_minutes: int | None = Field(default=None, ge=1, le=1440)
+    max_holds_per_account: int | None = Field(default=None, ge=1, le=100)
+    max_held_seats_per_account: int | None = Field(default=None, ge=1, le=10_000)
     remainder_due_at: AwareDatetime | None = None
     refund_deposit_on_default: bool | None = None
     cover_media_id: uuid.UUID | None = Field(
@@ -86,6 +94,8 @@ class EventUpdate(RequestModel):
             "timezone",
             "visibility",
             "hold_minutes",
+            "max_holds_per_account",
+            "max_held_seats_per_account",
             "participants_visibility",
             "refund_deposit_on_default",
         ):
@@ -117,6 +127,8 @@ class EventOut(BaseModel):
     registration_opens_at: datetime | None
     registration_closes_at: datetime | None
     hold_minutes: int
+    max_holds_per_account: int
+    max_held_seats_per_account: int
     remainder_due_at: datetime | None
     refund_deposit_on_default: bool
     status: EventStatus
@@ -161,6 +173,12 @@ class TicketTypeFields(RequestModel):
     sales_starts_at: AwareDatetime | None = None
     sales_ends_at: AwareDatetime | None = None
     max_per_order: int = Field(default=10, ge=1, le=100)
+    max_held_seats_per_account: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000,
+        description="Seats of this type one account may hold at once (null: the event's limit)",
+    )
     deposit_amount: int | None = Field(default=None, ge=1, le=10**12)
     deposit_percent: int | None = Field(default=None, ge=1, le=99)
     is_active: bool = True
@@ -175,6 +193,7 @@ class TicketTypeUpdate(RequestModel):
     sales_starts_at: AwareDatetime | None = None
     sales_ends_at: AwareDatetime | None = None
     max_per_order: int | None = Field(default=None, ge=1, le=100)
+    max_held_seats_per_account: int | None = Field(default=None, ge=1, le=10_000)
     deposit_amount: int | None = Field(default=None, ge=1, le=10**12)
     deposit_percent: int | None = Field(default=None, ge=1, le=99)
     is_active: bool | None = None
@@ -202,6 +221,7 @@ class TicketTypeOut(BaseModel):
     sales_starts_at: datetime | None
     sales_ends_at: datetime | None
     max_per_order: int
+    max_held_seats_per_account: int | None
     deposit_amount: int | None
     deposit_percent: int | None
     is_active: bool

@@ -63,6 +63,9 @@ class Event(UUIDPrimaryKey, Timestamps, Base):
     registration_opens_at: Mapped[datetime | None]
     registration_closes_at: Mapped[datetime | None]
     hold_minutes: Mapped[int] = mapped_column(server_default=text("15"))
+    # What one account may hold at once (migration 0014): holds, and seats over all of them.
+    max_holds_per_account: Mapped[int] = mapped_column(server_default=text("3"))
+    max_held_seats_per_account: Mapped[int] = mapped_column(server_default=text("10"))
     # Prepayment: the rest of a deposit is due by this time (null: when the event starts); an
     # unpaid remainder then cancels the registration, refunding the deposit if the flag says so.
     remainder_due_at: Mapped[datetime | None]
@@ -91,6 +94,8 @@ class Event(UUIDPrimaryKey, Timestamps, Base):
             "sold >= 0 AND (capacity IS NULL OR sold <= capacity)", name="within_capacity"
         ),
         CheckConstraint("hold_minutes BETWEEN 1 AND 1440", name="hold_minutes_range"),
+        CheckConstraint("max_holds_per_account >= 1", name="max_holds_per_account"),
+        CheckConstraint("max_held_seats_per_account >= 1", name="max_held_seats_per_account"),
         CheckConstraint(
             "remainder_due_at IS NULL OR remainder_due_at <= starts_at", name="remainder_due_order"
         ),
@@ -121,6 +126,7 @@ class TicketType(UUIDPrimaryKey, Timestamps, Base):
     sales_starts_at: Mapped[datetime | None]
     sales_ends_at: Mapped[datetime | None]
     max_per_order: Mapped[int] = mapped_column(server_default=text("10"))
+    max_held_seats_per_account: Mapped[int | None]  # null: the event's limit only
     deposit_amount: Mapped[int | None] = mapped_column(BigInteger)
     deposit_percent: Mapped[int | None]
     is_active: Mapped[bool] = mapped_column(server_default=text("true"))
@@ -132,6 +138,7 @@ class TicketType(UUIDPrimaryKey, Timestamps, Base):
         CheckConstraint("price_amount >= 0", name="price_non_negative"),
         CheckConstraint("currency ~ '^[A-Z]{3}$'", name="currency_iso"),
         CheckConstraint("max_per_order BETWEEN 1 AND 100", name="max_per_order_range"),
+        CheckConstraint("max_held_seats_per_account >= 1", name="max_held_seats_per_account"),
         CheckConstraint(
             "deposit_amount IS NULL OR deposit_percent IS NULL", name="one_deposit_form"
         ),

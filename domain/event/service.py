@@ -44,6 +44,8 @@ SAFE_WHEN_PUBLISHED = {
     "registration_closes_at",
     "participants_visibility",
     "hold_minutes",
+    "max_holds_per_account",
+    "max_held_seats_per_account",
     "remainder_due_at",
     "cover_media_id",
 }

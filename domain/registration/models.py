@@ -50,6 +50,12 @@ class Reservation(UUIDPrimaryKey, Timestamps, Base):
         CheckConstraint("quantity BETWEEN 1 AND 100", name="quantity_range"),
         Index("ix_reservations_due", "expires_at", postgresql_where=text("status = 'active'")),
         Index("ix_reservations_user_id", "user_id"),
+        Index(
+            "ix_reservations_user_event_active",
+            "user_id",
+            "event_id",
+            postgresql_where=text("status = 'active'"),
+        ),
     )
 
 

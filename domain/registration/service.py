@@ -122,6 +122,42 @@ def check_sale_open(
 # --- reservations -------------------------------------------------------------------------------------
 
 
+# Holds of one account for one event are counted under this lock (transaction-scoped, per
+# account and event), so two holds at once cannot both pass the limits.
+_LOCK_HOLDS = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
+_HELD = text(
+    "SELECT count(*), coalesce(sum(quantity), 0),"
+    " coalesce(sum(quantity) FILTER (WHERE ticket_type_id = :tt), 0)"
+    " FROM reservations WHERE user_id = :user AND event_id = :event AND status = 'active'"
+    " AND expires_at > now()"
+)
+
+
+def check_hold_limits(
+    uow: UnitOfWork, event: Event, tt: TicketType, user_id: uuid.UUID, quantity: int
+) -> None:
+    """One account may not hold more than the event allows (holds at once, seats over all of
+    them) nor more seats of a ticket type than the type allows: holds are meant for checking
+    out, and one account once held a whole ticket type, renewing every 15 minutes."""
+    uow.session.execute(_LOCK_HOLDS, {"key": f"holds:{user_id}:{event.id}"})
+    holds, seats, of_type = uow.session.execute(
+        _HELD, {"user": user_id, "event": event.id, "tt": tt.id}
+    ).one()
+    limits = (
+        ("ticket_type", tt.max_held_seats_per_account, of_type, quantity,
+         "seats of this ticket type"),
+        ("event", event.max_held_seats_per_account, seats, quantity, "seats of this event"),
+        ("holds", event.max_holds_per_account, holds, 1, "holds on this event"),
+    )  # fmt: skip
+    for scope, limit, held, requested, what in limits:
+        if limit is not None and held + requested > limit:
+            raise Conflict(
+                f"One account may hold at most {limit} {what} at a time; you hold {held}",
+                code="hold_limit_reached",
+                details={"scope": scope, "limit": limit, "held": int(held), "requested": requested},
+            )
+
+
 def reserve(
     uow: UnitOfWork,
     event_id: uuid.UUID,
@@ -135,6 +171,8 @@ def reserve(
     event = get_event(uow, event_id)
     tt = get_ticket_type(uow, event_id, ticket_type_id)
     check_sale_open(event, tt, quantity)
+    if waitlist_entry_id is None:  # an offer from the waitlist is the platform's, not a grab
+        check_hold_limits(uow, event, tt, user_id, quantity)
     reservation = Reservation(
         id=uuid7(),
         tenant_id=event.tenant_id,

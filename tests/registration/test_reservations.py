@@ -328,3 +328,56 @@ def test_give_a_hold_back_after_the_event_was_unpublished(
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "cancelled"
     assert organizer.sold(event["id"], tt["id"]) == 0
+
+
+# --- holds per account (issue L, finding 9: one account held all 200 seats in seconds) -----------
+
+
+def test_an_account_holds_at_most_the_events_limits_and_the_error_says_so(
+    client: TestClient, organizer: Organizer, participant: dict
+) -> None:
+    event = organizer.event(publish=True)
+    assert (event["max_holds_per_account"], event["max_held_seats_per_account"]) == (3, 10)
+    tt = organizer.ticket_type(event["id"], capacity=200)
+    for _ in range(2):
+        reserved(client, event["id"], participant, tt["id"], quantity=4)
+    too_many_seats = reserve(client, event["id"], participant, tt["id"], quantity=3)
+    body = assert_error(too_many_seats, 409, "hold_limit_reached")
+    assert body["details"] == {"scope": "event", "limit": 10, "held": 8, "requested": 3}
+    assert "10" in body["message"]
+    reserved(client, event["id"], participant, tt["id"], quantity=2)  # 10 seats in 3 holds
+    fourth = reserve(client, event["id"], participant, tt["id"], quantity=1)
+    body = assert_error(fourth, 409, "hold_limit_reached")
+    assert body["details"]["scope"] == "event" and body["details"]["limit"] == 10
+    # others are not limited by this account's holds
+    reserved(client, event["id"], organizer.api.register("other"), tt["id"], quantity=4)
+
+
+def test_the_number_of_holds_and_a_ticket_types_seats_are_capped_as_the_organizer_sets(
+    client: TestClient, organizer: Organizer, participant: dict
+) -> None:
+    event = organizer.event(publish=True)
+    changed = client.put(
+        f"{V1}/events/{event['id']}",
+        json={"max_holds_per_account": 2, "max_held_seats_per_account": 50},
+        headers=organizer.owner["headers"],
+    )
+    assert changed.status_code == 200, changed.text
+    vip = organizer.ticket_type(event["id"], capacity=20, max_held_seats_per_account=2)
+    floor = organizer.ticket_type(event["id"], name="Floor", capacity=100)
+    assert vip["max_held_seats_per_account"] == 2 and floor["max_held_seats_per_account"] is None
+    body = assert_error(
+        reserve(client, event["id"], participant, vip["id"], quantity=3), 409, "hold_limit_reached"
+    )
+    assert body["details"] == {"scope": "ticket_type", "limit": 2, "held": 0, "requested": 3}
+    reserved(client, event["id"], participant, vip["id"], quantity=2)
+    first = reserved(client, event["id"], participant, floor["id"], quantity=1)
+    body = assert_error(
+        reserve(client, event["id"], participant, floor["id"], quantity=1),
+        409,
+        "hold_limit_reached",
+    )
+    assert body["details"] == {"scope": "holds", "limit": 2, "held": 2, "requested": 1}
+    # a hold given back frees its place
+    assert cancel_reservation(client, first["id"], participant).status_code == 200
+    reserved(client, event["id"], participant, floor["id"], quantity=1)
