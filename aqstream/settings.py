@@ -155,6 +155,13 @@ class Settings(BaseSettings):
         description="An address an account signed in from is remembered this long; it keeps a "
         "count of its own, so others' failures do not lock it out (0: off).",
     )
+    dashboards_client_secret: SecretStr | None = Field(
+        default=None,
+        description="Shared by the dashboards and the API: the dashboards sign each browser's "
+        "address with it (X-AqStream-Client-IP), and the API then counts their requests against "
+        "that address instead of the dashboards' own. Unset: every dashboards user shares the "
+        "dashboards' address. Set it in production.",
+    )
     invite_ttl_s: int = 7 * 24 * 3600
     ticket_signing_key: SecretStr = Field(
         default=SecretStr(DEV_TICKET_KEY),

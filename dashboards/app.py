@@ -231,7 +231,12 @@ def load_shell(sessions, pathname: str | None, search: str | None, remembered: s
 def create_app(settings: Settings | None = None) -> Dash:
     settings = settings or Settings()
     http = httpx.Client(base_url=api_url(settings), timeout=15)
-    sessions = Sessions(http, secure=settings.dashboards_cookie_secure)
+    secret = settings.dashboards_client_secret
+    sessions = Sessions(
+        http,
+        secure=settings.dashboards_cookie_secure,
+        client_secret=secret.get_secret_value() if secret else None,
+    )
     app = Dash(
         __name__,
         title="AqStream dashboards",

@@ -4,10 +4,16 @@ The API's access token (15 minutes) and refresh token live in HttpOnly, SameSite
 no script of the page ever sees them; callbacks read them server-side. An access token about to
 expire is traded for a new pair before the request is handled; refresh tokens work once, so
 requests arriving together with the same old token share one refresh (``_Refresher``).
+
+Every API call made while serving a browser carries the browser's address, signed with the
+secret the API shares with the dashboards (``AQSTREAM_DASHBOARDS_CLIENT_SECRET``), so the API's
+per-address limits count each browser, not the dashboards' one address for all of them.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import threading
 import time
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
@@ -81,13 +87,38 @@ class _Refresher:
             return tokens
 
 
+def client_signature(secret: bytes, address: str, stamp: int) -> str:
+    """What the API checks (api/middleware/ratelimit.py): ``<unix time>:<hex HMAC-SHA256(secret,
+    "<unix time>:<address>")>``."""
+    mac = hmac.new(secret, f"{stamp}:{address}".encode(), hashlib.sha256).hexdigest()
+    return f"{stamp}:{mac}"
+
+
 class Sessions:
     """Installs the sign-in, sign-out and refresh handling on the Dash server (Flask)."""
 
-    def __init__(self, http: httpx.Client, *, secure: bool) -> None:
+    def __init__(
+        self, http: httpx.Client, *, secure: bool, client_secret: str | None = None
+    ) -> None:
         self.http = http
         self.secure = secure
         self.refresher = _Refresher()
+        self.client_secret = client_secret.encode() if client_secret else None
+        if self.client_secret is not None:
+            hooks = http.event_hooks
+            hooks["request"] = [*hooks.get("request", []), self._forward_browser]
+            http.event_hooks = hooks
+
+    def _forward_browser(self, request: httpx.Request) -> None:
+        """Sign the address of the browser being served into an API call made for it."""
+        if self.client_secret is None or not flask.has_request_context():
+            return
+        address = flask.request.remote_addr
+        if not address:
+            return
+        signature = client_signature(self.client_secret, address, int(time.time()))
+        request.headers["X-AqStream-Client-IP"] = address
+        request.headers["X-AqStream-Client-Signature"] = signature
 
     # --- per request ------------------------------------------------------------------------
 

@@ -5,10 +5,17 @@ the last still overlaps), so memory stays constant per caller and a burst at a w
 double the rate. An authenticated request counts against its user and its IP, an anonymous one
 against its IP; credential endpoints add a tight per-IP limit against password guessing.
 If Redis fails, requests pass (availability over strictness); see docs/api-rules.md.
+
+The dashboards call the API for every browser from their own address; they forward each
+browser's address signed with a secret shared with the API (``ForwardedClientMiddleware``), and
+only a valid signature makes the API count a request against the forwarded address.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import ipaddress
 import math
 import time
 from dataclasses import dataclass
@@ -150,14 +157,69 @@ class RateLimitMiddleware:
         return self._limiter
 
 
+CLIENT_IP_HEADER = b"x-aqstream-client-ip"
+CLIENT_SIGNATURE_HEADER = b"x-aqstream-client-signature"
+# A signature older (or newer) than this is refused: a captured pair of headers is not reusable.
+SIGNATURE_MAX_AGE_S = 60
+
+
+def client_signature(secret: bytes, address: str, stamp: int) -> str:
+    """``<unix time>:<hex HMAC-SHA256(secret, "<unix time>:<address>")>``, as the dashboards
+    sign (dashboards/session.py)."""
+    mac = hmac.new(secret, f"{stamp}:{address}".encode(), hashlib.sha256).hexdigest()
+    return f"{stamp}:{mac}"
+
+
+def forwarded_client(scope: Scope, secret: bytes, now: float | None = None) -> str | None:
+    """The browser address the dashboards forwarded, if they signed it with ``secret`` within
+    the last minute; else None (the request then counts against its TCP peer)."""
+    headers = dict(scope.get("headers") or ())
+    address = headers.get(CLIENT_IP_HEADER, b"").decode("latin-1").strip()
+    signature = headers.get(CLIENT_SIGNATURE_HEADER, b"").decode("latin-1").strip()
+    if not address or not signature:
+        return None
+    stamp, _, _ = signature.partition(":")
+    try:
+        ipaddress.ip_address(address)
+        age = (now if now is not None else time.time()) - int(stamp)
+    except ValueError:
+        return None
+    if abs(age) > SIGNATURE_MAX_AGE_S:
+        return None
+    expected = client_signature(secret, address, int(stamp))
+    if not hmac.compare_digest(expected.encode(), signature.encode()):
+        return None
+    return address
+
+
+class ForwardedClientMiddleware:
+    """Make the signed browser address the request's client, for every limit and throttle after
+    it; unsigned, badly signed or stale claims are ignored (never a plain X-Forwarded-For)."""
+
+    def __init__(self, app: ASGIApp, *, secret: bytes) -> None:
+        self.app = app
+        self.secret = secret
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            address = forwarded_client(scope, self.secret)
+            if address is not None:
+                scope = {**scope, "client": (address, 0)}
+        await self.app(scope, receive, send)
+
+
 def _exempt(path: str) -> bool:
     return path in EXEMPT_PATHS or path.startswith("/docs/")
 
 
 def install_rate_limiting(app: FastAPI, settings: Settings) -> None:
-    """Add the middleware unless disabled; a second call is a no-op."""
-    if not settings.rate_limit_enabled:
+    """Add the rate limits unless disabled, and outside them the dashboards' forwarded browser
+    addresses when a secret is configured; a second call is a no-op."""
+    ours = (RateLimitMiddleware, ForwardedClientMiddleware)
+    if any(m.cls in ours for m in app.user_middleware):
         return
-    if any(m.cls is RateLimitMiddleware for m in app.user_middleware):
-        return
-    app.add_middleware(RateLimitMiddleware, limits=RateLimits.from_settings(settings))
+    if settings.rate_limit_enabled:
+        app.add_middleware(RateLimitMiddleware, limits=RateLimits.from_settings(settings))
+    if settings.dashboards_client_secret is not None:
+        secret = settings.dashboards_client_secret.get_secret_value().encode()
+        app.add_middleware(ForwardedClientMiddleware, secret=secret)

@@ -3,6 +3,8 @@ per-account throttling, the dashboards' browsers' own addresses, and Redis outag
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
 import time
 import uuid
@@ -11,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import Engine, text
 
 from api.app import create_app
@@ -296,3 +299,87 @@ def test_wrong_current_passwords_count_against_the_account(throttled: FastAPI) -
         )
     )
     _assert_throttled(_login(_at(throttled), email))
+
+
+# --- 7. the dashboards' browsers sign in from their own addresses ---------------------------------
+
+DASHBOARDS_SECRET = "dashboards-forwarding-secret-for-the-suite"
+FORWARDING = {
+    "dashboards_client_secret": SecretStr(DASHBOARDS_SECRET),
+    "rate_limit_enabled": True,
+    "rate_limit_auth": "3/minute",
+}
+
+
+def _forwarded(address: str, secret: str = DASHBOARDS_SECRET, at: float | None = None) -> dict:
+    """The headers the dashboards add: the browser's address, signed with the shared secret."""
+    stamp = str(int(at if at is not None else time.time()))
+    mac = hmac.new(secret.encode(), f"{stamp}:{address}".encode(), hashlib.sha256).hexdigest()
+    return {"X-AqStream-Client-IP": address, "X-AqStream-Client-Signature": f"{stamp}:{mac}"}
+
+
+@pytest.fixture(scope="module")
+def forwarding(settings: Settings) -> Iterator[FastAPI]:
+    app = create_app(settings.model_copy(update=FORWARDING))
+    with TestClient(app):
+        yield app
+
+
+def test_signed_browser_addresses_from_the_dashboards_are_counted_apart(
+    forwarding: FastAPI,
+) -> None:
+    dashboards = _at(forwarding)  # one peer address for every browser
+    browser_a, browser_b = _address(), _address()
+    for _ in range(3):
+        wrong = _login(dashboards, _email("a"), headers=_forwarded(browser_a))
+        assert wrong.status_code == 401, wrong.text
+    refused = _login(dashboards, _email("a"), headers=_forwarded(browser_a))
+    assert refused.status_code == 429, refused.text
+    assert error_body(refused)["details"]["scope"] == "auth"
+
+    assert _login(dashboards, _email("b"), headers=_forwarded(browser_b)).status_code == 401
+    # Unsigned requests of the dashboards' own address were not counted by the browsers'.
+    assert _login(dashboards, _email("c")).status_code == 401
+
+
+def test_an_unsigned_forged_or_stale_address_is_ignored(forwarding: FastAPI) -> None:
+    peer = _address()
+    claimed = [
+        {"X-AqStream-Client-IP": _address()},
+        {"X-Forwarded-For": _address()},
+        _forwarded(_address(), secret="not-the-dashboards-secret"),
+        _forwarded(_address(), at=time.time() - 3600),
+        {**_forwarded(_address()), "X-AqStream-Client-IP": _address()},  # signature of another
+    ]
+    answers = [_login(_at(forwarding, peer), _email("forged"), headers=h) for h in claimed]
+    # All five counted against the one real peer: 3 allowed, then refused.
+    assert [a.status_code for a in answers] == [401, 401, 401, 429, 429]
+
+
+def test_the_dashboards_forward_each_browsers_address(settings: Settings) -> None:
+    """22 failed sign-ins from one browser no longer lock every organizer out."""
+    from dashboards.app import create_app as create_dashboards
+    from tests.live import served
+
+    api_settings = settings.model_copy(update=FORWARDING)
+    with served(create_app(api_settings)) as api_url:
+        server = create_dashboards(
+            api_settings.model_copy(update={"dashboards_api_url": api_url})
+        ).server
+        with TestClient(create_app(api_settings)) as api:
+            user = _register(api, _email("organizer"))
+        mallory = server.test_client()
+        mallory.environ_base["REMOTE_ADDR"] = "203.0.113.66"
+        for _ in range(4):
+            answer = mallory.post(
+                "/auth/login", data={"email": _email("x"), "password": "guess-guess-guess"}
+            )
+        assert answer.headers["Location"].startswith("/signin?message=rate_limited")
+
+        organizer = server.test_client()
+        organizer.environ_base["REMOTE_ADDR"] = "198.51.100.7"
+        signed_in = organizer.post(
+            "/auth/login", data={"email": user["user"]["email"], "password": PASSWORD}
+        )
+        assert signed_in.status_code == 303
+        assert signed_in.headers["Location"] == "/", signed_in.headers["Location"]
