@@ -28,7 +28,6 @@ from aqstream.stack.servers import (
     wait_until,
 )
 
-START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
 
 _CONFIGURED = {
@@ -161,7 +160,7 @@ class LocalStack:
         try:
             wait_until(
                 lambda: server.healthy(port),
-                START_TIMEOUT_S,
+                server.start_timeout_s,
                 server.name,
                 alive=lambda: proc.poll() is None,
             )

@@ -93,6 +93,7 @@ class Server:
 
     name: str
     stop_signal: int = signal.SIGTERM
+    start_timeout_s: float = 30.0
 
     def __init__(self, settings: Settings, state_dir: Path) -> None:
         self.settings = settings
@@ -335,6 +336,8 @@ class ApacheKafkaServer(KafkaServer):
 
     flavor = "kafka"
     description = f"Apache Kafka {KAFKA_VERSION} (KRaft)"
+    # 2 s on an idle machine, 10 s with two test suites on its two cores, longer seen under more.
+    start_timeout_s = 120.0
 
     def __init__(self, settings: Settings, state_dir: Path) -> None:
         super().__init__(settings, state_dir)
