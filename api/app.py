@@ -8,12 +8,19 @@ from contextlib import asynccontextmanager
 
 from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import APIRouter, FastAPI
+from prometheus_client import REGISTRY
+from prometheus_client.exposition import start_wsgi_server
 from prometheus_fastapi_instrumentator import Instrumentator
+from starlette.types import ASGIApp
 
-from api.errors import COMMON_RESPONSES, install_error_handlers
+from api.errors import COMMON_RESPONSES, KeepConnectionAfterError, install_error_handlers
 from api.health.router import router as health_router
+from api.media.upload import FORM_OVERHEAD, limits_of
+from api.middleware.body_limit import BodyLimitMiddleware, BodyTooLarge, answer_body_too_large
+from api.middleware.headers import SecurityHeadersMiddleware
 from api.middleware.idempotency import install_idempotency
 from api.middleware.ratelimit import install_rate_limiting
+from api.middleware.text import TextGuardMiddleware
 from api.payment.router import install_payment_errors
 from api.payment.router import sandbox_router as sandbox_checkout
 from api.state import AppState
@@ -67,6 +74,26 @@ def build_api_router() -> APIRouter:
     return api
 
 
+class AqStreamApi(FastAPI):
+    """FastAPI with two layers outside Starlette's ServerErrorMiddleware, so that they see its
+    500s too: the security headers, and the one that keeps the connection after an error."""
+
+    settings: Settings
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = SecurityHeadersMiddleware(
+            super().build_middleware_stack(),
+            behind_tls=self.settings.behind_tls,
+            hsts_max_age_s=self.settings.hsts_max_age_s,
+        )
+        return KeepConnectionAfterError(stack)
+
+
+def upload_paths(settings: Settings) -> dict[str, int]:
+    """Routes whose bodies are files, and their body limit: the largest file and the form."""
+    return {f"{API_PREFIX}/media/upload": limits_of(settings).largest + FORM_OVERHEAD}
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     configure_logging(settings.log_level, settings.log_json)
@@ -77,24 +104,40 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         app.state.aq = AppState.build(settings)
         app.state.payments = PaymentRuntime.start(settings, app.state.aq.sessionmaker)
+        metrics = None
+        if settings.api_metrics_port:
+            # Off the public port: scrapers reach it on the internal network (docs/operations.md).
+            metrics, _ = start_wsgi_server(
+                settings.api_metrics_port, settings.api_metrics_host, REGISTRY
+            )
         try:
             yield
         finally:
+            if metrics is not None:
+                metrics.shutdown()
+                metrics.server_close()
             app.state.payments.close()
             app.state.aq.close()
 
-    app = FastAPI(
+    app = AqStreamApi(
         title="AqStream API",
         version=__version__,
         description="Event registration with live analytics. Errors share one format: "
         '`{"error": {"code", "message", "details"}}`.',
         lifespan=lifespan,
     )
+    app.settings = settings
     install_error_handlers(app)
     install_payment_errors(app)
-    # Middleware added later runs first: rate limits, then idempotency, both inside the
-    # request-id and metrics middleware (so 429s carry X-Request-ID and are counted).
+    app.add_exception_handler(BodyTooLarge, answer_body_too_large)
+    # Middleware added later runs first: rate limits; then refusals of text PostgreSQL cannot
+    # hold and of bodies over their limit (before idempotency buffers a body); then idempotency.
+    # All inside the request-id and metrics middleware (so 4xx carry X-Request-ID and are counted).
     install_idempotency(app, settings)
+    app.add_middleware(
+        BodyLimitMiddleware, default=settings.api_max_body_bytes, paths=upload_paths(settings)
+    )
+    app.add_middleware(TextGuardMiddleware)
     install_rate_limiting(app, settings)
     app.add_middleware(
         CorrelationIdMiddleware,
@@ -105,7 +148,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(sandbox_checkout)
     app.include_router(build_api_router())
-    Instrumentator(excluded_handlers=["/metrics", "/health"]).instrument(app).expose(
-        app, include_in_schema=False, should_gzip=True
-    )
+    instrumentator = Instrumentator(excluded_handlers=["/metrics", "/health"]).instrument(app)
+    if not settings.api_metrics_port:
+        instrumentator.expose(app, include_in_schema=False, should_gzip=True)
     return app

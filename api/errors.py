@@ -10,11 +10,13 @@ from typing import Any
 
 import psycopg
 import sqlalchemy.exc
+from asgi_correlation_id.context import correlation_id
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.openapi_index import allowed_methods
 from api.types import FIELD_ERROR_CODES
@@ -152,7 +154,45 @@ async def _database_busy(request: Request, exc: Exception) -> JSONResponse:
 
 async def _unhandled(_: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled_error", error=type(exc).__name__)
-    return error_response(500, "internal_error", "Internal server error")
+    # Answered outside the request-id middleware (Starlette's ServerErrorMiddleware): say it here.
+    cid = correlation_id.get()
+    return error_response(
+        500,
+        "internal_error",
+        "Internal server error",
+        headers={"X-Request-ID": cid} if cid else None,
+    )
+
+
+class KeepConnectionAfterError:
+    """The outermost layer of the app. Starlette's ServerErrorMiddleware answers an unhandled error
+    with ``_unhandled``'s 500 and then re-raises it for the server to log; uvicorn then closes the
+    connection, so a keep-alive client lost it after every 500 (and the error was logged twice).
+    Once a whole response has been sent, the error ends here (``_unhandled`` has logged it). Only
+    a response cut short is re-raised: that connection cannot carry another request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        complete = False
+
+        async def watched(message: Message) -> None:
+            nonlocal complete
+            await send(message)
+            if message["type"] == "http.response.body":
+                complete = not message.get("more_body", False)
+            elif message["type"] in ("http.response.pathsend", "http.response.zerocopysend"):
+                complete = True
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception:
+            if not complete:
+                raise
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -161,7 +201,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     # Registered by class, so they are answered inside the app (the catch-all below is Starlette's
-    # server-error path, which also logs a traceback and drops the connection).
+    # server-error path; KeepConnectionAfterError keeps the connection after it).
     for transient in (
         sqlalchemy.exc.OperationalError,  # statement/lock timeout, lost connection (wrapped)
         sqlalchemy.exc.TimeoutError,  # no pooled connection free in time

@@ -179,6 +179,30 @@ class Settings(BaseSettings):
     rate_limit_auth: str = Field(
         default="20/minute", description="Per IP on credential endpoints (login, register, ...)."
     )
+    # Request hardening (docs/api-rules.md "Limits and refusals", operations.md "Metrics and TLS").
+    api_max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1,
+        description="Largest request body of the API (413 beyond it); uploads are bounded by the "
+        "media limits instead.",
+    )
+    behind_tls: bool = Field(
+        default=False,
+        description="A TLS proxy fronts the API and dashboards: every response carries "
+        "Strict-Transport-Security (requests that arrive over https get it anyway).",
+    )
+    hsts_max_age_s: int = Field(
+        default=31_536_000, ge=0, description="max-age of Strict-Transport-Security."
+    )
+    api_metrics_host: str = Field(
+        default="127.0.0.1", description="Interface of AQSTREAM_API_METRICS_PORT."
+    )
+    api_metrics_port: int = Field(
+        default=0,
+        ge=0,
+        description="Serve the API's Prometheus metrics on this port (for scrapers on an "
+        "internal network) instead of at /metrics of the API's own port; 0 = the API port.",
+    )
 
     # --- notifications (docs/notifications.md) -------------------------------------------------
     telegram_api_base: str = Field(

@@ -36,15 +36,18 @@ from api.payment.schemas import (
     RefundResult,
     WebhookAck,
 )
+from aqstream.logging import get_logger
 from domain.errors import NotFound
 from domain.payment import service, webhooks
-from domain.payment.errors import ProviderRejected, ProviderUnavailable
+from domain.payment.errors import ProviderRejected, ProviderUnavailable, WebhookRejected
 from domain.payment.models import Payment
 from domain.payment.providers import Providers
 from domain.payment.providers.sandbox import SandboxProvider
 from domain.payment.runtime import PaymentRuntime
 from domain.registration.service import get_registration
 from domain.uow import UnitOfWork
+
+log = get_logger(__name__)
 
 router = APIRouter(tags=["payments"])
 webhook_router = APIRouter(tags=["webhooks"])
@@ -207,7 +210,13 @@ def receive_webhook(
     """A payment provider reports an outcome. Authenticated by its signature (400
     `invalid_signature` otherwise, nothing changes); each event is applied once (a repeat
     answers `duplicate`), and out-of-order reports change nothing."""
-    outcome = webhooks.receive(uow, providers, provider, request.headers, body)
+    try:
+        outcome = webhooks.receive(uow, providers, provider, request.headers, body)
+    except RecursionError:
+        # JSON nested deeper than the parser's recursion (a signed body: parsed after the
+        # signature verified). Unreadable, like any malformed event: 400, one warning.
+        log.warning("webhook_malformed", provider=provider, error="JSON nested too deeply")
+        raise WebhookRejected("The webhook cannot be read", code="invalid_webhook") from None
     return WebhookAck(outcome=outcome)
 
 
