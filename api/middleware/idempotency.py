@@ -1,5 +1,9 @@
 """Idempotent retries: a write carrying ``X-Idempotency-Key`` runs once; a retry replays its response.
 
+Requests the app refuses before any endpoint runs are left to it, key unread: no route for the path
+(404) or the method (405), no valid bearer token where one is required (401). So those answers win
+over a key's replay or reuse, and such a request claims nothing.
+
 A key belongs to the caller (the verified user, or the client IP when anonymous) and is bound to a
 fingerprint of the request (method, path with query, body). The first request claims the key in
 Redis with a short lock; when it finishes, its status, a few headers and body are stored for
@@ -23,10 +27,12 @@ import redis
 from fastapi import Depends, FastAPI, Header, Request
 from starlette.datastructures import Headers
 from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import ApiError, error_response
 from api.middleware import caller_of
+from api.openapi_index import operation
 from aqstream.logging import get_logger
 from aqstream.settings import Settings
 
@@ -43,6 +49,7 @@ _STORED_HEADERS = frozenset({b"content-type", b"content-language", b"location", 
 _SPOOL_IN_MEMORY = 1 << 20  # larger request bodies go to a temporary file while fingerprinted
 _CHUNK = 64 * 1024
 _GUARDED = "aq.idempotency_key"
+_LEFT_TO_THE_APP = "aq.idempotency_left_to_the_app"
 
 # Finish what this request claimed: store the response (ARGV[2]) or drop the claim (ARGV[2] = '').
 # A claim that expired and was taken over by a retry is left alone.
@@ -79,6 +86,10 @@ class IdempotencyMiddleware:
             return
         keys = Headers(scope=scope).getlist(IDEMPOTENCY_HEADER)
         if not keys:
+            await self.app(scope, receive, send)
+            return
+        if self._refused_before_any_endpoint(scope):
+            scope[_LEFT_TO_THE_APP] = True
             await self.app(scope, receive, send)
             return
         if len(keys) > 1 or not _VALID_KEY.fullmatch(keys[0]):
@@ -138,6 +149,19 @@ class IdempotencyMiddleware:
                 await self._finish(client, redis_key, claim, None)
             raise
         await self._finish(client, redis_key, claim, captured.to_record(fingerprint))
+
+    def _refused_before_any_endpoint(self, scope: Scope) -> bool:
+        """404 or 405 (no route takes the request), or 401 (its operation requires a bearer
+        token and the request has no valid one). Whether it does is read from the OpenAPI
+        document, the contract (as for unknown query parameters). Operations where a token is
+        optional are guarded: some refuse a bad token, some ignore it."""
+        app = scope["app"]
+        if not any(route.matches(scope)[0] is Match.FULL for route in app.router.routes):
+            return True
+        security = (operation(app, scope["method"], scope["path"]) or {}).get("security")
+        if not security or {} in security:
+            return False
+        return caller_of(scope).user_id is None
 
     def _claim(self, client: redis.Redis, redis_key: str, claim: str) -> dict[str, Any] | None:
         """None when this request now owns the key, else what is stored under it."""
@@ -293,6 +317,14 @@ def require_idempotency_key(
     if key is None:
         raise ApiError(
             400, "idempotency_key_required", f"This operation requires an {IDEMPOTENCY_HEADER}"
+        )
+    if request.scope.get(_LEFT_TO_THE_APP):
+        # Left unguarded because authentication refuses it; never run it that way.
+        raise ApiError(
+            401,
+            "unauthorized",
+            "Missing or invalid bearer token",
+            headers={"WWW-Authenticate": 'Bearer realm="aqstream"'},
         )
     if request.scope.get(_GUARDED) != key:
         raise RuntimeError("X-Idempotency-Key is not enforced: call install_idempotency(app)")
