@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
+import redis
 from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.routing import APIRoute
 
@@ -20,17 +21,36 @@ from api.identity.schemas import (
     UserOut,
     UserUpdate,
 )
+from api.middleware.ratelimit import (
+    AUTH_UNAVAILABLE_CODE,
+    AUTH_UNAVAILABLE_MESSAGE,
+    AUTH_UNAVAILABLE_RETRY_AFTER_S,
+)
 from api.security import CurrentPrincipal
 from api.state import AppState
+from aqstream.logging import get_logger
 from domain.errors import NotFound
 from domain.identity import service
 from domain.identity.models import User
 from domain.identity.throttle import AccountThrottled, SignInThrottle, ThrottlePolicy
 
+log = get_logger(__name__)
+
+
+def auth_unavailable() -> ApiError:
+    """Redis holds refresh tokens and sign-in throttles: without it no credential is checked or
+    issued (the same answer as the rate limit middleware's for credential paths)."""
+    return ApiError(
+        503,
+        AUTH_UNAVAILABLE_CODE,
+        AUTH_UNAVAILABLE_MESSAGE,
+        headers={"Retry-After": str(AUTH_UNAVAILABLE_RETRY_AFTER_S)},
+    )
+
 
 class IdentityRoute(APIRoute):
-    """Answers the per-account throttle's refusal as 429 with Retry-After (api/errors.py maps
-    domain errors to a status, not to headers)."""
+    """Answers the per-account throttle's refusal as 429 with Retry-After, and a Redis failure
+    as 503 ``auth_unavailable`` (the unit of work has rolled back: nothing is written)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -46,6 +66,9 @@ class IdentityRoute(APIRoute):
                     exc.details,
                     headers={"Retry-After": str(exc.retry_after_s)},
                 ) from None
+            except redis.RedisError as exc:
+                log.warning("auth_unavailable", error=type(exc).__name__, path=request.url.path)
+                raise auth_unavailable() from None
 
         return guarded
 

@@ -4,7 +4,9 @@ Sliding window counter: two counters per key (this window and the last, weighted
 the last still overlaps), so memory stays constant per caller and a burst at a window edge cannot
 double the rate. An authenticated request counts against its user and its IP, an anonymous one
 against its IP; credential endpoints add a tight per-IP limit against password guessing.
-If Redis fails, requests pass (availability over strictness); see docs/api-rules.md.
+If Redis fails, requests pass (availability over strictness), except on credential endpoints:
+those answer 503 ``auth_unavailable`` before anything is checked, as an unlimited sign-in would
+be an unlimited password oracle; see docs/api-rules.md.
 
 The dashboards call the API for every browser from their own address; they forward each
 browser's address signed with a secret shared with the API (``ForwardedClientMiddleware``), and
@@ -43,6 +45,10 @@ EXEMPT_PATHS = frozenset(
 CREDENTIAL_PATHS = ("/auth/login", "/auth/register", "/auth/telegram", "/auth/refresh")
 # After a Redis failure, skip it for a moment instead of paying its timeout on every request.
 FAILURE_BACKOFF_S = 5.0
+# Without Redis, credential endpoints answer this 503 (here and in api/identity/router.py).
+AUTH_UNAVAILABLE_CODE = "auth_unavailable"
+AUTH_UNAVAILABLE_MESSAGE = "Signing in is unavailable right now; retry shortly"
+AUTH_UNAVAILABLE_RETRY_AFTER_S = math.ceil(FAILURE_BACKOFF_S)
 
 
 @dataclass(frozen=True)
@@ -89,7 +95,7 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         if time.monotonic() < self._skip_until:
-            await self.app(scope, receive, send)
+            await self._without_limits(scope, receive, send)
             return
         checks = self._checks(scope)
         try:
@@ -97,7 +103,7 @@ class RateLimitMiddleware:
         except redis.RedisError as exc:
             self._skip_until = time.monotonic() + FAILURE_BACKOFF_S
             log.warning("rate_limit_unavailable", error=str(exc))
-            await self.app(scope, receive, send)
+            await self._without_limits(scope, receive, send)
             return
 
         headers = {
@@ -123,11 +129,24 @@ class RateLimitMiddleware:
 
         await self.app(scope, receive, send_with_headers)
 
+    async def _without_limits(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Redis is away: pass, but refuse credential endpoints (fail closed)."""
+        if not _credential(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        response = error_response(
+            503,
+            AUTH_UNAVAILABLE_CODE,
+            AUTH_UNAVAILABLE_MESSAGE,
+            headers={"Retry-After": str(AUTH_UNAVAILABLE_RETRY_AFTER_S)},
+        )
+        await response(scope, receive, send)
+
     def _checks(self, scope: Scope) -> list[_Check]:
         """Credentials, user, IP: a request refused by one limit is not counted by the later ones."""
         caller = caller_of(scope)
         checks = []
-        if scope["path"].rstrip("/").endswith(CREDENTIAL_PATHS):
+        if _credential(scope["path"]):
             checks.append(_Check("auth", self.limits.auth, caller.ip))
         if caller.user_id:
             checks.append(_Check("user", self.limits.user, caller.user_id))
@@ -206,6 +225,10 @@ class ForwardedClientMiddleware:
             if address is not None:
                 scope = {**scope, "client": (address, 0)}
         await self.app(scope, receive, send)
+
+
+def _credential(path: str) -> bool:
+    return path.rstrip("/").endswith(CREDENTIAL_PATHS)
 
 
 def _exempt(path: str) -> bool:

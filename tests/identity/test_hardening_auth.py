@@ -18,6 +18,7 @@ from sqlalchemy import Engine, text
 
 from api.app import create_app
 from aqstream.settings import Settings
+from domain.identity import telegram
 from tests.factories import error_body
 
 PASSWORD = "correct horse battery"
@@ -383,3 +384,130 @@ def test_the_dashboards_forward_each_browsers_address(settings: Settings) -> Non
         )
         assert signed_in.status_code == 303
         assert signed_in.headers["Location"] == "/", signed_in.headers["Location"]
+
+
+# --- 8. Redis away: credential endpoints fail closed with a 503, before any password check ------
+
+
+@pytest.fixture(scope="module", params=[True, False], ids=["limits-on", "limits-off"])
+def redis_down(request, settings: Settings) -> Iterator[FastAPI]:
+    """The API with its Redis at a closed port, with and without the rate limit middleware (the
+    endpoints must fail closed by themselves too)."""
+    from aqstream.stack.servers import free_port
+
+    broken = settings.model_copy(
+        update={
+            "redis_url": f"redis://127.0.0.1:{free_port()}/0",
+            "rate_limit_enabled": request.param,
+        }
+    )
+    app = create_app(broken)
+    with TestClient(app):
+        yield app
+
+
+def _assert_unavailable(response) -> None:
+    assert response.status_code == 503, response.text
+    assert error_body(response)["code"] == "auth_unavailable"
+    assert int(response.headers["Retry-After"]) >= 1
+
+
+def test_sign_up_without_redis_is_a_503_and_creates_no_account(
+    redis_down: FastAPI, owner_engine: Engine
+) -> None:
+    email = _email("noredis")
+    response = _at(redis_down).post(
+        "/api/v1/auth/register", json={"email": email, "password": PASSWORD}
+    )
+    _assert_unavailable(response)
+    with owner_engine.connect() as conn:
+        count = conn.execute(
+            text("SELECT count(*) FROM users WHERE email = :e"), {"e": email}
+        ).scalar_one()
+    assert count == 0
+
+
+def test_sign_in_without_redis_answers_the_same_503_for_any_password(
+    redis_down: FastAPI, client: TestClient
+) -> None:
+    email = _email("oracle")
+    _register(client, email)
+    right = _login(_at(redis_down), email)
+    wrong = _login(_at(redis_down), email, "guess-guess-guess")
+    unknown = _login(_at(redis_down), _email("nobody"))
+    for response in (right, wrong, unknown):
+        _assert_unavailable(response)
+    assert right.json() == wrong.json() == unknown.json()
+
+
+def test_refresh_logout_and_telegram_without_redis_are_503(
+    redis_down: FastAPI, client: TestClient
+) -> None:
+    pair = _register(client, _email("tokens"))
+    at = _at(redis_down)
+    _assert_unavailable(
+        at.post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]})
+    )
+    _assert_unavailable(
+        at.post(
+            "/api/v1/auth/logout",
+            json={"refresh_token": pair["refresh_token"]},
+            headers=_bearer(pair["access_token"]),
+        )
+    )
+    fields = {"id": 10**9 + uuid.uuid4().int % 10**12, "auth_date": int(time.time())}
+    fields["hash"] = telegram.sign(fields, "123456:TEST-bot-token-for-the-suite")
+    _assert_unavailable(at.post("/api/v1/auth/telegram", json=fields))
+
+
+def test_a_password_change_without_redis_is_a_503_and_writes_nothing(
+    redis_down: FastAPI, client: TestClient, owner_engine: Engine
+) -> None:
+    email = _email("pwnoredis")
+    pair = _register(client, email)
+    before = _password_hash(owner_engine, pair["user"]["id"])
+    at, headers = _at(redis_down), _bearer(pair["access_token"])
+
+    for current in (PASSWORD, "guess-guess-guess"):
+        response = at.patch(
+            "/api/v1/users/me",
+            json={"password": NEW_PASSWORD, "current_password": current},
+            headers=headers,
+        )
+        _assert_unavailable(response)
+    assert _password_hash(owner_engine, pair["user"]["id"]) == before
+
+    # What needs no Redis still works (rate limits fail open for everything but credentials).
+    renamed = at.patch("/api/v1/users/me", json={"display_name": "Still here"}, headers=headers)
+    assert renamed.status_code == 200, renamed.text
+    assert at.get("/api/v1/users/me", headers=headers).status_code == 200
+
+
+def test_the_rate_limits_fail_closed_for_credential_paths_only(settings: Settings) -> None:
+    """Without Redis the middleware refuses a credential path before its endpoint runs (here one
+    that needs no Redis itself) and lets other requests through unlimited."""
+    from aqstream.stack.servers import free_port
+
+    app = create_app(
+        settings.model_copy(
+            update={"redis_url": f"redis://127.0.0.1:{free_port()}/0", "rate_limit_enabled": True}
+        )
+    )
+    ran = []
+
+    @app.post("/t/auth/login")
+    def fake_login() -> dict[str, bool]:
+        ran.append(True)
+        return {"ok": True}
+
+    @app.get("/t/ping")
+    def ping() -> dict[str, bool]:
+        return {"pong": True}
+
+    with TestClient(app) as at:
+        first, again = at.post("/t/auth/login"), at.post("/t/auth/login")  # again: in the pause
+        pings = [at.get("/t/ping") for _ in range(3)]
+    _assert_unavailable(first)
+    _assert_unavailable(again)
+    assert ran == []
+    assert [p.status_code for p in pings] == [200, 200, 200]
