@@ -102,7 +102,7 @@ def _tokens(
     return TokenPair(
         access_token=access,
         expires_in=ttl,
-        refresh_token=refresh or state.refresh_tokens.issue(user.id),
+        refresh_token=refresh or state.refresh_tokens.issue(user.id, version=user.token_version),
         user=UserOut.model_validate(user),
     )
 
@@ -173,6 +173,15 @@ def refresh(
     except NotFound:
         state.refresh_tokens.revoke_family(grant.family)
         raise ApiError(401, "invalid_refresh_token", "The account no longer exists") from None
+    if grant.version != user.token_version:
+        # A sign-in that raced a password change: revoking the user's tokens may not have seen it.
+        state.refresh_tokens.revoke_family(grant.family)
+        raise ApiError(
+            401,
+            "token_revoked",
+            "The password was changed after this sign-in; sign in again",
+            headers={"WWW-Authenticate": 'Bearer realm="aqstream"'},
+        )
     return _tokens(state, user, response, refresh=successor)
 
 

@@ -40,6 +40,7 @@ def _hash(token: str) -> str:
 class RefreshGrant:
     user_id: uuid.UUID
     family: str
+    version: int = 0  # the user's token_version when the sign-in was made (absent: 0)
 
 
 class RefreshTokenStore:
@@ -48,10 +49,10 @@ class RefreshTokenStore:
         self.ttl_s = ttl_s
         self._consume = client.register_script(_CONSUME)
 
-    def issue(self, user_id: uuid.UUID, family: str | None = None) -> str:
+    def issue(self, user_id: uuid.UUID, family: str | None = None, *, version: int = 0) -> str:
         token = secrets.token_urlsafe(32)
         family = family or uuid.uuid4().hex
-        record = json.dumps({"user": str(user_id), "family": family, "used": False})
+        record = json.dumps({"user": str(user_id), "family": family, "used": False, "ver": version})
         pipe = self.client.pipeline()
         pipe.set(f"{_PREFIX}:{_hash(token)}", record, ex=self.ttl_s)
         pipe.sadd(f"{_PREFIX}:family:{family}", _hash(token))
@@ -76,8 +77,8 @@ class RefreshTokenStore:
                 code="refresh_token_reused",
             )
         data = json.loads(result)
-        grant = RefreshGrant(uuid.UUID(data["user"]), data["family"])
-        return grant, self.issue(grant.user_id, grant.family)
+        grant = RefreshGrant(uuid.UUID(data["user"]), data["family"], int(data.get("ver", 0)))
+        return grant, self.issue(grant.user_id, grant.family, version=grant.version)
 
     def revoke(self, token: str, user_id: uuid.UUID) -> bool:
         """Log out: revoke the family of ``user_id``'s token. False if unknown or not theirs."""

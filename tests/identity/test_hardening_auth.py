@@ -168,6 +168,22 @@ def test_access_and_refresh_tokens_from_before_a_password_change_stop_working_at
     assert me.status_code == 200, me.text
 
 
+def test_a_refresh_token_issued_before_a_password_change_is_refused_even_if_not_revoked(
+    client: TestClient, owner_engine: Engine
+) -> None:
+    """A sign-in racing a password change (reading the old hash before the change commits) gets
+    a refresh token that revoking the user's tokens did not see: it must not outlive the change."""
+    pair = _register(client, _email("race"))
+    with owner_engine.begin() as conn:  # the change, committed after that sign-in's revocation
+        conn.execute(
+            text("UPDATE users SET token_version = token_version + 1 WHERE id = :id"),
+            {"id": pair["user"]["id"]},
+        )
+    refreshed = client.post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]})
+    assert refreshed.status_code == 401, refreshed.text
+    assert error_body(refreshed)["code"] == "token_revoked"
+
+
 def test_a_profile_change_without_secrets_needs_no_password_and_keeps_the_session(
     client: TestClient,
 ) -> None:
