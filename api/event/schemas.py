@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -18,6 +18,25 @@ Url = Annotated[str, Field(max_length=2000, pattern=r"^https?://[^\s]+$")]
 
 def _strip(value: str) -> str:
     return value.strip()
+
+
+def _nullable(schema: dict[str, Any]) -> bool:
+    return schema.get("type") == "null" or any(_nullable(o) for o in schema.get("anyOf", []))
+
+
+def _omitted_is_unchanged(schema: dict[str, Any]) -> None:
+    """A partial update's fields may all be left out. One whose type has no None may not be sent
+    as null: its None default only marks it as not sent, so the schema shows no default."""
+    for prop in schema.get("properties", {}).values():
+        if prop.get("default", ...) is None and not _nullable(prop):
+            del prop["default"]
+
+
+class PartialUpdate(RequestModel):
+    """Base of PUT bodies that change only what they name (``model_dump(exclude_unset=True)``):
+    a field left out is unchanged; null clears a field only where its type allows None."""
+
+    model_config = ConfigDict(json_schema_extra=_omitted_is_unchanged)
 
 
 class EventFields(RequestModel):
@@ -59,49 +78,31 @@ class EventCreate(EventFields):
     organization_id: uuid.UUID
 
 
-class EventUpdate(RequestModel):
+class EventUpdate(PartialUpdate):
     """Fields to change; once published only title, description, venue, online_url, capacity,
     registration_closes_at, participants_visibility, hold_minutes and remainder_due_at."""
 
-    title: Title | None = None
+    title: Title = None
     description: str | None = Field(default=None, max_length=20000)
-    starts_at: AwareDatetime | None = None
-    ends_at: AwareDatetime | None = None
-    timezone: TimeZoneName | None = None
+    starts_at: AwareDatetime = None
+    ends_at: AwareDatetime = None
+    timezone: TimeZoneName = None
     venue: str | None = Field(default=None, max_length=500)
     online_url: Url | None = None
     capacity: int | None = Field(default=None, ge=0, le=1_000_000)
-    visibility: Visibility | None = None
+    visibility: Visibility = None
     group_id: uuid.UUID | None = None
-    participants_visibility: ParticipantsVisibility | None = None
+    participants_visibility: ParticipantsVisibility = None
     registration_opens_at: AwareDatetime | None = None
     registration_closes_at: AwareDatetime | None = None
-    hold_minutes: int | None = Field(default=None, ge=1, le=1440)
-    max_holds_per_account: int | None = Field(default=None, ge=1, le=100)
-    max_held_seats_per_account: int | None = Field(default=None, ge=1, le=10_000)
+    hold_minutes: int = Field(default=None, ge=1, le=1440)
+    max_holds_per_account: int = Field(default=None, ge=1, le=100)
+    max_held_seats_per_account: int = Field(default=None, ge=1, le=10_000)
     remainder_due_at: AwareDatetime | None = None
-    refund_deposit_on_default: bool | None = None
+    refund_deposit_on_default: bool = None
     cover_media_id: uuid.UUID | None = Field(
         default=None, description="An uploaded image of the organization's; null removes it"
     )
-
-    @model_validator(mode="after")
-    def _no_nulls_for_required(self) -> EventUpdate:
-        for name in (
-            "title",
-            "starts_at",
-            "ends_at",
-            "timezone",
-            "visibility",
-            "hold_minutes",
-            "max_holds_per_account",
-            "max_held_seats_per_account",
-            "participants_visibility",
-            "refund_deposit_on_default",
-        ):
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
-        return self
 
 
 class EventOut(BaseModel):
@@ -184,26 +185,19 @@ class TicketTypeFields(RequestModel):
     is_active: bool = True
 
 
-class TicketTypeUpdate(RequestModel):
-    name: Title | None = None
+class TicketTypeUpdate(PartialUpdate):
+    name: Title = None
     description: str | None = Field(default=None, max_length=5000)
-    price_amount: int | None = Field(default=None, ge=0, le=10**12)
-    currency: Currency | None = None
-    capacity: int | None = Field(default=None, ge=0, le=1_000_000)
+    price_amount: int = Field(default=None, ge=0, le=10**12)
+    currency: Currency = None
+    capacity: int = Field(default=None, ge=0, le=1_000_000)
     sales_starts_at: AwareDatetime | None = None
     sales_ends_at: AwareDatetime | None = None
-    max_per_order: int | None = Field(default=None, ge=1, le=100)
+    max_per_order: int = Field(default=None, ge=1, le=100)
     max_held_seats_per_account: int | None = Field(default=None, ge=1, le=10_000)
     deposit_amount: int | None = Field(default=None, ge=1, le=10**12)
     deposit_percent: int | None = Field(default=None, ge=1, le=99)
-    is_active: bool | None = None
-
-    @model_validator(mode="after")
-    def _no_nulls_for_required(self) -> TicketTypeUpdate:
-        for name in ("name", "price_amount", "currency", "capacity", "max_per_order", "is_active"):
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
-        return self
+    is_active: bool = None
 
 
 class TicketTypeOut(BaseModel):
