@@ -591,6 +591,7 @@ def simulate(
         grant_admin=lambda email: _set_admin(email, True),
         concurrency=concurrency,
         max_wait_s=3600 if forever or rate else 120,
+        client_secret=base.dashboards_client_secret,
     )
     signal.signal(signal.SIGTERM, lambda *_: sim.stop.set())
     count = None if forever or duration else (visits or SCENARIOS[scenario].visitors)
@@ -740,15 +741,20 @@ def run(
 def run_environment(with_demo: bool) -> dict[str, str]:
     """What `aqstream run` gives its children before the user's environment (which wins).
 
-    Human-readable logs in a terminal unless the user asked for JSON. With the demo only: its
-    organizations' payments fail one time in ten (the sandbox's failure rate, scoped to the
-    demo's organization slugs, so an organization of your own pays as it would without the
-    demo), and the credential rate limit is raised, since the demo signs its participants up
-    from this one address."""
-    env = {"AQSTREAM_LOG_JSON": "false"}
+    Human-readable logs in a terminal unless the user asked for JSON. A secret of this run's
+    with which the dashboards (and the demo) sign the address of the browser (or simulated
+    participant) they call the API for, so per-address limits count each one. With the demo
+    only: its organizations' payments fail one time in ten (the sandbox's failure rate, scoped
+    to the demo's organization slugs, so an organization of your own pays as it would without
+    the demo)."""
+    import secrets
+
+    env = {
+        "AQSTREAM_LOG_JSON": "false",
+        "AQSTREAM_DASHBOARDS_CLIENT_SECRET": secrets.token_hex(32),
+    }
     if with_demo:
         env |= {
-            "AQSTREAM_RATE_LIMIT_AUTH": "600/minute",
             "AQSTREAM_PAYMENT_SANDBOX_FAILURE_RATE": "0.1",
             "AQSTREAM_PAYMENT_SANDBOX_FAILURE_SCOPE": f"sim-{DEMO_SEED}-{DEMO_SCENARIO}-",
         }

@@ -26,6 +26,7 @@ the answers either way.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import threading
 import time
@@ -39,6 +40,7 @@ from typing import Any
 
 import httpx
 import structlog
+from pydantic import SecretStr
 
 log = structlog.get_logger("aqstream.simulate")
 
@@ -469,6 +471,13 @@ class Account:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
+def address_of(email: str) -> str:
+    """A simulated person's address: stable per e-mail, in 198.18.0.0/15 (RFC 2544's range for
+    benchmarks, never a real host)."""
+    n = int.from_bytes(hashlib.sha256(email.encode()).digest()[:4], "big") % (2 * 65536)
+    return f"198.{18 + n // 65536}.{n // 256 % 256}.{n % 256}"
+
+
 class Http:
     """httpx with the manners of a patient client: rate limits and overload (429, 503, ...)
     wait for ``Retry-After``, lost connections are retried with backoff (an API restart), an
@@ -477,9 +486,24 @@ class Http:
 
     RETRY = frozenset({429, 502, 503, 504})
 
-    def __init__(self, base_url: str, stop: threading.Event, *, max_wait_s: float = 120.0):
+    def __init__(
+        self,
+        base_url: str,
+        stop: threading.Event,
+        *,
+        max_wait_s: float = 120.0,
+        client_secret: bytes | None = None,
+    ):
         self.stop = stop
         self.max_wait_s = max_wait_s
+        # With the platform's client secret (AQSTREAM_DASHBOARDS_CLIENT_SECRET), each simulated
+        # person calls from an address of their own, signed as the dashboards sign a browser's:
+        # the API's per-address limits then count them apart, as they would real people.
+        self.client_secret = client_secret
+        if client_secret is not None:
+            from dashboards.session import client_signature  # the one signing the API checks
+
+            self._sign = client_signature
         self.client = httpx.Client(
             base_url=base_url.rstrip("/"),
             timeout=httpx.Timeout(30.0, connect=5.0),
@@ -502,8 +526,11 @@ class Http:
         account: Account | None = None,
         json: Any = None,
         write: bool | None = None,
+        person: Account | None = None,
     ) -> httpx.Response:
+        """``person``: who calls, when the call is not authenticated as them (signing up)."""
         write = method != "GET" if write is None else write
+        person = person or account
         key = uuid.uuid4().hex if write else None
         deadline = time.monotonic() + self.max_wait_s
         renewed = False
@@ -516,6 +543,12 @@ class Http:
                 headers["Authorization"] = f"Bearer {self.token(account)}"
             if key:
                 headers["X-Idempotency-Key"] = key
+            if person is not None and self.client_secret is not None:
+                address = address_of(person.email)
+                headers["X-AqStream-Client-IP"] = address
+                headers["X-AqStream-Client-Signature"] = self._sign(
+                    self.client_secret, address, int(time.time())
+                )
             attempt += 1
             try:
                 response = self.client.request(method, V1 + path, json=json, headers=headers)
@@ -550,10 +583,10 @@ class Http:
         body = {"email": account.email, "password": account.password}
         response = self.call(
             "POST", "/auth/register", json={**body, "display_name": account.display_name},
-            write=False,
+            write=False, person=account,
         )  # fmt: skip
         if response.status_code == 409:
-            response = self.call("POST", "/auth/login", json=body, write=False)
+            response = self.call("POST", "/auth/login", json=body, write=False, person=account)
         if response.status_code not in (200, 201):
             raise Unexpected(f"sign-in of {account.email}", response)
         data = response.json()
@@ -770,10 +803,12 @@ class Simulation:
         offer_wait_s: float = 10.0,
         max_wait_s: float = 120.0,
         run_id: str | None = None,
+        client_secret: SecretStr | None = None,
     ) -> None:
         self.plan = plan
         self.stop = threading.Event()
-        self.http = Http(api_url, self.stop, max_wait_s=max_wait_s)
+        secret = client_secret.get_secret_value().encode() if client_secret else None
+        self.http = Http(api_url, self.stop, max_wait_s=max_wait_s, client_secret=secret)
         self.admin = admin
         self.grant_admin = grant_admin
         self.script_outcome = script_outcome

@@ -163,3 +163,43 @@ def test_a_later_flash_sale_adds_its_ticket_type_and_bursts(platform, admin_acco
     assert counters["cancellations"] == min(burst.cancellers, seats) > 0
     assert taken > 0  # the sweeper offered a freed seat, and it was taken
     assert counters["waitlist_left"] >= taken
+
+
+def test_simulated_people_are_counted_each_at_an_address_of_their_own(
+    settings: Settings,
+) -> None:
+    """`aqstream run` no longer raises the credential limit for everyone so that the demo can
+    sign its participants up from one address (issue L, finding 10): with the platform's client
+    secret, each simulated person's calls carry an address of their own, signed as the
+    dashboards sign a browser's, and the per-address limit counts them apart. Without it, the
+    fourth sign-up from this one address is refused."""
+    import uuid
+
+    from pydantic import SecretStr
+
+    from api.app import create_app
+    from aqstream.simulate import Http, Unexpected
+
+    secret = uuid.uuid4().hex * 2
+    app = create_app(
+        settings.model_copy(
+            update={
+                "rate_limit_auth": "3/minute",
+                "dashboards_client_secret": SecretStr(secret),
+            }
+        )
+    )
+    people = [Account(f"addr-{uuid.uuid4().hex[:10]}@example.org", "P") for _ in range(6)]
+    with served(app) as url:
+        signed = Http(url, threading.Event(), max_wait_s=0.5, client_secret=secret.encode())
+        try:
+            assert all(signed.token(person) for person in people)  # six sign-ups, no 429
+        finally:
+            signed.close()
+        plain = Http(url, threading.Event(), max_wait_s=0.5)
+        try:
+            with pytest.raises(Unexpected, match="429"):
+                for _ in range(6):
+                    plain.token(Account(f"same-{uuid.uuid4().hex[:10]}@example.org", "P"))
+        finally:
+            plain.close()
