@@ -148,10 +148,10 @@ def warehouse_engine(settings: Settings) -> Iterator[Engine]:
     engine.dispose()
 
 
-@pytest.fixture
-def wh_session(warehouse_engine: Engine) -> Iterator[Session]:
-    """A warehouse-role session inside a transaction rolled back after the test."""
-    with warehouse_engine.connect() as conn:
+def _rolled_back(engine: Engine) -> Iterator[Session]:
+    """A session inside a transaction that is rolled back after the test; commits in the code
+    under test become savepoints."""
+    with engine.connect() as conn:
         outer = conn.begin()
         session = Session(bind=conn, join_transaction_mode="create_savepoint")
         try:
@@ -159,20 +159,18 @@ def wh_session(warehouse_engine: Engine) -> Iterator[Session]:
         finally:
             session.close()
             outer.rollback()
+
+
+@pytest.fixture
+def wh_session(warehouse_engine: Engine) -> Iterator[Session]:
+    """As the warehouse role (the sink's), rolled back after the test."""
+    yield from _rolled_back(warehouse_engine)
 
 
 @pytest.fixture
 def db_session(app_engine: Engine) -> Iterator[Session]:
-    """A session inside a transaction that is rolled back after the test; commits in the code
-    under test become savepoints."""
-    with app_engine.connect() as conn:
-        outer = conn.begin()
-        session = Session(bind=conn, join_transaction_mode="create_savepoint")
-        try:
-            yield session
-        finally:
-            session.close()
-            outer.rollback()
+    """As the application role (RLS applies), rolled back after the test."""
+    yield from _rolled_back(app_engine)
 
 
 @pytest.fixture(scope="session")
