@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -30,8 +32,9 @@ def test_schema_is_at_head(owner_engine: Engine, settings: Settings) -> None:
     assert current == migrations.current_heads(settings)
 
 
-def test_upgrade_is_repeatable_and_downgrade_reverses_it(settings: Settings) -> None:
-    """On a scratch database: head, head again (no-op), base, head."""
+@contextlib.contextmanager
+def _scratch_database(settings: Settings) -> Iterator[tuple[Settings, Engine]]:
+    """An empty database of its own (dropped afterwards): its settings and an owner engine."""
     owner = settings.owner_url
     name = f"aqstream_mig_{uuid.uuid4().hex[:8]}"
     dsn = owner.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -42,6 +45,16 @@ def test_upgrade_is_repeatable_and_downgrade_reverses_it(settings: Settings) -> 
     )
     engine = create_engine(scratch.owner_url, poolclass=pool.NullPool)
     try:
+        yield scratch, engine
+    finally:
+        engine.dispose()
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_upgrade_is_repeatable_and_downgrade_reverses_it(settings: Settings) -> None:
+    """On a scratch database: head, head again (no-op), base, head."""
+    with _scratch_database(settings) as (scratch, engine):
         migrations.upgrade(scratch)
         tables_once = _tables(engine)
         migrations.upgrade(scratch)
@@ -51,10 +64,6 @@ def test_upgrade_is_repeatable_and_downgrade_reverses_it(settings: Settings) -> 
         assert _tables(engine) == {"alembic_version"}
         migrations.upgrade(scratch)
         assert _tables(engine) == tables_once
-    finally:
-        engine.dispose()
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _tables(engine: Engine) -> set[str]:
@@ -73,14 +82,6 @@ def test_the_warehouse_of_an_older_schema_loses_its_row_security_and_the_apps_ri
     warehouse and granted the application role its tables; 0012's downgrade restores exactly
     that): afterwards no warehouse table has RLS or a policy, and the application role has no
     right in the schema."""
-    owner = settings.owner_url
-    name = f"aqstream_mig_{uuid.uuid4().hex[:8]}"
-    dsn = owner.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    scratch = settings.model_copy(
-        update={"database_url": owner.set(database=name).render_as_string(hide_password=False)}
-    )
     state = (
         "SELECT count(*) FILTER (WHERE c.relrowsecurity),"
         " (SELECT count(*) FROM pg_policy p JOIN pg_class k ON k.oid = p.polrelid"
@@ -89,8 +90,7 @@ def test_the_warehouse_of_an_older_schema_loses_its_row_security_and_the_apps_ri
         " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
         " WHERE n.nspname = 'warehouse' AND c.relkind IN ('r', 'p') AND NOT c.relispartition"
     )
-    engine = create_engine(scratch.owner_url, poolclass=pool.NullPool)
-    try:
+    with _scratch_database(settings) as (scratch, engine):
         migrations.upgrade(scratch)
         migrations.downgrade(scratch, "0011")
         with engine.connect() as conn:
@@ -102,10 +102,6 @@ def test_the_warehouse_of_an_older_schema_loses_its_row_security_and_the_apps_ri
             assert tuple(conn.execute(text(state), {"u": settings.app_db_user}).one()) == (
                 0, 0, False,
             )  # fmt: skip
-    finally:
-        engine.dispose()
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def test_the_warehouse_flavour_is_timescale_only_where_timescaledb_is_loaded() -> None:
