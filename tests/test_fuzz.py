@@ -1,5 +1,9 @@
 """Property-based fuzzing of the whole API with schemathesis, from the committed OpenAPI schema,
-against a live uvicorn server: no 5xx, and every response conforms to the schema."""
+against a live uvicorn server: no 5xx, every response conforms to the schema, data the schema
+forbids is refused with a 4xx and data it allows is not; then sequences of calls chained along
+the links schemathesis infers (the stateful phase), checked the same way.
+
+Kept within a CI budget of a few minutes: few examples per operation, few short sequences."""
 
 from __future__ import annotations
 
@@ -9,13 +13,23 @@ from collections.abc import Iterator
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
+from schemathesis import Case, GenerationMode
+from schemathesis.openapi.checks import RejectedPositiveData
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from api.middleware.idempotency import IDEMPOTENCY_HEADER
+from api.types import FIELD_ERROR_CODES
 from aqstream.settings import PROJECT_ROOT, Settings
 from tests.live import served
 
 schema = schemathesis.openapi.from_path(str(PROJECT_ROOT / "docs" / "openapi.json"))
+# Negative data as well as positive: what the schema forbids must be refused (4xx, never a 5xx).
+# Spelled out although it is schemathesis' default: it is what this test is for.
+schema.config.generation.update(modes=list(GenerationMode))
+
+STATEFUL_SEQUENCES = 25
+STATEFUL_STEPS = 6
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +44,49 @@ def live_url(settings: Settings) -> Iterator[str]:
 def fuzz_user(api, admin) -> dict:
     """A signed-in owner of an organization, so tenant-scoped operations run their real code."""
     owner = api.register("fuzzer")
-    api.found_organization(owner, admin)
+    owner["org"] = api.found_organization(owner, admin)
     return owner
+
+
+def _in_own_organization(case: Case, org_id: str) -> None:
+    """Address the fuzzer's organization, so a sequence gets past 404 into the organization's
+    events, ticket types, registrations (schemathesis revalidates the case once changed)."""
+    if isinstance(case.body, dict) and "organization_id" in case.body:
+        case.body["organization_id"] = org_id
+    if case.path_parameters and "org_id" in case.path_parameters:
+        case.path_parameters["org_id"] = org_id
+
+
+# The codes of a 422 from request validation (api/errors.py), as opposed to a domain rule's.
+REQUEST_VALIDATION_CODES = {"validation_error", *FIELD_ERROR_CODES}
+
+
+def schema_valid_passes_request_validation(ctx, response, case: Case) -> None:
+    """Data the schema allows must pass the server's request validation. Unlike schemathesis'
+    positive_data_acceptance, a 422 of a domain rule the schema cannot state (an event ends after
+    it starts; a private event needs a group) is an answer, not a schema mismatch: the sequences
+    reach those rules, the single calls with random ids rarely do."""
+    if case.meta is None or not case.meta.generation.mode.is_positive:
+        return None
+    if response.status_code != 422:
+        return None
+    code = response.json().get("error", {}).get("code")
+    if code in REQUEST_VALIDATION_CODES:
+        raise RejectedPositiveData(
+            operation=case.operation.label,
+            message=f"Schema-valid data refused by request validation ({code})",
+            status_code=422,
+            allowed_statuses=["2xx", "3xx", "4xx except a request-validation 422"],
+        )
+    return None
+
+
+def _fresh_key(case: Case) -> None:
+    key = (case.headers or {}).get(IDEMPOTENCY_HEADER)
+    if key is not None and re.fullmatch(r"[\x20-\x7e]{1,255}", key):
+        # A client sends a fresh key per operation; the fuzzer repeats its few simple values,
+        # and one key reused for another request is rightly a 422 (docs/api-rules.md).
+        case.headers[IDEMPOTENCY_HEADER] = uuid.uuid4().hex
 
 
 @pytest.mark.slow
@@ -41,10 +96,47 @@ def fuzz_user(api, admin) -> dict:
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-def test_api_conforms_and_never_fails(case, live_url: str, fuzz_user: dict) -> None:
-    key = (case.headers or {}).get(IDEMPOTENCY_HEADER)
-    if key is not None and re.fullmatch(r"[\x20-\x7e]{1,255}", key):
-        # A client sends a fresh key per operation; the fuzzer repeats its few simple values,
-        # and one key reused for another request is rightly a 422 (docs/api-rules.md).
-        case.headers[IDEMPOTENCY_HEADER] = uuid.uuid4().hex
+def test_api_conforms_and_never_fails(case: Case, live_url: str, fuzz_user: dict) -> None:
+    _fresh_key(case)
     case.call_and_validate(base_url=live_url, headers=fuzz_user["headers"])
+
+
+def test_negative_data_is_generated() -> None:
+    """The fuzzing phase draws both kinds of data for every operation."""
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        generation = schema.config.generation_for(operation=operation, phase="fuzzing")
+        assert set(generation.modes) == {GenerationMode.POSITIVE, GenerationMode.NEGATIVE}
+
+
+@pytest.mark.slow
+def test_api_call_sequences_conform(live_url: str, fuzz_user: dict) -> None:
+    """The stateful phase: an event created and then its ticket types, publishing,
+    registrations and so on, along the links inferred from the schema; every response checked."""
+
+    class Sequences(schema.as_state_machine()):  # type: ignore[misc]
+        def before_call(self, case: Case) -> None:
+            _in_own_organization(case, fuzz_user["org"]["id"])
+            _fresh_key(case)
+
+        def get_call_kwargs(self, case: Case) -> dict:
+            return {"base_url": live_url, "headers": fuzz_user["headers"]}
+
+        def validate_response(self, response, case: Case, additional_checks=None, **kwargs):
+            case.validate_response(
+                response,
+                additional_checks=[schema_valid_passes_request_validation],
+                excluded_checks=[positive_data_acceptance],
+                transport_kwargs=kwargs or None,
+                recorder=self.recorder,
+            )
+
+    Sequences.run(
+        settings=settings(
+            max_examples=STATEFUL_SEQUENCES,
+            stateful_step_count=STATEFUL_STEPS,
+            deadline=None,
+            phases=[Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
+    )

@@ -13,7 +13,13 @@ from domain.event.models import EventStatus, ParticipantsVisibility, Visibility
 
 Title = Annotated[str, Field(min_length=1, max_length=200)]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["EUR"])]
-Url = Annotated[str, Field(max_length=2000, pattern=r"^https?://[^\s]+$")]
+# No spaces or control characters, spelled out: "\s" differs between the JSON Schema (ECMAScript)
+# and pydantic's (Rust) regular expressions (U+0085, U+FEFF), so the schema allowed what was refused.
+URL_PATTERN = (
+    r"^https?://[^\x00-\x20\x7f-\x9f\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f"
+    r"\u3000\ufeff]+$"
+)
+Url = Annotated[str, Field(max_length=2000, pattern=URL_PATTERN)]
 
 
 def _strip(value: str) -> str:
