@@ -50,8 +50,9 @@ def test_the_demos_settings_apply_to_the_demo_only() -> None:
     # dashboards' browsers), so no limit is raised for everyone
     assert not {k for k in demo if "RATE_LIMIT" in k}, demo
     assert len(demo["AQSTREAM_DASHBOARDS_CLIENT_SECRET"]) >= 32
-    assert run_environment(with_demo=True)["AQSTREAM_DASHBOARDS_CLIENT_SECRET"] != (
-        demo["AQSTREAM_DASHBOARDS_CLIENT_SECRET"]
+    assert (
+        run_environment(with_demo=True)["AQSTREAM_DASHBOARDS_CLIENT_SECRET"]
+        != (demo["AQSTREAM_DASHBOARDS_CLIENT_SECRET"])
     )  # one per run, never a known default
     scope = demo["AQSTREAM_PAYMENT_SANDBOX_FAILURE_SCOPE"]
     assert demo["AQSTREAM_PAYMENT_SANDBOX_FAILURE_RATE"] == "0.1"

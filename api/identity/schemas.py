@@ -58,19 +58,28 @@ class TokenPair(BaseModel):
 
 
 class UserUpdate(RequestModel):
+    # The schema says what the server does: a new e-mail or password comes with the current one.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "dependentRequired": {"email": ["current_password"], "password": ["current_password"]}
+        },
+    )
+
     display_name: str | None = Field(default=None, min_length=1, max_length=120)
     locale: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[A-Z]{2})?$")
-    email: Email | None = Field(
+    # Omitted: unchanged; null is refused (the schema says what the server does).
+    email: Email = Field(  # type: ignore[assignment]
         default=None, description="A new sign-in e-mail; takes `current_password`."
     )
-    password: str | None = Field(
+    password: str = Field(  # type: ignore[assignment]
         default=None,
         min_length=8,
         max_length=256,
         description="A new password; takes `current_password`, and signs out every session "
         "(access tokens issued before stop working at once, refresh tokens are revoked).",
     )
-    current_password: str | None = Field(
+    current_password: str = Field(  # type: ignore[assignment]
         default=None,
         max_length=256,
         description="Required to change `email` or `password` (422 `current_password_required`; "

@@ -122,6 +122,7 @@ _UPLOAD_BODY = {
                         "file": {
                             "type": "string",
                             "format": "binary",
+                            "minLength": 1,  # an empty file is refused (422 empty_file)
                             "description": "JPEG, PNG, WebP or GIF up to 5 MiB; PDF up to 10 "
                             "MiB (defaults; the type is read from the content). Send it after "
                             "the other fields: the caller's role is then checked before the "

@@ -97,7 +97,14 @@ def _app(settings: Settings) -> FastAPI:
 @pytest.fixture(scope="module")
 def app(settings: Settings) -> FastAPI:
     return _app(
-        settings.model_copy(update={"idempotency_ttl_s": TTL_S, "rate_limit_enabled": False})
+        settings.model_copy(
+            # Bodies of a few MiB are fingerprinted here: above the API's 1 MiB default limit.
+            update={
+                "idempotency_ttl_s": TTL_S,
+                "rate_limit_enabled": False,
+                "api_max_body_bytes": 8 * 1024 * 1024,
+            }
+        )
     )
 
 
