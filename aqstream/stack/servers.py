@@ -318,7 +318,15 @@ class KafkaServer(Server):
     def healthy(self, port: int) -> bool:
         from kafka.admin import KafkaAdminClient
 
-        admin = KafkaAdminClient(bootstrap_servers=f"127.0.0.1:{port}", request_timeout_ms=2000)
+        # Short timeouts: a probe must answer within its poll, not wait out kafka-python's 30 s
+        # bootstrap with a backoff growing to 30 s (a restarting broker was seen healthy for a
+        # minute before a probe noticed).
+        admin = KafkaAdminClient(
+            bootstrap_servers=f"127.0.0.1:{port}",
+            request_timeout_ms=2000,
+            bootstrap_timeout_ms=2000,
+            reconnect_backoff_max_ms=250,
+        )
         try:
             return bool(admin.describe_cluster()["brokers"])
         finally:
