@@ -1,7 +1,8 @@
 """`aqstream run`: the platform comes up at the printed URLs, the demo's organizer signs in with
 the printed credentials and finds live views on a dashboard, its relay publishes an API sign-up
 to the user topic of the run's own broker, the relay and the worker serve their metrics, the
-dashboards sign that user in through the run's API, and Ctrl-C leaves nothing behind. One run
+dashboards sign that user in through the run's API, a crashed broker is restarted on its port
+and the relay publishes through it again, and Ctrl-C leaves nothing behind. One run
 for all of it: each start is a whole local stack."""
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from tests.procs import alive, descendants, processes_under
 def _wait_ok(url: str, proc: subprocess.Popen[str], timeout: float) -> httpx.Response:
     deadline = time.monotonic() + timeout
     while True:
-        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        assert proc.poll() is None, "aqstream run exited"
         try:
             response = httpx.get(url, timeout=1)
             if response.status_code == 200:
@@ -106,14 +107,19 @@ def test_run_serves_relays_and_ctrl_c_stops_everything() -> None:
             "AQSTREAM_DASHBOARDS_PORT": str(dashboards_port),
         }
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "aqstream", "run"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    # Its output goes to a file, not a pipe: a pipe nobody reads fills up once the children log
+    # a broker's absence, and then every process writing to it (the supervisor too) stops.
+    state_dir.mkdir(parents=True)
+    output_file = state_dir / "run.out"
+    with open(output_file, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "aqstream", "run"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
     base = f"http://127.0.0.1:{port}"
     relay_metrics = f"http://127.0.0.1:{relay_port}/metrics"
     dashboards = f"http://127.0.0.1:{dashboards_port}"
@@ -163,12 +169,36 @@ def test_run_serves_relays_and_ctrl_c_stops_everything() -> None:
         views = _demo_views(base, demo_email, demo_password, proc, 150)
         assert views > 0
 
+        # A crashed broker is started again on its port, and the relay publishes through it.
+        stack = LocalStack(Settings(state_dir=state_dir))
+        (crashed,) = [s for s in stack.status() if s.name == "kafka"]
+        os.kill(crashed.pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        deadline = killed_at + 120
+        while True:
+            (broker,) = [s for s in stack.status() if s.name == "kafka"]
+            if broker.pid not in (None, crashed.pid) and broker.healthy:
+                break
+            assert time.monotonic() < deadline, "the crashed broker was not restarted"
+            time.sleep(0.5)
+        assert broker.url == crashed.url
+        print(f"the broker came back after {time.monotonic() - killed_at:.0f} s")
+        later = httpx.post(
+            f"{base}/api/v1/auth/register",
+            json={"email": f"after-{email}", "password": "correct horse battery"},
+            timeout=10,
+        )
+        assert later.status_code == 201, later.text
+        record = _record_of(bootstrap, "aqstream.user.v1", later.json()["user"]["id"], 60)
+        assert record["value"]["email"] == f"after-{email}"
+
         seen = descendants(proc.pid) | processes_under(state_dir)
         assert len(seen) >= 6  # api, dashboards + four servers (and their helpers)
     finally:
         proc.send_signal(signal.SIGINT)
-        output, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 0, output
+        proc.wait(timeout=60)
+    output = output_file.read_text()
+    assert proc.returncode == 0, output[-4000:]
     assert f"{base}/docs" in output
     assert relay_metrics in output  # announced with the URLs
     assert dashboards in output
