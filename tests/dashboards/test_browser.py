@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from sqlalchemy import text
 
@@ -32,13 +33,12 @@ def shots(tmp_path: Path) -> Path:
 
 def wait_text(duo, selector: str, unlike: str = "…", timeout: float = 20) -> str:
     """The text of ``selector`` once it is there and no longer ``unlike`` (the loading mark)."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def shown() -> str | None:
         found = duo.driver.find_elements(By.CSS_SELECTOR, selector)
-        if found and found[0].text and found[0].text != unlike:
-            return seen(found[0].text)
-        assert time.monotonic() < deadline, f"{selector} never showed"
-        time.sleep(0.2)
+        return found[0].text if found and found[0].text and found[0].text != unlike else None
+
+    return seen(wait_until(shown, f"{selector} never showed", timeout, duo))
 
 
 def seen(text: str) -> str:
@@ -47,9 +47,18 @@ def seen(text: str) -> str:
 
 
 def wait_until(condition, what: str, timeout: float = 20, duo=None):
-    """``condition()`` once truthy; on time-out, what the browser shows then, if ``duo``."""
+    """``condition()`` once truthy; on time-out, what the browser shows then, if ``duo``.
+
+    An element that Dash re-rendered between finding and reading it counts as not there yet."""
     deadline = time.monotonic() + timeout
-    while not (result := condition()):
+
+    def attempt():
+        try:
+            return condition()
+        except StaleElementReferenceException:
+            return None
+
+    while not (result := attempt()):
         if time.monotonic() > deadline:
             where = f" at {duo.driver.current_url}: {duo.find_element('body').text[:600]!r}"
             pytest.fail(what + (where if duo else ""))

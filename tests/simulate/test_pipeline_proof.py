@@ -312,8 +312,11 @@ def dashboards(sim: Simulation) -> dict[str, dict]:
     return out
 
 
-def converged(sim: Simulation, expected: dict[str, dict], timeout: float) -> dict[str, dict]:
-    """Poll the dashboards until they say what is expected; fail with the difference."""
+def converged(
+    sim: Simulation, expected: dict[str, dict], timeout: float, logs: list[Path]
+) -> dict[str, dict]:
+    """Poll the dashboards until they say what is expected; fail with the difference and the
+    end of the workers' logs (a slow machine's failure is otherwise mute about the cause)."""
     want = {e: {**x, "types": _expected_types(x)} for e, x in expected.items()}
     deadline = time.monotonic() + timeout
     while True:
@@ -321,9 +324,14 @@ def converged(sim: Simulation, expected: dict[str, dict], timeout: float) -> dic
         if seen == want or time.monotonic() > deadline:
             break
         time.sleep(0.5)
+    tails = "\n".join(
+        f"--- {log.name}:\n" + "\n".join(log.read_text(errors="replace").splitlines()[-40:])
+        for log in logs
+        if log.exists()
+    )
     for event_id in want:
         for part in want[event_id]:
-            assert seen[event_id][part] == want[event_id][part], (event_id, part)
+            assert seen[event_id][part] == want[event_id][part], (event_id, part, tails)
     return seen
 
 
@@ -428,7 +436,9 @@ def test_generated_traffic_through_the_pipeline_equals_the_tables_exactly(
             assert totals["tracking_filtered"] == 0
             events = [e["id"] for e in sim.events.values()]
             expected = expected_dashboards(owner_engine, totals, events)
-            before = converged(sim, expected, timeout=45)
+            # returns as soon as the dashboards agree; a worker's rejoin after a kill can take
+            # half a minute on a loaded 2-core machine before it processes anything again
+            before = converged(sim, expected, 120, [log, tmp_path / "worker-2.log"])
             # ... and the generator's own totals, read from the API, say the same
             for event_id, seen in before.items():
                 mine = totals["events"].get(event_id)
