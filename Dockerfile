@@ -23,7 +23,7 @@ RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-install-project
 
 # Then the project itself. It stays an editable install rooted at /app on purpose: migrations
-# are read from /app/sql (aqstream.settings.PROJECT_ROOT), not from site-packages.
+# are read from /app/sql (core.settings.PROJECT_ROOT), not from site-packages.
 COPY . .
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev

@@ -24,9 +24,9 @@ from api.middleware.text import TextGuardMiddleware
 from api.payment.router import install_payment_errors
 from api.payment.router import sandbox_router as sandbox_checkout
 from api.state import AppState
-from aqstream import __version__
-from aqstream.logging import configure_logging
-from aqstream.settings import Settings
+from core import __version__
+from core.logging import configure_logging
+from core.settings import Settings
 
 API_PREFIX = "/api/v1"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -68,8 +68,9 @@ def build_api_router() -> APIRouter:
     api.include_router(notifications)
     api.include_router(media)
     from api.analytics import routers as analytics_routers
+    from api.exports.router import router as exports
 
-    for router in analytics_routers():
+    for router in (*analytics_routers(), exports):
         api.include_router(router)
     return api
 

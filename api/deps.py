@@ -25,7 +25,7 @@ from api.security import (
     peek_user_id,
 )
 from api.state import AppState
-from aqstream.settings import Settings
+from core.settings import Settings
 from domain.identity.models import User
 from domain.organization.models import Role
 from domain.organization.service import membership_role

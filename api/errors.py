@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.openapi_index import allowed_methods
 from api.types import FIELD_ERROR_CODES
-from aqstream.logging import get_logger
+from core.logging import get_logger
 from domain.errors import (
     Conflict,
     DomainError,

@@ -10,8 +10,8 @@ import redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from aqstream.resources import make_redis, make_s3
-from aqstream.settings import Settings
+from core.resources import make_redis, make_s3
+from core.settings import Settings
 from domain.db import make_engine, make_sessionmaker
 from domain.identity.refresh import RefreshTokenStore
 from domain.identity.tokens import TokenService

@@ -1,3 +1,5 @@
 """AqStream: event registration with live analytics (composition root)."""
 
-__version__ = "0.1.0"
+from core import __version__
+
+__all__ = ["__version__"]

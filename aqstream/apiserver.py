@@ -13,8 +13,8 @@ from pathlib import Path
 
 import httpx
 
-from aqstream.settings import PROJECT_ROOT, Settings
 from aqstream.stack.servers import free_port
+from core.settings import PROJECT_ROOT, Settings
 
 
 def settings_env(settings: Settings, **overrides: str) -> dict[str, str]:

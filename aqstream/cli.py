@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from aqstream.settings import PROJECT_ROOT, Settings
+from core.settings import PROJECT_ROOT, Settings
 
 app = typer.Typer(
     help="AqStream: event registration with live analytics.",
@@ -110,7 +110,7 @@ def _redact(url: str) -> str:
 def migrate(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Apply database migrations (as the owner) and make sure the S3 bucket exists."""
     from aqstream import migrations
-    from aqstream.resources import ensure_bucket
+    from core.resources import ensure_bucket
 
     settings, _ = _ensure_stack(_settings())
     migrations.upgrade(settings, revision)
@@ -354,7 +354,7 @@ def jobs(
     import signal
 
     from aqstream.jobs import JobsMetrics, build_tasks, run_due
-    from aqstream.logging import configure_logging, get_logger
+    from core.logging import configure_logging, get_logger
     from domain.db import make_engine, make_sessionmaker
 
     settings, _ = _ensure_stack(_settings())
@@ -407,7 +407,7 @@ def relay(
 
     from prometheus_client import start_http_server
 
-    from aqstream.logging import configure_logging, get_logger
+    from core.logging import configure_logging, get_logger
     from streams.relay import Relay, RelayMetrics
 
     settings, _ = _ensure_stack(_settings())
@@ -457,7 +457,7 @@ def worker() -> None:
     """Run the stream worker: payment saga and notification agents (docs/streams.md, "Worker")."""
     import faust
 
-    from aqstream.logging import configure_logging, get_logger
+    from core.logging import configure_logging, get_logger
     from domain.db import make_engine, make_sessionmaker
     from domain.notification.channels import Channels
     from domain.payment.runtime import PaymentRuntime
@@ -516,7 +516,7 @@ def dashboards(
     port: Annotated[int | None, typer.Option()] = None,
 ) -> None:
     """Serve the organizer dashboards (Dash); they talk only to the API (docs/dashboards.md)."""
-    from aqstream.logging import configure_logging, get_logger
+    from core.logging import configure_logging, get_logger
     from dashboards.app import api_url, serve
 
     settings = _settings().model_copy(
@@ -536,7 +536,7 @@ def dlq_replay(
     limit: Annotated[int | None, typer.Option(help="Replay at most this many")] = None,
 ) -> None:
     """Send dead letters back to their topics, to the agent that gave up on them."""
-    from aqstream.logging import configure_logging
+    from core.logging import configure_logging
     from streams.worker import replay_dead_letters
 
     settings, _ = _ensure_stack(_settings())
@@ -565,7 +565,6 @@ def simulate(
     totals it produced (docs/simulate.md)."""
     import signal
 
-    from aqstream.logging import configure_logging
     from aqstream.simulate import (
         SCENARIOS,
         Account,
@@ -574,6 +573,7 @@ def simulate(
         build_plan,
         summary,
     )
+    from core.logging import configure_logging
 
     if scenario not in SCENARIOS:
         typer.secho(f"error: scenario is one of {', '.join(SCENARIOS)}", fg="red", err=True)
@@ -663,10 +663,10 @@ def run(
     and dashboards, supervised, plus the demo (organizers, events, live traffic). Ctrl-C stops
     everything it started."""
     from aqstream import migrations
-    from aqstream.logging import configure_logging
-    from aqstream.resources import ensure_bucket
     from aqstream.stack.servers import free_port, port_in_use
     from aqstream.supervisor import Child, Supervisor
+    from core.logging import configure_logging
+    from core.resources import ensure_bucket
 
     base = _settings()
     configure_logging(base.log_level, json=False)

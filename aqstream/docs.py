@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from aqstream.settings import PROJECT_ROOT, Settings
+from core.settings import PROJECT_ROOT, Settings
 
 
 def openapi_json() -> str:
@@ -34,7 +34,7 @@ def configuration_md() -> str:
         "# Configuration",
         "",
         "Every setting is an environment variable with the prefix `AQSTREAM_` (also read from a",
-        "`.env` file in the working directory). The class is `aqstream.settings.Settings`; this",
+        "`.env` file in the working directory). The class is `core.settings.Settings`; this",
         "page is generated from it by `aqstream config-doc`, and a test fails when it is stale.",
         "",
         "The four server URLs decide what the embedded local stack starts: a server whose URL is",

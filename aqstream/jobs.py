@@ -29,8 +29,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Gauge
 from sqlalchemy.orm import Session, sessionmaker
 
-from aqstream.logging import get_logger
-from aqstream.settings import Settings
+from core.logging import get_logger
+from core.settings import Settings
 
 log = get_logger("aqstream.jobs")
 WAREHOUSE_CHECK_EVERY_S = 300.0
@@ -67,7 +67,7 @@ def build_tasks(
     *,
     metrics: JobsMetrics | None = None,
 ) -> list[Task]:
-    from aqstream.resources import make_s3
+    from core.resources import make_s3
     from domain.db import make_sessionmaker
     from domain.media.cleanup import cleanup_media
     from domain.notification.channels import Channels

@@ -6,7 +6,7 @@ from alembic import command, context, op
 from alembic.config import Config
 from sqlalchemy import text
 
-from aqstream.settings import PROJECT_ROOT, Settings
+from core.settings import PROJECT_ROOT, Settings
 
 SQL_DIR = PROJECT_ROOT / "sql"
 

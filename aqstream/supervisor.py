@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from aqstream.logging import get_logger
+from core.logging import get_logger
 
 log = get_logger(__name__)
 

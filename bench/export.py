@@ -37,13 +37,13 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from aqstream.resources import ensure_bucket, make_s3
-from aqstream.settings import PROJECT_ROOT, Settings
 from bench.flash_sale import load_average, machine, say, show_table
 from bench.relay import bench_stack
 from bench.summary import ratio_line
+from core.resources import ensure_bucket, make_s3
+from core.settings import PROJECT_ROOT, Settings
 from domain.db import make_engine, make_sessionmaker
-from domain.export.models import Dataset, ExportStatus
+from domain.exports.models import Dataset, ExportStatus
 from streams.relay import psycopg_dsn
 from warehouse.exports import runner
 from warehouse.exports.datasets import Filters, spec

@@ -44,9 +44,9 @@ from psycopg.types.json import Jsonb
 
 from aqstream import migrations
 from aqstream.apiserver import api_server
-from aqstream.settings import PROJECT_ROOT, Settings
 from aqstream.stack import LocalStack
 from bench.summary import bound_line, ratio_line
+from core.settings import PROJECT_ROOT, Settings
 from domain.db import uuid7
 from domain.identity.tokens import TokenService
 

@@ -41,13 +41,13 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from aqstream import migrations
-from aqstream.settings import PROJECT_ROOT, Settings
 from aqstream.stack import LocalStack
 from bench.flash_sale import load_average, machine, say, show_table
 from bench.summary import bound_line, ratio_line
+from core.settings import PROJECT_ROOT, Settings
+from domain.contracts import validated_payload
 from domain.db import uuid7
 from domain.registration.events import RegistrationCreated
-from streams.contracts import validated_payload
 from streams.relay import _READ, Relay, Row, headers, make_producer, psycopg_dsn
 from streams.topics import topic_name
 

@@ -35,10 +35,10 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from aqstream.settings import PROJECT_ROOT
 from bench.flash_sale import load_average, machine, say
 from bench.relay import bench_stack
 from bench.summary import bound_line, ratio_line
+from core.settings import PROJECT_ROOT
 from domain.db import make_engine
 from warehouse.engine import warehouse_engine
 from warehouse.facts import Fact, FactKind

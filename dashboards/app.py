@@ -14,7 +14,7 @@ import httpx
 from dash import Dash, Input, Output, State, dcc, html, no_update
 from flask import Response, request
 
-from aqstream.settings import Settings
+from core.settings import Settings
 from dashboards import event, exports, overview
 from dashboards.client import ApiError, Unauthorized
 from dashboards.components import api_problem, empty_state, loading_state, redirect_to_signin

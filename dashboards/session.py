@@ -22,7 +22,7 @@ import flask
 import httpx
 import jwt
 
-from aqstream.logging import get_logger
+from core.logging import get_logger
 from dashboards.client import ApiClient, ApiError, Tokens, Unauthorized
 
 log = get_logger(__name__)

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 
 class EventContractError(RuntimeError):
-    """An event whose payload breaks its published contract (streams/schemas/), or that has no
+    """An event whose payload breaks its published contract (domain/schemas/), or that has no
     contract yet. A programming error: it fails the transaction that raised the event."""
 
 

@@ -3,7 +3,7 @@
 from domain.checkin.models import CheckIn
 from domain.db.base import Base
 from domain.event.models import Event, TicketType
-from domain.export.models import Export
+from domain.exports.models import Export
 from domain.group.models import Group, GroupMember
 from domain.identity.models import User
 from domain.media.models import Media, MediaVariant

@@ -16,10 +16,10 @@ import psycopg
 from sqlalchemy import insert, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from domain.contracts import validated_payload
 from domain.db.base import uuid7
 from domain.events import DomainEvent
 from domain.outbox.models import OutboxMessage
-from streams.contracts import validated_payload
 
 _SET = text(
     "SELECT set_config('app.user_id', :user_id, true), "

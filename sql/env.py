@@ -14,7 +14,7 @@ target_metadata = Base.metadata
 def _owner_url() -> str:
     url = config.attributes.get("owner_url") or config.get_main_option("sqlalchemy.url")
     if not url:
-        from aqstream.settings import Settings
+        from core.settings import Settings
 
         url = Settings().owner_url.render_as_string(hide_password=False)
     return str(url)

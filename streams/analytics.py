@@ -36,8 +36,8 @@ from mode import Service
 from sqlalchemy.orm import Session
 from tenacity import AsyncRetrying, stop_after_attempt, wait_exponential
 
-from aqstream.logging import get_logger
-from aqstream.settings import Settings
+from core.logging import get_logger
+from core.settings import Settings
 from domain.analytics.facts import DOMAIN_EVENT_TYPES, UnreadableRecord, to_fact, tracked_fact
 from domain.analytics.tracking import SCHEMA_VERSION, TrackingRecord
 from domain.uow import UnitOfWork

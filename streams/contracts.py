@@ -1,10 +1,10 @@
 """Event contracts: one JSON Schema per event type and schema version, generated from the
-``DomainEvent`` dataclasses and committed under ``streams/schemas/<type>.v<version>.json``.
+``DomainEvent`` dataclasses and committed under ``domain/schemas/<type>.v<version>.json``.
 
 The unit of work validates every payload against its committed schema before the row enters the
-outbox (``validated_payload``), so a payload that breaks the contract fails its own transaction
-instead of a consumer later. ``aqstream schemas`` regenerates the files; ``aqstream schemas
---check`` (and tests/streams/test_contracts.py) fails when one is missing or stale.
+outbox (``domain/contracts.py``, the validator, lives in the domain). ``aqstream schemas``
+regenerates the files; ``aqstream schemas --check`` (and tests/streams/test_contracts.py) fails
+when one is missing or stale.
 
 Events are found, not listed: every ``domain/<capability>/events.py`` is imported and every
 concrete ``DomainEvent`` subclass (one with an ``event_type``) has a contract. No Kafka here.
@@ -13,7 +13,6 @@ concrete ``DomainEvent`` subclass (one with an ``event_type``) has a contract. N
 from __future__ import annotations
 
 import dataclasses
-import functools
 import importlib
 import importlib.util
 import json
@@ -25,11 +24,10 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator, FormatChecker
-
+from domain import contracts
 from domain.events import DomainEvent, EventContractError
 
-SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
+SCHEMA_DIR = contracts.SCHEMA_DIR  # the domain reads them (domain/contracts.py); written here
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 ADDED = "added"  # dataclass field metadata: added to a published schema version (optional)
 
@@ -188,56 +186,3 @@ def contract_problems(directory: Path | None = None) -> list[str]:
         if event_type not in current or not version.isdigit() or int(version) > current[event_type]:
             problems.append(f"{path.name}: no such event type and version in domain/")
     return problems
-
-
-# --- validation ----------------------------------------------------------------------------------
-
-_FORMATS = FormatChecker(formats=())
-
-
-@_FORMATS.checks("uuid", raises=ValueError)
-def _is_uuid(value: object) -> bool:
-    return not isinstance(value, str) or str(uuid.UUID(value)) == value.lower()
-
-
-@_FORMATS.checks("date-time", raises=ValueError)
-def _is_datetime(value: object) -> bool:
-    # RFC 3339 wants an offset; datetime.isoformat() of an aware datetime always has one.
-    return not isinstance(value, str) or datetime.fromisoformat(value).tzinfo is not None
-
-
-@_FORMATS.checks("date", raises=ValueError)
-def _is_date(value: object) -> bool:
-    return not isinstance(value, str) or bool(date.fromisoformat(value))
-
-
-@functools.cache
-def _validator(event_type: str, version: int) -> Draft202012Validator:
-    path = schema_file(event_type, version)
-    try:
-        schema = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise EventContractError(
-            f"no schema for {event_type} v{version} ({path.name}); run `aqstream schemas`"
-        ) from None
-    Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema, format_checker=_FORMATS)
-
-
-def validate_payload(event_type: str, version: int, payload: dict[str, Any]) -> None:
-    """Raise ``EventContractError`` unless ``payload`` satisfies the committed schema."""
-    errors = sorted(
-        _validator(event_type, version).iter_errors(payload), key=lambda e: [str(p) for p in e.path]
-    )
-    if errors:
-        detail = "; ".join(
-            f"{'/'.join(map(str, e.path)) or '(payload)'}: {e.message}" for e in errors
-        )
-        raise EventContractError(f"{event_type} v{version} breaks its schema: {detail}")
-
-
-def validated_payload(event: DomainEvent) -> dict[str, Any]:
-    """``event.payload()``, checked against its contract."""
-    payload = event.payload()
-    validate_payload(event.event_type, event.schema_version, payload)
-    return payload

@@ -46,8 +46,8 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from aqstream.logging import get_logger
-from aqstream.settings import Settings
+from core.logging import get_logger
+from core.settings import Settings
 from streams.topics import catalog, ensure_topics, topic_name
 
 log = get_logger(__name__)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aqstream.logging import get_logger
-from aqstream.settings import Settings
+from core.logging import get_logger
+from core.settings import Settings
 from streams.contracts import event_classes
 
 log = get_logger(__name__)
@@ -88,7 +88,7 @@ TRACKING_EVENT_TYPES = (
 def tracking_topic(settings: Settings) -> Topic:
     """``<namespace>.tracking.v1``: tracked actions, produced straight by the API (not through
     the outbox), keyed by the event id; one schema for all three types
-    (``streams/schemas/tracking.v1.json``)."""
+    (``domain/schemas/tracking.v1.json``)."""
     return Topic(
         name=topic_name(TRACKING, settings.topic_namespace),
         aggregate_type=TRACKING,

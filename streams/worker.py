@@ -50,8 +50,8 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 from tenacity import AsyncRetrying, stop_after_attempt, wait_exponential
 
-from aqstream.logging import get_logger
-from aqstream.settings import Settings
+from core.logging import get_logger
+from core.settings import Settings
 from domain.notification import delivery
 from domain.notification.channels import Channels
 from domain.notification.models import Notification, NotificationStatus

@@ -8,8 +8,8 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from aqstream.settings import Settings
 from aqstream.stack.servers import ApacheKafkaServer, TansuServer, free_port, wait_until
+from core.settings import Settings
 
 
 class PrivateBroker:

@@ -20,9 +20,9 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from aqstream import migrations
-from aqstream.resources import ensure_bucket
-from aqstream.settings import PROJECT_ROOT, Settings
 from aqstream.stack import LocalStack
+from core.resources import ensure_bucket
+from core.settings import PROJECT_ROOT, Settings
 from domain.db import make_engine
 
 TEST_STATE_DIR = PROJECT_ROOT / ".aqstream" / "test"

@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from aqstream.cli import app
-from aqstream.settings import Settings
+from core.settings import Settings
 
 
 @pytest.fixture

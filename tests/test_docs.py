@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aqstream.docs import configuration_md, openapi_json
-from aqstream.settings import PROJECT_ROOT
+from core.settings import PROJECT_ROOT
 
 
 def test_openapi_schema_is_committed_and_current() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from aqstream.settings import PROJECT_ROOT
+from core.settings import PROJECT_ROOT
 
 DOCS = [PROJECT_ROOT / "README.md", *sorted((PROJECT_ROOT / "docs").glob("*.md"))]
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)|!\[[^\]]*\]\(([^)\s]+)\)")

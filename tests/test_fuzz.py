@@ -20,7 +20,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from api.middleware.idempotency import IDEMPOTENCY_HEADER
 from api.types import FIELD_ERROR_CODES
-from aqstream.settings import PROJECT_ROOT, Settings
+from core.settings import PROJECT_ROOT, Settings
 from tests.live import served
 
 schema = schemathesis.openapi.from_path(str(PROJECT_ROOT / "docs" / "openapi.json"))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import Engine
 
 from aqstream.jobs import Task, build_tasks, run_due
-from aqstream.settings import Settings
+from core.settings import Settings
 from domain.db import make_sessionmaker
 
 

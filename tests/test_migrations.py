@@ -13,7 +13,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Engine, create_engine, pool, text
 
 from aqstream import migrations
-from aqstream.settings import Settings
+from core.settings import Settings
 from domain.models import Base
 
 

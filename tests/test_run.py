@@ -20,9 +20,9 @@ import httpx
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from aqstream.settings import PROJECT_ROOT, Settings
 from aqstream.stack import LocalStack
 from aqstream.stack.servers import free_port
+from core.settings import PROJECT_ROOT, Settings
 from tests.procs import alive, descendants, processes_under
 
 

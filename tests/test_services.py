@@ -11,8 +11,8 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 from sqlalchemy import Engine, text
 
-from aqstream.resources import make_redis, make_s3
-from aqstream.settings import Settings
+from core.resources import make_redis, make_s3
+from core.settings import Settings
 
 
 def test_row_written_as_app_role_is_read_back_on_a_second_connection(app_engine: Engine) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from aqstream.settings import PROJECT_ROOT, Settings
+from core.settings import PROJECT_ROOT, Settings
 
 
 def test_settings_read_the_prefixed_environment(monkeypatch) -> None:
@@ -86,7 +86,7 @@ def test_every_setting_is_declared_once() -> None:
 
 
 def test_the_defaults_are_apache_kafkas_and_tansu_takes_its_profile(monkeypatch) -> None:
-    from aqstream.settings import TANSU_PROFILE
+    from core.settings import TANSU_PROFILE
 
     kafka = Settings()
     assert kafka.kafka_flavor == "kafka"
@@ -103,7 +103,7 @@ def test_the_defaults_are_apache_kafkas_and_tansu_takes_its_profile(monkeypatch)
 
 
 def test_pointing_settings_at_a_broker_applies_its_profile_to_what_was_not_set() -> None:
-    from aqstream.settings import TANSU_PROFILE
+    from core.settings import TANSU_PROFILE
 
     base = Settings(worker_session_timeout_s=3.0)
     on_tansu = base.on_broker("127.0.0.1:9", "tansu")

@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import ProgrammingError
 
-from aqstream.settings import Settings
+from core.settings import Settings
 
 # Tables without tenant_id, each with the reason it is not tenant data.
 NOT_TENANT_DATA = {

@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from domain.db import make_engine
 
 if TYPE_CHECKING:  # the settings are passed in: the warehouse imports no composition root
-    from aqstream.settings import Settings
+    from core.settings import Settings
 
 
 def warehouse_engine(settings: Settings, **options) -> Engine:  # type: ignore[no-untyped-def]

@@ -1,5 +1,5 @@
-"""Analytics API: tracking (tracking.py), dashboards and reports (dashboard.py), exports
-(exports.py). Each module owns its router; ``routers`` lists them for api/app.py."""
+"""Analytics API: tracking (tracking.py), dashboards and reports (dashboard.py). Each module
+owns its router; ``routers`` lists them for api/app.py (exports are api/exports)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from fastapi import APIRouter
 
 def routers() -> list[APIRouter]:
     from api.analytics.dashboard import router as dashboard
-    from api.analytics.exports import router as exports
     from api.analytics.tracking import router as tracking
 
-    return [tracking, dashboard, exports]
+    return [tracking, dashboard]

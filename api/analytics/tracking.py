@@ -27,7 +27,7 @@ from api.middleware import caller_of
 from api.middleware.ratelimit import KEY_PREFIX
 from api.state import AppState
 from api.types import RequestModel
-from aqstream.logging import get_logger
+from core.logging import get_logger
 from domain.analytics.tracking import (
     Action,
     BotFilter,

@@ -15,7 +15,7 @@ from sqlalchemy import text
 from api.deps import StateDep
 from api.errors import ErrorResponse, error_response
 from api.state import AppState
-from aqstream.resources import kafka_cluster
+from core.resources import kafka_cluster
 
 router = APIRouter(tags=["health"])
 

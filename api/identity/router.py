@@ -28,7 +28,7 @@ from api.middleware.ratelimit import (
 )
 from api.security import CurrentPrincipal
 from api.state import AppState
-from aqstream.logging import get_logger
+from core.logging import get_logger
 from domain.errors import NotFound
 from domain.identity import service
 from domain.identity.models import User

@@ -27,7 +27,7 @@ from api.errors import ApiError, responses
 from api.media.schemas import LogoBody, MediaOut, MediaUrl
 from api.media.upload import UploadDep
 from api.organization.schemas import MyOrganization, OrganizationOut
-from aqstream.resources import make_s3
+from core.resources import make_s3
 from domain.errors import DomainError, NotFound
 from domain.media import service
 from domain.media.errors import (

@@ -26,7 +26,7 @@ from api.notification.schemas import (
 )
 from api.security import CurrentPrincipal
 from api.state import AppState
-from aqstream.logging import get_logger
+from core.logging import get_logger
 from domain.notification import catalog, service
 from domain.notification.preferences import (
     Preferences,

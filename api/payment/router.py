@@ -36,7 +36,7 @@ from api.payment.schemas import (
     RefundResult,
     WebhookAck,
 )
-from aqstream.logging import get_logger
+from core.logging import get_logger
 from domain.errors import NotFound
 from domain.payment import service, webhooks
 from domain.payment.errors import ProviderRejected, ProviderUnavailable, WebhookRejected

@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from aqstream.settings import Settings
 from aqstream.stack.servers import (
     Server,
     StackError,
@@ -27,6 +26,7 @@ from aqstream.stack.servers import (
     server_classes,
     wait_until,
 )
+from core.settings import Settings
 
 STOP_TIMEOUT_S = 15.0
 

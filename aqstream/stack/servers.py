@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from aqstream.settings import Settings
+from core.settings import Settings
 
 
 class StackError(RuntimeError):

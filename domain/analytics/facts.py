@@ -116,7 +116,7 @@ def _time(value: str) -> datetime:
 
 
 class _Tracked(msgspec.Struct):
-    """What a fact takes from a tracking record's value (streams/schemas/tracking.v1.json; the
+    """What a fact takes from a tracking record's value (domain/schemas/tracking.v1.json; the
     other members are ignored)."""
 
     event_id: uuid.UUID

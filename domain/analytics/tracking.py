@@ -1,6 +1,6 @@
 """Tracked actions (POST /analytics/track): what a browser reports about a visitor on an event's
 page, checked as a whole batch, classified (source, device), bots filtered, and turned into the
-records of the tracking topic (schema: streams/schemas/tracking.v1.json).
+records of the tracking topic (schema: domain/schemas/tracking.v1.json).
 
 A batch is all or nothing: every action must name a published event (and, when given, one of its
 ticket types) and a time inside the window the warehouse still corrects (``late_s`` back, 5 min
@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import redis
 from sqlalchemy import select
 
-from aqstream.logging import get_logger
+from core.logging import get_logger
 from domain.db.base import uuid7
 from domain.errors import Conflict
 from domain.event.models import Event, EventStatus, TicketType
@@ -34,7 +34,7 @@ log = get_logger(__name__)
 TRACK_TYPES = ("page_view", "ticket_selected", "checkout_started")
 DEVICES = ("desktop", "mobile", "tablet")
 EVENT_TYPE_PREFIX = "tracking."  # header event_type: tracking.page_view, ...
-SCHEMA = "tracking"  # streams/schemas/tracking.v1.json
+SCHEMA = "tracking"  # domain/schemas/tracking.v1.json
 SCHEMA_VERSION = 1
 FUTURE_SKEW = timedelta(minutes=5)
 DIRECT = "direct"
@@ -96,7 +96,7 @@ class TrackingRecord:
 
 
 def record_schema() -> dict[str, Any]:
-    """The JSON Schema of a tracking record (``streams/schemas/tracking.v1.json``, written and
+    """The JSON Schema of a tracking record (``domain/schemas/tracking.v1.json``, written and
     checked by ``aqstream schemas`` like the domain events' contracts)."""
     uuid_ = {"type": "string", "format": "uuid"}
     text_ = {"type": "string", "minLength": 1, "maxLength": 64}

@@ -23,10 +23,10 @@ import hashlib
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import redis
 
+from core.settings import Settings
 from domain.errors import DomainError
 
 _PREFIX = "aq:signin"
@@ -79,7 +79,7 @@ class ThrottlePolicy:
     known_address_ttl_s: int = 30 * 86_400
 
     @classmethod
-    def from_settings(cls, settings: Any) -> ThrottlePolicy:
+    def from_settings(cls, settings: Settings) -> ThrottlePolicy:
         return cls(
             free_failures=settings.login_throttle_free_failures,
             base_s=settings.login_throttle_base_s,

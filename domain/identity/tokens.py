@@ -19,6 +19,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from core.settings import Settings
 from domain.errors import Unauthenticated
 
 ALLOWED_ALGORITHMS = ("HS256", "ES256")
@@ -80,7 +81,7 @@ class TokenService:
         self.leeway_s = leeway_s
 
     @classmethod
-    def from_settings(cls, settings: Any) -> TokenService:
+    def from_settings(cls, settings: Settings) -> TokenService:
         if settings.jwt_keys:
             ring = [
                 SigningKey.from_config(k["kid"], k["alg"], k["key"])

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import or_, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from aqstream.logging import get_logger
+from core.logging import get_logger
 from domain.media.models import Media, MediaVariant
 from domain.media.service import is_referenced
 from domain.media.storage import MediaStorage

@@ -8,7 +8,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from aqstream.logging import get_logger
+from core.logging import get_logger
 from domain.media.errors import StorageUnavailable
 
 log = get_logger(__name__)

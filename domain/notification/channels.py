@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import aiosmtplib
 import httpx
 
-from aqstream.settings import Settings
+from core.settings import Settings
 from domain.notification.models import Channel
 
 TELEGRAM_TEXT_LIMIT = 4096

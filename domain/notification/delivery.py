@@ -30,8 +30,8 @@ from tenacity import (
     wait_exponential,
 )
 
-from aqstream.logging import get_logger
-from aqstream.settings import Settings
+from core.logging import get_logger
+from core.settings import Settings
 from domain.checkin import tickets
 from domain.checkin.service import ticket_code
 from domain.errors import InvalidState

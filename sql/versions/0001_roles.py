@@ -17,7 +17,7 @@ from alembic import context, op
 from sqlalchemy import text
 
 from aqstream.migrations import app_role, execute_formatted
-from aqstream.settings import Settings
+from core.settings import Settings
 
 revision: str = "0001"
 down_revision: str | None = None

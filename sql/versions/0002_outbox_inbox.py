@@ -16,7 +16,7 @@ from alembic import context, op
 from sqlalchemy.dialects import postgresql
 
 from aqstream.migrations import execute_formatted, grant_app
-from aqstream.settings import Settings
+from core.settings import Settings
 
 revision: str = "0002"
 down_revision: str | None = "0001"

@@ -17,7 +17,7 @@ from alembic import context, op
 from sqlalchemy import text
 
 from aqstream.migrations import SQL_DIR, app_role, choose_warehouse_flavor
-from aqstream.settings import Settings
+from core.settings import Settings
 
 revision: str = "0008"
 down_revision: str | None = "0007"

@@ -19,7 +19,7 @@ from alembic import context, op
 from sqlalchemy import text
 
 from aqstream.migrations import app_role, execute_formatted, run_sql_file
-from aqstream.settings import Settings
+from core.settings import Settings
 
 revision: str = "0012"
 down_revision: str | None = "0011"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pytest
 from fastapi.testclient import TestClient
 
-from aqstream.settings import Settings
+from core.settings import Settings
 from domain.db import make_sessionmaker
 from tests.notification.conftest import notify_settings, smtp, telegram  # noqa: F401 (fixtures)
 from tests.streams.conftest import relays  # noqa: F401 (fixture)

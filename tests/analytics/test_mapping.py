@@ -25,8 +25,9 @@ from domain.analytics.tracking import (
     source_of,
     to_record,
 )
+from domain.contracts import SCHEMA_DIR, validate_payload
 from domain.errors import Conflict
-from streams.contracts import SCHEMA_DIR, event_classes, validate_payload
+from streams.contracts import event_classes
 from warehouse.facts import Fact, FactKind
 
 TENANT = uuid.uuid4()

@@ -10,8 +10,8 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from aqstream.resources import make_redis
 from aqstream.stack.servers import free_port
+from core.resources import make_redis
 from domain.analytics.tracking import Action, FirstTimes
 from tests.analytics.conftest import CHROME
 from tests.analytics.test_end_to_end import event_totals, facts_by_kind

@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from aqstream.settings import Settings
 from aqstream.stack.servers import free_port
-from streams.contracts import validate_payload
+from core.settings import Settings
+from domain.contracts import validate_payload
 from streams.topics import tracking_topic
 from tests.analytics.conftest import CHROME, read_topic
 from tests.factories import V1, Organizer, assert_error

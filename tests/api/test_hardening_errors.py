@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
 from fastapi.testclient import TestClient
 
-from aqstream.settings import Settings
+from core.settings import Settings
 from tests.live import served
 
 

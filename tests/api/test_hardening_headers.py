@@ -10,8 +10,8 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-from aqstream.settings import PROJECT_ROOT, Settings
 from aqstream.stack.servers import free_port
+from core.settings import PROJECT_ROOT, Settings
 from tests.factories import V1
 from tests.live import served
 

@@ -16,8 +16,8 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from api.media.upload import FORM_OVERHEAD
-from aqstream.settings import Settings
 from aqstream.stack.servers import free_port
+from core.settings import Settings
 from tests.factories import V1, assert_error, sandbox
 from tests.live import served
 from tests.payment.stripe_standin import stripe_signature

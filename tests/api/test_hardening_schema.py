@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from aqstream.settings import PROJECT_ROOT
+from core.settings import PROJECT_ROOT
 from tests.factories import V1, Organizer
 
 # Fields whose value is required: null is refused (422). Every other field may be null.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from aqstream.settings import Settings
+from core.settings import Settings
 
 
 def test_health_is_ok(client: TestClient) -> None:

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from api.app import create_app
 from api.errors import ApiError
 from api.middleware.idempotency import IdempotencyKey, install_idempotency
-from aqstream.settings import Settings
+from core.settings import Settings
 
 TTL_S = 120
 

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.middleware.idempotency import install_idempotency
 from api.middleware.ratelimit import RateLimitMiddleware, install_rate_limiting
-from aqstream.settings import Settings
+from core.settings import Settings
 
 LIMITS = {"rate_limit_user": "3/minute", "rate_limit_ip": "5/minute", "rate_limit_auth": "2/minute"}
 

@@ -15,7 +15,7 @@ import zlib
 
 import pytest
 
-from aqstream.settings import Settings
+from core.settings import Settings
 from domain.checkin import tickets
 from domain.checkin.tickets import InvalidTicketCode
 

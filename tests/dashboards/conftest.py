@@ -20,8 +20,8 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from aqstream.settings import Settings
 from aqstream.stack.servers import free_port
+from core.settings import Settings
 from tests.factories import Organizer, paying, registered, settle_sandbox
 from tests.live import served
 from warehouse.facts import Fact, FactKind
@@ -46,7 +46,7 @@ def dash_settings(settings: Settings, live_api: str) -> Settings:
 @pytest.fixture(scope="module")
 def export_runner(settings: Settings, app_engine: Engine) -> Iterator[None]:
     """What `aqstream jobs` does for exports: claim queued ones and run them, every half second."""
-    from aqstream.resources import make_s3
+    from core.resources import make_s3
     from warehouse.exports.runner import run_pending
 
     sessions = sessionmaker(app_engine, expire_on_commit=False)

@@ -420,7 +420,7 @@ def test_service_urls_point_at_compose_services(
 
 def test_compose_settings_are_known_to_the_application(services: dict[str, Any]) -> None:
     """A misspelt AQSTREAM_* variable would be silently ignored (extra="ignore")."""
-    settings_module = pytest.importorskip("aqstream.settings")
+    settings_module = pytest.importorskip("core.settings")
     fields = set(settings_module.Settings.model_fields) | FUTURE_SETTINGS
     for name in AQSTREAM_SERVICES:
         for key in environment_of(services[name]):

@@ -9,8 +9,8 @@ from datetime import timedelta
 
 from sqlalchemy import text
 
-from domain.export import service
-from domain.export.models import ExportStatus
+from domain.exports import service
+from domain.exports.models import ExportStatus
 from tests.exports.conftest import Exports, Org
 from tests.factories import assert_error
 from warehouse.exports import runner, writers
@@ -76,7 +76,7 @@ def test_the_count_beside_the_copy_sees_its_snapshot(exports: Exports, org: Org)
     snapshot: rows committed meanwhile are in neither."""
     import threading
 
-    from domain.export.models import Dataset
+    from domain.exports.models import Dataset
     from warehouse.exports.datasets import Filters, spec
 
     class Total:

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from api.app import create_app
-from aqstream.settings import Settings
+from core.settings import Settings
 from domain.errors import ValidationFailed
 from domain.identity import telegram
 from domain.identity.service import normalize_email

@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from sqlalchemy import Engine, text
 
 from api.app import create_app
-from aqstream.settings import Settings
+from core.settings import Settings
 from domain.identity import telegram
 from tests.factories import error_body
 

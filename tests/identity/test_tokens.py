@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from aqstream.resources import make_redis
-from aqstream.settings import Settings
+from core.resources import make_redis
+from core.settings import Settings
 from domain.errors import Unauthenticated
 from domain.identity.tokens import SigningKey, TokenService
 

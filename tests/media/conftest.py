@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Engine, text
 
-from aqstream.settings import Settings
+from core.settings import Settings
 
 
 class Store:

@@ -12,8 +12,8 @@ import pytest
 
 from api.errors import ApiError
 from api.media.upload import FORM_OVERHEAD, receive
-from aqstream.settings import Settings
 from aqstream.stack.servers import free_port
+from core.settings import Settings
 from domain.media.content import Limits
 from tests.factories import V1, Organizer, image_bytes
 from tests.live import served

@@ -19,7 +19,7 @@ import pytest
 from nbclient import NotebookClient
 from sqlalchemy import text
 
-from aqstream.settings import PROJECT_ROOT
+from core.settings import PROJECT_ROOT
 from tests.factories import V1, Organizer, paying, refund, registered, settle_sandbox
 from warehouse.exports import runner
 from warehouse.facts import Fact, FactKind

@@ -23,7 +23,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import Engine, text
 
-from aqstream.settings import Settings
+from core.settings import Settings
 from domain.notification.channels import Channels
 
 # --- Telegram Bot API ---------------------------------------------------------------------------

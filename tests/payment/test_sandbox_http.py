@@ -11,8 +11,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from aqstream.settings import Settings
 from aqstream.stack.servers import free_port
+from core.settings import Settings
 from tests.live import served
 from tests.payment.conftest import Shop
 

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
-from aqstream.settings import Settings
+from core.settings import Settings
 from domain.payment.errors import ProviderRejected
 from domain.payment.providers.base import PaymentRequest
 from domain.payment.providers.stripe import StripeProvider

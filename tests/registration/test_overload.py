@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-from aqstream.settings import Settings
+from core.settings import Settings
 from tests.factories import Organizer, assert_error, register
 
 

@@ -24,7 +24,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from aqstream.apiserver import api_server
-from aqstream.settings import Settings
+from core.settings import Settings
 from domain.db import make_sessionmaker, uuid7
 from domain.identity.tokens import TokenService
 from domain.registration.sweeper import sweep_once

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from aqstream.settings import Settings
 from aqstream.simulate import Account
 from aqstream.stack.servers import free_port
+from core.settings import Settings
 from domain.registration.sweeper import sweep_once
 from tests.live import served
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from aqstream.settings import PROJECT_ROOT, Settings
 from aqstream.simulate import Account, Simulation, Stopped, build_plan
 from aqstream.stack.servers import free_port
+from core.settings import PROJECT_ROOT, Settings
 from tests.live import served
 from tests.simulate.conftest import Platform, platform_settings
 

@@ -26,9 +26,9 @@ import httpx
 import pytest
 from sqlalchemy import Engine, text
 
-from aqstream.settings import Settings
 from aqstream.simulate import Account, Simulation, build_plan
 from aqstream.stack.servers import free_port
+from core.settings import Settings
 from domain.registration.sweeper import sweep_once
 from streams.topics import tracking_topic
 from streams.worker import WorkerMetrics

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from aqstream.settings import PROJECT_ROOT, Settings
 from aqstream.stack import LocalStack
+from core.settings import PROJECT_ROOT, Settings
 from tests.procs import alive, processes_under
 
 

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from aqstream.settings import Settings
+from core.settings import Settings
 from domain.db import uuid7
 from streams.relay import Relay, RelayMetrics, psycopg_dsn
 from streams.topics import topic_name

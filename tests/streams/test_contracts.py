@@ -15,6 +15,7 @@ from sqlalchemy import Engine, text
 from typer.testing import CliRunner
 
 from aqstream.cli import app
+from domain import contracts as validator
 from domain.db import make_sessionmaker
 from domain.events import DomainEvent, EventContractError
 from domain.registration.events import RegistrationConfirmed, RegistrationCreated
@@ -98,19 +99,19 @@ def _confirmed(**overrides) -> RegistrationConfirmed:
 
 
 def test_payloads_are_validated_against_the_committed_schema() -> None:
-    assert contracts.validated_payload(_confirmed())["quantity"] == 2
+    assert validator.validated_payload(_confirmed())["quantity"] == 2
     with pytest.raises(EventContractError, match="quantity: 'two' is not of type 'integer'"):
-        contracts.validated_payload(_confirmed(quantity="two"))
+        validator.validated_payload(_confirmed(quantity="two"))
     with pytest.raises(EventContractError, match="user_id: 'nobody' is not a 'uuid'"):
-        contracts.validated_payload(_confirmed(user_id="nobody"))
+        validator.validated_payload(_confirmed(user_id="nobody"))
     with pytest.raises(EventContractError, match="'extra' was unexpected"):
-        contracts.validate_payload(
+        validator.validate_payload(
             "registration.confirmed", 1, {**_confirmed().payload(), "extra": 1}
         )
     with pytest.raises(EventContractError, match="'user_id' is a required property"):
         payload = _confirmed().payload()
         del payload["user_id"]
-        contracts.validate_payload("registration.confirmed", 1, payload)
+        validator.validate_payload("registration.confirmed", 1, payload)
 
 
 def test_a_datetime_must_carry_its_offset() -> None:
@@ -125,10 +126,10 @@ def test_a_datetime_must_carry_its_offset() -> None:
         "checked_in_by": str(uuid.uuid4()),
         "checked_in_at": datetime.now(UTC).isoformat(),
     }
-    contracts.validate_payload("checkin.completed", 1, payload)
+    validator.validate_payload("checkin.completed", 1, payload)
     payload["checked_in_at"] = datetime.now().isoformat()  # naive: no offset
     with pytest.raises(EventContractError, match="checked_in_at"):
-        contracts.validate_payload("checkin.completed", 1, payload)
+        validator.validate_payload("checkin.completed", 1, payload)
 
 
 def test_an_event_without_a_schema_fails_loudly() -> None:
@@ -140,7 +141,7 @@ def test_an_event_without_a_schema_fails_loudly() -> None:
     with pytest.raises(
         EventContractError, match=r"no schema for test.unpublished v1.*aqstream schemas"
     ):
-        contracts.validated_payload(Unpublished(aggregate_id=uuid.uuid4()))
+        validator.validated_payload(Unpublished(aggregate_id=uuid.uuid4()))
 
 
 def _outbox_rows(owner_engine: Engine, aggregate_id: uuid.UUID) -> int:
@@ -190,13 +191,13 @@ def test_schemas_cli_check_and_write(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
     (tmp_path / "docs").mkdir()
     monkeypatch.setattr("aqstream.cli.PROJECT_ROOT", tmp_path)
-    monkeypatch.setattr(contracts, "SCHEMA_DIR", tmp_path / "streams" / "schemas")
+    monkeypatch.setattr(contracts, "SCHEMA_DIR", tmp_path / "domain" / "schemas")
     result = runner.invoke(app, ["schemas", "--check"])
     assert result.exit_code == 1
     assert "registration.created.v1.json: missing" in result.output
     result = runner.invoke(app, ["schemas"])
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "streams" / "schemas" / "registration.created.v1.json").exists()
+    assert (tmp_path / "domain" / "schemas" / "registration.created.v1.json").exists()
     assert "wrote docs/asyncapi.yaml" in result.output
     assert runner.invoke(app, ["schemas", "--check"]).exit_code == 0
     (tmp_path / "docs" / "asyncapi.yaml").write_text("stale")

@@ -15,8 +15,8 @@ import httpx
 import psycopg
 import pytest
 
-from aqstream.settings import PROJECT_ROOT, Settings
 from aqstream.stack.servers import free_port
+from core.settings import PROJECT_ROOT, Settings
 from tests.streams.conftest import (
     check_order,
     read_topic,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from aqstream.settings import Settings
+from core.settings import Settings
 from tests.broker import PrivateBroker
 from tests.streams.conftest import (
     check_order,

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from jsonschema import Draft7Validator, Draft202012Validator
 
-from aqstream.settings import PROJECT_ROOT, Settings
+from core.settings import PROJECT_ROOT, Settings
 from streams.asyncapi import asyncapi_yaml
 from streams.contracts import event_classes, schema_file
 from streams.relay import Relay

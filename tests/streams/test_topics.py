@@ -7,7 +7,7 @@ import uuid
 
 from kafka.admin import KafkaAdminClient
 
-from aqstream.settings import Settings
+from core.settings import Settings
 from streams.contracts import event_classes
 from streams.topics import catalog, ensure_topics, topic_name
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from aqstream.cli import app as cli
-from aqstream.settings import Settings
+from core.settings import Settings
 from tests.warehouse.conftest import T0, fact, scenario, snapshot
 from warehouse.backfill import backfill
 from warehouse.facts import FactKind

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from aqstream.cli import app as cli
-from aqstream.settings import Settings
+from core.settings import Settings
 from domain.analytics.facts import to_fact
 from streams.relay import Row, headers
 from tests.factories import (

@@ -19,7 +19,7 @@ import kafka.admin  # noqa: F401  (imported before any thread does: import locks
 import pytest
 from sqlalchemy import Engine, text
 
-from aqstream.settings import PROJECT_ROOT, TANSU_PROFILE, Settings
+from core.settings import PROJECT_ROOT, TANSU_PROFILE, Settings
 from domain.db import make_sessionmaker
 from domain.notification.channels import Channels
 from streams.worker import Deps, Processor, build_app, ensure_worker_topics

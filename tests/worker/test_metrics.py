@@ -9,7 +9,7 @@ import uuid
 
 from prometheus_client import CollectorRegistry, Histogram
 
-from aqstream.settings import Settings
+from core.settings import Settings
 from streams.worker import REPLAY_FOR, Deps, Processor, Record, observe_many
 
 

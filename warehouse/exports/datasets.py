@@ -22,8 +22,8 @@ from datetime import datetime
 import pyarrow as pa
 from psycopg import sql
 
-from domain.export.models import Dataset
-from domain.export.service import ExportRequest
+from domain.exports.models import Dataset
+from domain.exports.service import ExportRequest
 from domain.uow import UnitOfWork
 
 TS = pa.timestamp("us", tz="UTC")

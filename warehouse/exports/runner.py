@@ -31,8 +31,8 @@ from psycopg import sql
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from aqstream.logging import get_logger
-from domain.export.models import Export, ExportFormat, ExportStatus
+from core.logging import get_logger
+from domain.exports.models import Export, ExportFormat, ExportStatus
 from domain.uow import UnitOfWork
 from warehouse.exports import writers
 from warehouse.exports.datasets import Filters, spec

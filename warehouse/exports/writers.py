@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from domain.export.service import XLSX_MAX_ROWS
+from domain.exports.service import XLSX_MAX_ROWS
 
 OnRows = Callable[[int], None]
 

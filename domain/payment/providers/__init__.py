@@ -14,12 +14,12 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
 
+from core.settings import Settings
 from domain.payment.errors import UnknownProvider
 from domain.payment.providers.base import PaymentProvider
 
-Factory = Callable[[Any], PaymentProvider]
+Factory = Callable[[Settings], PaymentProvider]
 _FACTORIES: dict[str, Factory] = {}
 
 
@@ -71,7 +71,7 @@ class Providers:
             provider.close()
 
 
-def build_providers(settings: Any, names: Sequence[str] | None = None) -> Providers:
+def build_providers(settings: Settings, names: Sequence[str] | None = None) -> Providers:
     """Build the providers named (default: ``settings.enabled_payment_providers``)."""
     known = factories()
     wanted = list(settings.enabled_payment_providers if names is None else names)

@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.settings import Settings
 from domain.payment.errors import ProviderRejected
 from domain.payment.models import PaymentStatus
 from domain.payment.providers import register, signing
@@ -404,7 +405,7 @@ _REFUND_STATUS = {
 }
 
 
-def webhook_url(settings: Any) -> str:
+def webhook_url(settings: Settings) -> str:
     """Where the sandbox delivers: the setting, else this API's own webhook endpoint."""
     if settings.payment_sandbox_webhook_url:
         return settings.payment_sandbox_webhook_url
@@ -413,7 +414,7 @@ def webhook_url(settings: Any) -> str:
 
 
 @register("sandbox")
-def build(settings: Any) -> SandboxProvider:
+def build(settings: Settings) -> SandboxProvider:
     return SandboxProvider(
         secret=settings.payment_sandbox_secret.get_secret_value(),
         delay_s=settings.payment_sandbox_delay_s,

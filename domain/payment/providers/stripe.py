@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from core.settings import Settings
 from domain.payment.errors import ProviderRejected, ProviderUnavailable
 from domain.payment.models import PaymentStatus
 from domain.payment.providers import register, signing
@@ -200,7 +201,7 @@ class StripeProvider:
 
 
 @register("stripe")
-def build(settings: Any) -> StripeProvider:
+def build(settings: Settings) -> StripeProvider:
     if settings.stripe_secret_key is None or settings.stripe_webhook_secret is None:
         raise ValueError(
             "stripe needs AQSTREAM_STRIPE_SECRET_KEY and AQSTREAM_STRIPE_WEBHOOK_SECRET"

@@ -14,8 +14,8 @@ from sqlalchemy import func, select, text
 
 from domain.errors import NotFound
 from domain.event.models import Event
-from domain.export.errors import InvalidRange, TooManyExports, TooManyRowsForXlsx
-from domain.export.models import ACTIVE_STATUSES, Dataset, Export, ExportFormat
+from domain.exports.errors import InvalidRange, TooManyExports, TooManyRowsForXlsx
+from domain.exports.models import ACTIVE_STATUSES, Dataset, Export, ExportFormat
 from domain.organization.models import Organization
 from domain.uow import UnitOfWork
 

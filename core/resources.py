@@ -8,7 +8,7 @@ import boto3
 import redis
 from botocore.config import Config as BotoConfig
 
-from aqstream.settings import Settings
+from core.settings import Settings
 
 
 def make_redis(settings: Settings) -> redis.Redis:

@@ -23,9 +23,9 @@ from api.deps import (
 from api.errors import ApiError, responses
 from api.media.router import StorageDep
 from api.types import IsoDatetime, RequestModel
-from domain.export import service
-from domain.export.errors import TooManyExports
-from domain.export.models import Dataset, Export, ExportFormat, ExportStatus
+from domain.exports import service
+from domain.exports.errors import TooManyExports
+from domain.exports.models import Dataset, Export, ExportFormat, ExportStatus
 from warehouse.exports.datasets import count_rows, spec
 
 router = APIRouter(prefix="/analytics", tags=["analytics"])
