@@ -39,9 +39,9 @@ from bench.flash_sale import load_average, machine, say
 from bench.relay import bench_stack
 from bench.summary import bound_line, ratio_line
 from core.settings import PROJECT_ROOT
+from domain.analytics.facts import Fact, FactKind
 from domain.db import make_engine
 from warehouse.engine import warehouse_engine
-from warehouse.facts import Fact, FactKind
 from warehouse.rollups import floor
 from warehouse.sink import ingest
 

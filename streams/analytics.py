@@ -38,12 +38,11 @@ from tenacity import AsyncRetrying, stop_after_attempt, wait_exponential
 
 from core.logging import get_logger
 from core.settings import Settings
-from domain.analytics.facts import DOMAIN_EVENT_TYPES, UnreadableRecord, to_fact, tracked_fact
+from domain.analytics.facts import DOMAIN_EVENT_TYPES, Fact, UnreadableRecord, to_fact, tracked_fact
 from domain.analytics.tracking import SCHEMA_VERSION, TrackingRecord
 from domain.uow import UnitOfWork
 from streams.topics import TRACKING, ensure_topics, tracking_topic
 from streams.worker import REPLAY_FOR, Processor, Record, agent_topics, observe_many
-from warehouse.facts import Fact
 
 log = get_logger(__name__)
 

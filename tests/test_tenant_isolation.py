@@ -248,7 +248,7 @@ def _warehouse(warehouse_engine: Engine, tenant: Tenant) -> None:
 
     from sqlalchemy.orm import Session
 
-    from warehouse.facts import Fact, FactKind
+    from domain.analytics.facts import Fact, FactKind
     from warehouse.sink import ingest
 
     ids = uuid.UUID(tenant.org["id"]), uuid.UUID(tenant.event["id"])

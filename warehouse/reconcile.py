@@ -53,10 +53,9 @@ import msgspec
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from domain.analytics.facts import UnreadableRecord, to_fact
+from domain.analytics.facts import Fact, FactKind, UnreadableRecord, to_fact
 from streams.relay import Row, headers
 from warehouse.backfill import BEGINNING, rebuild_event, refresh_aggregates
-from warehouse.facts import Fact, FactKind
 from warehouse.rollups import EVENT, REVENUE, floor
 from warehouse.sink import ingest
 

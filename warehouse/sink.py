@@ -44,7 +44,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 from sqlalchemy.orm import Session
 
-from warehouse.facts import Fact, FactKind
+from domain.analytics.facts import Fact, FactKind
 from warehouse.rollups import (
     BATCH_FIRST,
     EVENT,

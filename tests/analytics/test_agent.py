@@ -13,12 +13,12 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from domain.analytics.facts import FactKind
 from domain.analytics.tracking import Action, PublishedEvent, to_record
 from streams.analytics import ANALYTICS, make_tracking_producer, publish_tracking
 from streams.topics import dlq_topic, tracking_topic
 from tests.analytics.conftest import read_topic
 from tests.worker.conftest import wait_for
-from warehouse.facts import FactKind
 
 N = 450
 BATCH = 100

@@ -11,7 +11,14 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from domain.analytics import facts as mapping
-from domain.analytics.facts import DOMAIN_KINDS, UnreadableRecord, to_fact, tracked_fact
+from domain.analytics.facts import (
+    DOMAIN_KINDS,
+    Fact,
+    FactKind,
+    UnreadableRecord,
+    to_fact,
+    tracked_fact,
+)
 from domain.analytics.tracking import (
     Action,
     BotFilter,
@@ -28,7 +35,6 @@ from domain.analytics.tracking import (
 from domain.contracts import SCHEMA_DIR, validate_payload
 from domain.errors import Conflict
 from streams.contracts import event_classes
-from warehouse.facts import Fact, FactKind
 
 TENANT = uuid.uuid4()
 EVENT = uuid.uuid4()

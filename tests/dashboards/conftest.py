@@ -22,9 +22,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from aqstream.stack.servers import free_port
 from core.settings import Settings
+from domain.analytics.facts import Fact, FactKind
 from tests.factories import Organizer, paying, registered, settle_sandbox
 from tests.live import served
-from warehouse.facts import Fact, FactKind
 
 PASSWORD = "correct horse battery"
 

@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
+from domain.analytics.facts import Fact, FactKind
 from tests.exports.xlsx import read_rows
 from tests.factories import (
     V1,
@@ -26,7 +27,6 @@ from tests.factories import (
     settle_sandbox,
 )
 from warehouse.exports import runner
-from warehouse.facts import Fact, FactKind
 
 
 @dataclass

@@ -20,9 +20,9 @@ from nbclient import NotebookClient
 from sqlalchemy import text
 
 from core.settings import PROJECT_ROOT
+from domain.analytics.facts import Fact, FactKind
 from tests.factories import V1, Organizer, paying, refund, registered, settle_sandbox
 from warehouse.exports import runner
-from warehouse.facts import Fact, FactKind
 
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
 SOURCES = {  # visitors who viewed, selected a ticket, started a checkout

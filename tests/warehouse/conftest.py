@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from warehouse.facts import Fact, FactKind
+from domain.analytics.facts import Fact, FactKind
 from warehouse.rollups import GRAINS, ROLLUPS
 
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)  # inside a monthly partition

@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 
 from aqstream.cli import app as cli
 from core.settings import Settings
+from domain.analytics.facts import FactKind
 from tests.warehouse.conftest import T0, fact, scenario, snapshot
 from warehouse.backfill import backfill
-from warehouse.facts import FactKind
 from warehouse.rollups import GRAINS, ROLLUPS
 from warehouse.sink import ingest
 

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from aqstream.cli import app as cli
 from core.settings import Settings
-from domain.analytics.facts import to_fact
+from domain.analytics.facts import Fact, FactKind, to_fact
 from streams.relay import Row, headers
 from tests.factories import (
     V1,
@@ -38,7 +38,6 @@ from tests.factories import (
     sweep,
 )
 from warehouse.engine import warehouse_engine
-from warehouse.facts import Fact, FactKind
 from warehouse.reconcile import NAMESPACE, SETTLE, count_check, reconcile
 from warehouse.sink import ingest
 

@@ -14,9 +14,9 @@ from psycopg.types.json import Jsonb
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from domain.analytics.facts import FactKind
 from tests.warehouse.conftest import T0, fact, in_tenant, scenario, snapshot
 from warehouse import sink
-from warehouse.facts import FactKind
 from warehouse.rollups import EVENT, ROLLUPS
 from warehouse.sink import ingest
 
