@@ -48,13 +48,13 @@ import psycopg
 
 from aqstream.apiserver import api_server, child_process
 from aqstream.stack.servers import free_port
-from bench.flash_sale import found_world, load_average, machine, open_sale, percentile, say
-from bench.relay import bench_stack, psycopg_dsn
+from bench.kit import bench_stack, found_world, load_average, machine, open_sale, percentile, say
 from bench.summary import bound_line, ratio_line
 from core.settings import PROJECT_ROOT, Settings
 from domain.analytics.tracking import Action, PublishedEvent, to_record
 from domain.identity.tokens import TokenService
 from streams.analytics import make_tracking_producer, tracking_headers
+from streams.relay import psycopg_dsn
 from streams.topics import tracking_topic
 from streams.worker import WorkerMetrics
 

@@ -37,8 +37,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from bench.flash_sale import load_average, machine, say, show_table
-from bench.relay import bench_stack
+from bench.kit import bench_stack, load_average, machine, say, show_table
 from bench.summary import ratio_line
 from core.resources import ensure_bucket, make_s3
 from core.settings import PROJECT_ROOT, Settings

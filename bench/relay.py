@@ -40,9 +40,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from aqstream import migrations
-from aqstream.stack import LocalStack
-from bench.flash_sale import load_average, machine, say, show_table
+from bench.kit import bench_stack, load_average, machine, say, show_table
 from bench.summary import bound_line, ratio_line
 from core.settings import PROJECT_ROOT, Settings
 from domain.contracts import validated_payload
@@ -54,41 +52,6 @@ from streams.topics import topic_name
 TARGET_RATIO = 0.7  # the relay publishes at least 70 % as fast as a raw producer
 TARGET_P99_MS = 200.0  # commit to topic at a steady 500 events/s
 WRITERS = 8  # enough that a slow commit (fsync on a busy machine) does not hold the rate back
-
-
-# --- the stack ------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def bench_stack(
-    state_dir: Path, keep: bool, db_prefix: str = "aqstream_bench_relay"
-) -> Iterator[Settings]:
-    """The local stack under ``state_dir`` (servers configured through AQSTREAM_* are used
-    instead) and a fresh database migrated to head, both removed afterwards."""
-    stack = LocalStack(Settings(state_dir=state_dir, log_json=False))
-    say(f"starting the local stack in {state_dir} ...")
-    try:
-        stack.up()
-        base = stack.resolved_settings()
-        broker = next((r.kind for r in stack.status() if r.name == "kafka"), "")
-        say(f"broker: {broker or base.kafka_bootstrap + ' (external)'}")
-        name = f"{db_prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-        with psycopg.connect(psycopg_dsn(base), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        settings = base.model_copy(
-            update={"database_url": base.owner_url.set(database=name).render_as_string(False)}
-        )
-        try:
-            say("applying migrations ...")
-            migrations.upgrade(settings)
-            yield settings
-        finally:
-            with psycopg.connect(psycopg_dsn(base), autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        if not keep:
-            stopped = stack.down()
-            say(f"stopped: {', '.join(stopped) or 'nothing'}")
 
 
 # --- data -------------------------------------------------------------------------------------------

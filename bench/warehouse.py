@@ -35,8 +35,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from bench.flash_sale import load_average, machine, say
-from bench.relay import bench_stack
+from bench.kit import bench_stack, load_average, machine, say
 from bench.summary import bound_line, ratio_line
 from core.settings import PROJECT_ROOT
 from domain.analytics.facts import Fact, FactKind
