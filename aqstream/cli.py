@@ -351,48 +351,28 @@ def jobs(
 ) -> None:
     """Background jobs: seat holds, waitlists, unpaid registrations, notifications, reminders,
     media cleanup, the warehouse's count check (metrics on --metrics-port; aqstream/jobs.py)."""
-    import signal
-
+    from aqstream.bootstrap import bootstrap
     from aqstream.jobs import JobsMetrics, build_tasks, run_due
-    from core.logging import configure_logging, get_logger
-    from domain.db import make_engine, make_sessionmaker
 
     settings, _ = _ensure_stack(_settings())
-    configure_logging(settings.log_level, settings.log_json)
-    log = get_logger("aqstream.jobs")
-    engine = make_engine(settings.app_url, pool_size=2, application_name="aqstream-jobs")
-    sessions = make_sessionmaker(engine)
-    metrics = JobsMetrics()
-    tasks = build_tasks(settings, sessions, interval, metrics=metrics)
-    if metrics_port and not once:
-        from prometheus_client import start_http_server
-
-        url = f"http://{metrics_host}:{metrics_port}/metrics"
+    with bootstrap("jobs", settings) as process:
+        sessions = process.sessions(settings.app_url, pool_size=2, application_name="aqstream-jobs")
+        metrics = JobsMetrics()
+        tasks = build_tasks(settings, sessions, interval, metrics=metrics)
+        if not once:  # a busy port must not stop the jobs
+            process.serve_metrics(metrics.registry, metrics_host, metrics_port)
+        stop = process.handle_signals()
+        process.log.info("jobs_started", interval_s=interval, jobs=[t.name for t in tasks])
         try:
-            start_http_server(metrics_port, metrics_host, metrics.registry)
-            log.info("jobs_metrics", url=url)
-        except OSError as exc:  # a busy port must not stop the jobs
-            log.warning("jobs_metrics_unavailable", url=url, error=exc.strerror)
-    stopping = False
-
-    def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    log.info("jobs_started", interval_s=interval, jobs=[t.name for t in tasks])
-    try:
-        while not stopping:
-            run_due(tasks)
-            if once:
-                break
-            deadline = min(t.due_at for t in tasks)  # the next task's turn
-            while not stopping and time.monotonic() < deadline:
-                time.sleep(0.05)
-    finally:
-        engine.dispose()
-        log.info("jobs_stopped")
+            while not stop.is_set():
+                run_due(tasks)
+                if once:
+                    break
+                deadline = min(t.due_at for t in tasks)  # the next task's turn
+                while not stop.is_set() and time.monotonic() < deadline:
+                    time.sleep(0.05)
+        finally:
+            process.log.info("jobs_stopped")
 
 
 @app.command()
@@ -402,54 +382,33 @@ def relay(
     ] = False,
 ) -> None:
     """Publish the outbox to Kafka: at least once, in order per aggregate (docs/streams.md)."""
-    import signal
-    import threading
-
-    from prometheus_client import start_http_server
-
-    from core.logging import configure_logging, get_logger
+    from aqstream.bootstrap import MetricsPortBusy, bootstrap
     from streams.relay import Relay, RelayMetrics
 
     settings, _ = _ensure_stack(_settings())
-    configure_logging(settings.log_level, settings.log_json)
-    log = get_logger("aqstream.relay")
-    metrics = RelayMetrics()
-    worker = Relay(settings, metrics=metrics)
-    if once:
-        total = 0
+    with bootstrap("relay", settings) as process:
+        metrics = RelayMetrics()
+        worker = Relay(settings, metrics=metrics)
+        if once:
+            total = 0
+            try:
+                while published := worker.relay_once():
+                    total += published
+            finally:
+                worker.close()
+            typer.echo(f"published {total} outbox rows")
+            return
         try:
-            while published := worker.relay_once():
-                total += published
-        finally:
-            worker.close()
-        typer.echo(f"published {total} outbox rows")
-        return
-    server = None
-    if settings.relay_metrics_port:
-        try:
-            server, _thread = start_http_server(
-                settings.relay_metrics_port, settings.relay_metrics_host, metrics.registry
+            process.serve_metrics(
+                metrics.registry,
+                settings.relay_metrics_host,
+                settings.relay_metrics_port,
+                required=True,
             )
-        except OSError as exc:
-            typer.secho(
-                f"error: metrics port {settings.relay_metrics_port}: {exc.strerror}; "
-                "set AQSTREAM_RELAY_METRICS_PORT",
-                fg="red",
-                err=True,
-            )
+        except MetricsPortBusy as exc:
+            typer.secho(f"error: {exc}; set AQSTREAM_RELAY_METRICS_PORT", fg="red", err=True)
             raise typer.Exit(1) from None
-        log.info(
-            "relay_metrics",
-            url=f"http://{settings.relay_metrics_host}:{settings.relay_metrics_port}/metrics",
-        )
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    try:
-        worker.run(stop)
-    finally:
-        if server is not None:
-            server.shutdown()
+        worker.run(process.handle_signals())
 
 
 @app.command()
@@ -457,25 +416,28 @@ def worker() -> None:
     """Run the stream worker: payment saga and notification agents (docs/streams.md, "Worker")."""
     import faust
 
-    from core.logging import configure_logging, get_logger
-    from domain.db import make_engine, make_sessionmaker
+    from aqstream.bootstrap import bootstrap
+    from domain.db import make_sessionmaker
     from domain.notification.channels import Channels
     from domain.payment.runtime import PaymentRuntime
-    from streams.worker import Deps, build_app, ensure_worker_topics
+    from streams.processor import Deps
+    from streams.worker import build_app, ensure_worker_topics
     from warehouse.engine import warehouse_engine
 
     settings, _ = _ensure_stack(_settings())
-    configure_logging(settings.log_level, settings.log_json)
-    log = get_logger("aqstream.worker")
-    engine = make_engine(settings.app_url, pool_size=4, application_name="aqstream-worker")
-    sessions = make_sessionmaker(engine)
-    # The tracking lanes and the analytics agent store at once: a connection each, and one spare.
-    warehouse = warehouse_engine(
-        settings, pool_size=settings.analytics_store_concurrency + 2,
-        application_name="aqstream-worker-sink",
-    )  # fmt: skip
-    payments = PaymentRuntime.start(settings, sessions)
-    try:
+    with bootstrap("worker", settings) as process:
+        sessions = process.sessions(
+            settings.app_url, pool_size=4, application_name="aqstream-worker"
+        )
+        # The tracking lanes and the analytics agent store at once: a connection each, and one
+        # spare.
+        warehouse = warehouse_engine(
+            settings, pool_size=settings.analytics_store_concurrency + 2,
+            application_name="aqstream-worker-sink",
+        )  # fmt: skip
+        process.on_close(warehouse.dispose)
+        payments = PaymentRuntime.start(settings, sessions)
+        process.on_close(payments.close)
         ensure_worker_topics(settings)
         app_, processor = build_app(
             Deps(
@@ -486,28 +448,14 @@ def worker() -> None:
                 warehouse=make_sessionmaker(warehouse),
             )
         )
-        if settings.worker_metrics_port:
-            from prometheus_client import start_http_server
-
-            url = f"http://{settings.worker_metrics_host}:{settings.worker_metrics_port}/metrics"
-            try:
-                start_http_server(
-                    settings.worker_metrics_port,
-                    settings.worker_metrics_host,
-                    processor.metrics.registry,
-                )
-                log.info("worker_metrics", url=url)
-            except OSError as exc:  # a busy port must not stop the stream
-                log.warning("worker_metrics_unavailable", url=url, error=exc.strerror)
-        log.info("worker_starting", group=app_.conf.id)
+        process.serve_metrics(  # a busy port must not stop the stream
+            processor.metrics.registry, settings.worker_metrics_host, settings.worker_metrics_port
+        )
+        process.log.info("worker_starting", group=app_.conf.id)
         # Faust's Worker handles SIGTERM/SIGINT and stops the app cleanly.
         faust.Worker(
             app_, loglevel=settings.log_level, override_logging=False
         ).execute_from_commandline()
-    finally:
-        payments.close()
-        engine.dispose()
-        warehouse.dispose()
 
 
 @app.command()
@@ -516,19 +464,19 @@ def dashboards(
     port: Annotated[int | None, typer.Option()] = None,
 ) -> None:
     """Serve the organizer dashboards (Dash); they talk only to the API (docs/dashboards.md)."""
-    from core.logging import configure_logging, get_logger
+    from aqstream.bootstrap import bootstrap
     from dashboards.app import api_url, serve
 
     settings = _settings().model_copy(
         update={k: v for k, v in {"dashboards_host": host, "dashboards_port": port}.items() if v}
     )
-    configure_logging(settings.log_level, settings.log_json)
-    get_logger("aqstream.dashboards").info(
-        "dashboards_starting",
-        url=f"http://{settings.dashboards_host}:{settings.dashboards_port}",
-        api=api_url(settings),
-    )
-    serve(settings)
+    with bootstrap("dashboards", settings) as process:
+        process.log.info(
+            "dashboards_starting",
+            url=f"http://{settings.dashboards_host}:{settings.dashboards_port}",
+            api=api_url(settings),
+        )
+        serve(settings)
 
 
 @dlq_app.command("replay")
@@ -537,7 +485,7 @@ def dlq_replay(
 ) -> None:
     """Send dead letters back to their topics, to the agent that gave up on them."""
     from core.logging import configure_logging
-    from streams.worker import replay_dead_letters
+    from streams.dlq import replay_dead_letters
 
     settings, _ = _ensure_stack(_settings())
     configure_logging(settings.log_level, settings.log_json)

@@ -59,3 +59,37 @@ def test_the_demos_settings_apply_to_the_demo_only() -> None:
     slugs = [o.slug for o in build_plan(DEMO_SEED, DEMO_SCENARIO).organizers]
     assert slugs and all(slug.startswith(scope) for slug in slugs)
     assert not "pycon-berlin".startswith(scope)
+
+
+def test_the_bootstrap_serves_metrics_and_closes_in_reverse(settings: Settings) -> None:
+    """`aqstream jobs | relay | worker` start through aqstream/bootstrap.py: a busy metrics port
+    is logged (or refused where the metrics are required), and what was opened is closed last
+    first, even after a failure."""
+    import socket
+
+    import httpx
+    from prometheus_client import CollectorRegistry, Counter
+
+    from aqstream.bootstrap import MetricsPortBusy, bootstrap
+    from aqstream.stack.servers import free_port
+
+    registry = CollectorRegistry()
+    Counter("aqstream_bootstrap_probe", "a probe", registry=registry).inc()
+    closed: list[str] = []
+    port = free_port()
+    with pytest.raises(RuntimeError), bootstrap("probe", settings) as process:
+        process.on_close(lambda: closed.append("first"))
+        process.serve_metrics(registry, "127.0.0.1", port)
+        body = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+        assert "aqstream_bootstrap_probe_total 1.0" in body
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            busy = taken.getsockname()[1]
+            process.serve_metrics(registry, "127.0.0.1", busy)  # logged; the process goes on
+            with pytest.raises(MetricsPortBusy, match=f"metrics port {busy}"):
+                process.serve_metrics(registry, "127.0.0.1", busy, required=True)
+        process.on_close(lambda: closed.append("last"))
+        raise RuntimeError("a failing step")
+    assert closed == ["last", "first"]
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
