@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Self
 
 from domain.events import DomainEvent
+
+if TYPE_CHECKING:
+    from domain.registration.models import Registration, Reservation
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -21,6 +25,20 @@ class ReservationCreated(DomainEvent):
     expires_at: str
     from_waitlist: bool = False
 
+    @classmethod
+    def of(cls, reservation: Reservation) -> Self:
+        return cls(
+            aggregate_id=reservation.id,
+            tenant_id=reservation.tenant_id,
+            reservation_id=reservation.id,
+            event_id=reservation.event_id,
+            ticket_type_id=reservation.ticket_type_id,
+            user_id=reservation.user_id,
+            quantity=reservation.quantity,
+            expires_at=reservation.expires_at.isoformat(),
+            from_waitlist=reservation.waitlist_entry_id is not None,
+        )
+
 
 @dataclass(frozen=True, kw_only=True)
 class ReservationExpired(DomainEvent):
@@ -32,6 +50,18 @@ class ReservationExpired(DomainEvent):
     ticket_type_id: uuid.UUID
     user_id: uuid.UUID
     quantity: int
+
+    @classmethod
+    def of(cls, reservation: Reservation) -> Self:
+        return cls(
+            aggregate_id=reservation.id,
+            tenant_id=reservation.tenant_id,
+            reservation_id=reservation.id,
+            event_id=reservation.event_id,
+            ticket_type_id=reservation.ticket_type_id,
+            user_id=reservation.user_id,
+            quantity=reservation.quantity,
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,6 +81,24 @@ class RegistrationCreated(DomainEvent):
     amount_due_now: int
     reservation_id: uuid.UUID | None = None
 
+    @classmethod
+    def of(cls, registration: Registration) -> Self:
+        return cls(
+            aggregate_id=registration.id,
+            tenant_id=registration.tenant_id,
+            registration_id=registration.id,
+            event_id=registration.event_id,
+            ticket_type_id=registration.ticket_type_id,
+            user_id=registration.user_id,
+            quantity=registration.quantity,
+            status=registration.status.value,
+            payment_mode=registration.payment_mode.value,
+            currency=registration.currency,
+            amount_total=registration.amount_total,
+            amount_due_now=registration.amount_due_now,
+            reservation_id=registration.reservation_id,
+        )
+
 
 @dataclass(frozen=True, kw_only=True)
 class RegistrationConfirmed(DomainEvent):
@@ -63,6 +111,18 @@ class RegistrationConfirmed(DomainEvent):
     quantity: int
     # added to v1 (analytics by ticket type): absent in records written before it
     ticket_type_id: uuid.UUID | None = field(default=None, metadata={"added": True})
+
+    @classmethod
+    def of(cls, registration: Registration) -> Self:
+        return cls(
+            aggregate_id=registration.id,
+            tenant_id=registration.tenant_id,
+            registration_id=registration.id,
+            event_id=registration.event_id,
+            user_id=registration.user_id,
+            quantity=registration.quantity,
+            ticket_type_id=registration.ticket_type_id,
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,3 +138,18 @@ class RegistrationCancelled(DomainEvent):
     reason: str
     amount_paid: int
     currency: str
+
+    @classmethod
+    def of(cls, registration: Registration, *, reason: str) -> Self:
+        return cls(
+            aggregate_id=registration.id,
+            tenant_id=registration.tenant_id,
+            registration_id=registration.id,
+            event_id=registration.event_id,
+            ticket_type_id=registration.ticket_type_id,
+            user_id=registration.user_id,
+            quantity=registration.quantity,
+            reason=reason,
+            amount_paid=registration.amount_paid,
+            currency=registration.currency,
+        )

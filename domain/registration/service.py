@@ -29,6 +29,7 @@ from domain.registration.models import (
     ReservationStatus,
 )
 from domain.uow import FinalStatement, UnitOfWork
+from domain.waitlist.models import WaitlistEntry
 
 _CLAIM = text("SELECT claim_seats(:tt, :n, :from_waitlist)")
 _TAKE_AT_COMMIT = "SELECT take_seats(%s, %s, %s)"
@@ -186,19 +187,7 @@ def reserve(
     )
     uow.session.add(reservation)
     uow.session.flush()
-    uow.emit(
-        ReservationCreated(
-            aggregate_id=reservation.id,
-            tenant_id=event.tenant_id,
-            reservation_id=reservation.id,
-            event_id=event.id,
-            ticket_type_id=tt.id,
-            user_id=user_id,
-            quantity=quantity,
-            expires_at=reservation.expires_at.isoformat(),
-            from_waitlist=waitlist_entry_id is not None,
-        )
-    )
+    uow.emit(ReservationCreated.of(reservation))
     # A waitlist offer is made under a savepoint and needs the verdict now; a participant's
     # hold takes its seats with the commit.
     offer = waitlist_entry_id is not None
@@ -213,6 +202,13 @@ def get_reservation(
     if reservation is None:
         raise NotFound("Reservation not found")
     return reservation
+
+
+def _waitlist_offer(uow: UnitOfWork, reservation: Reservation) -> WaitlistEntry | None:
+    """The waitlist entry a hold was offered to, if it was an offer."""
+    if reservation.waitlist_entry_id is None:
+        return None
+    return uow.session.get(WaitlistEntry, reservation.waitlist_entry_id)
 
 
 def expire_reservation(uow: UnitOfWork, reservation_id: uuid.UUID) -> bool:
@@ -230,21 +226,10 @@ def expire_reservation(uow: UnitOfWork, reservation_id: uuid.UUID) -> bool:
         return False
     reservation.status = ReservationStatus.EXPIRED
     uow.session.flush()
-    if reservation.waitlist_entry_id is not None:
-        from domain.waitlist.service import offer_lapsed
-
-        offer_lapsed(uow, reservation.waitlist_entry_id)
-    uow.emit(
-        ReservationExpired(
-            aggregate_id=reservation.id,
-            tenant_id=reservation.tenant_id,
-            reservation_id=reservation.id,
-            event_id=reservation.event_id,
-            ticket_type_id=reservation.ticket_type_id,
-            user_id=reservation.user_id,
-            quantity=reservation.quantity,
-        )
-    )
+    if (offer := _waitlist_offer(uow, reservation)) is not None:
+        offer.lapse_offer()
+        uow.session.flush()
+    uow.emit(ReservationExpired.of(reservation))
     release_seats(uow, reservation.ticket_type_id, reservation.quantity)
     return True
 
@@ -263,10 +248,9 @@ def cancel_reservation(
         )
     reservation.status = ReservationStatus.CANCELLED
     uow.session.flush()
-    if reservation.waitlist_entry_id is not None:
-        from domain.waitlist.service import offer_lapsed
-
-        offer_lapsed(uow, reservation.waitlist_entry_id)
+    if (offer := _waitlist_offer(uow, reservation)) is not None:
+        offer.lapse_offer()
+        uow.session.flush()
     release_seats(uow, reservation.ticket_type_id, reservation.quantity)
     return reservation
 
@@ -357,33 +341,12 @@ def register(
     )
     if reservation is not None:
         reservation.status = ReservationStatus.CONVERTED
-        if reservation.waitlist_entry_id is not None:
-            from domain.waitlist.service import offer_accepted
-
-            offer_accepted(uow, reservation.waitlist_entry_id)
+        if (offer := _waitlist_offer(uow, reservation)) is not None:
+            offer.accept_offer()
         uow.session.flush()
-    common = {
-        "aggregate_id": registration.id,
-        "tenant_id": event.tenant_id,
-        "registration_id": registration.id,
-        "event_id": event.id,
-        "user_id": user_id,
-    }
-    uow.emit(
-        RegistrationCreated(
-            **common,
-            ticket_type_id=tt.id,
-            quantity=quantity,
-            status=status.value,
-            payment_mode=mode.value,
-            currency=tt.currency,
-            amount_total=total,
-            amount_due_now=due_now,
-            reservation_id=registration.reservation_id,
-        )
-    )
+    uow.emit(RegistrationCreated.of(registration))
     if status == RegistrationStatus.CONFIRMED:
-        uow.emit(RegistrationConfirmed(**common, quantity=quantity, ticket_type_id=tt.id))
+        uow.emit(RegistrationConfirmed.of(registration))
     if reservation is None:
         claim_seats(uow, tt, quantity)  # with the commit: the hot row is locked only by it
     return registration
@@ -416,17 +379,7 @@ def confirm(uow: UnitOfWork, registration_id: uuid.UUID, amount: int) -> Registr
         registration.confirmed_at = _now()
     uow.session.flush()
     if newly_confirmed:
-        uow.emit(
-            RegistrationConfirmed(
-                aggregate_id=registration.id,
-                tenant_id=registration.tenant_id,
-                registration_id=registration.id,
-                event_id=registration.event_id,
-                user_id=registration.user_id,
-                quantity=registration.quantity,
-                ticket_type_id=registration.ticket_type_id,
-            )
-        )
+        uow.emit(RegistrationConfirmed.of(registration))
     return registration
 
 
@@ -444,20 +397,7 @@ def cancel(uow: UnitOfWork, registration_id: uuid.UUID, *, reason: str) -> Regis
     registration.cancelled_at = _now()
     registration.cancel_reason = reason
     uow.session.flush()
-    uow.emit(
-        RegistrationCancelled(
-            aggregate_id=registration.id,
-            tenant_id=registration.tenant_id,
-            registration_id=registration.id,
-            event_id=registration.event_id,
-            ticket_type_id=registration.ticket_type_id,
-            user_id=registration.user_id,
-            quantity=registration.quantity,
-            reason=reason,
-            amount_paid=registration.amount_paid,
-            currency=registration.currency,
-        )
-    )
+    uow.emit(RegistrationCancelled.of(registration, reason=reason))
     release_seats(uow, registration.ticket_type_id, registration.quantity)
     return registration
 

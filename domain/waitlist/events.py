@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Self
 
 from domain.events import DomainEvent
+
+if TYPE_CHECKING:
+    from domain.registration.models import Reservation
+    from domain.waitlist.models import WaitlistEntry
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -17,6 +22,17 @@ class WaitlistJoined(DomainEvent):
     event_id: uuid.UUID
     ticket_type_id: uuid.UUID
     user_id: uuid.UUID
+
+    @classmethod
+    def of(cls, entry: WaitlistEntry) -> Self:
+        return cls(
+            aggregate_id=entry.id,
+            tenant_id=entry.tenant_id,
+            entry_id=entry.id,
+            event_id=entry.event_id,
+            ticket_type_id=entry.ticket_type_id,
+            user_id=entry.user_id,
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -31,6 +47,19 @@ class WaitlistOffered(DomainEvent):
     reservation_id: uuid.UUID
     expires_at: str
 
+    @classmethod
+    def of(cls, entry: WaitlistEntry, reservation: Reservation) -> Self:
+        return cls(
+            aggregate_id=entry.id,
+            tenant_id=entry.tenant_id,
+            entry_id=entry.id,
+            event_id=entry.event_id,
+            ticket_type_id=entry.ticket_type_id,
+            user_id=entry.user_id,
+            reservation_id=reservation.id,
+            expires_at=reservation.expires_at.isoformat(),
+        )
+
 
 @dataclass(frozen=True, kw_only=True)
 class WaitlistLeft(DomainEvent):
@@ -44,3 +73,14 @@ class WaitlistLeft(DomainEvent):
     event_id: uuid.UUID
     ticket_type_id: uuid.UUID
     user_id: uuid.UUID
+
+    @classmethod
+    def of(cls, entry: WaitlistEntry) -> Self:
+        return cls(
+            aggregate_id=entry.id,
+            tenant_id=entry.tenant_id,
+            entry_id=entry.id,
+            event_id=entry.event_id,
+            ticket_type_id=entry.ticket_type_id,
+            user_id=entry.user_id,
+        )

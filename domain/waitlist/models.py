@@ -53,3 +53,19 @@ class WaitlistEntry(UUIDPrimaryKey, Timestamps, Base):
         ),
         Index("ix_waitlist_entries_user_id", "user_id"),
     )
+
+    # --- the offer's transitions (the registration capability drives the last two) ---
+    def offer(self, reservation_id: uuid.UUID) -> None:
+        """The first in line was given a hold of the freed seat."""
+        self.status = WaitlistStatus.OFFERED
+        self.reservation_id = reservation_id
+
+    def lapse_offer(self) -> None:
+        """The offer's hold expired or was given back: the seat passes on (next sweep)."""
+        if self.status == WaitlistStatus.OFFERED:
+            self.status = WaitlistStatus.EXPIRED
+
+    def accept_offer(self) -> None:
+        """The offer's hold became a registration."""
+        if self.status == WaitlistStatus.OFFERED:
+            self.status = WaitlistStatus.ACCEPTED

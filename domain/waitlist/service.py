@@ -53,16 +53,7 @@ def join(
     add_unique(
         uow.session, entry, Conflict("You are already on this waitlist", code="already_waitlisted")
     )
-    uow.emit(
-        WaitlistJoined(
-            aggregate_id=entry.id,
-            tenant_id=event.tenant_id,
-            entry_id=entry.id,
-            event_id=event.id,
-            ticket_type_id=tt.id,
-            user_id=user_id,
-        )
-    )
+    uow.emit(WaitlistJoined.of(entry))
     return entry, position(uow, entry)
 
 
@@ -91,16 +82,7 @@ def leave(uow: UnitOfWork, entry_id: uuid.UUID, user_id: uuid.UUID) -> WaitlistE
         )
     entry.status = WaitlistStatus.CANCELLED
     uow.session.flush()
-    uow.emit(
-        WaitlistLeft(
-            aggregate_id=entry.id,
-            tenant_id=entry.tenant_id,
-            entry_id=entry.id,
-            event_id=entry.event_id,
-            ticket_type_id=entry.ticket_type_id,
-            user_id=entry.user_id,
-        )
-    )
+    uow.emit(WaitlistLeft.of(entry))
     return entry
 
 
@@ -131,37 +113,10 @@ def offer_next(uow: UnitOfWork, ticket_type_id: uuid.UUID) -> int:
                 )
         except Conflict:
             return offers  # someone else took the seat meanwhile
-        entry.status = WaitlistStatus.OFFERED
-        entry.reservation_id = reservation.id
+        entry.offer(reservation.id)
         uow.session.flush()
-        uow.emit(
-            WaitlistOffered(
-                aggregate_id=entry.id,
-                tenant_id=entry.tenant_id,
-                entry_id=entry.id,
-                event_id=entry.event_id,
-                ticket_type_id=entry.ticket_type_id,
-                user_id=entry.user_id,
-                reservation_id=reservation.id,
-                expires_at=reservation.expires_at.isoformat(),
-            )
-        )
+        uow.emit(WaitlistOffered.of(entry, reservation))
         offers += 1
-
-
-def offer_lapsed(uow: UnitOfWork, entry_id: uuid.UUID) -> None:
-    """The offer's hold expired or was given back: the seat passes on (next sweep)."""
-    entry = uow.session.get(WaitlistEntry, entry_id)
-    if entry is not None and entry.status == WaitlistStatus.OFFERED:
-        entry.status = WaitlistStatus.EXPIRED
-        uow.session.flush()
-
-
-def offer_accepted(uow: UnitOfWork, entry_id: uuid.UUID) -> None:
-    entry = uow.session.get(WaitlistEntry, entry_id)
-    if entry is not None and entry.status == WaitlistStatus.OFFERED:
-        entry.status = WaitlistStatus.ACCEPTED
-        uow.session.flush()
 
 
 def list_for_event(uow: UnitOfWork, event_id: uuid.UUID) -> list[WaitlistEntry]:
