@@ -21,7 +21,6 @@ from api.middleware.headers import SecurityHeadersMiddleware
 from api.middleware.idempotency import install_idempotency
 from api.middleware.ratelimit import install_rate_limiting
 from api.middleware.text import TextGuardMiddleware
-from api.payment.router import install_payment_errors
 from api.payment.router import sandbox_router as sandbox_checkout
 from api.state import AppState
 from core import __version__
@@ -129,7 +128,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.settings = settings
     install_error_handlers(app)
-    install_payment_errors(app)
     app.add_exception_handler(BodyTooLarge, answer_body_too_large)
     # Middleware added later runs first: rate limits; then refusals of text PostgreSQL cannot
     # hold and of bodies over their limit (before idempotency buffers a body); then idempotency.

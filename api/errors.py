@@ -1,10 +1,12 @@
 """One error format for every 4xx/5xx: ``{"error": {"code", "message", "details"}}``.
 
-Domain exceptions carry a stable machine-readable code; they are mapped to HTTP status here, once.
+Domain exceptions carry a stable machine-readable code; they are mapped to HTTP status here, once
+(``DOMAIN_STATUS``), and answered by one exception handler.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
@@ -24,12 +26,21 @@ from core.logging import get_logger
 from domain.errors import (
     Conflict,
     DomainError,
-    InvalidState,
     NotFound,
     PermissionDenied,
     Unauthenticated,
     ValidationFailed,
 )
+from domain.exports.errors import TooManyExports
+from domain.identity.throttle import AccountThrottled
+from domain.media.errors import (
+    FileTooLarge,
+    ImageTooLarge,
+    InvalidImage,
+    StorageUnavailable,
+    UnsupportedFileType,
+)
+from domain.payment.errors import ProviderRejected, ProviderUnavailable
 
 log = get_logger(__name__)
 
@@ -118,20 +129,48 @@ async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResp
     return error_response(422, code, "Request validation failed", details)
 
 
-_DOMAIN_STATUS: dict[type[DomainError], int] = {
-    NotFound: 404,
-    InvalidState: 409,
-    Conflict: 409,
-    PermissionDenied: 403,
-    Unauthenticated: 401,
-    ValidationFailed: 422,
+@dataclass(frozen=True)
+class HttpStatus:
+    status: int
+    retry_after_s: int | None = None  # sent as Retry-After; an error's own retry_after_s wins
+
+
+# Every domain error's HTTP status, here and nowhere else: routers let domain errors propagate.
+# A class not listed takes its nearest listed base's entry (InvalidState is a Conflict); none: 400.
+DOMAIN_STATUS: dict[type[DomainError], HttpStatus] = {
+    NotFound: HttpStatus(404),
+    Conflict: HttpStatus(409),
+    PermissionDenied: HttpStatus(403),
+    Unauthenticated: HttpStatus(401),
+    ValidationFailed: HttpStatus(422),
+    FileTooLarge: HttpStatus(413),
+    ImageTooLarge: HttpStatus(413),
+    UnsupportedFileType: HttpStatus(415),
+    InvalidImage: HttpStatus(415),
+    AccountThrottled: HttpStatus(429),  # Retry-After: the account's own wait
+    TooManyExports: HttpStatus(429, retry_after_s=10),
+    ProviderRejected: HttpStatus(502),  # the provider refused a request of ours: not the caller's
+    ProviderUnavailable: HttpStatus(503, retry_after_s=5),
+    StorageUnavailable: HttpStatus(503, retry_after_s=1),
 }
+_UNMAPPED = HttpStatus(400)
+
+
+def http_status_of(exc: DomainError) -> HttpStatus:
+    return next(
+        (DOMAIN_STATUS[cls] for cls in type(exc).__mro__ if cls in DOMAIN_STATUS), _UNMAPPED
+    )
 
 
 async def _domain_error(_: Request, exc: DomainError) -> JSONResponse:
-    status = next((code for cls, code in _DOMAIN_STATUS.items() if isinstance(exc, cls)), 400)
-    headers = {"WWW-Authenticate": 'Bearer realm="aqstream"'} if status == 401 else None
-    return error_response(status, exc.code, exc.message, exc.details, headers)
+    mapped = http_status_of(exc)
+    headers: dict[str, str] = {}
+    if mapped.status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="aqstream"'
+    retry_after = getattr(exc, "retry_after_s", None) or mapped.retry_after_s
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    return error_response(mapped.status, exc.code, exc.message, exc.details, headers or None)
 
 
 async def _database_busy(request: Request, exc: Exception) -> JSONResponse:

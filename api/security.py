@@ -33,10 +33,7 @@ def get_principal(
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise _unauthorized("unauthorized", "Missing bearer token")
-    try:
-        claims = verify_token(request, credentials.credentials)
-    except Unauthenticated as exc:
-        raise _unauthorized(exc.code, exc.message) from None
+    claims = verify_token(request, credentials.credentials)  # raises Unauthenticated: a 401
     principal = Principal(claims.user_id, claims.token_id, claims.version)
     request.state.principal = principal
     return principal

@@ -7,9 +7,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+from limits.strategies import SlidingWindowCounterRateLimiter
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.middleware.ratelimit import make_limiter
 from core.resources import make_redis, make_s3
 from core.settings import Settings
 from domain.db import make_engine, make_sessionmaker
@@ -23,6 +25,8 @@ class AppState:
     engine: Engine
     sessionmaker: sessionmaker[Session]
     redis: redis.Redis
+    # Counts every rate limit: the middleware's and the routes' own (scoped by key).
+    limiter: SlidingWindowCounterRateLimiter
     s3: Any
     tokens: TokenService
     refresh_tokens: RefreshTokenStore
@@ -45,6 +49,7 @@ class AppState:
             engine=engine,
             sessionmaker=make_sessionmaker(engine),
             redis=client,
+            limiter=make_limiter(client),
             s3=make_s3(settings, timeout_s=settings.ready_timeout_s),
             tokens=TokenService.from_settings(settings),
             refresh_tokens=RefreshTokenStore(client, settings.refresh_token_ttl_s),

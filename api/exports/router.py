@@ -20,11 +20,10 @@ from api.deps import (
     enter_tenant_as,
     require_resource_role,
 )
-from api.errors import ApiError, responses
+from api.errors import responses
 from api.media.router import StorageDep
 from api.types import IsoDatetime, RequestModel
 from domain.exports import service
-from domain.exports.errors import TooManyExports
 from domain.exports.models import Dataset, Export, ExportFormat, ExportStatus
 from warehouse.exports.datasets import count_rows, spec
 
@@ -134,20 +133,17 @@ def request_export(
     no personal data columns). At most two per organization may be queued or running: one more
     is a 429 with Retry-After."""
     member = enter_tenant_as(uow, body.organization_id, READ_ROLES)
-    try:
-        export = service.request_export(
-            uow,
-            tenant_id=member.tenant_id,
-            requested_by=member.user_id,
-            request=service.ExportRequest(
-                body.dataset, body.format, body.event_id, body.from_, body.to
-            ),
-            personal_data=member.role in MANAGE_ROLES,
-            max_active=state.settings.export_max_active,
-            count_rows=count_rows,
-        )
-    except TooManyExports as exc:
-        raise ApiError(429, exc.code, exc.message, exc.details, {"Retry-After": "10"}) from None
+    export = service.request_export(
+        uow,
+        tenant_id=member.tenant_id,
+        requested_by=member.user_id,
+        request=service.ExportRequest(
+            body.dataset, body.format, body.event_id, body.from_, body.to
+        ),
+        personal_data=member.role in MANAGE_ROLES,
+        max_active=state.settings.export_max_active,
+        count_rows=count_rows,
+    )
     return _out(export, member, state, storage)
 
 

@@ -32,7 +32,7 @@ from core.logging import get_logger
 from domain.errors import NotFound
 from domain.identity import service
 from domain.identity.models import User
-from domain.identity.throttle import AccountThrottled, SignInThrottle, ThrottlePolicy
+from domain.identity.throttle import SignInThrottle, ThrottlePolicy
 
 log = get_logger(__name__)
 
@@ -49,8 +49,8 @@ def auth_unavailable() -> ApiError:
 
 
 class IdentityRoute(APIRoute):
-    """Answers the per-account throttle's refusal as 429 with Retry-After, and a Redis failure
-    as 503 ``auth_unavailable`` (the unit of work has rolled back: nothing is written)."""
+    """Answers a Redis failure as 503 ``auth_unavailable`` (the unit of work has rolled back:
+    nothing is written). The per-account throttle's refusal is a domain error (429)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -58,14 +58,6 @@ class IdentityRoute(APIRoute):
         async def guarded(request: Request) -> Response:
             try:
                 return await handler(request)
-            except AccountThrottled as exc:
-                raise ApiError(
-                    429,
-                    exc.code,
-                    exc.message,
-                    exc.details,
-                    headers={"Retry-After": str(exc.retry_after_s)},
-                ) from None
             except redis.RedisError as exc:
                 log.warning("auth_unavailable", error=type(exc).__name__, path=request.url.path)
                 raise auth_unavailable() from None

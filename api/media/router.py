@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -23,20 +21,13 @@ from api.deps import (
     public_or_member,
     require_role,
 )
-from api.errors import ApiError, responses
+from api.errors import responses
 from api.media.schemas import LogoBody, MediaOut, MediaUrl
 from api.media.upload import UploadDep
 from api.organization.schemas import MyOrganization, OrganizationOut
 from core.resources import make_s3
-from domain.errors import DomainError, NotFound
+from domain.errors import NotFound
 from domain.media import service
-from domain.media.errors import (
-    FileTooLarge,
-    ImageTooLarge,
-    InvalidImage,
-    StorageUnavailable,
-    UnsupportedFileType,
-)
 from domain.media.models import VariantName
 from domain.media.storage import MediaStorage
 from domain.organization import service as organizations
@@ -67,25 +58,6 @@ OrgReader = Annotated[Membership, Depends(require_role(*READ_ROLES))]
 OrgManager = Annotated[Membership, Depends(require_role(*MANAGE_ROLES))]
 
 OPTIONAL_AUTH = {"security": [{}, {"HTTPBearer": []}]}
-
-_HTTP_STATUS: dict[type[DomainError], int] = {
-    FileTooLarge: 413,
-    ImageTooLarge: 413,
-    UnsupportedFileType: 415,
-    InvalidImage: 415,
-    StorageUnavailable: 503,
-}
-
-
-@contextmanager
-def _http_errors() -> Iterator[None]:
-    """Refusals of the media domain that have their own HTTP status."""
-    try:
-        yield
-    except tuple(_HTTP_STATUS) as exc:
-        status_code = _HTTP_STATUS[type(exc)]
-        headers = {"Retry-After": "1"} if status_code == 503 else None
-        raise ApiError(status_code, exc.code, exc.message, exc.details, headers) from None
 
 
 async def get_storage(request: Request, state: StateDep) -> MediaStorage:
@@ -153,16 +125,15 @@ def upload(received: UploadDep, uow: UowDep, storage: StorageDep, state: StateDe
     """Upload a file of an organization (owners and moderators): multipart with `file`,
     `organization_id` and `purpose`. Images get thumbnail, card and cover variants."""
     member = enter_tenant_as(uow, received.form.organization_id, MANAGE_ROLES)
-    with _http_errors():
-        media, variants = service.upload_media(
-            uow,
-            storage,
-            tenant_id=member.tenant_id,
-            uploaded_by=member.user_id,
-            purpose=received.form.purpose,
-            upload=received.file,
-            max_image_pixels=state.settings.media_max_image_pixels,
-        )
+    media, variants = service.upload_media(
+        uow,
+        storage,
+        tenant_id=member.tenant_id,
+        uploaded_by=member.user_id,
+        purpose=received.form.purpose,
+        upload=received.file,
+        max_image_pixels=state.settings.media_max_image_pixels,
+    )
     return MediaOut.of(media, variants)
 
 

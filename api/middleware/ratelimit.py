@@ -51,6 +51,15 @@ AUTH_UNAVAILABLE_MESSAGE = "Signing in is unavailable right now; retry shortly"
 AUTH_UNAVAILABLE_RETRY_AFTER_S = math.ceil(FAILURE_BACKOFF_S)
 
 
+def make_limiter(client: redis.Redis) -> SlidingWindowCounterRateLimiter:
+    """The one limiter of the app, over its Redis pool; built at start-up (api/state.py) and
+    shared by the middleware and the routes' own limits (scoped by their first key part)."""
+    storage = RedisStorage(
+        "redis://", connection_pool=client.connection_pool, key_prefix=KEY_PREFIX
+    )
+    return SlidingWindowCounterRateLimiter(storage)
+
+
 @dataclass(frozen=True)
 class RateLimits:
     user: RateLimitItem
@@ -86,8 +95,6 @@ class RateLimitMiddleware:
     def __init__(self, app: ASGIApp, *, limits: RateLimits) -> None:
         self.app = app
         self.limits = limits
-        self._client: redis.Redis | None = None
-        self._limiter: SlidingWindowCounterRateLimiter | None = None
         self._skip_until = 0.0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -155,7 +162,7 @@ class RateLimitMiddleware:
 
     def _evaluate(self, scope: Scope, checks: list[_Check]) -> _Verdict:
         """Count the request against every limit; the refusing limit, else the closest to it."""
-        limiter = self._limiter_for(scope["app"].state.aq.redis)
+        limiter: SlidingWindowCounterRateLimiter = scope["app"].state.aq.limiter
         for check in checks:
             if not limiter.hit(check.item, check.scope, check.subject):
                 stats = limiter.get_window_stats(check.item, check.scope, check.subject)
@@ -165,15 +172,6 @@ class RateLimitMiddleware:
             stats = limiter.get_window_stats(check.item, check.scope, check.subject)
             verdicts.append(_Verdict(True, check, stats.remaining, stats.reset_time))
         return min(verdicts, key=lambda v: v.remaining)
-
-    def _limiter_for(self, client: redis.Redis) -> SlidingWindowCounterRateLimiter:
-        """Built on first use from the app's Redis pool (made in the lifespan, after us)."""
-        if self._limiter is None or self._client is not client:
-            storage = RedisStorage(
-                "redis://", connection_pool=client.connection_pool, key_prefix=KEY_PREFIX
-            )
-            self._limiter, self._client = SlidingWindowCounterRateLimiter(storage), client
-        return self._limiter
 
 
 CLIENT_IP_HEADER = b"x-aqstream-client-ip"

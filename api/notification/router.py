@@ -8,14 +8,11 @@ import math
 import time
 
 import redis
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, status
 from limits import parse
-from limits.storage import RedisStorage
-from limits.strategies import SlidingWindowCounterRateLimiter
 
 from api.deps import MANAGE_ROLES, StateDep, UowDep, enter_tenant_as
 from api.errors import ApiError, responses
-from api.middleware.ratelimit import KEY_PREFIX
 from api.notification.schemas import (
     PreferencesIn,
     PreferencesOut,
@@ -80,21 +77,9 @@ def list_templates(principal: CurrentPrincipal) -> list[TemplateOut]:
     return [TemplateOut(**entry) for entry in catalog.available()]
 
 
-def _limiter(request: Request, state: AppState) -> SlidingWindowCounterRateLimiter:
-    """Built on first use from the app's Redis pool, like the rate limit middleware's."""
-    cached = getattr(request.app.state, "notification_limiter", None)
-    if cached is None or cached[0] is not state.redis:
-        storage = RedisStorage(
-            "redis://", connection_pool=state.redis.connection_pool, key_prefix=KEY_PREFIX
-        )
-        cached = (state.redis, SlidingWindowCounterRateLimiter(storage))
-        request.app.state.notification_limiter = cached
-    return cached[1]
-
-
-def _check_rate(request: Request, state: AppState, organizer: str) -> None:
+def _check_rate(state: AppState, organizer: str) -> None:
     item = parse(state.settings.notification_send_rate)
-    limiter = _limiter(request, state)
+    limiter = state.limiter
     try:
         if limiter.hit(item, RATE_SCOPE, organizer):
             return
@@ -118,12 +103,12 @@ def _check_rate(request: Request, state: AppState, organizer: str) -> None:
     response_model=SendOut,
     responses=responses(401, 403, 404, 422, 429),
 )
-def send(body: SendIn, request: Request, state: StateDep, uow: UowDep) -> SendOut:
+def send(body: SendIn, state: StateDep, uow: UowDep) -> SendOut:
     """Queue a message to the participants of an event (owners and moderators of its
     organization), one per reachable participant, delivered by their preferred channel and
     outside their quiet hours. Rate limited per organizer (429 `rate_limited`, Retry-After)."""
     member = enter_tenant_as(uow, service.event_tenant(uow, body.event_id), MANAGE_ROLES)
-    _check_rate(request, state, str(member.user_id))
+    _check_rate(state, str(member.user_id))
     queued = service.send_organizer_message(
         uow,
         body.event_id,

@@ -14,8 +14,8 @@ import html
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Path, Request, Response, status
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi import APIRouter, Depends, Path, Request, Response, status
+from fastapi.responses import HTMLResponse
 
 from api.deps import (
     MANAGE_ROLES,
@@ -25,7 +25,7 @@ from api.deps import (
     optional_membership,
     require_resource_role,
 )
-from api.errors import ErrorResponse, error_response, responses
+from api.errors import ErrorResponse, responses
 from api.middleware.idempotency import IdempotencyKey
 from api.payment.schemas import (
     PROVIDER_PATTERN,
@@ -39,7 +39,7 @@ from api.payment.schemas import (
 from core.logging import get_logger
 from domain.errors import NotFound
 from domain.payment import service, webhooks
-from domain.payment.errors import ProviderRejected, ProviderUnavailable, WebhookRejected
+from domain.payment.errors import WebhookRejected
 from domain.payment.models import Payment
 from domain.payment.providers import Providers
 from domain.payment.providers.sandbox import SandboxProvider
@@ -237,17 +237,3 @@ def sandbox_checkout(reference: str, providers: ProvidersDep) -> HTMLResponse:
         f"of <strong>{amount}</strong>.</p><p>This is the sandbox provider: no money moves. "
         f"The outcome is reported to AqStream by webhook in about {view['delay_s']:g} s.</p>"
     )
-
-
-async def _provider_unavailable(_: Request, exc: ProviderUnavailable) -> JSONResponse:
-    return error_response(503, exc.code, exc.message, exc.details, {"Retry-After": "5"})
-
-
-async def _provider_rejected(_: Request, exc: ProviderRejected) -> JSONResponse:
-    return error_response(502, exc.code, exc.message, exc.details)
-
-
-def install_payment_errors(app: FastAPI) -> None:
-    """The two provider errors that are not the caller's: 503 (retry) and 502."""
-    app.add_exception_handler(ProviderUnavailable, _provider_unavailable)
-    app.add_exception_handler(ProviderRejected, _provider_rejected)
