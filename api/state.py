@@ -60,7 +60,7 @@ class AppState:
         cannot be reached, and tries again on the next call."""
         with self._tracking_lock:
             if self.tracking is None:
-                from streams.analytics import make_tracking_producer
+                from streams.tracking import make_tracking_producer
 
                 self.tracking = make_tracking_producer(self.settings)
             return self.tracking

@@ -53,10 +53,10 @@ from bench.summary import bound_line, ratio_line
 from core.settings import PROJECT_ROOT, Settings
 from domain.analytics.tracking import Action, PublishedEvent, to_record
 from domain.identity.tokens import TokenService
-from streams.analytics import make_tracking_producer, tracking_headers
+from streams.metrics import WorkerMetrics
 from streams.relay import psycopg_dsn
 from streams.topics import tracking_topic
-from streams.worker import WorkerMetrics
+from streams.tracking import make_tracking_producer, tracking_headers
 
 TARGET_RATIO = 0.3  # the worker aggregates at least 30 % as fast as a raw consumer reads
 TARGET_FRESH_P95_S = 2.0

@@ -45,8 +45,10 @@ from bench.summary import bound_line, ratio_line
 from core.settings import PROJECT_ROOT, Settings
 from domain.contracts import validated_payload
 from domain.db import uuid7
+from domain.outbox.records import Row, headers
 from domain.registration.events import RegistrationCreated
-from streams.relay import _READ, Relay, Row, headers, make_producer, psycopg_dsn
+from streams.relay import _READ, Relay, psycopg_dsn
+from streams.relay import relay_producer as make_producer
 from streams.topics import topic_name
 
 TARGET_RATIO = 0.7  # the relay publishes at least 70 % as fast as a raw producer

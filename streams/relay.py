@@ -48,6 +48,8 @@ from tenacity import (
 
 from core.logging import get_logger
 from core.settings import Settings
+from domain.outbox.records import Row, headers
+from streams.producer import make_producer
 from streams.topics import catalog, ensure_topics, topic_name
 
 log = get_logger(__name__)
@@ -99,36 +101,6 @@ DELETE FROM outbox WHERE id IN (
 
 class PublishFailed(RuntimeError):
     """The broker did not acknowledge every record of a batch in time (or refused one)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    """An outbox row as read for publishing (text, as it goes on the wire)."""
-
-    id: str
-    aggregate_type: str
-    aggregate_id: str
-    event_type: str
-    schema_version: str
-    tenant_id: str  # "" for platform events (no tenant)
-    payload: str
-    correlation_id: str  # "" when the writer had none
-    occurred_at: str  # ISO 8601, UTC
-    occurred_epoch: float
-
-
-def headers(row: Row) -> list[tuple[str, bytes]]:
-    """Kafka headers of a record (docs/streams.md): UTF-8 strings, empty when not applicable."""
-    return [
-        ("event_id", row.id.encode()),
-        ("event_type", row.event_type.encode()),
-        ("schema_version", row.schema_version.encode()),
-        ("aggregate_type", row.aggregate_type.encode()),
-        ("tenant_id", row.tenant_id.encode()),
-        ("correlation_id", row.correlation_id.encode()),
-        ("occurred_at", row.occurred_at.encode()),
-        ("content_type", b"application/json"),
-    ]
 
 
 class RelayMetrics:
@@ -184,24 +156,10 @@ def psycopg_dsn(settings: Settings) -> str:
 ProducerFactory = Callable[[Settings, str], Any]
 
 
-def make_producer(settings: Settings, client_id: str) -> Any:
-    """kafka-python producer for ordered, acknowledged delivery (see the module docstring)."""
-    from kafka import KafkaProducer
-
-    timeout_ms = int(settings.relay_publish_timeout_s * 1000)
-    return KafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        client_id=client_id,
-        acks="all",
-        enable_idempotence=True,
-        max_in_flight_requests_per_connection=1,  # order even where the broker does not
-        # check idempotent sequence numbers; retries are unlimited (the default)
-        delivery_timeout_ms=max(120_000, 4 * timeout_ms),  # never before the relay gives up
-        max_block_ms=timeout_ms,
-        linger_ms=0,
-        batch_size=256 * 1024,
-        reconnect_backoff_max_ms=1_000,
-        bootstrap_timeout_ms=min(timeout_ms, 5_000),
+def relay_producer(settings: Settings, client_id: str) -> Any:
+    """The relay's producer: ordered, acknowledged delivery (see the module docstring)."""
+    return make_producer(
+        settings, client_id, timeout_s=settings.relay_publish_timeout_s, ordered=True
     )
 
 
@@ -247,7 +205,7 @@ class Relay:
         *,
         metrics: RelayMetrics | None = None,
         name: str | None = None,
-        producer_factory: ProducerFactory = make_producer,
+        producer_factory: ProducerFactory = relay_producer,
     ) -> None:
         if settings.kafka_bootstrap is None:
             raise ValueError("kafka_bootstrap is not resolved; start the local stack first")

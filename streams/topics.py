@@ -8,6 +8,7 @@ The aggregate types come from the domain events themselves (``streams.contracts`
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from core.logging import get_logger
@@ -59,7 +60,13 @@ def catalog(settings: Settings) -> list[Topic]:
     return sorted(topics, key=lambda t: t.name)
 
 
-DLQ = "dlq"  # not an aggregate: the dead letters of the worker (streams/worker.py)
+def agent_topics(settings: Settings, event_types: Iterable[str]) -> list[str]:
+    """The catalog's topics that carry any of ``event_types``."""
+    wanted = set(event_types)
+    return [t.name for t in catalog(settings) if wanted & set(t.event_types)]
+
+
+DLQ = "dlq"  # not an aggregate: the dead letters of the worker (streams/dlq.py)
 
 
 def dlq_topic(settings: Settings) -> Topic:

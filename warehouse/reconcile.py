@@ -54,7 +54,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from domain.analytics.facts import Fact, FactKind, UnreadableRecord, to_fact
-from streams.relay import Row, headers
+from domain.outbox.records import Row, headers
 from warehouse.backfill import BEGINNING, rebuild_event, refresh_aggregates
 from warehouse.rollups import EVENT, REVENUE, floor
 from warehouse.sink import ingest

@@ -38,8 +38,8 @@ from domain.analytics.tracking import (
     published_events,
 )
 from domain.uow import UnitOfWork
-from streams.analytics import TrackingUnavailable, publish_tracking
 from streams.topics import tracking_topic
+from streams.tracking import TrackingUnavailable, publish_tracking
 
 log = get_logger(__name__)
 router = APIRouter(prefix="/analytics", tags=["analytics"])

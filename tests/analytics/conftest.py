@@ -106,7 +106,7 @@ def analytics_workers(client, warehouse_engine):
     """Start in-process workers (as tests/worker's ``workers``) with a chosen analytics sink
     (default: the warehouse's)."""
     from domain.notification.channels import Channels
-    from streams.worker import Deps
+    from streams.processor import Deps
 
     started: list[WorkerThread] = []
     state = client.app.state

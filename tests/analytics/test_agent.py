@@ -15,8 +15,9 @@ from sqlalchemy.orm import Session
 
 from domain.analytics.facts import FactKind
 from domain.analytics.tracking import Action, PublishedEvent, to_record
-from streams.analytics import ANALYTICS, make_tracking_producer, publish_tracking
+from streams.analytics import ANALYTICS
 from streams.topics import dlq_topic, tracking_topic
+from streams.tracking import make_tracking_producer, publish_tracking
 from tests.analytics.conftest import read_topic
 from tests.worker.conftest import wait_for
 

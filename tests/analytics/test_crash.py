@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import Engine, text
 
 from domain.analytics.tracking import Action, PublishedEvent, to_record
-from streams.analytics import make_tracking_producer, publish_tracking
 from streams.topics import tracking_topic
+from streams.tracking import make_tracking_producer, publish_tracking
 from tests.factories import Organizer
 from tests.worker.conftest import stop_worker, wait_for, worker_process
 

@@ -9,7 +9,7 @@ from collections import namedtuple
 
 import pytest
 
-from streams.analytics import _deal, _Lane
+from streams.tracking import _deal, _Lane
 
 TP = namedtuple("TP", "topic partition")
 Msg = namedtuple("Msg", "partition offset")

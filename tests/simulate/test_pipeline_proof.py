@@ -30,8 +30,8 @@ from aqstream.simulate import Account, Simulation, build_plan
 from aqstream.stack.servers import free_port
 from core.settings import Settings
 from domain.registration.sweeper import sweep_once
+from streams.metrics import WorkerMetrics
 from streams.topics import tracking_topic
-from streams.worker import WorkerMetrics
 from tests.broker import PrivateBroker
 from tests.live import served
 from tests.simulate.conftest import platform_settings

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from aqstream.cli import app as cli
 from core.settings import Settings
 from domain.analytics.facts import Fact, FactKind, to_fact
-from streams.relay import Row, headers
+from domain.outbox.records import Row, headers
 from tests.factories import (
     V1,
     Organizer,

@@ -22,7 +22,8 @@ from sqlalchemy import Engine, text
 from core.settings import PROJECT_ROOT, TANSU_PROFILE, Settings
 from domain.db import make_sessionmaker
 from domain.notification.channels import Channels
-from streams.worker import Deps, Processor, build_app, ensure_worker_topics
+from streams.processor import Deps, Processor
+from streams.worker import build_app, ensure_worker_topics
 from tests.factories import sandbox
 from tests.notification.conftest import (  # noqa: F401  (fixtures)
     notify_settings,

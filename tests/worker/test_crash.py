@@ -169,7 +169,8 @@ def test_sigterm_stops_the_worker_promptly_with_what_it_handled_committed(
     """Offsets are committed by the stop itself (the periodic commit is an hour away), so a
     restart handles nothing again; and the stop does not wait out a timeout."""
     from streams.analytics import DOMAIN_EVENT_TYPES
-    from streams.worker import AGENTS, agent_topics
+    from streams.topics import agent_topics
+    from streams.worker import AGENTS
 
     settings = worker_settings.model_copy(update={"worker_commit_interval_s": 3600.0})
     org = Organizer(client, api, admin)

@@ -9,8 +9,8 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from domain.payment.providers import Providers
+from streams.dlq import replay_dead_letters
 from streams.topics import dlq_topic
-from streams.worker import replay_dead_letters
 from tests.factories import V1, Organizer, auth, registered
 from tests.notification.conftest import link_telegram
 from tests.worker.conftest import scalar, wait_for

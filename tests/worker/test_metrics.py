@@ -10,7 +10,10 @@ import uuid
 from prometheus_client import CollectorRegistry, Histogram
 
 from core.settings import Settings
-from streams.worker import REPLAY_FOR, Deps, Processor, Record, observe_many
+from streams.dlq import REPLAY_FOR
+from streams.metrics import observe_many
+from streams.processor import Deps, Processor
+from streams.records import Record
 
 
 def _record(**headers: str) -> Record:

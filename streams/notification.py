@@ -1,0 +1,57 @@
+"""The notifications agent (``notifications``, on every topic carrying a type of
+``HANDLED_EVENT_TYPES``): ``domain.notification.service.handle`` queues the messages
+(deduplicated by source event id in the notification log), commits, then ``delivery.deliver``
+sends what of this event is still queued and due, so a record redelivered after a crash between
+commit and sending still sends."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from core.logging import get_logger
+from domain.notification import delivery
+from domain.notification.models import Notification, NotificationStatus
+from domain.notification.service import HANDLED_EVENT_TYPES, handle
+from domain.uow import UnitOfWork
+from streams.processor import Deps
+from streams.records import Record
+
+log = get_logger(__name__)
+
+NOTIFICATIONS = "notifications"
+
+
+def queue_notifications(deps: Deps, record: Record) -> list[delivery.Pending]:
+    """Queue the messages of this record (once), and answer every message of it still queued
+    and due: the new ones, and those a crashed worker committed but never sent (blocking)."""
+    with UnitOfWork(deps.sessions, headers=record.outbox_headers) as uow:
+        handle(uow, record.event_type, record.payload(), record.headers)
+        rows = uow.session.scalars(
+            select(Notification).where(
+                Notification.source_event_id == record.event_id,
+                Notification.status == NotificationStatus.QUEUED,
+                Notification.due_at <= datetime.now(UTC),
+            )
+        ).all()
+        pending = [delivery.Pending.of(row) for row in rows]
+        uow.commit()
+    return pending
+
+
+async def notification_handler(deps: Deps, record: Record) -> None:
+    if record.event_type not in HANDLED_EVENT_TYPES:
+        return
+    pending = await asyncio.to_thread(queue_notifications, deps, record)
+    if pending:
+        result = await delivery.deliver(deps.sessions, deps.channels, pending)
+        log.info(
+            "notifications",
+            event_type=record.event_type,
+            event_id=str(record.event_id),
+            sent=result.sent,
+            failed=result.failed,
+            deferred=result.deferred,
+        )
