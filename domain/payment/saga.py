@@ -8,6 +8,9 @@ runs the time-driven ones.
 
 Refunds asked for here are only recorded (``request_refund``): the payment workers hand them to
 the provider, so no step here calls a provider except ``initiate_payment_for_registration``.
+
+The steps build on the payment records (``ledger.py``), never on ``service.py``: settling a
+provider's report there runs the steps here, so the dependency goes one way.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from sqlalchemy import exists, select
 
 from domain.errors import Conflict
 from domain.event.models import Event, EventStatus
-from domain.payment import service
+from domain.payment import ledger
 from domain.payment.models import Payment, PaymentStatus, Refund
 from domain.payment.providers import Providers
 from domain.payment.states import PAID, REFUNDABLE
@@ -49,7 +52,7 @@ def initiate_payment_for_registration(
     if registration.status != RegistrationStatus.PENDING_PAYMENT:
         return None
     try:
-        payment, _ = service.initiate_payment(uow, providers, registration_id)
+        payment, _ = ledger.initiate_payment(uow, providers, registration_id)
     except Conflict as exc:
         if exc.code in ("nothing_due", "event_cancelled", "remainder_overdue"):
             return None
@@ -62,7 +65,7 @@ def confirm_registration_on_payment(uow: UnitOfWork, payment_id: uuid.UUID) -> R
     the registration is confirmed once what was due now is paid (a deposit, or the whole
     price), and a remainder adds to ``amount_paid``. A payment completing after its registration
     was cancelled (timed out, remainder unpaid) is refunded in full instead."""
-    payment = service.get_payment(uow, payment_id, lock=True)
+    payment = ledger.get_payment(uow, payment_id, lock=True)
     if payment.status not in PAID or payment.applied_at is not None:
         return None
     registration = registrations.get_registration(uow, payment.registration_id, lock=True)
@@ -83,13 +86,13 @@ def release_seat_on_payment_failure(uow: UnitOfWork, payment_id: uuid.UUID) -> R
     """payment.failed: a registration still awaiting its first payment is cancelled and its
     seats freed. A failed remainder leaves the (confirmed) registration alone: it may be paid
     again until the deadline."""
-    payment = service.get_payment(uow, payment_id)
+    payment = ledger.get_payment(uow, payment_id)
     if payment.status != PaymentStatus.FAILED:
         return None
     registration = registrations.get_registration(uow, payment.registration_id, lock=True)
     if registration.status != RegistrationStatus.PENDING_PAYMENT:
         return None
-    if service.open_payment(uow, registration.id) is not None:
+    if ledger.open_payment(uow, registration.id) is not None:
         return None  # another attempt is under way
     return registrations.cancel(uow, registration.id, reason="payment_failed")
 
@@ -135,13 +138,13 @@ def default_unpaid_remainder(uow: UnitOfWork, registration_id: uuid.UUID) -> boo
     if (
         event is None
         or event.status != EventStatus.PUBLISHED
-        or _now() < service.remainder_due_at(event)
+        or _now() < ledger.remainder_due_at(event)
         or _processing(uow, registration.id)
     ):
         return False
     registrations.cancel(uow, registration.id, reason="remainder_unpaid")
     if event.refund_deposit_on_default:
-        for payment in service.payments_of(uow, registration.id):
+        for payment in ledger.payments_of(uow, registration.id):
             if payment.status in REFUNDABLE:
                 _request_refund(uow, payment, reason="remainder_unpaid", key=REMAINDER_UNPAID)
     return True
@@ -160,7 +163,7 @@ def refund_event_payments(uow: UnitOfWork, event_id: uuid.UUID) -> list[Refund]:
 
 def refund_cancelled_event_payment(uow: UnitOfWork, payment_id: uuid.UUID) -> Refund | None:
     """One payment of a cancelled event: what is left of it goes back (once)."""
-    payment = service.get_payment(uow, payment_id)
+    payment = ledger.get_payment(uow, payment_id)
     event = uow.session.get(Event, payment.event_id)
     if event is None or event.status != EventStatus.CANCELLED or payment.status not in REFUNDABLE:
         return None
@@ -175,7 +178,7 @@ def cancel_registration_if_refunded(
     registration = registrations.get_registration(uow, registration_id, lock=True)
     if registration.status == RegistrationStatus.CANCELLED:
         return None
-    paid = [p for p in service.payments_of(uow, registration.id) if p.status in PAID]
+    paid = [p for p in ledger.payments_of(uow, registration.id) if p.status in PAID]
     total = sum(p.amount for p in paid)
     if total == 0 or sum(p.amount_refunded for p in paid) < total:
         return None
@@ -200,7 +203,7 @@ def _processing(uow: UnitOfWork, registration_id: uuid.UUID) -> bool:
 
 def _request_refund(uow: UnitOfWork, payment: Payment, *, reason: str, key: str) -> Refund | None:
     try:
-        refund, _ = service.request_refund(
+        refund, _ = ledger.request_refund(
             uow, payment.id, amount=None, reason=reason, request_key=key
         )
     except Conflict as exc:
