@@ -160,19 +160,7 @@ def _check_in(
         return _duplicate(uow, registration, nonce, exc)
     registration.checked_in_at = now
     uow.session.flush()
-    uow.emit(
-        CheckInCompleted(
-            aggregate_id=registration.id,
-            tenant_id=registration.tenant_id,
-            registration_id=registration.id,
-            event_id=registration.event_id,
-            ticket_type_id=registration.ticket_type_id,
-            user_id=registration.user_id,
-            quantity=registration.quantity,
-            checked_in_by=by,
-            checked_in_at=registration.checked_in_at,
-        )
-    )
+    uow.emit(CheckInCompleted.of(registration, check_in))
     return CheckInResult(registration, check_in, replayed=False)
 
 

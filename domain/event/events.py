@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Self
 
 from domain.events import DomainEvent
+
+if TYPE_CHECKING:
+    from domain.event.models import Event
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -14,6 +18,20 @@ class _EventFact(DomainEvent):
 
     event_id: uuid.UUID
     organization_id: uuid.UUID
+
+    @classmethod
+    def of(cls, event: Event) -> Self:
+        return cls(**_about(event))
+
+
+def _about(event: Event) -> dict[str, Any]:
+    """The fields every event of an event has."""
+    return {
+        "aggregate_id": event.id,
+        "tenant_id": event.tenant_id,
+        "event_id": event.id,
+        "organization_id": event.tenant_id,
+    }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -27,6 +45,18 @@ class EventCreated(_EventFact):
     capacity: int | None
     visibility: str
 
+    @classmethod
+    def of(cls, event: Event) -> Self:
+        return cls(
+            **_about(event),
+            title=event.title,
+            starts_at=event.starts_at.isoformat(),
+            ends_at=event.ends_at.isoformat(),
+            timezone=event.timezone,
+            capacity=event.capacity,
+            visibility=event.visibility.value,
+        )
+
 
 @dataclass(frozen=True, kw_only=True)
 class EventPublished(_EventFact):
@@ -34,6 +64,10 @@ class EventPublished(_EventFact):
 
     title: str
     starts_at: str
+
+    @classmethod
+    def of(cls, event: Event) -> Self:
+        return cls(**_about(event), title=event.title, starts_at=event.starts_at.isoformat())
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,6 +80,10 @@ class EventCancelled(_EventFact):
     event_type = "event.cancelled"
 
     reason: str | None = None
+
+    @classmethod
+    def of(cls, event: Event, *, reason: str | None = None) -> Self:
+        return cls(**_about(event), reason=reason)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -93,20 +93,7 @@ def create_event(
     _check_cover(uow, event)
     uow.session.add(event)
     uow.session.flush()
-    uow.emit(
-        EventCreated(
-            aggregate_id=event.id,
-            tenant_id=tenant_id,
-            event_id=event.id,
-            organization_id=tenant_id,
-            title=event.title,
-            starts_at=event.starts_at.isoformat(),
-            ends_at=event.ends_at.isoformat(),
-            timezone=event.timezone,
-            capacity=event.capacity,
-            visibility=event.visibility.value,
-        )
-    )
+    uow.emit(EventCreated.of(event))
     return event
 
 
@@ -206,21 +193,15 @@ def transition(
         )
     event.status = target
     uow.session.flush()
-    base = {
-        "aggregate_id": event.id,
-        "tenant_id": event.tenant_id,
-        "event_id": event.id,
-        "organization_id": event.tenant_id,
-    }
-    fact = {
-        EventStatus.PUBLISHED: lambda: EventPublished(
-            **base, title=event.title, starts_at=event.starts_at.isoformat()
-        ),
-        EventStatus.DRAFT: lambda: EventUnpublished(**base),
-        EventStatus.CANCELLED: lambda: EventCancelled(**base, reason=reason),
-        EventStatus.COMPLETED: lambda: EventCompleted(**base),
-    }[target]()
-    uow.emit(fact)
+    if target == EventStatus.CANCELLED:
+        uow.emit(EventCancelled.of(event, reason=reason))
+    else:
+        fact = {
+            EventStatus.PUBLISHED: EventPublished,
+            EventStatus.DRAFT: EventUnpublished,
+            EventStatus.COMPLETED: EventCompleted,
+        }[target]
+        uow.emit(fact.of(event))
     return event
 
 

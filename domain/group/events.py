@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Self
 
 from domain.events import DomainEvent
+
+if TYPE_CHECKING:
+    from domain.group.models import Group, GroupMember
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -17,6 +21,16 @@ class GroupCreated(DomainEvent):
     organization_id: uuid.UUID
     name: str
 
+    @classmethod
+    def of(cls, group: Group) -> Self:
+        return cls(
+            aggregate_id=group.id,
+            tenant_id=group.tenant_id,
+            group_id=group.id,
+            organization_id=group.tenant_id,
+            name=group.name,
+        )
+
 
 @dataclass(frozen=True, kw_only=True)
 class GroupMemberAdded(DomainEvent):
@@ -26,3 +40,13 @@ class GroupMemberAdded(DomainEvent):
     group_id: uuid.UUID
     organization_id: uuid.UUID
     user_id: uuid.UUID
+
+    @classmethod
+    def of(cls, member: GroupMember) -> Self:
+        return cls(
+            aggregate_id=member.group_id,
+            tenant_id=member.tenant_id,
+            group_id=member.group_id,
+            organization_id=member.tenant_id,
+            user_id=member.user_id,
+        )

@@ -29,15 +29,7 @@ def create_group(
         created_by=actor,
     )
     add_unique(uow.session, group, Conflict("A group with this name exists", code="group_exists"))
-    uow.emit(
-        GroupCreated(
-            aggregate_id=group.id,
-            tenant_id=tenant_id,
-            group_id=group.id,
-            organization_id=tenant_id,
-            name=group.name,
-        )
-    )
+    uow.emit(GroupCreated.of(group))
     return group
 
 
@@ -77,20 +69,11 @@ def join(uow: UnitOfWork, user_id: uuid.UUID, code: str) -> Group:
     if group.invite_expires_at is not None and group.invite_expires_at <= datetime.now(UTC):
         raise InvalidState("Invite code expired", details={"status": "expired"})
     uow.enter_tenant(group.tenant_id)
+    member = GroupMember(id=uuid7(), tenant_id=group.tenant_id, group_id=group.id, user_id=user_id)
     add_unique(
-        uow.session,
-        GroupMember(id=uuid7(), tenant_id=group.tenant_id, group_id=group.id, user_id=user_id),
-        Conflict("Already a member of this group", code="already_member"),
+        uow.session, member, Conflict("Already a member of this group", code="already_member")
     )
-    uow.emit(
-        GroupMemberAdded(
-            aggregate_id=group.id,
-            tenant_id=group.tenant_id,
-            group_id=group.id,
-            organization_id=group.tenant_id,
-            user_id=user_id,
-        )
-    )
+    uow.emit(GroupMemberAdded.of(member))
     return group
 
 

@@ -51,15 +51,7 @@ def register(uow: UnitOfWork, *, email: str, password: str, display_name: str | 
         display_name=((display_name or "").strip() or email.split("@", 1)[0])[:120],
     )
     _insert_unique(uow, user, "email_taken", "An account with this e-mail already exists")
-    uow.emit(
-        UserRegistered(
-            aggregate_id=user.id,
-            user_id=user.id,
-            method="email",
-            email=email,
-            display_name=user.display_name,
-        )
-    )
+    uow.emit(UserRegistered.of(user, method="email"))
     return user
 
 
@@ -120,15 +112,7 @@ def telegram_login(
         display_name=(name or fields.get("username") or f"tg{telegram_id}")[:120],
     )
     _insert_unique(uow, user, "telegram_taken", "This Telegram account is already registered")
-    uow.emit(
-        UserRegistered(
-            aggregate_id=user.id,
-            user_id=user.id,
-            method="telegram",
-            telegram_id=telegram_id,
-            display_name=user.display_name,
-        )
-    )
+    uow.emit(UserRegistered.of(user, method="telegram"))
     return user
 
 
@@ -199,5 +183,5 @@ def update_profile(
         changed.append("password")
     if changed:
         uow.session.flush()
-        uow.emit(UserUpdated(aggregate_id=user.id, user_id=user.id, changed=changed))
+        uow.emit(UserUpdated.of(user, changed=changed))
     return user

@@ -109,19 +109,7 @@ def upload_media(
     except Exception:
         storage.delete_quietly(stored)
         raise
-    uow.emit(
-        MediaUploaded(
-            aggregate_id=media.id,
-            tenant_id=tenant_id,
-            media_id=media.id,
-            organization_id=tenant_id,
-            purpose=purpose.value,
-            content_type=media.content_type,
-            size_bytes=media.size_bytes,
-            uploaded_by=uploaded_by,
-            variants=[v.name for v in variants],
-        )
-    )
+    uow.emit(MediaUploaded.of(media, variants))
     return media, variants
 
 
@@ -189,15 +177,7 @@ def delete_media(uow: UnitOfWork, media_id: uuid.UUID, actor: uuid.UUID) -> None
         )
     media.deleted_at = _now()
     uow.session.flush()
-    uow.emit(
-        MediaDeleted(
-            aggregate_id=media.id,
-            tenant_id=media.tenant_id,
-            media_id=media.id,
-            organization_id=media.tenant_id,
-            deleted_by=actor,
-        )
-    )
+    uow.emit(MediaDeleted.of(media, deleted_by=actor))
 
 
 def usable_image(uow: UnitOfWork, media_id: uuid.UUID, tenant_id: uuid.UUID) -> Media:

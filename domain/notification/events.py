@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Self
 
 from domain.events import DomainEvent
+
+if TYPE_CHECKING:
+    from domain.event.models import Event
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -20,3 +24,15 @@ class EventReminderDue(DomainEvent):
     title: str
     starts_at: str
     lead_hours: float
+
+    @classmethod
+    def of(cls, event: Event, *, lead_hours: float) -> Self:
+        return cls(
+            aggregate_id=event.id,
+            tenant_id=event.tenant_id,
+            event_id=event.id,
+            organization_id=event.tenant_id,
+            title=event.title,
+            starts_at=event.starts_at.isoformat(),
+            lead_hours=float(lead_hours),
+        )

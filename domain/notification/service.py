@@ -442,17 +442,7 @@ def remind_event(uow: UnitOfWork, event_id: uuid.UUID, *, lead_hours: float) -> 
     )
     if recorded is None:
         return False
-    uow.emit(
-        EventReminderDue(
-            aggregate_id=event.id,
-            tenant_id=event.tenant_id,
-            event_id=event.id,
-            organization_id=event.tenant_id,
-            title=event.title,
-            starts_at=event.starts_at.isoformat(),
-            lead_hours=float(lead_hours),
-        )
-    )
+    uow.emit(EventReminderDue.of(event, lead_hours=lead_hours))
     return True
 
 

@@ -68,15 +68,7 @@ def create_request(
     add_unique(  # uq_organization_requests_pending_user
         uow.session, request, Conflict("You already have a pending request", code="request_pending")
     )
-    uow.emit(
-        OrganizationRequestCreated(
-            aggregate_id=request.id,
-            request_id=request.id,
-            user_id=user_id,
-            name=request.name,
-            slug=slug,
-        )
-    )
+    uow.emit(OrganizationRequestCreated.of(request))
     return request
 
 
@@ -112,16 +104,7 @@ def review_request(
     request.reviewed_at = _now()
     request.review_comment = comment
     uow.session.flush()
-    uow.emit(
-        OrganizationRequestReviewed(
-            aggregate_id=request.id,
-            request_id=request.id,
-            user_id=request.user_id,
-            status=request.status.value,
-            reviewed_by=reviewer_id,
-            comment=comment,
-        )
-    )
+    uow.emit(OrganizationRequestReviewed.of(request))
     return request
 
 
@@ -152,16 +135,8 @@ def create_organization(uow: UnitOfWork, user_id: uuid.UUID, request_id: uuid.UU
             code="organization_exists",
         ),
     )
-    uow.emit(  # before the owner's membership: consumers learn of the organization first
-        OrganizationCreated(
-            aggregate_id=org.id,
-            tenant_id=org.id,
-            organization_id=org.id,
-            name=org.name,
-            slug=org.slug,
-            owner_id=user_id,
-        )
-    )
+    # Before the owner's membership: consumers learn of the organization first.
+    uow.emit(OrganizationCreated.of(org))
     _add_member(uow, org.id, user_id, Role.OWNER)
     return org
 
@@ -209,20 +184,13 @@ def membership_role(uow: UnitOfWork, tenant_id: uuid.UUID, user_id: uuid.UUID) -
 
 
 def _add_member(uow: UnitOfWork, tenant_id: uuid.UUID, user_id: uuid.UUID, role: Role) -> None:
+    member = OrganizationMember(id=uuid7(), tenant_id=tenant_id, user_id=user_id, role=role)
     add_unique(
         uow.session,
-        OrganizationMember(id=uuid7(), tenant_id=tenant_id, user_id=user_id, role=role),
+        member,
         Conflict("Already a member of this organization", code="already_member"),
     )
-    uow.emit(
-        MemberAdded(
-            aggregate_id=tenant_id,
-            tenant_id=tenant_id,
-            organization_id=tenant_id,
-            user_id=user_id,
-            role=role.value,
-        )
-    )
+    uow.emit(MemberAdded.of(member))
 
 
 @dataclass(frozen=True)
@@ -285,16 +253,7 @@ def change_role(
         raise Conflict("The last owner cannot be demoted", code="last_owner")
     member.role = new_role
     uow.session.flush()
-    uow.emit(
-        MemberRoleChanged(
-            aggregate_id=tenant_id,
-            tenant_id=tenant_id,
-            organization_id=tenant_id,
-            user_id=user_id,
-            old_role=old.value,
-            new_role=new_role.value,
-        )
-    )
+    uow.emit(MemberRoleChanged.of(member, old_role=old))
     return member
 
 
@@ -305,11 +264,7 @@ def remove_member(uow: UnitOfWork, tenant_id: uuid.UUID, user_id: uuid.UUID) -> 
         raise Conflict("The last owner cannot be removed", code="last_owner")
     member.deleted_at = _now()
     uow.session.flush()
-    uow.emit(
-        MemberRemoved(
-            aggregate_id=tenant_id, tenant_id=tenant_id, organization_id=tenant_id, user_id=user_id
-        )
-    )
+    uow.emit(MemberRemoved.of(member))
 
 
 # --- invitations ------------------------------------------------------------------------------------
@@ -350,17 +305,7 @@ def invite(
     )
     uow.session.add(record)
     uow.session.flush()
-    uow.emit(
-        MemberInvited(
-            aggregate_id=tenant_id,
-            tenant_id=tenant_id,
-            organization_id=tenant_id,
-            invite_id=record.id,
-            role=role.value,
-            email=email,
-            telegram_username=record.telegram_username,
-        )
-    )
+    uow.emit(MemberInvited.of(record))
     return record, token
 
 
