@@ -23,9 +23,10 @@ test: setup  ## run the whole test suite (starts its own servers)
 test-fast: setup  ## the suite without slow and browser tests
 	$(UV) run --frozen pytest -m "not slow and not browser"
 
-lint: setup  ## ruff lint and format check
+lint: setup  ## ruff lint and format check, and the layers' import contracts
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
+	$(UV) run --frozen lint-imports
 
 format: setup
 	$(UV) run --frozen ruff format .

@@ -77,7 +77,7 @@ def test_every_setting_is_declared_once() -> None:
     import inspect
     from collections import Counter
 
-    from aqstream import settings as module
+    from core import settings as module
 
     tree = ast.parse(inspect.getsource(module))
     cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Settings")

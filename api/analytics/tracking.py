@@ -16,15 +16,12 @@ from asgi_correlation_id import correlation_id
 from fastapi import APIRouter, Request, status
 from kafka.errors import KafkaError
 from limits import parse
-from limits.storage import RedisStorage
-from limits.strategies import SlidingWindowCounterRateLimiter
 from prometheus_client import Counter
 from pydantic import BaseModel, Field
 
 from api.deps import StateDep
 from api.errors import ApiError, responses
 from api.middleware import caller_of
-from api.middleware.ratelimit import KEY_PREFIX
 from api.state import AppState
 from api.types import RequestModel
 from core.logging import get_logger
@@ -92,17 +89,14 @@ def _counter() -> Counter:  # once per process (the default registry, which /met
 
 class _Tracking:
     """What the endpoint keeps between requests: published events, the bot patterns, the
-    per-IP limiter (built on first use, like the notification limiter), the times given to ids."""
+    app's per-IP limiter, the times given to ids."""
 
     def __init__(self, state: AppState) -> None:
         self.state = state
         self.events = EventCache(state.settings.analytics_event_cache_s)
         self.bots = BotFilter()
         self.rate = parse(state.settings.analytics_track_rate)
-        storage = RedisStorage(
-            "redis://", connection_pool=state.redis.connection_pool, key_prefix=KEY_PREFIX
-        )
-        self.limiter = SlidingWindowCounterRateLimiter(storage)
+        self.limiter = state.limiter  # the app's one limiter (api/state.py)
         self.times = FirstTimes(state.redis)
         self.topic = tracking_topic(state.settings).name
 
