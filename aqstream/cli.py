@@ -479,6 +479,25 @@ def dashboards(
         serve(settings)
 
 
+@app.command()
+def mailbox() -> None:
+    """A local SMTP server and Telegram Bot API stand-in, and a page showing what they received
+    (what `aqstream run` points notifications at; docs/notifications.md, "Locally")."""
+    from aqstream.mailbox import Mailbox
+    from core.logging import configure_logging
+
+    settings = _settings()
+    configure_logging(settings.log_level, settings.log_json)
+    token = settings.telegram_bot_token
+    Mailbox(
+        settings.mailbox_host,
+        settings.mailbox_port,
+        settings.mailbox_smtp_port,
+        telegram_token=token.get_secret_value() if token else None,
+        keep=settings.mailbox_keep,
+    ).serve()
+
+
 @dlq_app.command("replay")
 def dlq_replay(
     limit: Annotated[int | None, typer.Option(help="Replay at most this many")] = None,

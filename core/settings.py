@@ -239,6 +239,25 @@ class Settings(BaseSettings):
         default="10/hour",
         description="POST /notifications/send per organizer (`limits` notation).",
     )
+    mailbox_host: str = Field(
+        default="127.0.0.1",
+        description="`aqstream mailbox` (started by `aqstream run`): the local SMTP server and "
+        "Telegram Bot API stand-in, and the page listing what they received, listen here.",
+    )
+    mailbox_port: int = Field(
+        default=8025,
+        ge=0,
+        description="The mailbox's page and Telegram Bot API stand-in (`aqstream run` takes a "
+        "free port when this one is busy).",
+    )
+    mailbox_smtp_port: int = Field(
+        default=1025,
+        ge=0,
+        description="The mailbox's SMTP server (`aqstream run` takes a free port when busy).",
+    )
+    mailbox_keep: int = Field(
+        default=500, ge=1, description="Messages the mailbox keeps (in memory; oldest go first)."
+    )
 
     # --- media (docs/media.md) -------------------------------------------------------------------
     media_image_max_bytes: int = Field(
