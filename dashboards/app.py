@@ -17,7 +17,7 @@ from flask import Response, request
 from core.settings import Settings
 from dashboards import event, exports, overview
 from dashboards.client import ApiError, Unauthorized
-from dashboards.components import api_problem, empty_state, loading_state, redirect_to_signin
+from dashboards.components import api_problem, empty_state, loading_state
 from dashboards.session import MESSAGES, Sessions, safe_next
 
 ASSETS = Path(__file__).with_name("assets")
@@ -215,8 +215,8 @@ def load_shell(sessions, pathname: str | None, search: str | None, remembered: s
         client = sessions.client()
         me = client.me()
         orgs = client.organizations()
-    except Unauthorized:
-        return (no_update,) * 5 + (redirect_to_signin(pathname or "/"),)
+    except Unauthorized as exc:
+        return (no_update,) * 5 + (api_problem(exc, pathname or "/"),)
     except ApiError as exc:
         return [], [], None, "", {}, api_problem(exc, pathname or "/")
     orgs = [{"id": o["id"], "name": o["name"], "role": o["role"]} for o in orgs]

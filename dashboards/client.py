@@ -24,6 +24,9 @@ class Unauthorized(ApiError):
     """The token is missing, expired or revoked: the user must sign in again."""
 
 
+NOT_SIGNED_IN = "not_signed_in"  # the code of an Unauthorized raised for a visit without cookies
+
+
 @dataclass(frozen=True)
 class Tokens:
     access_token: str

@@ -6,7 +6,7 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from dashboards import format as fmt
-from dashboards.client import ApiError, Unauthorized
+from dashboards.client import NOT_SIGNED_IN, ApiError, Unauthorized
 
 # Text colours with at least 4.5:1 contrast on white (WCAG AA).
 UP, DOWN, FLAT = "#146c43", "#b02a37", "#495057"
@@ -21,6 +21,12 @@ def kpi_card(label: str, value_id: str, *, value: str = "…", note_id: str | No
     if note_id:
         body.append(html.Div(id=note_id, className="small text-body-secondary"))
     return dbc.Card(dbc.CardBody(body), className="h-100 shadow-sm")
+
+
+def kpi_row(cards: list, *, row_id: str | None = None):
+    """Cards side by side that fill each line they wrap onto: as many columns as cards are
+    shown (a hidden one takes none), never an empty column, at any width (assets' .kpi-row)."""
+    return html.Div(cards, className="kpi-row mb-4", **({"id": row_id} if row_id else {}))
 
 
 def change(current: float | None, previous: float | None, *, better: str = "up"):
@@ -56,22 +62,34 @@ def loading_state(text: str = "Loading…"):
     )
 
 
-def redirect_to_signin(path: str = "/"):
-    """Back to the sign-in page (a full load: the cookies are then read afresh)."""
+def not_found(title: str, text: str):
+    """A page's answer to an address with nothing (of the user's) behind it: no spinner."""
+    return dbc.Alert(
+        [
+            html.H1(title, className="h4"),
+            html.P(text, className="mb-2"),
+            dcc.Link("Back to the overview", href="/", className="alert-link"),
+        ],
+        color="warning",
+        id="not-found",
+    )
+
+
+def redirect_to_signin(path: str = "/", *, expired: bool = True):
+    """Back to the sign-in page (a full load: the cookies are then read afresh); it says the
+    session ended only when there was one."""
     from urllib.parse import quote
 
-    return dcc.Location(
-        id="to-signin", href=f"/signin?message=expired&next={quote(path)}", refresh=True
-    )
+    message = "message=expired&" if expired else ""
+    return dcc.Location(id="to-signin", href=f"/signin?{message}next={quote(path)}", refresh=True)
 
 
 def api_problem(exc: ApiError, path: str = "/"):
     """What a page shows when the API refused or failed: sign in again, or the API's words."""
     if isinstance(exc, Unauthorized):
-        return redirect_to_signin(path)
+        return redirect_to_signin(path, expired=exc.code != NOT_SIGNED_IN)
     if exc.status in (403, 404):
-        return dbc.Alert(
-            "This is not there, or your role in the organization does not show it.",
-            color="warning",
+        return not_found(
+            "Not found", "This is not there, or your role in the organization does not show it."
         )
     return dbc.Alert(f"The platform answered: {exc.message} ({exc.code}).", color="danger")

@@ -15,8 +15,8 @@ from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
 
 from dashboards import figures
 from dashboards import format as fmt
-from dashboards.client import ApiClient, ApiError
-from dashboards.components import api_problem, kpi_card, loading_state
+from dashboards.client import ApiClient, ApiError, Unauthorized
+from dashboards.components import api_problem, kpi_card, kpi_row, loading_state, not_found
 
 PERIODS = {
     "all": ("Whole event", None),
@@ -26,20 +26,21 @@ PERIODS = {
 }
 MANAGE_ROLES = {"owner", "moderator"}
 GRAPHS = ("ev-activity", "ev-revenue", "ev-funnel", "ev-tickets", "ev-sources")
+BUCKETS = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1)}
 
 
 def window(period: str, event: dict, now: datetime) -> tuple[datetime | None, datetime, str]:
     """The ``from``, ``to`` and granularity asked of the API for a period choice.
 
     Every period ends now (to the next minute); "whole event" starts at the event's creation
-    (nothing about it can be older), at least an hour back."""
+    (nothing about it can be older)."""
     _, length = PERIODS.get(period, PERIODS["all"])
     end = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
     if length is not None:
         start = end - length
     else:
         created = fmt.parse_time(event.get("created_at") or event["starts_at"])
-        start = min(created, end - timedelta(hours=1)).replace(second=0, microsecond=0)
+        start = min(created.replace(second=0, microsecond=0), end - timedelta(minutes=1))
     return start, end, granularity_for(end - start)
 
 
@@ -61,6 +62,35 @@ def is_live(dashboard: dict, now: datetime) -> bool:
     """Doors open: from an hour before the start to the end."""
     starts, ends = fmt.parse_time(dashboard["starts_at"]), fmt.parse_time(dashboard["ends_at"])
     return starts - timedelta(hours=1) <= now <= ends and dashboard.get("status") != "cancelled"
+
+
+def started(dashboard: dict, now: datetime) -> bool:
+    """The doors have opened (an hour before the start), or someone has checked in already."""
+    doors = fmt.parse_time(dashboard["starts_at"]) - timedelta(hours=1)
+    return now >= doors or bool((dashboard.get("kpis") or {}).get("checkins"))
+
+
+def time_span(dashboard: dict, now: datetime, period: str) -> tuple[datetime, datetime]:
+    """The time charts' axis: the period up to now; for the whole event, from the first
+    registration, cancellation, check-in or payment drawn (half a bucket before it, so its bar
+    shows whole) to now, instead of an axis starting long before anything happened."""
+    start = fmt.parse_time(dashboard["range"]["from"])
+    end = min(fmt.parse_time(dashboard["range"]["to"]), now)
+    if period != "all":
+        return start, end
+    half = BUCKETS.get(dashboard["range"]["granularity"], timedelta(minutes=1)) / 2
+    drawn = [
+        fmt.parse_time(r["bucket"])
+        for r in dashboard.get("series") or []
+        if any(r.get(k) for k in ("registrations", "cancellations", "checkins"))
+    ] + [
+        fmt.parse_time(r["bucket"])
+        for r in dashboard.get("revenue_series") or []
+        if r.get("gross") or r.get("refunds")
+    ]
+    if not drawn:
+        return start, end
+    return max(start, min(drawn) - half), max(end, max(drawn) + half)
 
 
 def net_revenue(dashboard: dict) -> str:
@@ -87,7 +117,7 @@ class View:
     updated: str
 
 
-def view(dashboard: dict, now: datetime) -> View:
+def view(dashboard: dict, now: datetime, period: str = "all") -> View:
     """The page's content for a dashboard answer (pure: tests call it with documented shapes)."""
     k = dashboard.get("kpis") or {}
     tz = dashboard["timezone"]
@@ -99,20 +129,24 @@ def view(dashboard: dict, now: datetime) -> View:
         [(r["refunds"], r["currency"]) for r in dashboard.get("revenue") or []]
     )
     data = has_data(dashboard)
+    span = time_span(dashboard, now, period)
     figs = (
-        figures.activity(dashboard.get("series") or [], tz, revision),
+        figures.activity(dashboard.get("series") or [], tz, revision, span),
         figures.revenue(
             dashboard.get("revenue_series") or [],
             tz,
             revision,
-            dashboard["range"]["from"],
+            span[0],
             min(fmt.parse_time(dashboard["range"]["to"]), now),
+            span,
         ),
         figures.funnel(dashboard.get("funnel") or [], revision),
         figures.ticket_types(dashboard.get("ticket_types") or [], revision),
         figures.sources(dashboard.get("sources") or [], revision),
     )
     live = is_live(dashboard, now)
+    begun = started(dashboard, now)
+    doors = fmt.parse_time(dashboard["starts_at"]) - timedelta(hours=1)
     return View(
         sold=fmt.sold_of(dashboard.get("sold"), capacity),
         capacity_note="no seat limit" if left is None else f"{fmt.number(left)} seats left",
@@ -121,8 +155,11 @@ def view(dashboard: dict, now: datetime) -> View:
         conversion=fmt.percent(k.get("conversion_rate")),
         conversion_note=f"{fmt.number(k.get('registrations'))} registrations from "
         f"{fmt.number(k.get('unique_views'))} unique views",
-        attendance=fmt.percent(k.get("attendance_rate")),
-        attendance_note=f"{fmt.number(k.get('checkins'))} checked in",
+        # Before the doors open nobody could have come: "0 %" would read as a failure.
+        attendance=fmt.percent(k.get("attendance_rate")) if begun else fmt.NONE,
+        attendance_note=f"{fmt.number(k.get('checkins'))} checked in"
+        if begun
+        else f"not started: doors open {fmt.when(doors, tz, with_zone=False)}",
         live=fmt.number(k.get("checkins")),
         live_style={} if live else {"display": "none"},
         empty_style={"display": "none"} if data else {},
@@ -161,98 +198,105 @@ def layout(event_id: str, refresh_s: float):
             html.Div(id="ev-redirect"),
             html.Div(id="ev-header", children=loading_state("Loading the event…")),
             html.Div(id="ev-action-result", className="small mt-2", **{"aria-live": "polite"}),
-            dbc.Row(
+            # Everything below the header goes when the event is not there to show.
+            html.Div(
                 [
-                    dbc.Col(
-                        dbc.RadioItems(
-                            id="ev-period",
-                            options=[{"label": v[0], "value": k} for k, v in PERIODS.items()],
-                            value="all",
-                            inline=True,
-                            className="btn-group period-select",
-                            inputClassName="btn-check",
-                            labelClassName="btn btn-outline-primary btn-sm",
-                            labelCheckedClassName="active",
-                        ),
-                        md="auto",
-                    ),
-                    dbc.Col(
-                        html.Div(id="ev-updated", className="small text-body-secondary"),
-                        className="text-md-end align-self-center",
-                    ),
-                ],
-                className="my-3 g-2",
-            ),
-            dbc.Row(
-                [
-                    dbc.Col(kpi_card("Sold / capacity", "ev-kpi-sold", note_id="ev-kpi-sold-note")),
-                    dbc.Col(
-                        kpi_card("Net revenue", "ev-kpi-revenue", note_id="ev-kpi-revenue-note")
-                    ),
-                    dbc.Col(
-                        kpi_card(
-                            "Conversion", "ev-kpi-conversion", note_id="ev-kpi-conversion-note"
-                        )
-                    ),
-                    dbc.Col(
-                        kpi_card(
-                            "Attendance", "ev-kpi-attendance", note_id="ev-kpi-attendance-note"
-                        )
-                    ),
-                    dbc.Col(
-                        dbc.Card(
-                            dbc.CardBody(
-                                [
-                                    html.Div(
-                                        [html.Span(className="live-dot me-2"), "Live check-ins"],
-                                        className="small text-uppercase fw-semibold",
-                                    ),
-                                    html.Div(
-                                        "…",
-                                        id="ev-live-count",
-                                        className="fs-3 fw-bold",
-                                        **{"aria-live": "polite"},
-                                    ),
-                                ]
+                    dbc.Row(
+                        [
+                            dbc.Col(
+                                dbc.RadioItems(
+                                    id="ev-period",
+                                    options=[
+                                        {"label": v[0], "value": k} for k, v in PERIODS.items()
+                                    ],
+                                    value="all",
+                                    inline=True,
+                                    className="btn-group period-select",
+                                    inputClassName="btn-check",
+                                    labelClassName="btn btn-outline-primary btn-sm",
+                                    labelCheckedClassName="active",
+                                ),
+                                md="auto",
                             ),
-                            className="h-100 shadow-sm border-success live-card",
+                            dbc.Col(
+                                html.Div(id="ev-updated", className="small text-body-secondary"),
+                                className="text-md-end align-self-center",
+                            ),
+                        ],
+                        className="my-3 g-2",
+                    ),
+                    kpi_row(
+                        [
+                            kpi_card("Sold / capacity", "ev-kpi-sold", note_id="ev-kpi-sold-note"),
+                            kpi_card(
+                                "Net revenue", "ev-kpi-revenue", note_id="ev-kpi-revenue-note"
+                            ),
+                            kpi_card(
+                                "Conversion", "ev-kpi-conversion", note_id="ev-kpi-conversion-note"
+                            ),
+                            kpi_card(
+                                "Attendance", "ev-kpi-attendance", note_id="ev-kpi-attendance-note"
+                            ),
+                            html.Div(
+                                dbc.Card(
+                                    dbc.CardBody(
+                                        [
+                                            html.Div(
+                                                [
+                                                    html.Span(className="live-dot me-2"),
+                                                    "Live check-ins",
+                                                ],
+                                                className="small text-uppercase fw-semibold",
+                                            ),
+                                            html.Div(
+                                                "…",
+                                                id="ev-live-count",
+                                                className="fs-3 fw-bold",
+                                                **{"aria-live": "polite"},
+                                            ),
+                                        ]
+                                    ),
+                                    className="h-100 shadow-sm border-success live-card",
+                                ),
+                                id="ev-live",
+                                style={"display": "none"},
+                            ),
+                        ],
+                        row_id="ev-kpis",
+                    ),
+                    html.Div(
+                        dbc.Alert(
+                            [
+                                html.H2("No data yet", className="h5"),
+                                "Nobody has viewed or registered for this event in this period. Figures "
+                                "appear here within seconds of the first page view or registration.",
+                            ],
+                            color="info",
+                            id="ev-empty-alert",
                         ),
-                        id="ev-live",
+                        id="ev-empty",
                         style={"display": "none"},
                     ),
-                ],
-                className="g-3 row-cols-1 row-cols-md-2 row-cols-xl-5 mb-4",
-            ),
-            html.Div(
-                dbc.Alert(
-                    [
-                        html.H2("No data yet", className="h5"),
-                        "Nobody has viewed or registered for this event in this period. Figures "
-                        "appear here within seconds of the first page view or registration.",
-                    ],
-                    color="info",
-                    id="ev-empty-alert",
-                ),
-                id="ev-empty",
-                style={"display": "none"},
-            ),
-            html.Div(
-                [
-                    dbc.Row(
+                    html.Div(
                         [
-                            _graph("ev-activity", "Registrations over time"),
-                            _graph("ev-revenue", "Net revenue over time"),
-                        ]
+                            dbc.Row(
+                                [
+                                    _graph("ev-activity", "Registrations over time"),
+                                    _graph("ev-revenue", "Net revenue over time"),
+                                ]
+                            ),
+                            dbc.Row(
+                                [
+                                    _graph("ev-funnel", "Funnel", width=6),
+                                    _graph("ev-tickets", "Revenue by ticket type", width=6),
+                                ]
+                            ),
+                            dbc.Row([_graph("ev-sources", "Traffic sources", width=12)]),
+                        ],
+                        id="ev-charts",
                     ),
-                    dbc.Row(
-                        [
-                            _graph("ev-funnel", "Funnel", width=6),
-                            _graph("ev-tickets", "Revenue by ticket type", width=6),
-                        ]
-                    ),
-                    dbc.Row([_graph("ev-sources", "Traffic sources", width=12)]),
                 ],
-                id="ev-charts",
+                id="ev-body",
             ),
         ]
     )
@@ -301,24 +345,35 @@ def refresh(client: ApiClient, event_id: str, period: str, now: datetime) -> tup
     return event, client.dashboard(event_id, start, end, granularity)
 
 
-OUTPUTS = 13 + len(GRAPHS) + 2  # what a tick updates (see ``register``)
+OUTPUTS = 13 + len(GRAPHS) + 4  # what a tick updates (see ``register``)
 
 
 def on_tick(sessions, period: str, event_id: str, orgs: list[dict] | None, now: datetime):
     """A refresh: the header, the cards, the live counter, the empty state and the figures; or,
-    when the API refuses, only the explanation (or the way back to sign-in)."""
+    when the API refuses, only the explanation (or the way back to sign-in). An event that is
+    not there (or not the user's to see) replaces the whole page with a not-found message and
+    stops the refresh: nothing is left saying "Loading…" under it."""
+    here = f"/events/{event_id}"
     try:
         event, dashboard = refresh(sessions.client(), event_id, period, now)
     except ApiError as exc:
-        return (no_update,) * (OUTPUTS - 1) + (api_problem(exc, f"/events/{event_id}"),)
+        keep = (no_update,) * (OUTPUTS - 3)  # all but the redirect, the body and the timer
+        if not isinstance(exc, Unauthorized) and exc.status in (403, 404):
+            gone = not_found(
+                "Event not found",
+                "There is no event at this address, or your role in its organization does not "
+                "show it.",
+            )
+            return (gone, *keep[1:], None, {"display": "none"}, True)
+        return (*keep, api_problem(exc, here), no_update, no_update)
     roles = {o["id"]: o["role"] for o in orgs or []}
-    v = view(dashboard, now)
+    v = view(dashboard, now, period)
     # React reconciles the same structure in place: re-sending the header does not flicker.
     return (
         header(event, roles.get(event["organization_id"]), now),
         v.sold, v.capacity_note, v.revenue, v.revenue_note, v.conversion,
         v.conversion_note, v.attendance, v.attendance_note, v.live, v.live_style,
-        v.empty_style, v.charts_style, *v.figures, v.updated, None,
+        v.empty_style, v.charts_style, *v.figures, v.updated, None, {}, False,
     )  # fmt: skip
 
 
@@ -349,6 +404,8 @@ def register(app: Dash, sessions) -> None:
         *[Output(g, "figure") for g in GRAPHS],
         Output("ev-updated", "children"),
         Output("ev-redirect", "children"),
+        Output("ev-body", "style"),
+        Output("ev-tick", "disabled"),
         Input("ev-tick", "n_intervals"),
         Input("ev-period", "value"),
         State("ev-id", "data"),

@@ -28,21 +28,28 @@ STAGES = {
     "checkin": "Checked in",
 }
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
-_AXIS = {"gridcolor": "#e9ecef", "linecolor": "#adb5bd", "tickfont": {"color": MUTED}}
+# automargin: Plotly widens the margins until every tick label fits inside the figure (fixed
+# margins clipped "Chose a ticket" to "a ticket" and "telegram" to "elegram").
+_AXIS = {
+    "gridcolor": "#e9ecef",
+    "linecolor": "#adb5bd",
+    "tickfont": {"color": MUTED},
+    "automargin": True,
+}
 
 
 def _figure(data: list[dict], revision: str, *, height: int = 300, **layout) -> Figure:
     base = {
         "uirevision": revision,
         "height": height,
-        "margin": {"l": 56, "r": 16, "t": 36, "b": 40},
+        "margin": {"l": 8, "r": 24, "t": 36, "b": 8, "pad": 4},
         "font": {"family": FONT, "color": INK, "size": 13},
         "paper_bgcolor": "white",
         "plot_bgcolor": "white",
         "colorway": PALETTE,
         "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0},
         "hoverlabel": {"font": {"family": FONT}},
-        "separators": ", ",  # decimal comma, thin group separator: as the cards read
+        "separators": fmt.current().plotly_separators,  # as the cards read
         "xaxis": dict(_AXIS),
         "yaxis": dict(_AXIS),
     }
@@ -74,7 +81,19 @@ def _buckets(rows: list[dict], timezone: str) -> list[str]:
     return [f"{fmt.local_time(r['bucket'], timezone):%Y-%m-%d %H:%M}" for r in rows]
 
 
-def activity(series: list[dict], timezone: str, revision: str) -> Figure:
+def _wall(value, timezone: str) -> str:
+    return f"{fmt.local_time(value, timezone):%Y-%m-%d %H:%M:%S}"
+
+
+def time_axis(span: tuple | None, timezone: str) -> dict:
+    """A time axis over ``span`` (two instants: the first data or the period's start, and now),
+    so bars never crowd into one edge of an axis Plotly padded on its own."""
+    if span is None:
+        return {}
+    return {"range": [_wall(span[0], timezone), _wall(span[1], timezone)], "autorange": False}
+
+
+def activity(series: list[dict], timezone: str, revision: str, span: tuple | None = None) -> Figure:
     """Registrations, cancellations and check-ins per bucket, in the event's local time."""
     if not any(r.get(k) for r in series for k in ("registrations", "cancellations", "checkins")):
         return empty("No registrations yet in this period", revision)
@@ -87,13 +106,15 @@ def activity(series: list[dict], timezone: str, revision: str) -> Figure:
             ("checkins", "Check-ins"),
         )
     ]
-    return _figure(data, revision, barmode="group")
+    return _figure(data, revision, barmode="group", xaxis=time_axis(span, timezone))
 
 
-def revenue(rows: list[dict], timezone: str, revision: str, start=None, end=None) -> Figure:
+def revenue(rows: list[dict], timezone: str, revision: str, start=None, end=None,
+            span: tuple | None = None) -> Figure:  # fmt: skip
     """Net revenue accumulated over the period, one line per currency, in major units (a
     running total reads well even when only a few buckets had payments); from ``start`` (at 0)
-    to ``end`` (the total so far), instants or ISO strings."""
+    to ``end`` (the total so far), instants or ISO strings; the axis over ``span`` (else from
+    ``start`` to ``end``)."""
     if not any(r.get("gross") or r.get("refunds") for r in rows):
         return empty("No revenue yet in this period", revision)
     by_currency: dict[str, list[dict]] = defaultdict(list)
@@ -124,7 +145,9 @@ def revenue(rows: list[dict], timezone: str, revision: str, start=None, end=None
                 "hovertemplate": "%{x}<br>%{text}<extra></extra>",
             }
         )
-    return _figure(data, revision, yaxis={"rangemode": "tozero"})
+    if span is None and start is not None and end is not None:
+        span = (start, end)
+    return _figure(data, revision, yaxis={"rangemode": "tozero"}, xaxis=time_axis(span, timezone))
 
 
 def funnel(stages: list[dict], revision: str) -> Figure:
@@ -194,12 +217,29 @@ def ticket_types(rows: list[dict], revision: str) -> Figure:
     return _figure(data, revision)
 
 
+def _source_conversion(row: dict) -> float | None:
+    """The source's conversion, if the API gives one (its rate, or its registrations over its
+    unique views: the visits it was the first touch of)."""
+    if row.get("conversion_rate") is not None:
+        return row["conversion_rate"]
+    if row.get("registrations") is not None and row.get("unique_views"):
+        return row["registrations"] / row["unique_views"]
+    return None
+
+
 def sources(rows: list[dict], revision: str) -> Figure:
-    """Views and unique views by traffic source, the largest at the top."""
+    """Views and unique views by traffic source, the largest at the top; with each source's
+    conversion when the API attributes registrations to sources."""
     rows = sorted((r for r in rows if r.get("views")), key=lambda r: r["views"])
     if not rows:
         return empty("No tracked visits yet", revision)
     names = [r["source"] or "direct" for r in rows]
+    rates = [_source_conversion(r) for r in rows]
+    if any(rate is not None for rate in rates):  # on the label: automargin keeps it in view
+        names = [
+            f"{name} · {fmt.percent(rate)} converted" if rate is not None else name
+            for name, rate in zip(names, rates, strict=True)
+        ]
     data = [
         {"type": "bar", "orientation": "h", "y": names, "x": [r["views"] for r in rows],
          "name": "Views"},

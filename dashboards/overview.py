@@ -11,7 +11,7 @@ from dash import Dash, Input, Output, State, dcc, html
 
 from dashboards import format as fmt
 from dashboards.client import ApiClient, ApiError
-from dashboards.components import api_problem, change, empty_state, loading_state
+from dashboards.components import api_problem, change, empty_state, kpi_row, loading_state
 
 PERIODS = {"7": "7 days", "30": "30 days", "90": "90 days", "custom": "Custom"}
 
@@ -72,21 +72,19 @@ def summary_cards(t: dict, p: dict):
     """The organization's totals, each with its change against the previous period."""
 
     def card(label, value, delta, card_id):
-        return dbc.Col(
-            dbc.Card(
-                dbc.CardBody(
-                    [
-                        html.Div(label, className="small text-uppercase fw-semibold "
-                                 "text-body-secondary"),
-                        html.Div(value, id=card_id, className="fs-3 fw-bold"),
-                        html.Div(delta),
-                    ]
-                ),
-                className="h-100 shadow-sm",
-            )
+        return dbc.Card(
+            dbc.CardBody(
+                [
+                    html.Div(label, className="small text-uppercase fw-semibold "
+                             "text-body-secondary"),
+                    html.Div(value, id=card_id, className="fs-3 fw-bold"),
+                    html.Div(delta),
+                ]
+            ),
+            className="h-100 shadow-sm",
         )  # fmt: skip
 
-    return dbc.Row(
+    return kpi_row(
         [
             card(
                 "Views",
@@ -119,12 +117,20 @@ def summary_cards(t: dict, p: dict):
                 "ov-attendance",
             ),
         ],
-        className="g-3 row-cols-1 row-cols-sm-2 row-cols-xl-5 mb-4",
+        row_id="ov-kpis",
     )
 
 
-def events_table(events: list[dict], current: dict[str, dict], previous: dict[str, dict]):
-    """One row per event of the organization, whether or not it had activity in the period."""
+def _ahead(event: dict, row: dict, now: datetime) -> bool:
+    """Before the doors open (an hour before the start) and nobody checked in yet."""
+    doors = fmt.parse_time(event["starts_at"]) - timedelta(hours=1)
+    return now < doors and not row.get("checkins")
+
+
+def events_table(events: list[dict], current: dict[str, dict], previous: dict[str, dict],
+                 now: datetime | None = None):  # fmt: skip
+    """One row per event of the organization, whether or not it had activity in the period;
+    an event whose doors have not opened yet shows no attendance (not "0 %")."""
     if not events:
         return empty_state(
             "No events yet",
@@ -174,7 +180,12 @@ def events_table(events: list[dict], current: dict[str, dict], previous: dict[st
                         ],
                         className="text-end",
                     ),
-                    cell("attendance_rate", fmt.percent),
+                    cell("attendance_rate", fmt.percent)
+                    if now is None or not _ahead(event, now_row, now)
+                    else html.Td(
+                        [fmt.NONE, html.Br(), html.Span("not started", className="small")],
+                        className="text-end text-body-secondary",
+                    ),
                 ],
                 id={"type": "ov-row", "event": event["id"]},
             )
@@ -246,13 +257,15 @@ def caption(report: dict) -> str:
     return f"{span(now)} compared with {span(before)}"
 
 
-def content(events: list[dict], report: dict):
+def content(events: list[dict], report: dict, now: datetime | None = None):
     current, previous = rows_of(report)
     totals = report.get("totals") or {}
     return html.Div(
         [
             summary_cards(totals, totals.get("previous") or {}),
-            dbc.Card(dbc.CardBody(events_table(events, current, previous)), className="shadow-sm"),
+            dbc.Card(
+                dbc.CardBody(events_table(events, current, previous, now)), className="shadow-sm"
+            ),
         ]
     )
 
@@ -264,7 +277,7 @@ def on_period(sessions, choice, start_date, end_date, organization_id: str, now:
         events, report = load(sessions.client(), organization_id, chosen)
     except ApiError as exc:
         return api_problem(exc, "/"), ""
-    return content(events, report), caption(report)
+    return content(events, report, now), caption(report)
 
 
 def register(app: Dash, sessions) -> None:

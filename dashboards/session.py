@@ -23,12 +23,14 @@ import httpx
 import jwt
 
 from core.logging import get_logger
-from dashboards.client import ApiClient, ApiError, Tokens, Unauthorized
+from dashboards import format as fmt
+from dashboards.client import NOT_SIGNED_IN, ApiClient, ApiError, Tokens, Unauthorized
 
 log = get_logger(__name__)
 
 ACCESS_COOKIE = "aq_access"
 REFRESH_COOKIE = "aq_refresh"
+LOCALE_COOKIE = "aq_locale"  # the signed-in user's locale (GET /users/me), read at sign-in
 REFRESH_MARGIN_S = 30  # refresh an access token that expires sooner than this
 SESSION_MAX_AGE_S = 30 * 24 * 3600  # as long as the API's refresh token lives
 
@@ -126,10 +128,21 @@ class Sessions:
         """The API as the user of the current request (``Unauthorized`` if nobody signed in)."""
         token = flask.g.get("aq_access") or flask.request.cookies.get(ACCESS_COOKIE)
         if not token:
-            raise Unauthorized(401, "not_signed_in", "Sign in first")
+            raise Unauthorized(401, NOT_SIGNED_IN, "Sign in first")
         return ApiClient(self.http, token)
 
+    def _locale(self) -> None:
+        """The locale of this request's rendering: the user's, else the browser's, else
+        English (dashboards/format.py ``choose``)."""
+        fmt.activate(
+            fmt.choose(
+                flask.request.cookies.get(LOCALE_COOKIE),
+                flask.request.headers.get("Accept-Language"),
+            )
+        )
+
     def _before(self) -> None:
+        self._locale()
         access = flask.request.cookies.get(ACCESS_COOKIE)
         refresh = flask.request.cookies.get(REFRESH_COOKIE)
         expiry = token_expiry(access)
@@ -153,20 +166,23 @@ class Sessions:
             self.clear_cookies(response)
         return response
 
-    def set_cookies(self, response: flask.Response, tokens: Tokens) -> None:
-        options = {
+    def _cookie_options(self) -> dict:
+        return {
             "httponly": True,
             "samesite": "Lax",
             "secure": self.secure,
             "path": "/",
             "max_age": SESSION_MAX_AGE_S,
         }
+
+    def set_cookies(self, response: flask.Response, tokens: Tokens) -> None:
+        options = self._cookie_options()
         response.set_cookie(ACCESS_COOKIE, tokens.access_token, **options)
         if tokens.refresh_token:
             response.set_cookie(REFRESH_COOKIE, tokens.refresh_token, **options)
 
     def clear_cookies(self, response: flask.Response) -> None:
-        for name in (ACCESS_COOKIE, REFRESH_COOKIE):
+        for name in (ACCESS_COOKIE, REFRESH_COOKIE, LOCALE_COOKIE):
             response.delete_cookie(name, path="/", httponly=True, samesite="Lax")
 
     # --- routes -----------------------------------------------------------------------------
@@ -188,6 +204,13 @@ class Sessions:
             return self._back_to_signin(code, target)
         response = flask.redirect(target, code=303)
         self.set_cookies(response, tokens)
+        try:
+            locale = ApiClient(self.http, tokens.access_token).me().get("locale")
+        except ApiError as exc:  # the browser's language serves until the next sign-in
+            log.info("dashboards_locale_unknown", code=exc.code)
+        else:
+            if locale:
+                response.set_cookie(LOCALE_COOKIE, locale, **self._cookie_options())
         return response
 
     def logout(self) -> flask.Response:

@@ -12,7 +12,14 @@ import jwt
 import pytest
 
 from dashboards.app import create_app
-from dashboards.session import ACCESS_COOKIE, REFRESH_COOKIE, safe_next, token_expiry
+from dashboards import format as fmt
+from dashboards.session import (
+    ACCESS_COOKIE,
+    LOCALE_COOKIE,
+    REFRESH_COOKIE,
+    safe_next,
+    token_expiry,
+)
 from tests.dashboards.conftest import PASSWORD
 
 # Fresh per run: the API throttles sign-ins per account, and the test Redis outlives a run.
@@ -52,6 +59,28 @@ def test_sign_in_sets_http_only_lax_cookies_and_goes_where_asked(server, user, l
     token = web.get_cookie(ACCESS_COOKIE).value
     me = httpx.get(f"{live_api}/api/v1/users/me", headers={"Authorization": f"Bearer {token}"})
     assert me.status_code == 200 and me.json()["email"] == user["email"]
+
+
+def test_sign_in_keeps_the_users_locale_for_formatting(server, user, monkeypatch) -> None:
+    """The locale of GET /users/me rides in a cookie; each request formats by it, else by the
+    browser's Accept-Language, else in English."""
+    web = server.test_client()
+    response = login(web, user["email"])
+    assert "HttpOnly" in cookie_header(response, LOCALE_COOKIE)
+    assert web.get_cookie(LOCALE_COOKIE).value == "en"  # what the API has for a new account
+
+    comma = fmt.Locale("xx", ",", ".", "{amount} {symbol}", "{number} %")
+    monkeypatch.setitem(fmt.LOCALES, "xx", comma)
+
+    def chosen(**headers) -> fmt.Locale:
+        with server.test_request_context("/", headers=headers):
+            server.preprocess_request()
+            return fmt.current()
+
+    assert chosen(Cookie=f"{LOCALE_COOKIE}=xx", **{"Accept-Language": "en"}) is comma
+    assert chosen(Cookie=f"{LOCALE_COOKIE}=ru", **{"Accept-Language": "xx-YY, en"}) is comma
+    assert chosen(**{"Accept-Language": "de, en;q=0.5"}).tag == "en"
+    assert chosen().tag == "en"
 
 
 def test_without_a_next_field_the_sign_in_pages_address_says_where_to(server, user) -> None:

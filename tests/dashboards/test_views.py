@@ -8,14 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 import plotly.graph_objects as go
 import pytest
+from dash import no_update
 
 from dashboards import event, exports, figures, overview
-from dashboards import format as fmt
 from dashboards.app import choose_org, page_for, signin_page
 from dashboards.client import ApiError, Unauthorized
 from dashboards.components import api_problem
 
-N = fmt.NBSP
 NOW = datetime(2027, 4, 1, 9, 30, tzinfo=UTC)
 EVENT_ID = "0190f0c0-0000-7000-8000-000000000001"
 TT = "0190f0c0-0000-7000-8000-0000000000aa"
@@ -108,11 +107,25 @@ def fresh() -> dict:
 def test_event_cards_read_the_api_figures() -> None:
     v = event.view(dashboard(), NOW)
     assert v.sold == "42 / 120" and v.capacity_note == "78 seats left"
-    assert v.revenue == f"2\u202f451,00{N}€ · 3\u202f000,00{N}₽"
-    assert v.revenue_note.startswith(f"gross 2\u202f500,00{N}€")
-    assert v.conversion == f"7,5{N}%"
-    assert v.attendance == f"71,4{N}%" and v.attendance_note == "30 checked in"
+    assert v.revenue == "€2,451.00 · ₽3,000.00"
+    assert v.revenue_note.startswith("gross €2,500.00")
+    assert v.conversion == "7.5%"
+    assert v.attendance == "71.4%" and v.attendance_note == "30 checked in"
     assert v.updated == "Updated 1 Apr 2027, 11:30 · times in Europe/Berlin"
+
+
+def test_attendance_before_the_doors_open_is_not_zero() -> None:
+    """Registrations but no check-in a day before: "not started", never "0 %"."""
+    d = dashboard()
+    d["kpis"] = {**d["kpis"], "checkins": 0, "attendance_rate": 0.0}
+    day_before = datetime(2027, 3, 31, 8, tzinfo=UTC)
+    v = event.view(d, day_before)
+    assert v.attendance == "–" and "0" not in v.attendance
+    assert v.attendance_note == "not started: doors open 1 Apr 2027, 09:00"
+    doors_open = event.view(d, datetime(2027, 4, 1, 7, tzinfo=UTC))
+    assert doors_open.attendance == "0.0%"  # the doors are open: nobody came yet is news
+    early = {**d, "kpis": {**d["kpis"], "checkins": 2, "attendance_rate": 2 / 42}}
+    assert event.view(early, day_before).attendance == "4.8%"  # checked in early: shown
 
 
 def test_the_live_counter_shows_from_an_hour_before_the_start_to_the_end() -> None:
@@ -139,12 +152,28 @@ def test_series_are_drawn_in_the_event_time_zone() -> None:
 
 
 def test_revenue_runs_per_currency_from_the_range_start() -> None:
-    fig = figs(event.view(dashboard(), NOW))[1]
+    fig = figs(event.view(dashboard(), NOW, "30d"))[1]
     eur = next(t for t in fig.data if t.name == "Net, €")
     assert list(eur.y) == [0, 1500, 2451, 2451]  # start, two buckets, held until now
     assert eur.x[0] == "2027-03-01 01:00"  # the range start in Berlin time
     assert eur.x[-1] == "2027-04-01 11:30"  # now
     assert {t.name for t in fig.data} == {"Net, €", "Net, ₽"}
+    assert list(fig.layout.xaxis.range) == ["2027-03-01 01:00:00", "2027-04-01 11:30:00"]
+
+
+def test_the_whole_event_axis_starts_at_the_first_data_not_before() -> None:
+    """Created a month ago, first registration last night: the time axes start half a bucket
+    before that registration and end now, not at the creation with everything in one edge."""
+    d = dashboard()
+    d["range"] = {**d["range"], "granularity": "hour"}
+    activity, revenue = figs(event.view(d, NOW, "all"))[:2]
+    # the first bucket with a registration: 22:00 UTC = 00:00 in Berlin, less half an hour
+    assert list(activity.layout.xaxis.range) == ["2027-03-31 23:30:00", "2027-04-01 11:30:00"]
+    assert list(revenue.layout.xaxis.range) == list(activity.layout.xaxis.range)
+    eur = next(t for t in revenue.data if t.name == "Net, €")
+    assert eur.x[0] == "2027-03-31 23:30" and eur.y[0] == 0  # the line starts with the axis
+    start, end = event.time_span(fresh(), NOW, "all")  # nothing drawn: the period itself
+    assert (start, end) == (datetime(2027, 3, 1, tzinfo=UTC), NOW)
 
 
 def test_the_funnel_shows_counts_and_drop_off_shares() -> None:
@@ -152,8 +181,9 @@ def test_the_funnel_shows_counts_and_drop_off_shares() -> None:
     assert isinstance(funnel, go.Funnel)
     assert list(funnel.x) == [600, 200, 60, 45, 20, 30]
     assert funnel.text[0] == "600"
-    assert funnel.text[1] == f"200 · 66,7{N}% drop-off"
-    assert funnel.text[3] == f"45 · 25,0{N}% drop-off"
+    assert list(funnel.y)[:2] == ["Viewed", "Chose a ticket"]  # the API's stages, in order
+    assert funnel.text[1] == "200 · 66.7% drop-off"
+    assert funnel.text[3] == "45 · 25.0% drop-off"
     assert funnel.text[5] == "30"  # more check-ins than payments: free tickets, no drop-off
 
 
@@ -162,6 +192,24 @@ def test_ticket_types_and_sources() -> None:
     assert [list(t.x) for t in tickets.data] == [["Standard"]]
     assert list(tickets.data[0].y) == [2451.0]
     assert list(sources.data[0].y) == ["direct", "google"]  # largest at the top
+
+
+def test_sources_show_their_conversion_when_the_api_attributes_registrations() -> None:
+    rows = [
+        {"source": "google", "views": 500, "unique_views": 400, "registrations": 30},
+        {"source": "telegram", "views": 90, "unique_views": 80, "conversion_rate": 0.125},
+        {"source": "newsletter", "views": 40, "unique_views": 0, "registrations": 0},
+    ]
+    fig = go.Figure(figures.sources(rows, "r"))
+    assert list(fig.data[0].y) == [
+        "newsletter", "telegram · 12.5% converted", "google · 7.5% converted"
+    ]  # fmt: skip
+
+
+def test_every_axis_fits_its_tick_labels() -> None:
+    for fig in figs(event.view(dashboard(), NOW)):
+        assert fig.layout.xaxis.automargin is True and fig.layout.yaxis.automargin is True
+    assert figs(event.view(dashboard(), NOW))[0].layout.separators == ".,"
 
 
 def test_a_fresh_event_says_no_data_yet_instead_of_empty_axes() -> None:
@@ -193,9 +241,9 @@ def test_event_windows_and_their_granularity() -> None:
     assert event.window("24h", e, NOW)[2] == "hour"
     assert event.window("7d", e, NOW)[2] == "hour"
     assert event.window("30d", e, NOW)[2] == "day"
-    just_made = {"created_at": "2027-04-01T09:20:00Z", "starts_at": "2027-05-01T08:00:00Z"}
-    start, _, granularity = event.window("all", just_made, NOW)
-    assert start == datetime(2027, 4, 1, 8, 31, tzinfo=UTC) and granularity == "minute"
+    just_made = {"created_at": "2027-04-01T09:20:40Z", "starts_at": "2027-05-01T08:00:00Z"}
+    start, _, granularity = event.window("all", just_made, NOW)  # no hour of nothing before
+    assert start == datetime(2027, 4, 1, 9, 20, tzinfo=UTC) and granularity == "minute"
 
 
 def test_managers_get_actions_analysts_do_not() -> None:
@@ -278,10 +326,25 @@ def test_the_overview_lists_every_event_with_changes() -> None:
     page = overview.content(events, report())
     text = text_of(page)
     assert "PyCon Berlin" in text and "Meetup" in text  # the quiet event has a row too
-    assert f"▲ 100,0{N}%" in text  # views 50 → 100
-    assert f"▼ 20,0{N}%" in text  # registrations 10 → 8
+    assert "▲ 100.0%" in text  # views 50 → 100
+    assert "▼ 20.0%" in text  # registrations 10 → 8
     assert "▲ new" in text  # revenue from nothing
     assert "/events/" + EVENT_ID in str(page)
+
+
+def test_the_overview_shows_no_attendance_before_an_event_starts() -> None:
+    events = [{"id": EVENT_ID, "title": "PyCon Berlin", "status": "published", "timezone": "UTC",
+               "starts_at": "2027-04-01T08:00:00Z"}]  # fmt: skip
+    r = report()
+    r["events"][0] |= {"checkins": 0, "attendance_rate": 0.0}
+    current, previous = overview.rows_of(r)
+    before = text_of(
+        overview.events_table(events, current, previous, datetime(2027, 3, 20, tzinfo=UTC))
+    )
+    assert before.endswith("new – not started")
+    assert text_of(overview.events_table(events, current, previous, NOW)).endswith(
+        "new 0.0% ▼ 100.0%"
+    )
 
 
 def test_an_organization_without_events() -> None:
@@ -306,7 +369,7 @@ def test_export_progress_and_download() -> None:
     done = {**running, "status": "succeeded", "progress": 100, "rows": 1234,
             "download_url": "http://s3/x", "file_name": "registrations_x.csv"}  # fmt: skip
     value, label, line, link = exports.status_view(done)
-    assert (value, label) == (100, "100 %") and line == "Registrations: succeeded, 1\u202f234 rows"
+    assert (value, label) == (100, "100 %") and line == "Registrations: succeeded, 1,234 rows"
     assert link.href == "http://s3/x" and link.download == "registrations_x.csv"
     failed = {**running, "status": "failed", "error": "disk full"}
     assert exports.status_view(failed)[2] == "Registrations: failed (disk full)"
@@ -345,13 +408,43 @@ def test_nothing_is_decided_before_the_address_is_known() -> None:
     assert load_shell(NoSession(), None, None, None, None) == (no_update,) * 6
 
 
+class DeadSession:
+    def client(self):
+        raise Unauthorized(401, "token_expired", "expired")
+
+
 def test_pages_without_a_session_send_to_sign_in() -> None:
     page = page_for("/exports", None, "a", ORGS, NoSession(), 5)
-    assert page.href == "/signin?message=expired&next=/exports" and page.refresh is True
+    # never signed in: the plain sign-in page, not "your session has ended"
+    assert page.href == "/signin?next=/exports" and page.refresh is True
+    assert page_for("/exports", None, "a", ORGS, DeadSession(), 5).href == (
+        "/signin?message=expired&next=/exports"
+    )
     assert "No organization yet" in str(page_for("/", None, None, [], NoSession(), 5))
     assert "Not found" in str(page_for("/nowhere", None, "a", ORGS, NoSession(), 5))
     assert "ov-period" in str(page_for("/", None, "a", ORGS, NoSession(), 5))
     assert "ev-tick" in str(page_for("/events/" + EVENT_ID, None, "a", ORGS, NoSession(), 5))
+
+
+class Refusing:
+    def __init__(self, status: int) -> None:
+        self.status = status
+
+    def client(self):
+        return self
+
+    def event(self, event_id):
+        raise ApiError(self.status, "not_found", "no such event")
+
+
+def test_an_event_not_there_replaces_the_page_and_stops_loading() -> None:
+    out = event.on_tick(Refusing(404), "all", EVENT_ID, ORGS, NOW)
+    assert len(out) == event.OUTPUTS
+    assert "Event not found" in str(out[0]) and "Loading" not in str(out[0])
+    assert out[-2:] == ({"display": "none"}, True)  # the body hidden, the refresh stopped
+    assert "Event not found" in str(event.on_tick(Refusing(403), "all", EVENT_ID, ORGS, NOW)[0])
+    failing = event.on_tick(Refusing(503), "all", EVENT_ID, ORGS, NOW)  # may pass: keep trying
+    assert "The platform answered" in str(failing[-3]) and failing[-1] is no_update
 
 
 @pytest.mark.parametrize(
