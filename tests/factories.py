@@ -55,6 +55,40 @@ def assert_error(response: Response, status: int, code: str) -> dict:
     return error
 
 
+def page_of(response: Response) -> dict:
+    """A page of a list (every list answers ``{"items": [...], "next_cursor": ...}``)."""
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert set(body) == {"items", "next_cursor"}, body
+    return body
+
+
+def items_of(response: Response) -> list[dict]:
+    """The items of a list answered in one page (a bounded list, or a first page)."""
+    return page_of(response)["items"]
+
+
+def walk(
+    client: TestClient, path: str, user: dict | None, *, limit: int = 100, between=None, **params
+) -> list[dict]:
+    """Every item of a paged list (``path`` after ``/api/v1``), following ``next_cursor`` page
+    by page; ``between(n)`` runs after the n-th page (from 1) before the next is asked for."""
+    found: list[dict] = []
+    cursor, pages = None, 0
+    while True:
+        query = {**params, "limit": limit, **({"cursor": cursor} if cursor else {})}
+        page = page_of(client.get(V1 + path, params=query, headers=auth(user)))
+        assert len(page["items"]) <= limit
+        found += page["items"]
+        pages += 1
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return found
+        assert page["items"], "a page with a next_cursor is never empty"
+        if between is not None:
+            between(pages)
+
+
 def outbox_rows(engine: Engine, aggregate_id: str, event_type: str | None = None) -> list[dict]:
     """The outbox rows of one aggregate (of one ``event_type``, if given), oldest first."""
     with engine.connect() as conn:
@@ -212,8 +246,7 @@ class Organizer:
         response = self.client.get(
             f"{V1}/events/{event_id}/ticket-types", headers=self.owner["headers"]
         )
-        assert response.status_code == 200, response.text
-        return next(t for t in response.json() if t["id"] == ticket_type_id)
+        return next(t for t in items_of(response) if t["id"] == ticket_type_id)
 
     def sold(self, event_id: str, ticket_type_id: str) -> int:
         return self.ticket_type_now(event_id, ticket_type_id)["sold"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
@@ -24,12 +23,12 @@ from api.event.schemas import (
     CancelBody,
     EventCreate,
     EventOut,
-    EventPage,
     EventUpdate,
     TicketTypeFields,
     TicketTypeOut,
     TicketTypeUpdate,
 )
+from api.pagination import Page, Paging
 from api.types import IsoDatetime
 from domain.event import service
 from domain.event.models import EventStatus
@@ -46,28 +45,6 @@ EventReader = Annotated[Membership | None, Depends(public_or_member("events", "e
 OrgReader = Annotated[Membership, Depends(require_role(*READ_ROLES))]
 
 
-CURSOR_PATTERN = r"^[0-9]{1,17}-[0-9a-f]{32}$"
-
-
-def _encode_cursor(position: tuple[datetime, uuid.UUID] | None) -> str | None:
-    """``<start in µs since the epoch>-<event id hex>``: every string matching the documented
-    pattern decodes to a position, so a cursor is never 'malformed', only past the end."""
-    if position is None:
-        return None
-    micros = (position[0] - EPOCH) // timedelta(microseconds=1)
-    return f"{micros}-{position[1].hex}"
-
-
-def _decode_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
-    if not cursor:
-        return None
-    micros, ident = cursor.split("-", 1)
-    return EPOCH + timedelta(microseconds=int(micros)), uuid.UUID(hex=ident)
-
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
 @router.post(
     "/events", response_model=EventOut, status_code=status.HTTP_201_CREATED,
     responses=responses(401, 403, 404),
@@ -81,44 +58,42 @@ def create_event(body: EventCreate, uow: UowDep) -> EventOut:
     return EventOut.model_validate(event)
 
 
-@router.get("/events", response_model=EventPage, openapi_extra=OPTIONAL_AUTH)
+@router.get("/events", response_model=Page[EventOut], openapi_extra=OPTIONAL_AUTH)
 def list_events(
     uow: OptionalUowDep,
+    paging: Paging,
     organization_id: uuid.UUID | None = None,
     starts_after: IsoDatetime | None = Query(default=None, description="Inclusive"),
     starts_before: IsoDatetime | None = Query(default=None, description="Exclusive"),
     q: str | None = Query(default=None, max_length=200, description="Text in title or description"),
-    cursor: str | None = Query(
-        default=None, pattern=CURSOR_PATTERN, description="`next_cursor` of the previous page"
-    ),
-    limit: int = Query(default=20, ge=1, le=100),
-) -> EventPage:
+) -> Page[EventOut]:
     """Published public events, soonest first, with cursor pagination."""
-    items, after = service.list_public(
+    page = service.list_public(
         uow,
         organization_id=organization_id,
         starts_after=starts_after,
         starts_before=starts_before,
         query=q,
-        cursor=_decode_cursor(cursor),
-        limit=limit,
+        page=paging,
     )
-    return EventPage(
-        items=[EventOut.model_validate(e) for e in items], next_cursor=_encode_cursor(after)
-    )
+    return Page[EventOut].of(page, EventOut.model_validate)
 
 
 @router.get(
-    "/organizations/{org_id}/events", response_model=list[EventOut], responses=responses(401, 404)
+    "/organizations/{org_id}/events",
+    response_model=Page[EventOut],
+    responses=responses(401, 404),
 )
 def organization_events(
     org_id: uuid.UUID,
     member: OrgReader,
     uow: UowDep,
+    paging: Paging,
     status_filter: Annotated[EventStatus | None, Query(alias="status")] = None,
-) -> list[EventOut]:
-    """Every event of the organization, drafts included (members)."""
-    return [EventOut.model_validate(e) for e in service.list_for_tenant(uow, org_id, status_filter)]
+) -> Page[EventOut]:
+    """Every event of the organization, drafts included, soonest first (members)."""
+    page = service.list_for_tenant(uow, org_id, status_filter, paging)
+    return Page[EventOut].of(page, EventOut.model_validate)
 
 
 @router.get(
@@ -179,17 +154,19 @@ def complete(event_id: uuid.UUID, member: EventManager, uow: UowDep) -> EventOut
 
 @router.get(
     "/events/{event_id}/ticket-types",
-    response_model=list[TicketTypeOut],
+    response_model=Page[TicketTypeOut],
     responses=responses(404),
     tags=["ticket types"],
     openapi_extra=OPTIONAL_AUTH,
 )
 def list_ticket_types(
     event_id: uuid.UUID, member: EventReader, uow: OptionalUowDep
-) -> list[TicketTypeOut]:
-    """The event's ticket types with what is still available."""
+) -> Page[TicketTypeOut]:
+    """The event's ticket types with what is still available (a short list: answered whole)."""
     service.get_event(uow, event_id)
-    return [TicketTypeOut.of(t) for t in service.list_ticket_types(uow, event_id)]
+    return Page[TicketTypeOut].whole(
+        TicketTypeOut.of(t) for t in service.list_ticket_types(uow, event_id)
+    )
 
 
 @router.post(

@@ -160,13 +160,6 @@ class EventOut(BaseModel):
         return self
 
 
-class EventPage(BaseModel):
-    items: list[EventOut]
-    next_cursor: str | None = Field(
-        description="Pass as `cursor` for the next page; null at the end"
-    )
-
-
 class CancelBody(RequestModel):
     reason: str | None = Field(default=None, max_length=500)
 

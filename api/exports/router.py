@@ -22,6 +22,7 @@ from api.deps import (
 )
 from api.errors import responses
 from api.media.router import StorageDep
+from api.pagination import Page, Paging
 from api.types import IsoDatetime, RequestModel
 from domain.exports import service
 from domain.exports.models import Dataset, Export, ExportFormat, ExportStatus
@@ -162,19 +163,17 @@ def get_export(
     return _out(service.get_export(uow, export_id), member, state, storage)
 
 
-@router.get("/exports", response_model=list[ExportOut], responses=responses(401, 403, 404))
+@router.get("/exports", response_model=Page[ExportOut], responses=responses(401, 403, 404))
 def list_exports(
     uow: UowDep,
     state: StateDep,
     storage: StorageDep,
     response: Response,
+    paging: Paging,
     organization_id: uuid.UUID = Query(description="The organization"),
-    limit: int = Query(default=20, ge=1, le=100),
-) -> list[ExportOut]:
-    """The organization's latest exports, newest first (owners, moderators, analysts)."""
+) -> Page[ExportOut]:
+    """The organization's exports, newest first (owners, moderators, analysts)."""
     member = enter_tenant_as(uow, organization_id, READ_ROLES)
     response.headers["Cache-Control"] = "no-store"
-    return [
-        _out(e, member, state, storage)
-        for e in service.recent_exports(uow, member.tenant_id, limit)
-    ]
+    page = service.recent_exports(uow, member.tenant_id, paging)
+    return Page[ExportOut].of(page, lambda e: _out(e, member, state, storage))

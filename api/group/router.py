@@ -24,6 +24,7 @@ from api.group.schemas import (
     GroupMemberOut,
     GroupOut,
 )
+from api.pagination import Page, Paging
 from domain.group import service
 
 router = APIRouter(tags=["groups"])
@@ -40,12 +41,14 @@ GroupManager = Annotated[
 
 @router.get(
     "/organizations/{org_id}/groups",
-    response_model=list[GroupOut],
+    response_model=Page[GroupOut],
     responses=responses(401, 404),
 )
-def list_groups(org_id: uuid.UUID, member: OrgReader, uow: UowDep) -> list[GroupOut]:
-    """The organization's groups."""
-    return [GroupOut.model_validate(g) for g in service.list_groups(uow, org_id)]
+def list_groups(
+    org_id: uuid.UUID, member: OrgReader, uow: UowDep, paging: Paging
+) -> Page[GroupOut]:
+    """The organization's groups by name."""
+    return Page[GroupOut].of(service.list_groups(uow, org_id, paging), GroupOut.model_validate)
 
 
 @router.post(
@@ -95,14 +98,16 @@ def join(body: GroupJoin, uow: UowDep) -> GroupOut:
 
 @router.get(
     "/groups/{group_id}/members",
-    response_model=list[GroupMemberOut],
+    response_model=Page[GroupMemberOut],
     responses=responses(401, 403, 404),
 )
-def members(group_id: uuid.UUID, member: GroupManager, uow: UowDep) -> list[GroupMemberOut]:
-    """Members of the group (owners and moderators)."""
-    return [
-        GroupMemberOut(
+def members(
+    group_id: uuid.UUID, member: GroupManager, uow: UowDep, paging: Paging
+) -> Page[GroupMemberOut]:
+    """Members of the group in joining order (owners and moderators)."""
+    return Page[GroupMemberOut].of(
+        service.list_members(uow, group_id, paging),
+        lambda v: GroupMemberOut(
             user_id=v.user.id, display_name=v.user.display_name, joined_at=v.member.created_at
-        )
-        for v in service.list_members(uow, group_id)
-    ]
+        ),
+    )

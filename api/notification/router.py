@@ -21,6 +21,7 @@ from api.notification.schemas import (
     SendOut,
     TemplateOut,
 )
+from api.pagination import Page
 from api.security import CurrentPrincipal
 from api.state import AppState
 from core.logging import get_logger
@@ -71,10 +72,11 @@ def write_preferences(body: PreferencesIn, uow: UowDep) -> PreferencesOut:
     return _out(set_preferences(uow, channel=body.channel, quiet=quiet))
 
 
-@router.get("/templates", response_model=list[TemplateOut], responses=responses(401))
-def list_templates(principal: CurrentPrincipal) -> list[TemplateOut]:
-    """Every message template: the events that send it, its languages and its variables."""
-    return [TemplateOut(**entry) for entry in catalog.available()]
+@router.get("/templates", response_model=Page[TemplateOut], responses=responses(401))
+def list_templates(principal: CurrentPrincipal) -> Page[TemplateOut]:
+    """Every message template: the events that send it, its languages and its variables (the
+    catalog is fixed: answered whole)."""
+    return Page[TemplateOut].whole(TemplateOut(**entry) for entry in catalog.available())
 
 
 def _check_rate(state: AppState, organizer: str) -> None:

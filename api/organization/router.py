@@ -31,6 +31,7 @@ from api.organization.schemas import (
     ReviewBody,
     RoleChange,
 )
+from api.pagination import Page, Paging
 from domain.identity.service import get_user
 from domain.organization import service
 from domain.organization.models import RequestStatus
@@ -75,16 +76,17 @@ def create_request(body: OrganizationRequestCreate, uow: UowDep) -> Organization
 
 @router.get(
     "/organization-requests",
-    response_model=list[OrganizationRequestOut],
+    response_model=Page[OrganizationRequestOut],
     responses=responses(401),
 )
 def list_requests(
-    uow: UowDep, status_filter: Annotated[RequestStatus | None, Query(alias="status")] = None
-) -> list[OrganizationRequestOut]:
-    """Platform admins see every request; anyone else sees their own."""
-    return [
-        OrganizationRequestOut.model_validate(r) for r in service.list_requests(uow, status_filter)
-    ]
+    uow: UowDep,
+    paging: Paging,
+    status_filter: Annotated[RequestStatus | None, Query(alias="status")] = None,
+) -> Page[OrganizationRequestOut]:
+    """Platform admins see every request; anyone else sees their own. Oldest first."""
+    page = service.list_requests(uow, status_filter, paging)
+    return Page[OrganizationRequestOut].of(page, OrganizationRequestOut.model_validate)
 
 
 def _review(uow: UnitOfWork, request_id: uuid.UUID, approve: bool, body: ReviewBody | None):
@@ -137,13 +139,14 @@ def create_organization(body: OrganizationCreate, uow: UowDep) -> OrganizationOu
     return OrganizationOut.model_validate(org)
 
 
-@router.get("/organizations", response_model=list[MyOrganization], responses=responses(401))
-def my_organizations(uow: UowDep) -> list[MyOrganization]:
-    """The organizations the caller belongs to, with the caller's role in each."""
-    return [
-        MyOrganization(**OrganizationOut.model_validate(org).model_dump(), role=role)
-        for org, role in service.list_my_organizations(uow, uow.user_id)
-    ]
+@router.get("/organizations", response_model=Page[MyOrganization], responses=responses(401))
+def my_organizations(uow: UowDep, paging: Paging) -> Page[MyOrganization]:
+    """The organizations the caller belongs to by name, with the caller's role in each."""
+    page = service.list_my_organizations(uow, uow.user_id, paging)
+    return Page[MyOrganization].of(
+        page,
+        lambda row: MyOrganization(**OrganizationOut.model_validate(row[0]).model_dump(), role=row[1]),
+    )
 
 
 @router.get(
@@ -159,12 +162,15 @@ def get_organization(org_id: uuid.UUID, member: Reader, uow: UowDep) -> MyOrgani
 
 @router.get(
     "/organizations/{org_id}/members",
-    response_model=list[MemberOut],
+    response_model=Page[MemberOut],
     responses=responses(401, 403, 404),
 )
-def list_members(org_id: uuid.UUID, member: Manager, uow: UowDep) -> list[MemberOut]:
-    """Members and their roles (owners and moderators: it shows contact details)."""
-    return [_member_out(v) for v in service.list_members(uow, org_id)]
+def list_members(
+    org_id: uuid.UUID, member: Manager, uow: UowDep, paging: Paging
+) -> Page[MemberOut]:
+    """Members and their roles in joining order (owners and moderators: it shows contact
+    details)."""
+    return Page[MemberOut].of(service.list_members(uow, org_id, paging), _member_out)
 
 
 @router.post(
@@ -220,8 +226,7 @@ def change_role(
 ) -> MemberOut:
     """Owner: change a member's role. The last owner cannot be demoted."""
     service.change_role(uow, org_id, user_id, body.role)
-    view = next(v for v in service.list_members(uow, org_id) if v.user.id == user_id)
-    return _member_out(view)
+    return _member_out(service.member_view(uow, org_id, user_id))
 
 
 @router.delete(

@@ -27,6 +27,7 @@ from api.deps import (
 )
 from api.errors import ErrorResponse, responses
 from api.middleware.idempotency import IdempotencyKey
+from api.pagination import Page
 from api.payment.schemas import (
     PROVIDER_PATTERN,
     PaymentCreate,
@@ -139,16 +140,16 @@ def get_payment(payment_id: uuid.UUID, member: PaymentMember, uow: UowDep) -> Pa
 
 @router.get(
     "/registrations/{registration_id}/payments",
-    response_model=list[PaymentOut],
+    response_model=Page[PaymentOut],
     responses=responses(401, 404),
 )
 def registration_payments(
     registration_id: uuid.UUID, member: RegistrationMember, uow: UowDep
-) -> list[PaymentOut]:
+) -> Page[PaymentOut]:
     """The payments of a registration, oldest first: the participant's own, or the
-    organization's."""
+    organization's (a short list: answered whole)."""
     registration = get_registration(uow, registration_id)
-    return [_out(uow, p) for p in service.payments_of(uow, registration.id)]
+    return Page[PaymentOut].whole(_out(uow, p) for p in service.payments_of(uow, registration.id))
 
 
 @router.post(

@@ -17,6 +17,7 @@ from api.deps import (
     require_resource_role,
 )
 from api.errors import ApiError, responses
+from api.pagination import Page, Paging
 from api.registration.schemas import (
     CancelRegistration,
     OrganizerRegistration,
@@ -24,7 +25,6 @@ from api.registration.schemas import (
     RegistrationCreate,
     RegistrationFromHold,
     RegistrationOut,
-    RegistrationPage,
     ReservationCreate,
     ReservationOut,
 )
@@ -117,29 +117,23 @@ def register(event_id: uuid.UUID, body: RegistrationCreate, uow: UowDep) -> Regi
 
 @router.get(
     "/events/{event_id}/registrations",
-    response_model=RegistrationPage,
+    response_model=Page[OrganizerRegistration],
     responses=responses(401, 403, 404),
 )
 def event_registrations(
     event_id: uuid.UUID,
     member: EventReader,
     uow: UowDep,
+    paging: Paging,
     status_filter: Annotated[RegistrationStatus | None, Query(alias="status")] = None,
     ticket_type_id: uuid.UUID | None = None,
-    cursor: uuid.UUID | None = Query(
-        default=None, description="`next_cursor` of the previous page"
-    ),
-    limit: int = Query(default=50, ge=1, le=200),
-) -> RegistrationPage:
-    """The event's registrations (members). Names and e-mails only for owners and moderators."""
-    rows, after = service.list_for_event(
-        uow,
-        event_id,
-        status=status_filter,
-        ticket_type_id=ticket_type_id,
-        after=cursor,
-        limit=limit,
+) -> Page[OrganizerRegistration]:
+    """The event's registrations, oldest first (members). Names and e-mails only for owners and
+    moderators."""
+    page = service.list_for_event(
+        uow, event_id, status=status_filter, ticket_type_id=ticket_type_id, page=paging
     )
+    rows = page.items
     personal = member.role in (Role.OWNER, Role.MODERATOR)
     users = {}
     if personal and rows:
@@ -147,20 +141,19 @@ def event_registrations(
             u.id: u
             for u in uow.session.scalars(select(User).where(User.id.in_({r.user_id for r in rows})))
         }
-    items = []
-    for r in rows:
+
+    def out(r) -> OrganizerRegistration:
         user = users.get(r.user_id)
         participant = Participant(
             user_id=r.user_id,
             display_name=user.display_name if user else None,
             email=user.email if user else None,
         )
-        items.append(
-            OrganizerRegistration(
-                **RegistrationOut.model_validate(r).model_dump(), participant=participant
-            )
+        return OrganizerRegistration(
+            **RegistrationOut.model_validate(r).model_dump(), participant=participant
         )
-    return RegistrationPage(items=items, next_cursor=str(after) if after else None)
+
+    return Page[OrganizerRegistration].of(page, out)
 
 
 @router.get(
@@ -176,11 +169,12 @@ def get_registration(
 
 
 @router.get(
-    "/users/me/registrations", response_model=list[RegistrationOut], responses=responses(401)
+    "/users/me/registrations", response_model=Page[RegistrationOut], responses=responses(401)
 )
-def my_registrations(uow: UowDep) -> list[RegistrationOut]:
+def my_registrations(uow: UowDep, paging: Paging) -> Page[RegistrationOut]:
     """The caller's registrations across every organization, newest first."""
-    return [RegistrationOut.model_validate(r) for r in service.list_mine(uow, uow.user_id)]
+    page = service.list_mine(uow, uow.user_id, paging)
+    return Page[RegistrationOut].of(page, RegistrationOut.model_validate)
 
 
 @router.post(

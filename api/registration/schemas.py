@@ -80,10 +80,5 @@ class OrganizerRegistration(RegistrationOut):
     participant: Participant
 
 
-class RegistrationPage(BaseModel):
-    items: list[OrganizerRegistration]
-    next_cursor: str | None
-
-
 class CancelRegistration(RequestModel):
     reason: str | None = Field(default=None, max_length=200)

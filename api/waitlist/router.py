@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 from api.deps import READ_ROLES, Membership, UowDep, require_resource_role
 from api.errors import responses
+from api.pagination import Page, Paging
 from domain.waitlist import service
 from domain.waitlist.models import WaitlistStatus
 
@@ -61,12 +62,15 @@ def join(event_id: uuid.UUID, body: WaitlistJoin, uow: UowDep) -> WaitlistPositi
 
 @router.get(
     "/events/{event_id}/waitlist",
-    response_model=list[WaitlistEntryOut],
+    response_model=Page[WaitlistEntryOut],
     responses=responses(401, 403, 404),
 )
-def entries(event_id: uuid.UUID, member: EventReader, uow: UowDep) -> list[WaitlistEntryOut]:
-    """The event's waitlist in offer order (members)."""
-    return [WaitlistEntryOut.model_validate(e) for e in service.list_for_event(uow, event_id)]
+def entries(
+    event_id: uuid.UUID, member: EventReader, uow: UowDep, paging: Paging
+) -> Page[WaitlistEntryOut]:
+    """The event's waitlist by ticket type, each in offer order (members)."""
+    page = service.list_for_event(uow, event_id, paging)
+    return Page[WaitlistEntryOut].of(page, WaitlistEntryOut.model_validate)
 
 
 @router.delete(

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, text, update
+from sqlalchemy import func, or_, select, update
 
 from domain.db.base import uuid7
 from domain.errors import Conflict, InvalidState, NotFound, ValidationFailed
@@ -22,6 +21,7 @@ from domain.event.events import (
 from domain.event.models import Event, EventStatus, TicketType, Visibility
 from domain.group.models import Group
 from domain.media.service import usable_image
+from domain.pagination import Keyset, Page, PageRequest
 from domain.timezones import check_timezone
 from domain.uow import UnitOfWork
 from domain.waitlist.models import WaitlistEntry, WaitlistStatus
@@ -205,10 +205,7 @@ def transition(
     return event
 
 
-@dataclass(frozen=True)
-class Page:
-    items: list[Event]
-    next_cursor: str | None
+EVENT_ORDER = Keyset(Event.starts_at, Event.id)  # soonest first
 
 
 def list_public(
@@ -218,9 +215,8 @@ def list_public(
     starts_after: datetime | None,
     starts_before: datetime | None,
     query: str | None,
-    cursor: tuple[datetime, uuid.UUID] | None,
-    limit: int,
-) -> tuple[list[Event], tuple[datetime, uuid.UUID] | None]:
+    page: PageRequest,
+) -> Page[Event]:
     """Published public events by start time (keyset pagination: stable under inserts)."""
     stmt = select(Event).where(
         Event.status == EventStatus.PUBLISHED,
@@ -236,25 +232,17 @@ def list_public(
     if query:
         pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         stmt = stmt.where(or_(Event.title.ilike(pattern), Event.description.ilike(pattern)))
-    if cursor:
-        stmt = stmt.where(
-            text("(events.starts_at, events.id) > (:c_at, :c_id)").bindparams(
-                c_at=cursor[0], c_id=cursor[1]
-            )
-        )
-    rows = list(uow.session.scalars(stmt.order_by(Event.starts_at, Event.id).limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, ((rows[-1].starts_at, rows[-1].id) if more else None)
+    return EVENT_ORDER.page(uow.session, stmt, page)
 
 
 def list_for_tenant(
-    uow: UnitOfWork, tenant_id: uuid.UUID, status: EventStatus | None
-) -> list[Event]:
+    uow: UnitOfWork, tenant_id: uuid.UUID, status: EventStatus | None, page: PageRequest
+) -> Page[Event]:
+    """The organization's events in every state, by start time."""
     stmt = select(Event).where(Event.tenant_id == tenant_id, Event.deleted_at.is_(None))
     if status:
         stmt = stmt.where(Event.status == status)
-    return list(uow.session.scalars(stmt.order_by(Event.starts_at, Event.id)))
+    return EVENT_ORDER.page(uow.session, stmt, page)
 
 
 # --- ticket types -------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from domain.event.models import Event
 from domain.exports.errors import InvalidRange, TooManyExports, TooManyRowsForXlsx
 from domain.exports.models import ACTIVE_STATUSES, Dataset, Export, ExportFormat
 from domain.organization.models import Organization
+from domain.pagination import Keyset, Page, PageRequest, desc
 from domain.uow import UnitOfWork
 
 XLSX_MAX_ROWS = 1_048_575  # a sheet's 1,048,576 rows, one of them the header
@@ -126,13 +127,7 @@ def get_export(uow: UnitOfWork, export_id: uuid.UUID) -> Export:
     return export
 
 
-def recent_exports(uow: UnitOfWork, tenant_id: uuid.UUID, limit: int = 50) -> list[Export]:
-    """The organization's latest exports, newest first."""
-    return list(
-        uow.session.scalars(
-            select(Export)
-            .where(Export.tenant_id == tenant_id)
-            .order_by(Export.created_at.desc(), Export.id.desc())
-            .limit(limit)
-        )
-    )
+def recent_exports(uow: UnitOfWork, tenant_id: uuid.UUID, page: PageRequest) -> Page[Export]:
+    """The organization's exports, newest first."""
+    stmt = select(Export).where(Export.tenant_id == tenant_id)
+    return Keyset(desc(Export.created_at), desc(Export.id)).page(uow.session, stmt, page)

@@ -15,6 +15,7 @@ from domain.group.events import GroupCreated, GroupMemberAdded
 from domain.group.models import Group, GroupMember
 from domain.identity.models import User
 from domain.organization.service import token_hash
+from domain.pagination import Keyset, Page, PageRequest
 from domain.uow import UnitOfWork
 
 
@@ -33,14 +34,10 @@ def create_group(
     return group
 
 
-def list_groups(uow: UnitOfWork, tenant_id: uuid.UUID) -> list[Group]:
-    return list(
-        uow.session.scalars(
-            select(Group)
-            .where(Group.tenant_id == tenant_id, Group.deleted_at.is_(None))
-            .order_by(Group.name)
-        )
-    )
+def list_groups(uow: UnitOfWork, tenant_id: uuid.UUID, page: PageRequest) -> Page[Group]:
+    """The organization's groups by name."""
+    stmt = select(Group).where(Group.tenant_id == tenant_id, Group.deleted_at.is_(None))
+    return Keyset(Group.name, Group.id).page(uow.session, stmt, page)
 
 
 def get_group(uow: UnitOfWork, group_id: uuid.UUID) -> Group:
@@ -83,12 +80,15 @@ class GroupMemberView:
     user: User
 
 
-def list_members(uow: UnitOfWork, group_id: uuid.UUID) -> list[GroupMemberView]:
+def list_members(
+    uow: UnitOfWork, group_id: uuid.UUID, page: PageRequest
+) -> Page[GroupMemberView]:
+    """The group's members in joining order."""
     get_group(uow, group_id)
-    rows = uow.session.execute(
+    stmt = (
         select(GroupMember, User)
         .join(User, User.id == GroupMember.user_id)
         .where(GroupMember.group_id == group_id, GroupMember.deleted_at.is_(None))
-        .order_by(GroupMember.id)
     )
-    return [GroupMemberView(m, u) for m, u in rows]
+    rows = Keyset(GroupMember.id).page(uow.session, stmt, page)
+    return Page([GroupMemberView(m, u) for m, u in rows.items], rows.after)

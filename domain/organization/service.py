@@ -32,6 +32,7 @@ from domain.organization.models import (
     RequestStatus,
     Role,
 )
+from domain.pagination import Keyset, Page, PageRequest
 from domain.uow import UnitOfWork
 
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,62}[a-z0-9])$")
@@ -73,13 +74,14 @@ def create_request(
 
 
 def list_requests(
-    uow: UnitOfWork, status: RequestStatus | None = None
-) -> list[OrganizationRequest]:
-    """The caller's own requests; every request for a platform admin (RLS decides)."""
-    query = select(OrganizationRequest).order_by(OrganizationRequest.id)
+    uow: UnitOfWork, status: RequestStatus | None, page: PageRequest
+) -> Page[OrganizationRequest]:
+    """The caller's own requests, oldest first; every request for a platform admin (RLS
+    decides)."""
+    query = select(OrganizationRequest)
     if status is not None:
         query = query.where(OrganizationRequest.status == status)
-    return list(uow.session.scalars(query))
+    return Keyset(OrganizationRequest.id).page(uow.session, query, page)
 
 
 def review_request(
@@ -141,8 +143,11 @@ def create_organization(uow: UnitOfWork, user_id: uuid.UUID, request_id: uuid.UU
     return org
 
 
-def list_my_organizations(uow: UnitOfWork, user_id: uuid.UUID) -> list[tuple[Organization, Role]]:
-    rows = uow.session.execute(
+def list_my_organizations(
+    uow: UnitOfWork, user_id: uuid.UUID, page: PageRequest
+) -> Page[tuple[Organization, Role]]:
+    """The user's organizations by name, each with the user's role in it."""
+    stmt = (
         select(Organization, OrganizationMember.role)
         .join(OrganizationMember, OrganizationMember.tenant_id == Organization.id)
         .where(
@@ -150,9 +155,8 @@ def list_my_organizations(uow: UnitOfWork, user_id: uuid.UUID) -> list[tuple[Org
             OrganizationMember.deleted_at.is_(None),
             Organization.deleted_at.is_(None),
         )
-        .order_by(Organization.name)
     )
-    return [(org, role) for org, role in rows]
+    return Keyset(Organization.name, Organization.id).page(uow.session, stmt, page)
 
 
 def get_organization(uow: UnitOfWork, org_id: uuid.UUID) -> Organization:
@@ -199,14 +203,21 @@ class MemberView:
     user: User
 
 
-def list_members(uow: UnitOfWork, tenant_id: uuid.UUID) -> list[MemberView]:
-    rows = uow.session.execute(
+def list_members(uow: UnitOfWork, tenant_id: uuid.UUID, page: PageRequest) -> Page[MemberView]:
+    """The organization's members, in joining order."""
+    stmt = (
         select(OrganizationMember, User)
         .join(User, User.id == OrganizationMember.user_id)
         .where(OrganizationMember.tenant_id == tenant_id, OrganizationMember.deleted_at.is_(None))
-        .order_by(OrganizationMember.id)
     )
-    return [MemberView(m, u) for m, u in rows]
+    rows = Keyset(OrganizationMember.id).page(uow.session, stmt, page)
+    return Page([MemberView(m, u) for m, u in rows.items], rows.after)
+
+
+def member_view(uow: UnitOfWork, tenant_id: uuid.UUID, user_id: uuid.UUID) -> MemberView:
+    """One member of the organization with their account."""
+    member = _member(uow, tenant_id, user_id)
+    return MemberView(member, uow.session.get_one(User, member.user_id))
 
 
 def _lock_tenant(uow: UnitOfWork, tenant_id: uuid.UUID) -> None:

@@ -14,6 +14,7 @@ from domain.db.base import add_unique, uuid7
 from domain.errors import Conflict, InvalidState, NotFound, ValidationFailed
 from domain.event.models import Event, EventStatus, TicketType
 from domain.event.service import get_event, get_ticket_type
+from domain.pagination import Keyset, Page, PageRequest, desc
 from domain.registration.events import (
     RegistrationCancelled,
     RegistrationConfirmed,
@@ -408,27 +409,18 @@ def list_for_event(
     *,
     status: RegistrationStatus | None,
     ticket_type_id: uuid.UUID | None,
-    after: uuid.UUID | None,
-    limit: int,
-) -> tuple[list[Registration], uuid.UUID | None]:
+    page: PageRequest,
+) -> Page[Registration]:
+    """The event's registrations, oldest first."""
     stmt = select(Registration).where(Registration.event_id == event_id)
     if status:
         stmt = stmt.where(Registration.status == status)
     if ticket_type_id:
         stmt = stmt.where(Registration.ticket_type_id == ticket_type_id)
-    if after:
-        stmt = stmt.where(Registration.id > after)
-    rows = list(uow.session.scalars(stmt.order_by(Registration.id).limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (rows[-1].id if more else None)
+    return Keyset(Registration.id).page(uow.session, stmt, page)
 
 
-def list_mine(uow: UnitOfWork, user_id: uuid.UUID) -> list[Registration]:
-    return list(
-        uow.session.scalars(
-            select(Registration)
-            .where(Registration.user_id == user_id)
-            .order_by(Registration.id.desc())
-        )
-    )
+def list_mine(uow: UnitOfWork, user_id: uuid.UUID, page: PageRequest) -> Page[Registration]:
+    """The user's registrations across every organization, newest first."""
+    stmt = select(Registration).where(Registration.user_id == user_id)
+    return Keyset(desc(Registration.id)).page(uow.session, stmt, page)

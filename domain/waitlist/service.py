@@ -11,6 +11,7 @@ from domain.db.base import add_unique, uuid7
 from domain.errors import Conflict, InvalidState, NotFound
 from domain.event.models import EventStatus, TicketType
 from domain.event.service import get_event, get_ticket_type
+from domain.pagination import Keyset, Page, PageRequest, desc
 from domain.registration.models import Registration, RegistrationStatus
 from domain.registration.service import reserve
 from domain.uow import UnitOfWork
@@ -119,13 +120,15 @@ def offer_next(uow: UnitOfWork, ticket_type_id: uuid.UUID) -> int:
         offers += 1
 
 
-def list_for_event(uow: UnitOfWork, event_id: uuid.UUID) -> list[WaitlistEntry]:
-    return list(
-        uow.session.scalars(
-            select(WaitlistEntry)
-            .where(WaitlistEntry.event_id == event_id)
-            .order_by(
-                WaitlistEntry.ticket_type_id, WaitlistEntry.priority.desc(), WaitlistEntry.seq
-            )
-        )
-    )
+# Offer order within each ticket type: priority, then arrival (seq is unique).
+OFFER_ORDER = Keyset(
+    WaitlistEntry.ticket_type_id, desc(WaitlistEntry.priority), WaitlistEntry.seq
+)
+
+
+def list_for_event(
+    uow: UnitOfWork, event_id: uuid.UUID, page: PageRequest
+) -> Page[WaitlistEntry]:
+    """The event's waitlist entries by ticket type, each in offer order."""
+    stmt = select(WaitlistEntry).where(WaitlistEntry.event_id == event_id)
+    return OFFER_ORDER.page(uow.session, stmt, page)
