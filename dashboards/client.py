@@ -69,6 +69,17 @@ class ApiClient:
     def post(self, path: str, body: dict | None = None, **kwargs: Any) -> Any:
         return self._call("POST", path, json=body, **kwargs)
 
+    def every(self, path: str, **params: Any) -> list[dict]:
+        """Every item of a paged list, following ``next_cursor`` (100 a page)."""
+        items: list[dict] = []
+        cursor = None
+        while True:
+            page = self.get(path, **params, limit=100, cursor=cursor)
+            items += page["items"]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return items
+
     # --- identity ---------------------------------------------------------------------------
 
     def login(self, email: str, password: str) -> Tokens:
@@ -87,12 +98,12 @@ class ApiClient:
 
     def organizations(self) -> list[dict]:
         """The user's organizations, each with the user's ``role`` in it."""
-        return self.get("/organizations")
+        return self.every("/organizations")
 
     # --- events -----------------------------------------------------------------------------
 
     def organization_events(self, organization_id: str) -> list[dict]:
-        return self.get(f"/organizations/{organization_id}/events")
+        return self.every(f"/organizations/{organization_id}/events")
 
     def event(self, event_id: str) -> dict:
         return self.get(f"/events/{event_id}")
@@ -121,8 +132,9 @@ class ApiClient:
     def export(self, export_id: str) -> dict:
         return self.get(f"/analytics/exports/{export_id}")
 
-    def exports(self, organization_id: str) -> Any:
-        return self.get("/analytics/exports", organization_id=organization_id)
+    def exports(self, organization_id: str) -> list[dict]:
+        """The organization's latest exports (one page), newest first."""
+        return self.get("/analytics/exports", organization_id=organization_id)["items"]
 
 
 def _param(value: Any) -> Any:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import structlog
@@ -136,13 +137,11 @@ class Simulation:
 
     def _organization(self, o: OrganizerPlan) -> str:
         owner = self.organizers[o.index] = Account(o.email, f"Organizer {o.index}")
-        mine = self._ok(self.http.call("GET", "/organizations", account=owner), "my organizations")
+        mine = self._all("/organizations", owner, "my organizations")
         for org in mine:
             if org["slug"] == o.slug:
                 return org["id"]
-        requests = self._ok(
-            self.http.call("GET", "/organization-requests", account=owner), "my requests"
-        )
+        requests = self._all("/organization-requests", owner, "my requests")
         request = next((r for r in requests if r["slug"] == o.slug), None)
         if request is None or request["status"] == "rejected":
             request = self._ok(
@@ -217,6 +216,19 @@ class Simulation:
         if response.status_code not in (200, 201, 202):
             raise Unexpected(what, response)
         return response.json() if response.content else None
+
+    def _all(self, path: str, account: Account, what: str) -> list[dict[str, Any]]:
+        """Every item of a paged list, page after page (``next_cursor``)."""
+        items: list[dict[str, Any]] = []
+        query: dict[str, Any] = {"limit": 100}
+        while True:
+            page = self._ok(
+                self.http.call("GET", f"{path}?{urlencode(query)}", account=account), what
+            )
+            items += page["items"]
+            if page["next_cursor"] is None:
+                return items
+            query["cursor"] = page["next_cursor"]
 
     # --- tracking ---------------------------------------------------------------------------
     def track(self, actions: list[Tracked], ids: list[str], sessions: list[str]) -> None:
@@ -509,13 +521,9 @@ class Simulation:
         taken: set[str] = set()
         deadline = time.monotonic() + self.offer_wait_s
         while len(taken) < n and time.monotonic() < deadline:
-            entries = self._ok(
-                self.http.call(
-                    "GET", f"/events/{event['id']}/waitlist",
-                    account=self.organizers[event["organizer"]],
-                ),
-                "waitlist",
-            )  # fmt: skip
+            entries = self._all(
+                f"/events/{event['id']}/waitlist", self.organizers[event["organizer"]], "waitlist"
+            )
             for entry in entries:
                 account = by_user.get(entry["user_id"])
                 if entry["status"] != "offered" or entry["id"] in taken or account is None:
@@ -644,7 +652,7 @@ class Simulation:
             r.payments = self._ok(
                 self.http.call("GET", f"/registrations/{r.id}/payments", account=r.account),
                 "payments",
-            )
+            )["items"]  # answered whole: a registration has few payments
 
         with (
             ThreadPoolExecutor(self.concurrency) as pool,
@@ -654,13 +662,9 @@ class Simulation:
                 bar.update()
         organizer_of = {e["id"]: e["organizer"] for e in self.events.values()}
         for event_id in waitlisted:
-            entries = self._ok(
-                self.http.call(
-                    "GET", f"/events/{event_id}/waitlist",
-                    account=self.organizers[organizer_of[event_id]],
-                ),
-                "waitlist",
-            )  # fmt: skip
+            entries = self._all(
+                f"/events/{event_id}/waitlist", self.organizers[organizer_of[event_id]], "waitlist"
+            )
             with self.ledger.lock:
                 for entry in entries:
                     if entry["id"] in self.ledger.waitlist:
