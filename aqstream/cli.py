@@ -6,6 +6,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -530,6 +531,26 @@ def simulate(
     """Deterministic traffic through the API of a running platform: organizers, events,
     visitors from sources with drop-off, a flash sale, payments, refunds, check-ins; prints the
     totals it produced (docs/simulate.md)."""
+    _simulate(seed, api, scenario, visits, rate, duration, forever, totals_json, admin_email,
+              admin_password, concurrency)  # fmt: skip
+
+
+def _simulate(
+    seed: int,
+    api: str | None,
+    scenario: str,
+    visits: int | None,
+    rate: float | None,
+    duration: float | None,
+    forever: bool,
+    totals_json: Path | None,
+    admin_email: str | None,
+    admin_password: str | None,
+    concurrency: int,
+    *,
+    progress: bool = True,
+    telegram: bool = False,
+) -> None:
     import signal
 
     from aqstream.simulate import (
@@ -559,6 +580,8 @@ def simulate(
         concurrency=concurrency,
         max_wait_s=3600 if forever or rate else 120,
         client_secret=base.dashboards_client_secret,
+        progress=progress,
+        telegram_bot_token=base.telegram_bot_token if telegram else None,
     )
     signal.signal(signal.SIGTERM, lambda *_: sim.stop.set())
     count = None if forever or duration else (visits or SCENARIOS[scenario].visitors)
@@ -592,25 +615,24 @@ DEMO_SCENARIO = "demo"
 def demo(
     rate: Annotated[float, typer.Option(help="Visitors per second")] = 1.0,
     seed: Annotated[int, typer.Option()] = DEMO_SEED,
+    telegram: Annotated[
+        bool,
+        typer.Option(
+            help="Every fourth participant signs up with Telegram (Login Widget data signed "
+            "with AQSTREAM_TELEGRAM_BOT_TOKEN): only where the Bot API is a local stand-in"
+        ),
+    ] = False,
 ) -> None:
     """Seed the demo (organizers, events, accounts) through the API once it answers, then keep
-    gentle live traffic going until stopped: what `aqstream run` starts so the dashboards are
-    alive. The same seed finds the same organizations again on the next run."""
+    gentle live traffic going until stopped (SIGTERM or Ctrl-C), then print its totals: what
+    `aqstream run` starts so the dashboards are alive. The same seed finds the same
+    organizations again on the next run."""
     base = _settings()
     _wait_http(f"http://{base.api_host}:{base.api_port}/health", timeout=120)
-    simulate(
-        seed=seed,
-        api=None,
-        scenario=DEMO_SCENARIO,
-        visits=None,
-        rate=rate,
-        duration=None,
-        forever=True,
-        totals_json=None,
-        admin_email=None,
-        admin_password=None,
-        concurrency=4,
-    )
+    _simulate(
+        seed, None, DEMO_SCENARIO, None, rate, None, True, None, None, None, 4,
+        progress=False, telegram=telegram,
+    )  # fmt: skip
 
 
 def demo_accounts(seed: int = DEMO_SEED) -> list[tuple[str, str, str]]:
@@ -626,9 +648,10 @@ def run(
         bool, typer.Option("--demo/--no-demo", help="Seed the demo and keep live traffic going")
     ] = True,
 ) -> None:
-    """Start the whole platform: local stack, migrations, API, jobs, outbox relay, stream worker
-    and dashboards, supervised, plus the demo (organizers, events, live traffic). Ctrl-C stops
-    everything it started."""
+    """Start the whole platform: local stack, migrations, mailbox, API, jobs, outbox relay,
+    stream worker and dashboards, supervised, plus the demo (organizers, events, live traffic).
+    Each child's output goes to .aqstream/logs/<child>.log; the terminal shows their warnings
+    and errors. Ctrl-C stops everything it started, the demo first (it prints its totals)."""
     from aqstream import migrations
     from aqstream.stack.servers import free_port, port_in_use
     from aqstream.supervisor import Child, Supervisor
@@ -651,9 +674,17 @@ def run(
         typer.echo("applying migrations ...")
         migrations.upgrade(settings)
         ensure_bucket(settings)
-        env = {**run_environment(with_demo), **os.environ, **stack.environment()}
+
+        def port(wanted: int) -> int:  # e.g. a second `run` on this machine
+            return free_port() if not wanted or port_in_use(wanted) else wanted
+
+        mailbox = MailboxAddress(settings.mailbox_host, port(settings.mailbox_port),
+                          port(settings.mailbox_smtp_port))  # fmt: skip
+        env = {**run_environment(with_demo, base, mailbox), **os.environ, **stack.environment()}
+        env["AQSTREAM_MAILBOX_PORT"] = str(mailbox.port)
+        env["AQSTREAM_MAILBOX_SMTP_PORT"] = str(mailbox.smtp_port)
         relay_port = settings.relay_metrics_port
-        if relay_port and port_in_use(relay_port):  # e.g. a second `run` on this machine
+        if relay_port and port_in_use(relay_port):
             relay_port = free_port()
             env["AQSTREAM_RELAY_METRICS_PORT"] = str(relay_port)
         dashboards_port = settings.dashboards_port
@@ -661,7 +692,9 @@ def run(
             dashboards_port = free_port()
             env["AQSTREAM_DASHBOARDS_PORT"] = str(dashboards_port)
         me = [sys.executable, "-m", "aqstream"]
+        # Started in this order, stopped in the reverse one: the demo first, the mailbox last.
         children = [
+            Child("mailbox", [*me, "mailbox"], env),
             Child("api", [*me, "api"], env),
             Child("jobs", [*me, "jobs"], env),
             Child("relay", [*me, "relay"], env),
@@ -669,7 +702,14 @@ def run(
             Child("dashboards", [*me, "dashboards"], env),
         ]
         if with_demo:
-            children.append(Child("demo", [*me, "demo"], env))
+            local_bot = env.get("AQSTREAM_TELEGRAM_API_BASE") == mailbox.url
+            telegram = ["--telegram"] if local_bot else []
+            # It reads its totals back when stopped, and they are shown: time to do so.
+            children.append(
+                Child("demo", [*me, "demo", *telegram], env, echo_on_stop=True,
+                      stop_timeout=DEMO_STOP_TIMEOUT_S)
+            )  # fmt: skip
+        logs = settings.state_dir / "logs"
         api_url = f"http://{settings.api_host}:{settings.api_port}"
         dashboards_url = f"http://{settings.dashboards_host}:{dashboards_port}"
 
@@ -684,13 +724,15 @@ def run(
             if relay_port:
                 relay_url = f"http://{settings.relay_metrics_host}:{relay_port}/metrics"
                 typer.echo(f"  relay        {relay_url}")
+            typer.echo(f"  mailbox      {mailbox.url}   (e-mails and Telegram messages sent)")
+            typer.echo(f"  logs         {logs}/<child>.log   (here: warnings and errors only)")
             _print_status(base)
             if with_demo:
                 typer.echo("\nDemo: organizations, events and live traffic are being made; sign")
                 typer.echo(f"in to the dashboards ({dashboards_url}) as an organizer:")
                 for org, email, password in demo_accounts():
                     typer.echo(f"  {email}  password: {password}  ({org})")
-            typer.echo("Press Ctrl-C to stop.\n")
+            typer.echo("Press Ctrl-C to stop (the demo then prints its totals).\n")
 
         def revive_stack() -> None:
             """A crashed PostgreSQL, broker, Redis or S3 comes back on its port; the children
@@ -699,27 +741,63 @@ def run(
             if revived:
                 typer.secho(f"restarted the local {', '.join(revived)}", fg="yellow", err=True)
 
-        Supervisor(children, watch=revive_stack).run(on_started=announce)
+        Supervisor(children, watch=revive_stack, log_dir=logs).run(on_started=announce)
     finally:
         stopped = stack.down(only=started)
         typer.echo(f"stopped: {', '.join(stopped) or 'no local servers (they were already up)'}")
 
 
-def run_environment(with_demo: bool) -> dict[str, str]:
+DEMO_STOP_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class MailboxAddress:
+    """Where `aqstream run`'s mailbox child listens."""
+
+    host: str
+    port: int
+    smtp_port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+def run_environment(
+    with_demo: bool, settings: Settings | None = None, mailbox: MailboxAddress | None = None
+) -> dict[str, str]:
     """What `aqstream run` gives its children before the user's environment (which wins).
 
-    Human-readable logs in a terminal unless the user asked for JSON. A secret of this run's
-    with which the dashboards (and the demo) sign the address of the browser (or simulated
-    participant) they call the API for, so per-address limits count each one. With the demo
+    Human-readable logs (to the children's log files) unless the user asked for JSON, and
+    unbuffered output, so the files and the terminal follow as things happen. A secret of this
+    run's with which the dashboards (and the demo) sign the address of the browser (or simulated
+    participant) they call the API for, so per-address limits count each one. With the
+    ``mailbox``: e-mail goes to its SMTP server unless an SMTP server is configured (in the
+    environment or .env, as ``settings`` read them), and Telegram to its Bot API stand-in, with
+    a bot token of this run's, unless a bot token or a Bot API is configured. With the demo
     only: its organizations' payments fail one time in ten (the sandbox's failure rate, scoped
     to the demo's organization slugs, so an organization of your own pays as it would without
     the demo)."""
     import secrets
 
+    settings = settings or Settings()
     env = {
         "AQSTREAM_LOG_JSON": "false",
+        "PYTHONUNBUFFERED": "1",
         "AQSTREAM_DASHBOARDS_CLIENT_SECRET": secrets.token_hex(32),
     }
+    if mailbox is not None and not settings.smtp_host:
+        env |= {"AQSTREAM_SMTP_HOST": mailbox.host, "AQSTREAM_SMTP_PORT": str(mailbox.smtp_port)}
+    default_api = Settings.model_fields["telegram_api_base"].default
+    if (
+        mailbox is not None
+        and settings.telegram_bot_token is None
+        and settings.telegram_api_base == default_api
+    ):
+        env |= {
+            "AQSTREAM_TELEGRAM_API_BASE": mailbox.url,
+            "AQSTREAM_TELEGRAM_BOT_TOKEN": f"{secrets.randbelow(10**9)}:{secrets.token_hex(16)}",
+        }
     if with_demo:
         env |= {
             "AQSTREAM_PAYMENT_SANDBOX_FAILURE_RATE": "0.1",

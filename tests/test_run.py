@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 
 import httpx
 import pytest
@@ -86,6 +87,66 @@ def _demo_views(base: str, email: str, password: str, proc, timeout: float) -> i
                 last = f"login {login.status_code}"
             time.sleep(2)
     raise AssertionError(f"the demo's dashboards stayed empty: {last}")
+
+
+def _child_settings(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> Settings:
+    """The settings a child of `aqstream run` reads from the environment it is given."""
+    for key in [k for k in os.environ if k.startswith("AQSTREAM_")]:
+        monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return Settings(_env_file=None)
+
+
+def test_an_organization_of_your_own_always_pays_under_the_runs_environment(monkeypatch) -> None:
+    """Issue N, item 3: the demo's 10 % sandbox decline rate reaches the demo's organizations
+    only. The sandbox the API builds from the run's environment declines none of 300 payments
+    of another organization, and some of the demo's (0.9^300: never all succeed by chance)."""
+    from aqstream.cli import run_environment
+    from aqstream.simulate import build_plan
+    from domain.payment.providers.base import PaymentRequest
+    from domain.payment.providers.sandbox import build
+
+    sandbox = build(_child_settings(monkeypatch, run_environment(with_demo=True)))
+
+    def outcomes(slug: str) -> Counter:
+        seen: Counter = Counter()
+        for _ in range(300):
+            reference = sandbox.create_payment(
+                PaymentRequest(
+                    payment_id=uuid.uuid4(), registration_id=uuid.uuid4(),
+                    tenant_id=uuid.uuid4(), amount=4900, currency="EUR", description="ticket",
+                    idempotency_key=uuid.uuid4().hex, tenant_slug=slug,
+                )
+            ).reference  # fmt: skip
+            seen[{"s": "completed", "f": "failed"}[reference.rsplit("_", 2)[1]]] += 1
+        return seen
+
+    assert outcomes("my-meetup") == Counter(completed=300)
+    assert outcomes("sim-2-demo-org-0") == Counter(completed=300)  # another seed's: not the demo
+    demo_slug = build_plan(1, "demo").organizers[0].slug
+    assert outcomes(demo_slug)["failed"] > 0
+
+
+def test_the_runs_children_send_notifications_to_the_mailbox_unless_configured(
+    monkeypatch,
+) -> None:
+    """Issue N, item 8: e-mail to the mailbox's SMTP server, Telegram to its Bot API stand-in
+    with a bot token of the run's own; a server the user configured (environment or .env) wins."""
+    from aqstream.cli import MailboxAddress, run_environment
+
+    mailbox = MailboxAddress("127.0.0.1", 18025, 11025)
+    fresh = Settings(_env_file=None)
+    env, again = run_environment(False, fresh, mailbox), run_environment(False, fresh, mailbox)
+    assert env["AQSTREAM_TELEGRAM_BOT_TOKEN"] != again["AQSTREAM_TELEGRAM_BOT_TOKEN"]  # per run
+    assert "SMTP" not in str(run_environment(False, fresh))  # no mailbox, nothing set
+    mine = Settings(_env_file=None, smtp_host="smtp.example.org", telegram_bot_token="1:real")
+    configured = run_environment(False, mine, mailbox)
+    assert not {k for k in configured if "SMTP" in k or "TELEGRAM" in k}, configured
+    child = _child_settings(monkeypatch, env)
+    assert (child.smtp_host, child.smtp_port) == ("127.0.0.1", 11025)
+    assert child.telegram_api_base == "http://127.0.0.1:18025"
+    assert child.telegram_bot_token.get_secret_value() == env["AQSTREAM_TELEGRAM_BOT_TOKEN"]
 
 
 @pytest.mark.slow

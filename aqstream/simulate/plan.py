@@ -38,6 +38,18 @@ SOURCES: tuple[Source, ...] = (
     Source("direct", 20, None, None, 0.45, 0.6, 0.75, 0.85, 0.85),
 )
 DEVICES = (("desktop", 50), ("mobile", 42), ("tablet", 8))
+ORGANIZATION_KINDS = ("Meetups", "Tech Community", "Culture Club", "Events")
+FIRST_NAMES = ("Anna", "Ivan", "Maria", "Dmitry", "Elena", "Giorgi", "Laura", "Marek", "Nina",
+               "Oskar", "Sofia", "Timur", "Vera", "Lukas", "Ana", "Arman")  # fmt: skip
+LAST_NAMES = ("Petrova", "Berzins", "Costa", "Ivanov", "Kalnina", "Mamedov", "Novak", "Silva",
+              "Horvat", "Sorokina", "Weber", "Abashidze", "Lind", "Garcia", "Popescu", "Kim")  # fmt: skip
+
+
+def person_name(index: int) -> str:
+    """A plausible name for simulated person ``index`` (the same index, the same name)."""
+    return f"{FIRST_NAMES[index % len(FIRST_NAMES)]} {LAST_NAMES[index * 7 // 3 % len(LAST_NAMES)]}"
+
+
 CURRENCIES = ("EUR", "RUB")
 
 
@@ -207,14 +219,16 @@ def build_plan(seed: int, scenario: str | Scenario = "small") -> Plan:
     rng = random.Random(f"aqstream-simulate:{seed}:{sc.name}")
     organizers = []
     events: list[EventPlan] = []
-    themes = ("PyData", "Design Systems", "Rust", "Product", "Data Engineering", "Jazz", "Chess")
+    # Titles as real events carry them (what makes each run's events unique is their ids)
+    themes = ("PyData", "Design Systems Meetup", "Rust Meetup", "Product Talks",
+              "Data Engineering Meetup", "Jazz Night", "Chess Evening")  # fmt: skip
     places = ("Berlin", "Kazan", "Lisbon", "Tbilisi", "Yerevan", "Riga", "Belgrade")
     for o in range(sc.organizers):
         place = places[(o + rng.randrange(len(places))) % len(places)]
         organizers.append(
             OrganizerPlan(
                 o,
-                f"{place} Meetups (sim {seed})",
+                f"{place} {ORGANIZATION_KINDS[o % len(ORGANIZATION_KINDS)]}",
                 f"sim-{seed}-{sc.name}-org-{o}",
                 f"sim-{seed}-{sc.name}-organizer-{o}@example.org",
             )
@@ -228,7 +242,7 @@ def build_plan(seed: int, scenario: str | Scenario = "small") -> Plan:
                 EventPlan(
                     key,
                     o,
-                    f"{rng.choice(themes)} {place} #{e + 1} (sim {seed})",
+                    f"{rng.choice(themes)} {place} #{e + 1}",
                     rng.randint(7, 90),
                     size,
                     {"small": 2, "medium": 3, "large": 5}[size],

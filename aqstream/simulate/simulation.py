@@ -15,7 +15,15 @@ import httpx
 import structlog
 from pydantic import SecretStr
 
-from aqstream.simulate.client import V1, Account, Http, Stopped, Unexpected, error_code
+from aqstream.simulate.client import (
+    V1,
+    Account,
+    Http,
+    Stopped,
+    Unexpected,
+    error_code,
+    telegram_id,
+)
 from aqstream.simulate.ledger import Ledger, Registration, Tracked
 from aqstream.simulate.plan import (
     SOURCES,
@@ -24,6 +32,7 @@ from aqstream.simulate.plan import (
     OrganizerPlan,
     Plan,
     VisitPlan,
+    person_name,
 )
 
 log = structlog.get_logger("aqstream.simulate")
@@ -39,7 +48,10 @@ class Simulation:
     ``admin``: a platform administrator's account (approves organization requests); without
     one, a generated account is signed up and ``grant_admin(email)`` makes it one (the CLI does
     what ``aqstream admin grant`` does). ``script_outcome(outcome)`` is called right before each
-    payment is made, where the sandbox can be told the outcome (tests).
+    payment is made, where the sandbox can be told the outcome (tests). With the platform's
+    ``telegram_bot_token`` (only where the Bot API is a local stand-in: `aqstream demo
+    --telegram`), every ``telegram_every``-th participant signs up with Telegram instead of an
+    e-mail address, so their notifications go by Telegram.
     """
 
     def __init__(
@@ -57,11 +69,17 @@ class Simulation:
         max_wait_s: float = 120.0,
         run_id: str | None = None,
         client_secret: SecretStr | None = None,
+        telegram_bot_token: SecretStr | None = None,
+        telegram_every: int = 4,
     ) -> None:
         self.plan = plan
         self.stop = threading.Event()
         secret = client_secret.get_secret_value().encode() if client_secret else None
-        self.http = Http(api_url, self.stop, max_wait_s=max_wait_s, client_secret=secret)
+        self.http = Http(
+            api_url, self.stop, max_wait_s=max_wait_s, client_secret=secret,
+            telegram_bot_token=telegram_bot_token,
+        )  # fmt: skip
+        self.telegram_every = telegram_every if telegram_bot_token is not None else 0
         self.admin = admin
         self.grant_admin = grant_admin
         self.script_outcome = script_outcome
@@ -116,9 +134,10 @@ class Simulation:
         with self._participants_lock:
             if index not in self._participants:
                 p = self.plan
+                email = f"sim-{p.seed}-{p.scenario}-participant-{index}@example.org"
+                telegram = self.telegram_every and index % self.telegram_every == 0
                 self._participants[index] = Account(
-                    f"sim-{p.seed}-{p.scenario}-participant-{index}@example.org",
-                    f"Participant {index} (sim {p.seed})",
+                    email, person_name(index), telegram_id=telegram_id(email) if telegram else None
                 )
             return self._participants[index]
 
@@ -136,7 +155,7 @@ class Simulation:
         return self.admin
 
     def _organization(self, o: OrganizerPlan) -> str:
-        owner = self.organizers[o.index] = Account(o.email, f"Organizer {o.index}")
+        owner = self.organizers[o.index] = Account(o.email, person_name(1000 + o.index))
         mine = self._all("/organizations", owner, "my organizations")
         for org in mine:
             if org["slug"] == o.slug:
@@ -177,7 +196,7 @@ class Simulation:
                 account=owner,
                 json={
                     "organization_id": self.organizations[e.organizer],
-                    "title": f"{e.title} [{self.run_id}]",
+                    "title": e.title,
                     "starts_at": starts.isoformat(),
                     "ends_at": (starts + timedelta(hours=3)).isoformat(),
                     "venue": "Simulated venue",

@@ -135,3 +135,24 @@ def test_unique_views_by_the_30_minute_rule() -> None:
     assert unique_views(at(0, 31)) == 2
     assert unique_views(at(45, 0, 5)) == 2  # order of arrival does not matter
     assert unique_views([]) == 0
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_titles_and_names_look_like_real_ones(scenario: str) -> None:
+    """Issue N, item 10: no hashes, "(sim N)" or brackets in what people read; uniqueness lives
+    in slugs, e-mails and ids."""
+    import re
+
+    from aqstream.simulate.plan import person_name
+
+    plan = build_plan(1, scenario)
+    readable = [e.title for e in plan.events] + [o.name for o in plan.organizers]
+    readable += [person_name(i) for i in range(plan.participants)]
+    for text in readable:
+        assert not re.search(r"[\[\]()]|\bsim\b|[0-9a-f]{6,}", text), text
+    for o in plan.organizers:
+        assert re.fullmatch(r"[A-Z][a-z]+ [A-Z][A-Za-z ]+", o.name), o.name
+    titles = [(e.organizer, e.title) for e in plan.events]
+    assert len(set(titles)) == len(titles)  # within an organization, one title per event
+    assert len({o.slug for o in plan.organizers}) == len(plan.organizers)
+    assert all(o.slug.startswith(f"sim-1-{scenario}-") for o in plan.organizers)

@@ -96,7 +96,11 @@ def test_the_generators_totals_equal_the_transactional_tables(
         outcomes.append(outcome)
         platform.sandbox.script(outcome)
 
-    sim = Simulation(plan, platform.url, admin=admin_account, script_outcome=script, progress=False)
+    # Every fourth participant signs up with Telegram, as `aqstream demo --telegram` does.
+    sim = Simulation(
+        plan, platform.url, admin=admin_account, script_outcome=script, progress=False,
+        telegram_bot_token=platform.settings.telegram_bot_token,
+    )  # fmt: skip
     try:
         sim.setup()
         sim.run(40)
@@ -107,6 +111,16 @@ def test_the_generators_totals_equal_the_transactional_tables(
     assert totals["outcomes"].get("visit_failed", 0) == 0, totals["outcomes"]
     assert "unsettled_at_end" not in totals["outcomes"]
     assert totals["visits"] == 40
+    # Events carry the plan's plausible titles, nothing of the run's (issue N, item 10).
+    assert sorted(e["title"] for e in sim.events.values()) == sorted(e.title for e in plan.events)
+    telegram_ids = [a.telegram_id for a in sim._participants.values() if a.telegram_id]
+    assert telegram_ids and all(a.user_id for a in sim._participants.values())
+    with owner_engine.connect() as conn:
+        linked = conn.execute(
+            text("SELECT count(*) FROM users WHERE telegram_id = ANY(:ids) AND email IS NULL"),
+            {"ids": telegram_ids},
+        ).scalar_one()
+    assert linked == len(telegram_ids)  # signed up through POST /auth/telegram
     event_ids = [e["id"] for e in sim.events.values()]
     expected = database_totals(owner_engine, event_ids)
     for event_id in event_ids:
