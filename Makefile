@@ -49,6 +49,10 @@ docs: setup  ## regenerate docs/openapi.json, docs/configuration.md, event schem
 	$(UV) run --frozen aqstream config-doc
 	$(UV) run --frozen aqstream schemas
 
+.PHONY: screenshots
+screenshots: setup  ## docs/screenshots/*.png from a running `make run` (ARGS=--dashboards-url ...)
+	$(UV) run --frozen python -m bench.screenshots $(ARGS)
+
 .PHONY: bench
 bench: setup  ## flash-sale benchmark: the API against raw SQL (starts its own servers)
 	$(UV) run --frozen python -m bench.flash_sale $(BENCH_ARGS)

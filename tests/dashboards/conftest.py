@@ -12,7 +12,6 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from urllib.parse import quote
 
 import httpx
@@ -75,8 +74,9 @@ def ingest(warehouse_engine: Engine, facts: list[Fact]) -> None:
 
 @dataclass
 class Scenario:
-    """Two organizations of one owner (A with a live event full of data and a fresh event; B
-    with one event of its own) and an analyst of A."""
+    """Two organizations of one owner (A with a live event full of data, a fresh event and a
+    future one with registrations but, as it has not begun, no check-ins; B with one event of its
+    own) and an analyst of A."""
 
     organizer: Organizer
     owner: dict
@@ -86,6 +86,7 @@ class Scenario:
     live_event: dict
     fresh_event: dict
     b_event: dict
+    future_event: dict
     registrations: list[dict] = field(default_factory=list)
 
 
@@ -119,9 +120,9 @@ def _visits(tenant: uuid.UUID, event: uuid.UUID, ticket: uuid.UUID, start: datet
 
 
 def _domain_facts(tenant: uuid.UUID, event: uuid.UUID, regs: list[dict], start: datetime,
-                  price: int, doors: datetime) -> list[Fact]:  # fmt: skip
+                  price: int, doors: datetime | None) -> list[Fact]:  # fmt: skip
     """Reservation, registration, confirmation, payment (paid ones) of each real registration,
-    and the check-in of every other one since the doors opened."""
+    and the check-in of every other one since the doors opened (``None``: not yet)."""
     facts: list[Fact] = []
     for i, reg in enumerate(regs):
         at = start + timedelta(minutes=11 * i + 3)
@@ -135,7 +136,7 @@ def _domain_facts(tenant: uuid.UUID, event: uuid.UUID, regs: list[dict], start: 
         facts.append(fact(FactKind.CONFIRMATION, 40))
         if reg["paid"]:
             facts.append(fact(FactKind.PAYMENT, 35, amount=price, currency="EUR", purpose="full"))
-        if i % 2 == 0:
+        if doors is not None and i % 2 == 0:
             checked_in = doors + timedelta(minutes=2 * i)
             facts.append(fact(FactKind.CHECKIN, int((checked_in - at).total_seconds())))
     return facts
@@ -206,24 +207,34 @@ def scenario(client, api, admin, warehouse_engine: Engine) -> Scenario:
         headers=owner["headers"],
     )
     assert b_event.status_code == 201, b_event.text
+    future = organizer.event(title="Summer Sprint", timezone="Europe/Berlin")  # in 30 days
+    seat = organizer.ticket_type(future["id"], name="Standard", capacity=20, price_amount=0)
+    organizer.publish(future["id"])
+    early = [
+        {**registered(client, future["id"], api.register(f"early{i}"), ticket_type_id=seat["id"]),
+         "paid": False}
+        for i in range(2)
+    ]  # fmt: skip
     tenant, event = uuid.UUID(organizer.org["id"]), uuid.UUID(live["id"])
     since = now - timedelta(hours=5)
     ingest(
         warehouse_engine,
         _visits(tenant, event, uuid.UUID(free["id"]), since)
-        + _domain_facts(tenant, event, regs, since, 4900, now - timedelta(minutes=20)),
+        + _domain_facts(tenant, event, regs, since, 4900, now - timedelta(minutes=20))
+        + _domain_facts(tenant, uuid.UUID(future["id"]), early, since, 0, None),
     )
     return Scenario(
-        organizer, owner, analyst, organizer.org, org_b, live, fresh, b_event.json(), regs
+        organizer, owner, analyst, organizer.org, org_b, live, fresh, b_event.json(), future, regs
     )
 
 
 # --- the browser ----------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def browser(tmp_path: Path):
-    """A dash[testing] composite driving headless Chromium; its servers on free ports."""
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory):
+    """A dash[testing] composite driving headless Chromium, shared by the module's tests (one
+    Chromium start, not one per test); its servers on free ports."""
     from dash.testing.application_runners import ThreadedRunner
     from dash.testing.composite import DashComposite
 
@@ -234,11 +245,17 @@ def browser(tmp_path: Path):
         ThreadedRunner(),
         browser="Chrome",
         headless=True,
-        download_path=str(tmp_path / "downloads"),
+        download_path=str(tmp_path_factory.mktemp("downloads")),
         wait_timeout=20,
     ) as duo:
         duo.driver.set_window_size(1440, 1000)
         yield duo
+
+
+@pytest.fixture(scope="module")
+def dash_base(browser, dash_settings: Settings) -> str:
+    """One dashboards app for the module's tests (each signs in as whom it needs)."""
+    return start(browser, dash_settings)
 
 
 def start(duo, dash_settings: Settings) -> str:

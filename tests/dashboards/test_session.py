@@ -11,8 +11,8 @@ import httpx
 import jwt
 import pytest
 
-from dashboards.app import create_app
 from dashboards import format as fmt
+from dashboards.app import create_app
 from dashboards.session import (
     ACCESS_COOKIE,
     LOCALE_COOKIE,
