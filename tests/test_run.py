@@ -74,9 +74,9 @@ def _demo_views(base: str, email: str, password: str, proc, timeout: float) -> i
             login = http.post("/auth/login", json={"email": email, "password": password})
             if login.status_code == 200:
                 headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
-                for org in http.get("/organizations", headers=headers).json():
+                for org in http.get("/organizations", headers=headers).json()["items"]:
                     events = http.get(f"/organizations/{org['id']}/events", headers=headers)
-                    for event in events.json():
+                    for event in events.json()["items"]:
                         board = http.get(
                             f"/analytics/events/{event['id']}/dashboard", headers=headers
                         )

@@ -608,7 +608,9 @@ def _operations(schema: dict) -> list[tuple[str, str, dict]]:
 
 def _ids(a: Tenant, client: TestClient) -> dict[str, str]:
     """Tenant A's id for every path parameter name the API uses."""
-    requests = client.get("/api/v1/organization-requests", headers=a.owner["headers"]).json()
+    requests = client.get("/api/v1/organization-requests", headers=a.owner["headers"]).json()[
+        "items"
+    ]
     return {
         "org_id": a.org["id"],
         "organization_id": a.org["id"],  # the analytics report's name for it

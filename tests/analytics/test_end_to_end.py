@@ -172,7 +172,7 @@ def test_the_pipeline_fills_the_warehouse_and_a_replay_changes_nothing(
         response = client.get(
             f"{V1}/registrations/{pending['id']}/payments", headers=payer["headers"]
         )
-        return response.json() if response.status_code == 200 else []
+        return response.json()["items"] if response.status_code == 200 else []
 
     [payment] = wait_for(payments, 30, "the saga to start the payment")
     settle_sandbox(client)

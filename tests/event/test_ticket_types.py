@@ -96,12 +96,12 @@ def test_list_ticket_types_cheapest_first(tickets: TicketTypes, event: dict) -> 
 
     listed = tickets.list(event["id"], tickets.owner)
     assert listed.status_code == 200, listed.text
-    assert listed.json() == [free, regular, vip]
+    assert listed.json() == {"items": [free, regular, vip], "next_cursor": None}
 
 
 def test_ticket_types_of_a_draft_are_for_members_only(tickets: TicketTypes, event: dict) -> None:
     tt = tickets.ticket_type(event["id"])
-    assert tickets.list(event["id"], tickets.member("analyst")).json() == [tt]
+    assert tickets.list(event["id"], tickets.member("analyst")).json()["items"] == [tt]
     for stranger in (None, tickets.api.register("stranger")):
         assert_error(tickets.list(event["id"], stranger), 404, "not_found")
 
@@ -109,7 +109,7 @@ def test_ticket_types_of_a_draft_are_for_members_only(tickets: TicketTypes, even
     for reader in (None, tickets.api.register("reader")):
         response = tickets.list(event["id"], reader)
         assert response.status_code == 200, response.text
-        assert [t["id"] for t in response.json()] == [tt["id"]]
+        assert [t["id"] for t in response.json()["items"]] == [tt["id"]]
     assert_error(tickets.list(str(uuid.uuid4()), tickets.owner), 404, "not_found")
 
 
@@ -117,7 +117,7 @@ def test_available_counts_what_is_sold(tickets: TicketTypes, event: dict) -> Non
     tt = tickets.ticket_type(event["id"], capacity=5)
     tickets.publish(event["id"])
     tickets.participant(event["id"], tt["id"], quantity=2)
-    [listed] = tickets.list(event["id"], None).json()
+    [listed] = tickets.list(event["id"], None).json()["items"]
     assert listed["sold"] == 2
     assert listed["available"] == 3
 
@@ -140,7 +140,7 @@ def test_create_ticket_type_domain_validation(
     tickets: TicketTypes, event: dict, fields: dict, code: str
 ) -> None:
     assert_error(tickets.create_ticket_type(event["id"], **fields), 422, code)
-    assert tickets.list(event["id"], tickets.owner).json() == []
+    assert tickets.list(event["id"], tickets.owner).json()["items"] == []
 
 
 @pytest.mark.parametrize(
@@ -198,7 +198,9 @@ def test_who_may_manage_ticket_types(tickets: TicketTypes, event: dict) -> None:
         f"{V1}/events/{event['id']}/ticket-types", json={"name": "x", "capacity": 1}
     )
     assert_error(unauthenticated, 401, "unauthorized")
-    assert [t["name"] for t in tickets.list(event["id"], tickets.owner).json()] == ["By moderator"]
+    assert [t["name"] for t in tickets.list(event["id"], tickets.owner).json()["items"]] == [
+        "By moderator"
+    ]
 
 
 @pytest.mark.parametrize("closing", ["cancel", "complete"])
@@ -239,7 +241,7 @@ def test_update_ticket_type(tickets: TicketTypes, event: dict) -> None:
     assert updated["max_per_order"] == 2
     assert updated["is_active"] is False
     assert updated["currency"] == tt["currency"]
-    assert tickets.list(event["id"], tickets.owner).json() == [updated]
+    assert tickets.list(event["id"], tickets.owner).json()["items"] == [updated]
 
     switched = tickets.update(event["id"], tt["id"], deposit_amount=None, deposit_percent=25)
     assert switched.status_code == 200, switched.text
@@ -266,7 +268,7 @@ def test_update_validation(tickets: TicketTypes, event: dict) -> None:
             tickets.update(event["id"], tt["id"], **{field: None}), 422, "validation_error"
         )
     assert_error(tickets.update(event["id"], tt["id"], sold=0), 422, "validation_error")
-    assert tickets.list(event["id"], tickets.owner).json() == [tt]
+    assert tickets.list(event["id"], tickets.owner).json()["items"] == [tt]
 
 
 def test_capacity_never_below_sold(tickets: TicketTypes, event: dict) -> None:
@@ -316,7 +318,7 @@ def test_delete_an_unused_ticket_type(tickets: TicketTypes, event: dict) -> None
     gone = tickets.ticket_type(event["id"], name="Gone")
     response = tickets.delete(event["id"], gone["id"])
     assert response.status_code == 204, response.text
-    assert tickets.list(event["id"], tickets.owner).json() == [kept]
+    assert tickets.list(event["id"], tickets.owner).json()["items"] == [kept]
     assert_error(tickets.update(event["id"], gone["id"], name="x"), 404, "not_found")
     assert_error(tickets.delete(event["id"], gone["id"]), 404, "not_found")
 
@@ -328,4 +330,4 @@ def test_a_ticket_type_with_seats_taken_cannot_be_deleted(
     tickets.publish(event["id"])
     tickets.participant(event["id"], tt["id"])
     assert_error(tickets.delete(event["id"], tt["id"]), 409, "ticket_type_in_use")
-    assert [t["id"] for t in tickets.list(event["id"], None).json()] == [tt["id"]]
+    assert [t["id"] for t in tickets.list(event["id"], None).json()["items"]] == [tt["id"]]

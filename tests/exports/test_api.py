@@ -109,7 +109,7 @@ def test_the_list_is_the_organizations_newest_first(exports: Exports, org: Org, 
     )
     assert response.status_code == 200, response.text
     assert response.headers["Cache-Control"] == "no-store"
-    listed = response.json()
+    listed = response.json()["items"]
     assert [e["id"] for e in listed] == [b["id"], a["id"]]
     assert {e["organization_id"] for e in listed} == {org.id}
     assert listed[0]["download_url"] and listed[0]["progress"] == 100

@@ -216,7 +216,7 @@ def test_an_analyst_gets_no_download_url_for_an_owners_export_with_personal_data
         "/api/v1/analytics/exports",
         params={"organization_id": org.id},
         headers=org.analyst["headers"],
-    ).json()
+    ).json()["items"]
     assert next(e for e in listed if e["id"] == export["id"])["download_url"] is None
 
 

@@ -96,7 +96,7 @@ def test_analyst_cannot_create_a_group(groups: Groups, owner: dict, org: dict) -
     response = groups.create(org["id"], analyst, "Nope")
     assert response.status_code == 403, response.text
     assert error_body(response)["code"] == "insufficient_role"
-    assert "Nope" not in [g["name"] for g in groups.list(org["id"], owner).json()]
+    assert "Nope" not in [g["name"] for g in groups.list(org["id"], owner).json()["items"]]
 
 
 def test_group_names_are_unique_per_organization(
@@ -122,11 +122,11 @@ def test_list_groups(groups: Groups, api, admin: dict, owner: dict, org: dict) -
 
     listed = groups.list(org["id"], owner)
     assert listed.status_code == 200, listed.text
-    assert [g["name"] for g in listed.json()] == ["Alpha", "Bravo", "Charlie"]
-    assert {g["organization_id"] for g in listed.json()} == {org["id"]}
+    assert [g["name"] for g in listed.json()["items"]] == ["Alpha", "Bravo", "Charlie"]
+    assert {g["organization_id"] for g in listed.json()["items"]} == {org["id"]}
 
     analyst = groups.member(org["id"], owner, "analyst")
-    assert [g["name"] for g in groups.list(org["id"], analyst).json()] == [
+    assert [g["name"] for g in groups.list(org["id"], analyst).json()["items"]] == [
         "Alpha",
         "Bravo",
         "Charlie",
@@ -169,23 +169,23 @@ def test_invite_code_then_join(groups: Groups, api, owner: dict, org: dict, grou
 
     members = groups.members(group["id"], owner)
     assert members.status_code == 200, members.text
-    listed = [(m["user_id"], m["display_name"]) for m in members.json()]
+    listed = [(m["user_id"], m["display_name"]) for m in members.json()["items"]]
     assert listed == [(joiner["user"]["id"], joiner["user"]["display_name"])]
-    assert members.json()[0]["joined_at"]
+    assert members.json()["items"][0]["joined_at"]
 
     twice = groups.join(invite["code"], joiner)
     assert twice.status_code == 409, twice.text
     assert error_body(twice)["code"] == "already_member"
-    assert len(groups.members(group["id"], owner).json()) == 1
+    assert len(groups.members(group["id"], owner).json()["items"]) == 1
 
     # The code stays valid for other people until it is replaced.
     second = api.register("second")
     assert groups.join(invite["code"], second).status_code == 200
-    ids = [m["user_id"] for m in groups.members(group["id"], owner).json()]
+    ids = [m["user_id"] for m in groups.members(group["id"], owner).json()["items"]]
     assert ids == [joiner["user"]["id"], second["user"]["id"]]
 
     # Joining a group does not make anyone a member of the organization.
-    orgs = groups.client.get(f"{V1}/organizations", headers=joiner["headers"]).json()
+    orgs = groups.client.get(f"{V1}/organizations", headers=joiner["headers"]).json()["items"]
     assert org["id"] not in {o["id"] for o in orgs}
 
 
@@ -233,7 +233,7 @@ def test_expired_code_is_409(
     assert response.status_code == 409, response.text
     assert error_body(response)["code"] == "invalid_state"
     assert error_body(response)["details"] == {"status": "expired"}
-    assert groups.members(group["id"], owner).json() == []
+    assert groups.members(group["id"], owner).json()["items"] == []
 
 
 def test_invite_ttl_is_bounded(groups: Groups, owner: dict, group: dict) -> None:

@@ -131,7 +131,7 @@ def test_an_organization_logo(client, org) -> None:
     assert updated.json()["logo_url"] == path
     shown = client.get(f"{V1}/organizations/{org.org['id']}", headers=analyst["headers"]).json()
     assert shown["logo_media_id"] == logo["id"]
-    mine = client.get(f"{V1}/organizations", headers=org.owner["headers"]).json()
+    mine = client.get(f"{V1}/organizations", headers=org.owner["headers"]).json()["items"]
     assert mine[0]["logo_url"] == path
 
     _, thumb = _follow(client, path, analyst)

@@ -16,7 +16,7 @@ from domain.identity import telegram
 from domain.organization import service as org_service
 from domain.organization.models import Role
 from domain.uow import UnitOfWork
-from tests.factories import V1, error_body, invite_member, outbox_rows
+from tests.factories import V1, error_body, invite_member, outbox_rows, walk
 
 
 def _slug() -> str:
@@ -98,7 +98,7 @@ def org(api, owner: dict, admin: dict) -> dict:
 def _role_of(client: TestClient, user: dict, org_id: str) -> str | None:
     response = client.get(f"{V1}/organizations", headers=user["headers"])
     assert response.status_code == 200, response.text
-    roles = {o["id"]: o["role"] for o in response.json()}
+    roles = {o["id"]: o["role"] for o in response.json()["items"]}
     return roles.get(org_id)
 
 
@@ -139,14 +139,14 @@ def test_request_review_and_found(client: TestClient, orgs: Orgs, api, admin: di
 
     mine = client.get(f"{V1}/organizations", headers=requester["headers"])
     assert mine.status_code == 200
-    assert [o for o in mine.json() if o["id"] == org["id"]] == [{**org, "role": "owner"}]
+    assert [o for o in mine.json()["items"] if o["id"] == org["id"]] == [{**org, "role": "owner"}]
     one = client.get(f"{V1}/organizations/{org['id']}", headers=requester["headers"])
     assert one.status_code == 200
     assert one.json() == {**org, "role": "owner"}
 
     members = orgs.members(org["id"], requester)
     assert members.status_code == 200, members.text
-    assert [(m["user_id"], m["role"]) for m in members.json()] == [
+    assert [(m["user_id"], m["role"]) for m in members.json()["items"]] == [
         (requester["user"]["id"], "owner")
     ]
 
@@ -192,7 +192,7 @@ def test_a_request_founds_one_organization_once(orgs: Orgs, api, admin: dict) ->
     again = orgs.create(request["id"], user)
     assert again.status_code == 409, again.text
     assert error_body(again)["code"] == "organization_exists"
-    mine = orgs.client.get(f"{V1}/organizations", headers=user["headers"]).json()
+    mine = orgs.client.get(f"{V1}/organizations", headers=user["headers"]).json()["items"]
     assert [o["slug"] for o in mine] == [request["slug"]]
 
 
@@ -234,17 +234,15 @@ def test_request_lists_are_scoped(client: TestClient, orgs: Orgs, api, admin: di
 
     listed = client.get(f"{V1}/organization-requests", headers=alice["headers"])
     assert listed.status_code == 200
-    assert {r["user_id"] for r in listed.json()} == {alice["user"]["id"]}
-    assert [r["id"] for r in listed.json()] == [mine["id"]]
+    assert {r["user_id"] for r in listed.json()["items"]} == {alice["user"]["id"]}
+    assert [r["id"] for r in listed.json()["items"]] == [mine["id"]]
 
-    everything = client.get(f"{V1}/organization-requests", headers=admin["headers"])
-    ids = {r["id"] for r in everything.json()}
+    everything = walk(client, "/organization-requests", admin)
+    ids = {r["id"] for r in everything}
     assert {mine["id"], theirs["id"]} <= ids
 
     orgs.review(theirs["id"], admin)
-    pending = client.get(
-        f"{V1}/organization-requests", params={"status": "pending"}, headers=admin["headers"]
-    ).json()
+    pending = walk(client, "/organization-requests", admin, status="pending")
     assert mine["id"] in {r["id"] for r in pending}
     assert theirs["id"] not in {r["id"] for r in pending}
     assert all(r["status"] == "pending" for r in pending)
@@ -274,7 +272,7 @@ def test_invite_by_email_then_accept(
     assert accepted.status_code == 200, accepted.text
     assert accepted.json() == {**org, "role": "moderator"}
     assert _role_of(client, invitee, org["id"]) == "moderator"
-    members = {m["user_id"]: m for m in orgs.members(org["id"], owner).json()}
+    members = {m["user_id"]: m for m in orgs.members(org["id"], owner).json()["items"]}
     assert members[invitee["user"]["id"]]["role"] == "moderator"
     assert members[invitee["user"]["id"]]["email"] == invitee["email"]
 
@@ -472,7 +470,7 @@ def test_a_member_leaves_but_cannot_remove_others(
     assert _role_of(client, analyst, org["id"]) is None
     gone = client.get(f"{V1}/organizations/{org['id']}", headers=analyst["headers"])
     assert gone.status_code == 404
-    member_ids = {m["user_id"] for m in orgs.members(org["id"], owner).json()}
+    member_ids = {m["user_id"] for m in orgs.members(org["id"], owner).json()["items"]}
     assert analyst["user"]["id"] not in member_ids
 
     removed = orgs.remove(org["id"], moderator["user"]["id"], owner)
@@ -626,7 +624,7 @@ def test_concurrent_demotions_cannot_remove_every_owner(
 
     assert isinstance(other.error, Conflict), other.error
     assert other.error.code == "last_owner"
-    roles = {m["user_id"]: m["role"] for m in orgs.members(org["id"], owner).json()}
+    roles = {m["user_id"]: m["role"] for m in orgs.members(org["id"], owner).json()["items"]}
     assert roles[owner["user"]["id"]] == "owner"
     assert roles[second["user"]["id"]] == "moderator"
 

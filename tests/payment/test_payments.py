@@ -191,9 +191,10 @@ def test_who_sees_a_payment(client: TestClient, shop: Shop, api) -> None:
         f"{V1}/registrations/{registration['id']}/payments", headers=shop.owner["headers"]
     )
     assert listed.status_code == 200
-    assert [p["id"] for p in listed.json()] == [payment["id"]]
+    assert listed.json() == {"items": [listed.json()["items"][0]], "next_cursor": None}
+    assert [p["id"] for p in listed.json()["items"]] == [payment["id"]]
     mine = client.get(f"{V1}/registrations/{registration['id']}/payments", headers=user["headers"])
-    assert [p["id"] for p in mine.json()] == [payment["id"]]
+    assert [p["id"] for p in mine.json()["items"]] == [payment["id"]]
     assert_error(
         client.get(
             f"{V1}/registrations/{registration['id']}/payments", headers=outsider["headers"]

@@ -159,6 +159,20 @@ class Http:
             client.close()
 
 
+def waitlist(http: Http, event_id: str, owner: dict) -> list[dict]:
+    """The event's whole waitlist, page after page."""
+    entries, cursor = [], ""
+    while True:
+        page = http.call(
+            "GET", f"/events/{event_id}/waitlist?limit=100{cursor}", -1, owner["headers"]
+        )
+        assert page.status == 200, page.body
+        entries += page.body["items"]
+        if page.body["next_cursor"] is None:
+            return entries
+        cursor = f"&cursor={page.body['next_cursor']}"
+
+
 @pytest.fixture
 def http(server: Server) -> Iterator[Http]:
     pool = Http(server.url)
@@ -511,9 +525,7 @@ def test_the_too_late_join_the_waitlist_in_order(
         j.body for j in joins if j.status != 201
     ][:5]
 
-    listing = http.call("GET", f"/events/{event_id}/waitlist", -1, owner["headers"])
-    assert listing.status == 200, listing.body
-    queue = [e for e in listing.body if e["ticket_type_id"] == tt_id]
+    queue = [e for e in waitlist(http, event_id, owner) if e["ticket_type_id"] == tt_id]
     assert [e["status"] for e in queue] == ["waiting"] * len(joins)
     place = {e["user_id"]: i for i, e in enumerate(queue)}
     assert set(place) == {str(crowd[j.who].id) for j in joins}
@@ -554,10 +566,10 @@ def test_the_too_late_join_the_waitlist_in_order(
     assert seats(owner_engine, tt_id).tt_sold == SEATS - 5
 
     assert sweep_once(make_sessionmaker(app_engine)).offered == 5
-    listing = http.call("GET", f"/events/{event_id}/waitlist", -1, owner["headers"])
-    offered = [e["id"] for e in listing.body if e["status"] == "offered"]
+    listing = waitlist(http, event_id, owner)
+    offered = [e["id"] for e in listing if e["status"] == "offered"]
     assert offered == [e["id"] for e in queue[:5]]
-    assert all(e["reservation_id"] for e in listing.body if e["status"] == "offered")
+    assert all(e["reservation_id"] for e in listing if e["status"] == "offered")
     final = seats(owner_engine, tt_id)
     assert (final.tt_sold, final.registered, final.held) == (SEATS, SEATS - 5, 5)
     problems = server.problems()

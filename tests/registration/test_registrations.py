@@ -16,6 +16,7 @@ from tests.factories import (
     at,
     cancel_registration,
     get_reservation,
+    items_of,
     outbox_rows,
     register,
     registered,
@@ -526,7 +527,8 @@ def test_organizer_list_filters_and_pages(client: TestClient, platform: Platform
         platform.listing(event["id"], platform.owner, status="paid"), 422, "validation_error"
     )
     assert_error(platform.listing(event["id"], platform.owner, limit=0), 422, "validation_error")
-    assert_error(platform.listing(event["id"], platform.owner, cursor="x"), 422, "validation_error")
+    assert_error(platform.listing(event["id"], platform.owner, limit=101), 422, "validation_error")
+    assert_error(platform.listing(event["id"], platform.owner, cursor="x"), 422, "invalid_cursor")
 
 
 def test_organizer_list_is_for_members(
@@ -572,9 +574,9 @@ def test_my_registrations_across_organizations(
 
     response = client.get(f"{V1}/users/me/registrations", headers=participant["headers"])
     assert response.status_code == 200, response.text
-    assert response.json() == [second, first]  # newest first
+    assert response.json() == {"items": [second, first], "next_cursor": None}  # newest first
     fresh = platform.api.register("fresh")
-    assert client.get(f"{V1}/users/me/registrations", headers=fresh["headers"]).json() == []
+    assert items_of(client.get(f"{V1}/users/me/registrations", headers=fresh["headers"])) == []
     assert_error(client.get(f"{V1}/users/me/registrations"), 401, "unauthorized")
 
 

@@ -45,7 +45,7 @@ class Waitlists(Organizer):
     def entry(self, event_id: str, entry_id: str) -> dict:
         response = self.entries(event_id)
         assert response.status_code == 200, response.text
-        return next(e for e in response.json() if e["id"] == entry_id)
+        return next(e for e in response.json()["items"] if e["id"] == entry_id)
 
     def reservation(self, reservation_id: str, user: dict) -> dict:
         response = get_reservation(self.client, reservation_id, user)
@@ -65,7 +65,7 @@ def test_join_only_when_sold_out(client: TestClient, waitlists: Waitlists) -> No
     event, tt = waitlists.published_event(capacity=1)
     user = waitlists.api.register("eager")
     assert_error(join_waitlist(client, event["id"], user, tt["id"]), 409, "not_sold_out")
-    assert waitlists.entries(event["id"]).json() == []
+    assert waitlists.entries(event["id"]).json() == {"items": [], "next_cursor": None}
     # A hold takes the last seat: now the ticket type is sold out.
     hold = reserve(client, event["id"], waitlists.api.register("holder"), tt["id"])
     assert hold.status_code == 201, hold.text
@@ -171,8 +171,8 @@ def test_organizers_see_the_queue(client: TestClient, waitlists: Waitlists) -> N
     for reader in (waitlists.owner, analyst):
         response = waitlists.entries(event["id"], reader)
         assert response.status_code == 200, response.text
-        assert [e["id"] for e in response.json()] == [first["id"], second["id"]]
-        assert {e["status"] for e in response.json()} == {"waiting"}
+        assert [e["id"] for e in response.json()["items"]] == [first["id"], second["id"]]
+        assert {e["status"] for e in response.json()["items"]} == {"waiting"}
     assert_error(waitlists.entries(event["id"], waiter), 404, "not_found")
     assert_error(client.get(f"{V1}/events/{event['id']}/waitlist"), 401, "unauthorized")
 

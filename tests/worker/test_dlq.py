@@ -90,7 +90,7 @@ def test_failing_record_is_dead_lettered_stream_goes_on_and_replay_redrives_it(
     assert replay_dead_letters(worker_settings, idle_s=1.0) == 1
     wait_for(lambda: inbox(stuck["id"]), 30, "the replayed record to be handled")
     payments = client.get(f"{V1}/registrations/{stuck['id']}/payments", headers=auth(user))
-    assert [p["status"] for p in payments.json()] == ["pending"]
+    assert [p["status"] for p in payments.json()["items"]] == ["pending"]
     assert replay_dead_letters(worker_settings, idle_s=1.0) == 0  # replayed once only
     # The replay was addressed to the saga: the notification agent did not see it again, and
     # the welcome went out once.

@@ -26,7 +26,7 @@ from tests.worker.conftest import scalar, wait_for
 def _payments(client: TestClient, registration_id: str, user: dict) -> list[dict]:
     response = client.get(f"{V1}/registrations/{registration_id}/payments", headers=auth(user))
     assert response.status_code == 200, response.text
-    return response.json()
+    return response.json()["items"]
 
 
 @pytest.mark.slow
