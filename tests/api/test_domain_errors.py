@@ -18,6 +18,7 @@ from domain.media.errors import (
     StorageUnavailable,
     UnsupportedFileType,
 )
+from domain.pagination import InvalidCursor
 from domain.payment.errors import (
     ProviderRejected,
     ProviderUnavailable,
@@ -34,6 +35,7 @@ CASES: list[tuple[DomainError, int, dict[str, str]]] = [
     (Unauthenticated("who?"), 401, {"www-authenticate": 'Bearer realm="aqstream"'}),
     (ValidationFailed("bad"), 422, {}),
     (TooManyRowsForXlsx("too many rows"), 422, {}),
+    (InvalidCursor(), 422, {}),
     (FileTooLarge("big"), 413, {}),
     (ImageTooLarge("huge"), 413, {}),
     (UnsupportedFileType("what"), 415, {}),
