@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import time
@@ -489,6 +490,7 @@ def mailbox() -> None:
 
     settings = _settings()
     configure_logging(settings.log_level, settings.log_json)
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every command
     token = settings.telegram_bot_token
     Mailbox(
         settings.mailbox_host,
@@ -660,6 +662,8 @@ def run(
 
     base = _settings()
     configure_logging(base.log_level, json=False)
+    # The terminal is for the URLs and for trouble: not every migration's notes.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
     if port_in_use(base.api_port):
         typer.secho(
             f"error: port {base.api_port} is taken; set AQSTREAM_API_PORT to another port",

@@ -153,7 +153,7 @@ def test_the_runs_children_send_notifications_to_the_mailbox_unless_configured(
 def test_run_serves_relays_and_ctrl_c_stops_everything() -> None:
     state_dir = PROJECT_ROOT / ".aqstream" / "scratch" / f"run-{uuid.uuid4().hex[:6]}"
     port, relay_port, worker_port = free_port(), free_port(), free_port()
-    dashboards_port = free_port()
+    dashboards_port, mailbox_port = free_port(), free_port()
     env = {
         k: v
         for k, v in os.environ.items()
@@ -166,6 +166,8 @@ def test_run_serves_relays_and_ctrl_c_stops_everything() -> None:
             "AQSTREAM_RELAY_METRICS_PORT": str(relay_port),
             "AQSTREAM_WORKER_METRICS_PORT": str(worker_port),
             "AQSTREAM_DASHBOARDS_PORT": str(dashboards_port),
+            "AQSTREAM_MAILBOX_PORT": str(mailbox_port),
+            "AQSTREAM_MAILBOX_SMTP_PORT": str(free_port()),
         }
     )
     # Its output goes to a file, not a pipe: a pipe nobody reads fills up once the children log
@@ -184,6 +186,7 @@ def test_run_serves_relays_and_ctrl_c_stops_everything() -> None:
     base = f"http://127.0.0.1:{port}"
     relay_metrics = f"http://127.0.0.1:{relay_port}/metrics"
     dashboards = f"http://127.0.0.1:{dashboards_port}"
+    mailbox = f"http://127.0.0.1:{mailbox_port}"
     seen: set[int] = set()
     try:
         _wait_ok(f"{base}/health", proc, 180)  # the stack, migrations, then the API
@@ -230,6 +233,23 @@ def test_run_serves_relays_and_ctrl_c_stops_everything() -> None:
         views = _demo_views(base, demo_email, demo_password, proc, 150)
         assert views > 0
 
+        # Notifications reach the mailbox: the sign-up's welcome by e-mail, and the demo's
+        # participants who signed up with Telegram get theirs through the Bot API stand-in.
+        def mailed(channel: str, to: str | None = None) -> list[dict]:
+            messages = _wait_ok(f"{mailbox}/api/messages", proc, 10).json()
+            return [
+                m for m in messages if m["channel"] == channel and to in (None, *m["recipients"])
+            ]
+
+        deadline = time.monotonic() + 90
+        while not (mailed("email", email) and mailed("telegram")):
+            assert time.monotonic() < deadline, _wait_ok(f"{mailbox}/api/messages", proc, 5).text
+            time.sleep(1)
+        assert "AqStream mailbox" in _wait_ok(mailbox, proc, 5).text
+        # A child's warning reaches the terminal (the stand-in refusing a wrong bot token).
+        refused = httpx.post(f"{mailbox}/bot1:wrong/sendMessage", json={"chat_id": 1, "text": "x"})
+        assert refused.status_code == 401
+
         # A crashed broker is started again on its port, and the relay publishes through it.
         stack = LocalStack(Settings(state_dir=state_dir))
         (crashed,) = [s for s in stack.status() if s.name == "kafka"]
@@ -257,13 +277,22 @@ def test_run_serves_relays_and_ctrl_c_stops_everything() -> None:
         assert len(seen) >= 6  # api, dashboards + four servers (and their helpers)
     finally:
         proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=60)
+        proc.wait(timeout=120)
     output = output_file.read_text()
+    print(f"{len(output.splitlines())} lines on the terminal")
     assert proc.returncode == 0, output[-4000:]
     assert f"{base}/docs" in output
     assert relay_metrics in output  # announced with the URLs
     assert dashboards in output
     assert demo_email in output and demo_password in output  # the demo's credentials, printed
+    assert mailbox in output and str(state_dir / "logs") in output
+    # Quiet: access logs are in the API's file, not on the terminal; warnings are.
+    api_log = (state_dir / "logs" / "api.log").read_text()
+    assert '"GET /health HTTP/1.1" 200' in api_log and '"GET /health' not in output
+    assert "mailbox | " in output and "telegram_unauthorized" in output
+    # Ctrl-C: the demo's totals (docs/simulate.md), then everything else stopped.
+    totals = output.index("seed 1, scenario demo, run ")
+    assert "child_stopped" not in output[output.index("Press Ctrl-C") : totals], output[-4000:]
     time.sleep(0.2)
     left = {pid for pid in seen if alive(pid)}
     assert left == set(), f"processes left behind: {left}"
