@@ -93,6 +93,21 @@ def time_span(dashboard: dict, now: datetime, period: str) -> tuple[datetime, da
     return max(start, min(drawn) - half), max(end, max(drawn) + half)
 
 
+def conversion_note(k: dict) -> str:
+    """What the conversion rate divides: visits credited with a registration (first touch) out
+    of the visits, and the registrations no visit accounts for; or, from an API without the
+    attribution, registrations out of unique views."""
+    if "visits" not in k:
+        return (
+            f"{fmt.number(k.get('registrations'))} registrations from "
+            f"{fmt.number(k.get('unique_views'))} unique views"
+        )
+    note = f"{fmt.number(k.get('converted_visits'))} of {fmt.number(k['visits'])} visits registered"
+    if k.get("registrations_without_visit"):
+        note += f"; {fmt.number(k['registrations_without_visit'])} registrations without a visit"
+    return note
+
+
 def net_revenue(dashboard: dict) -> str:
     return fmt.money_list([(r["net"], r["currency"]) for r in dashboard.get("revenue") or []])
 
@@ -153,8 +168,7 @@ def view(dashboard: dict, now: datetime, period: str = "all") -> View:
         revenue=net_revenue(dashboard),
         revenue_note=f"gross {gross}, refunds {refunds}",
         conversion=fmt.percent(k.get("conversion_rate")),
-        conversion_note=f"{fmt.number(k.get('registrations'))} registrations from "
-        f"{fmt.number(k.get('unique_views'))} unique views",
+        conversion_note=conversion_note(k),
         # Before the doors open nobody could have come: "0 %" would read as a failure.
         attendance=fmt.percent(k.get("attendance_rate")) if begun else fmt.NONE,
         attendance_note=f"{fmt.number(k.get('checkins'))} checked in"

@@ -22,6 +22,7 @@ PALETTE = ["#0b5394", "#b45309", "#047857", "#b91c1c", "#6d28d9", "#0e7490", "#7
 STAGES = {
     "view": "Viewed",
     "ticket_selected": "Chose a ticket",
+    "checkout_started": "Started checkout",
     "reservation": "Held seats",
     "registration": "Registered",
     "payment": "Paid",

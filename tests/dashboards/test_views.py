@@ -51,7 +51,7 @@ def dashboard(**changes) -> dict:
             {"stage": "reservation", "count": 60, "rate_from_previous": 0.3, "drop_off": 140},
             {"stage": "registration", "count": 45, "rate_from_previous": 0.75, "drop_off": 15},
             {"stage": "payment", "count": 20, "rate_from_previous": 20 / 45, "drop_off": 25},
-            {"stage": "checkin", "count": 30, "rate_from_previous": 1.5, "drop_off": -10},
+            {"stage": "checkin", "count": 15, "rate_from_previous": 0.75, "drop_off": 5},
         ],
         "series": [
             {"bucket": "2027-03-31T22:00:00Z", "views": 500, "unique_views": 300,
@@ -112,6 +112,19 @@ def test_event_cards_read_the_api_figures() -> None:
     assert v.conversion == "7.5%"
     assert v.attendance == "71.4%" and v.attendance_note == "30 checked in"
     assert v.updated == "Updated 1 Apr 2027, 11:30 · times in Europe/Berlin"
+
+
+def test_conversion_says_what_it_divides() -> None:
+    attributed = {"visits": 600, "converted_visits": 40, "registrations_without_visit": 5}
+    assert event.conversion_note(attributed) == (
+        "40 of 600 visits registered; 5 registrations without a visit"
+    )
+    assert event.conversion_note({**attributed, "registrations_without_visit": 0}) == (
+        "40 of 600 visits registered"
+    )
+    assert event.conversion_note({"registrations": 45, "unique_views": 600}) == (
+        "45 registrations from 600 unique views"
+    )
 
 
 def test_attendance_before_the_doors_open_is_not_zero() -> None:
@@ -179,12 +192,12 @@ def test_the_whole_event_axis_starts_at_the_first_data_not_before() -> None:
 def test_the_funnel_shows_counts_and_drop_off_shares() -> None:
     funnel = figs(event.view(dashboard(), NOW))[2].data[0]
     assert isinstance(funnel, go.Funnel)
-    assert list(funnel.x) == [600, 200, 60, 45, 20, 30]
+    assert list(funnel.x) == [600, 200, 60, 45, 20, 15]  # as the API answers: never widening
     assert funnel.text[0] == "600"
     assert list(funnel.y)[:2] == ["Viewed", "Chose a ticket"]  # the API's stages, in order
     assert funnel.text[1] == "200 · 66.7% drop-off"
     assert funnel.text[3] == "45 · 25.0% drop-off"
-    assert funnel.text[5] == "30"  # more check-ins than payments: free tickets, no drop-off
+    assert funnel.text[5] == "15 · 25.0% drop-off"
 
 
 def test_ticket_types_and_sources() -> None:
