@@ -664,6 +664,9 @@ def run(
     configure_logging(base.log_level, json=False)
     # The terminal is for the URLs and for trouble: not every migration's notes.
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
+    # Waiting for the local broker is asking it until it answers: the refusals are expected,
+    # and the stack reports a broker that never comes.
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
     if port_in_use(base.api_port):
         typer.secho(
             f"error: port {base.api_port} is taken; set AQSTREAM_API_PORT to another port",
