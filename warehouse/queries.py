@@ -24,14 +24,19 @@ from domain.event.models import Event, TicketType
 from warehouse.rollups import EVENT, REVENUE, STEP, TRAFFIC, Rollup, floor
 
 GRANULARITIES = ("minute", "hour", "day")
+# The funnel's stages, in order: a visit's stage is the furthest its credited actions reached
+# (docs/analytics.md, "Funnel and attribution").
 FUNNEL = (
-    ("view", "unique_views"),
-    ("ticket_selected", "ticket_selected"),
-    ("reservation", "reservations"),
-    ("registration", "registrations"),
-    ("payment", "paid_registrations"),
-    ("checkin", "checkins"),
+    "view",
+    "ticket_selected",
+    "checkout_started",
+    "reservation",
+    "registration",
+    "payment",
+    "checkin",
 )
+ATTRIBUTION_WINDOW = timedelta(hours=24)
+JOURNEY_COLUMNS = (*FUNNEL[1:], "registrations")
 KPI_COLUMNS = (
     "views",
     "unique_views",
@@ -47,7 +52,17 @@ KPI_COLUMNS = (
 SERIES_COLUMNS = ("views", "unique_views", "registrations", "cancellations", "checkins")
 MONEY = ("gross", "refunds", "net", "full_amount", "deposit_amount", "remainder_amount")
 TRAFFIC_COLUMNS = ("views", "unique_views", "ticket_selected", "checkout_started")
-REPORT_COLUMNS = ("views", "unique_views", "registrations", "cancellations", "checkins")
+ROLLUP_REPORT_COLUMNS = ("views", "unique_views", "registrations", "cancellations", "checkins")
+REPORT_COLUMNS = (
+    "views",
+    "unique_views",
+    "registrations",
+    "cancellations",
+    "checkins",
+    "visits",
+    "converted_visits",
+    "registrations_without_visit",
+)
 
 
 # --- ranges -----------------------------------------------------------------------------------
@@ -143,6 +158,129 @@ def resolve_range(
 
 def _rate(numerator: int, denominator: int) -> float | None:
     return round(numerator / denominator, 6) if denominator > 0 else None
+
+
+# --- funnel and attribution -------------------------------------------------------------------
+
+_STAGE_OF = (
+    "CASE kind WHEN 'ticket_selected' THEN 1 WHEN 'checkout_started' THEN 2"
+    " WHEN 'reservation' THEN 3 ELSE 4 END"
+)
+
+
+def journey_sql(where: str, lo: str, hi: str, bucket: bool = False) -> str:
+    """Visits of ``[lo, hi)`` with the furthest stage each reached, by first-touch source.
+
+    One row per (``part``, event, source, bucket): ``visit`` rows count visits and, per stage,
+    the visits that reached it or a later one, and the registrations credited to them;
+    ``revenue`` rows the payments (gross, per currency) of those registrations; ``unattributed``
+    rows the registrations credited to no visit of the range. A visit is a unique page view
+    (``facts.is_unique``); its source is that view's. A tracked action, hold or registration of the
+    same visitor belongs to the visitor's latest visit started at or before it, when it came
+    within ``ATTRIBUTION_WINDOW`` of the visit's start; a payment or check-in belongs to its
+    registration's visit. Only facts in ``[lo, hi)`` count, so a range that has ended always gives
+    the same answer. ``where`` filters ``analytics.facts`` (e.g. on the event); ``lo``, ``hi`` are
+    SQL expressions (bind parameters or literals); ``bucket``: the visit's UTC hour, else NULL."""
+    window = f"interval '{int(ATTRIBUTION_WINDOW.total_seconds())} seconds'"
+    hour = "date_bin(interval '1 hour', {}, timestamptz '2000-01-01 00:00:00+00')"
+    visit_bucket = hour.format("v.occurred_at") if bucket else "NULL::timestamptz"
+    reg_bucket = hour.format("f.occurred_at") if bucket else "NULL::timestamptz"
+    stages = ", ".join(
+        f"count(*) FILTER (WHERE stage >= {i}) AS {name}" for i, name in enumerate(FUNNEL) if i
+    )
+    return f"""
+WITH f AS (
+  SELECT event_id, fact_id, occurred_at, kind, visitor_id, coalesce(source, 'direct') AS source,
+    registration_id, amount, currency, purpose
+  FROM analytics.facts
+  WHERE tenant_id = app_tenant_id() AND {where} AND occurred_at >= {lo} AND occurred_at < {hi}
+), stream AS (
+  SELECT *, max(CASE WHEN kind = 'page_view' THEN occurred_at END) OVER (
+      PARTITION BY event_id, visitor_id ORDER BY occurred_at, kind = 'page_view' DESC, fact_id
+      ROWS UNBOUNDED PRECEDING) AS visit_at
+  FROM f
+  WHERE kind = 'page_view' OR (visitor_id IS NOT NULL
+    AND kind IN ('ticket_selected', 'checkout_started', 'reservation', 'registration'))
+), credited AS (
+  SELECT event_id, visitor_id, visit_at, fact_id, kind, registration_id, {_STAGE_OF} AS stage
+  FROM stream
+  WHERE kind <> 'page_view' AND visit_at IS NOT NULL AND occurred_at < visit_at + {window}
+), later AS (
+  SELECT c.event_id, c.visitor_id, c.visit_at, p.kind, p.amount, p.currency,
+    CASE WHEN p.kind = 'checkin' THEN 6 WHEN p.purpose IN ('full', 'deposit') THEN 5 ELSE 0 END
+      AS stage
+  FROM credited c JOIN f p ON p.registration_id = c.registration_id AND p.event_id = c.event_id
+    AND p.kind IN ('payment', 'checkin')
+  WHERE c.kind = 'registration'
+), reached AS (
+  SELECT event_id, visitor_id, visit_at, max(stage) AS stage,
+    count(*) FILTER (WHERE kind = 'registration') AS registrations
+  FROM (SELECT event_id, visitor_id, visit_at, stage, kind FROM credited
+        UNION ALL SELECT event_id, visitor_id, visit_at, stage, kind FROM later) s
+  GROUP BY event_id, visitor_id, visit_at
+), visit AS (
+  SELECT v.event_id, v.source, {visit_bucket} AS bucket, v.visitor_id, v.occurred_at,
+    coalesce(r.stage, 0) AS stage, coalesce(r.registrations, 0) AS registrations
+  FROM stream v LEFT JOIN reached r ON r.event_id = v.event_id AND r.visitor_id = v.visitor_id
+    AND r.visit_at = v.occurred_at
+  WHERE v.kind = 'page_view'
+)
+SELECT 'visit' AS part, event_id, source, bucket, count(*) AS visits, {stages},
+  sum(registrations)::bigint AS registrations, NULL::text AS currency, 0::bigint AS gross,
+  0::bigint AS without_visit
+FROM visit GROUP BY event_id, source, bucket
+UNION ALL
+SELECT 'revenue', v.event_id, v.source, v.bucket, 0, {", ".join("0" for _ in FUNNEL[1:])}, 0,
+  l.currency, sum(l.amount)::bigint, 0
+FROM later l JOIN visit v ON v.event_id = l.event_id AND v.visitor_id = l.visitor_id
+  AND v.occurred_at = l.visit_at
+WHERE l.kind = 'payment'
+GROUP BY v.event_id, v.source, v.bucket, l.currency
+UNION ALL
+SELECT 'unattributed', f.event_id, NULL, {reg_bucket}, 0, {", ".join("0" for _ in FUNNEL[1:])},
+  0, NULL, 0, count(*)
+FROM f WHERE f.kind = 'registration'
+  AND NOT EXISTS (SELECT FROM credited c WHERE c.fact_id = f.fact_id)
+GROUP BY f.event_id, {reg_bucket}
+"""
+
+
+def journeys(
+    session: Session, start: datetime, end: datetime, event_id: uuid.UUID | None = None
+) -> dict[uuid.UUID, dict[str, Any]]:
+    """Per event of the current tenant over ``[start, end)``: ``visits``, the funnel's counts
+    (``journey_sql``), ``converted_visits``, ``registrations_without_visit`` and per source the
+    same with their revenue."""
+    where = "event_id = :e" if event_id is not None else "true"
+    out: dict[uuid.UUID, dict[str, Any]] = {}
+    for row in session.execute(
+        text(journey_sql(where, ":lo", ":hi")), {"e": event_id, "lo": start, "hi": end}
+    ).mappings():
+        entry = out.setdefault(row["event_id"], _no_journeys())
+        if row["part"] == "unattributed":
+            entry["registrations_without_visit"] += int(row["without_visit"])
+            continue
+        source = entry["sources"].setdefault(row["source"], _no_journeys(sources=False))
+        if row["part"] == "revenue":
+            source["revenue"].append({"currency": row["currency"], "gross": int(row["gross"])})
+            continue
+        for into in (entry, source):
+            into["visits"] += int(row["visits"])
+            for column in JOURNEY_COLUMNS:
+                into[column] += int(row[column])
+    for entry in out.values():
+        for values in (entry, *entry["sources"].values()):
+            values["converted_visits"] = values["registration"]
+            values["revenue"].sort(key=lambda m: m["currency"])
+    return out
+
+
+def _no_journeys(sources: bool = True) -> dict[str, Any]:
+    values: dict[str, Any] = {"visits": 0, "converted_visits": 0, "revenue": []}
+    values |= dict.fromkeys(JOURNEY_COLUMNS, 0)
+    if sources:
+        values |= {"registrations_without_visit": 0, "sources": {}}
+    return values
 
 
 # --- the event dashboard ----------------------------------------------------------------------
@@ -275,6 +413,9 @@ def dashboard(
         ).mappings()
     ]
 
+    # visits, their stages and first-touch sources (from the facts: distinct visits do not add up)
+    journey = journeys(session, start, end, event_id).get(event.id, _no_journeys())
+
     # traffic by source and by device
     traffic_sums = ", ".join(f"coalesce(sum({c}), 0) AS {c}" for c in TRAFFIC_COLUMNS)
     sources: list[dict[str, Any]] = []
@@ -297,6 +438,19 @@ def dashboard(
             )
         else:
             sources.append({"source": row["source"], **{c: row[c] for c in TRAFFIC_COLUMNS}})
+    sources += [
+        {"source": name, **dict.fromkeys(TRAFFIC_COLUMNS, 0)}
+        for name in sorted(set(journey["sources"]) - {s["source"] for s in sources})
+    ]
+    for entry in sources:
+        credited = journey["sources"].get(entry["source"], _no_journeys(sources=False))
+        entry |= {
+            "visits": credited["visits"],
+            "converted_visits": credited["converted_visits"],
+            "registrations": credited["registrations"],
+            "conversion_rate": _rate(credited["converted_visits"], credited["visits"]),
+            "revenue": credited["revenue"],
+        }
 
     # ticket types: names, capacity and seats sold from the transactional tables
     ticket_types = []
@@ -326,8 +480,8 @@ def dashboard(
     sold = event.sold if event.capacity is not None else sum(t.sold for t in known)
     funnel = []
     previous: int | None = None
-    for stage, column in FUNNEL:
-        count = totals[column]
+    for stage in FUNNEL:
+        count = journey["visits"] if stage == "view" else journey[stage]
         funnel.append(
             {
                 "stage": stage,
@@ -337,9 +491,12 @@ def dashboard(
             }
         )
         previous = count
-    kpis = {c: totals[c] for c in KPI_COLUMNS if c != "paid_registrations"}
+    kpis = {c: totals[c] for c in KPI_COLUMNS}
     kpis["waitlist"] = int(waitlist)
-    kpis["conversion_rate"] = _rate(totals["registrations"], totals["unique_views"])
+    kpis["visits"] = journey["visits"]
+    kpis["converted_visits"] = journey["converted_visits"]
+    kpis["registrations_without_visit"] = journey["registrations_without_visit"]
+    kpis["conversion_rate"] = _rate(journey["converted_visits"], journey["visits"])
     kpis["attendance_rate"] = _rate(
         totals["checkins"], totals["registrations"] - totals["cancellations"]
     )
@@ -407,17 +564,17 @@ def _ticket_type(
 def _period(session: Session, start: datetime, end: datetime) -> dict[uuid.UUID, dict[str, Any]]:
     """Per event of the current tenant: the report's counts and money over ``[start, end)``."""
     out: dict[uuid.UUID, dict[str, Any]] = {}
-    sums = ", ".join(f"coalesce(sum({c}), 0) AS {c}" for c in REPORT_COLUMNS)
+    sums = ", ".join(f"coalesce(sum({c}), 0) AS {c}" for c in ROLLUP_REPORT_COLUMNS)
     tile = _tile_params(start, end)
     for row in session.execute(
         text(
             f"SELECT event_id, {sums} FROM ("
-            + _tiled(EVENT, start, end, "true", f"event_id, {', '.join(REPORT_COLUMNS)}")
+            + _tiled(EVENT, start, end, "true", f"event_id, {', '.join(ROLLUP_REPORT_COLUMNS)}")
             + ") s GROUP BY event_id"
         ),
         tile,
     ).mappings():
-        out[row["event_id"]] = {c: int(row[c]) for c in REPORT_COLUMNS} | {"revenue": []}
+        out[row["event_id"]] = _zero() | {c: int(row[c]) for c in ROLLUP_REPORT_COLUMNS}
     for row in session.execute(
         text(
             "SELECT event_id, currency, coalesce(sum(gross), 0) AS gross,"
@@ -429,6 +586,10 @@ def _period(session: Session, start: datetime, end: datetime) -> dict[uuid.UUID,
     ).mappings():
         entry = out.setdefault(row["event_id"], _zero())
         entry["revenue"].append(_money(row))
+    for event_id, journey in journeys(session, start, end).items():
+        entry = out.setdefault(event_id, _zero())
+        for c in ("visits", "converted_visits", "registrations_without_visit"):
+            entry[c] = journey[c]
     return out
 
 
@@ -438,7 +599,7 @@ def _zero() -> dict[str, Any]:
 
 def _with_rates(values: dict[str, Any]) -> dict[str, Any]:
     return values | {
-        "conversion_rate": _rate(values["registrations"], values["unique_views"]),
+        "conversion_rate": _rate(values["converted_visits"], values["visits"]),
         "attendance_rate": _rate(values["checkins"], values["registrations"] - values["cancellations"]),
     }  # fmt: skip
 

@@ -88,6 +88,7 @@ _COLUMNS = (
     "amount",
     "currency",
     "purpose",
+    "visitor_id",  # holds and registrations: the tracking visitor (attribution)
 )
 
 
@@ -101,6 +102,7 @@ def _rows(tables: str, where: str = "true", **columns: str) -> str:
         "amount": "0::bigint",
         "currency": "NULL::text",
         "purpose": "NULL::text",
+        "visitor_id": "NULL::text",
     }
     values = {**defaults, **columns}
     select = ", ".join(f"{values[name]} AS {name}" for name in _COLUMNS)
@@ -118,12 +120,19 @@ _SOURCES = (
             source_id="r.id",
             aggregate_id="r.id",
             registration_id="NULL::uuid",
+            visitor_id="r.visitor_id",
         ),
     ),
     _Source(
         FactKind.REGISTRATION,
         ("registration.created",),
-        _rows("registrations r", at="r.created_at", source_id="r.id", aggregate_id="r.id"),
+        _rows(
+            "registrations r",
+            at="r.created_at",
+            source_id="r.id",
+            aggregate_id="r.id",
+            visitor_id="r.visitor_id",
+        ),
     ),
     _Source(
         FactKind.CONFIRMATION,
@@ -413,6 +422,7 @@ def _candidate(row: Any) -> _Candidate:
         amount=row.amount,
         currency=row.currency,
         purpose=row.purpose,
+        visitor_id=row.visitor_id,
     )
     outbox = tuple(row)[len(_COLUMNS) + 1 :]
     if outbox[0] is None:

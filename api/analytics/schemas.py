@@ -37,8 +37,25 @@ class Kpis(_Out):
     confirmations: int
     cancellations: int
     checkins: int
+    paid_registrations: int = Field(
+        description="First payments (`payment` facts of purpose full or deposit) in the range"
+    )
     waitlist: int = Field(description="Joined minus left, over the whole history up to `to`")
-    conversion_rate: float | None = Field(description="registrations / unique_views")
+    visits: int = Field(
+        description="Visits that started in the range: unique page views (the funnel's first stage)"
+    )
+    converted_visits: int = Field(
+        description="Visits of the range credited with at least one registration (first touch, "
+        "within 24 h of the visit's start and before `to`)"
+    )
+    registrations_without_visit: int = Field(
+        description="Registrations of the range credited to no visit of the range: made without "
+        "a tracked visitor id (API-only), or more than 24 h after the visitor's latest visit. "
+        "Counted in `registrations`, never in the funnel or the conversion"
+    )
+    conversion_rate: float | None = Field(
+        description="converted_visits / visits: at most 1; null when there is no visit"
+    )
     attendance_rate: float | None = Field(description="checkins / (registrations - cancellations)")
 
 
@@ -56,10 +73,31 @@ class Revenue(Money):
 
 
 class FunnelStage(_Out):
-    stage: Literal["view", "ticket_selected", "reservation", "registration", "payment", "checkin"]
-    count: int
-    rate_from_previous: float | None
-    drop_off: int | None
+    """Visits that started in the range and reached this stage or a later one before `to`, so
+    every stage is a subset of the one before (a registration without a hold has passed the
+    hold stage)."""
+
+    stage: Literal[
+        "view",
+        "ticket_selected",
+        "checkout_started",
+        "reservation",
+        "registration",
+        "payment",
+        "checkin",
+    ] = Field(
+        description="view: every visit; payment: a first payment (full or deposit), so a free "
+        "registration stops before it unless checked in"
+    )
+    count: int = Field(description="Visits that reached this stage or a later one")
+    rate_from_previous: float | None = Field(
+        description="count / the previous stage's count (0..1); null for the first stage or a "
+        "previous 0"
+    )
+    drop_off: int | None = Field(
+        description="The previous stage's count minus this one (never negative); null for the "
+        "first stage"
+    )
 
 
 class SeriesPoint(_Out):
@@ -86,12 +124,29 @@ class TicketTypeStats(_Out):
     revenue: list[Money]
 
 
+class AttributedRevenue(_Out):
+    currency: str
+    gross: int = Field(description="Payments (any purpose), minor units")
+
+
 class SourceStats(_Out):
-    source: str
-    views: int
+    source: str = Field(
+        description="utm_source, else the referrer's host, else `direct`; for the attribution "
+        "the source of a visit's first page view (first touch)"
+    )
+    views: int = Field(description="Page views from this source (each view's own source)")
     unique_views: int
     ticket_selected: int
     checkout_started: int
+    visits: int = Field(description="Visits whose first page view came from this source")
+    converted_visits: int = Field(description="Those of them credited with a registration")
+    registrations: int = Field(description="Registrations credited to those visits")
+    conversion_rate: float | None = Field(
+        description="converted_visits / visits: at most 1; null when there is no visit"
+    )
+    revenue: list[AttributedRevenue] = Field(
+        description="Payments in the range of the registrations credited to those visits"
+    )
 
 
 class DeviceStats(_Out):
@@ -127,7 +182,14 @@ class ReportValues(_Out):
     registrations: int
     cancellations: int
     checkins: int
-    conversion_rate: float | None
+    visits: int = Field(description="Visits that started in the range (the dashboard's)")
+    converted_visits: int = Field(description="Visits credited with a registration")
+    registrations_without_visit: int = Field(
+        description="Registrations credited to no visit of the range (API-only, or too late)"
+    )
+    conversion_rate: float | None = Field(
+        description="converted_visits / visits: at most 1; null when there is no visit"
+    )
     attendance_rate: float | None
     revenue: list[Money]
 
@@ -138,6 +200,9 @@ class ReportChange(_Out):
     registrations: int
     cancellations: int
     checkins: int
+    visits: int
+    converted_visits: int
+    registrations_without_visit: int
     conversion_rate: float | None = Field(description="Difference; null when either is null")
     attendance_rate: float | None
     revenue: list[Money]

@@ -54,7 +54,12 @@ RegistrationMember = Annotated[
 def reserve(event_id: uuid.UUID, body: ReservationCreate, uow: UowDep) -> ReservationOut:
     """Hold seats for the event's hold time (default 15 minutes); see `expires_at`."""
     reservation = service.reserve(
-        uow, event_id, body.ticket_type_id, body.quantity, user_id=uow.user_id
+        uow,
+        event_id,
+        body.ticket_type_id,
+        body.quantity,
+        user_id=uow.user_id,
+        visitor_id=body.visitor_id,
     )
     return ReservationOut.model_validate(reservation)
 
@@ -102,6 +107,7 @@ def register(event_id: uuid.UUID, body: RegistrationCreate, uow: UowDep) -> Regi
             user_id=uow.user_id,
             reservation_id=body.reservation_id,
             payment_mode=body.payment_mode,
+            visitor_id=body.visitor_id,
         )
     else:
         registration = service.register(
@@ -111,6 +117,7 @@ def register(event_id: uuid.UUID, body: RegistrationCreate, uow: UowDep) -> Regi
             ticket_type_id=body.ticket_type_id,
             quantity=body.quantity,
             payment_mode=body.payment_mode,
+            visitor_id=body.visitor_id,
         )
     return RegistrationOut.model_validate(registration)
 

@@ -14,6 +14,13 @@ from domain.registration.models import PaymentMode, RegistrationStatus, Reservat
 class ReservationCreate(RequestModel):
     ticket_type_id: uuid.UUID
     quantity: int = Field(default=1, ge=1, le=100)
+    visitor_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="The tracking visitor id the page sends with POST /analytics/track: credits "
+        "this to the visitor's visit and its source (docs/tracking.md)",
+    )
 
 
 class ReservationOut(BaseModel):
@@ -35,6 +42,13 @@ class RegistrationFromHold(RequestModel):
     payment_mode: PaymentMode | None = Field(
         default=None, description="`full` (default for paid tickets) or `deposit`"
     )
+    visitor_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="The tracking visitor id the page sends with POST /analytics/track: credits "
+        "this (default: the hold's) to the visitor's visit and its source (docs/tracking.md)",
+    )
 
 
 class DirectRegistration(RequestModel):
@@ -44,6 +58,13 @@ class DirectRegistration(RequestModel):
     quantity: int = Field(default=1, ge=1, le=100)
     payment_mode: PaymentMode | None = Field(
         default=None, description="`full` (default for paid tickets) or `deposit`"
+    )
+    visitor_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="The tracking visitor id the page sends with POST /analytics/track: credits "
+        "this to the visitor's visit and its source (docs/tracking.md)",
     )
 
 

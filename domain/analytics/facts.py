@@ -70,7 +70,7 @@ class Fact(msgspec.Struct, frozen=True, omit_defaults=True):
     amount: int = 0  # minor units (payment, refund)
     currency: str | None = None  # ISO 4217 (payment, refund)
     purpose: str | None = None  # payment: full | deposit | remainder
-    # tracked actions only
+    # tracked actions; holds and registrations made by a tracked visitor carry visitor_id too
     visitor_id: str | None = None
     session_id: str | None = None
     source: str | None = None  # utm_source, else the referrer's host, else "direct"
@@ -149,7 +149,13 @@ def _fact(kind: FactKind, p: Mapping[str, Any], headers: Mapping[str, str]) -> F
         occurred_at=occurred_at,
         registration_id=registration_id,
         quantity=int(p.get("quantity") or 1),
+        # holds and registrations name the tracking visitor who made them, when the page sent it
+        # (first-touch attribution: docs/analytics.md, "Funnel and attribution")
+        visitor_id=p.get("visitor_id") if kind in _VISITED else None,
     )
+
+
+_VISITED = frozenset({FactKind.RESERVATION, FactKind.REGISTRATION})
 
 
 def _uuid(value: Any) -> uuid.UUID | None:

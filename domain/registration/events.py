@@ -24,6 +24,8 @@ class ReservationCreated(DomainEvent):
     quantity: int
     expires_at: str
     from_waitlist: bool = False
+    # the tracking visitor, for the analytics' attribution; added to v1, so optional
+    visitor_id: str | None = field(default=None, metadata={"added": True})
 
     @classmethod
     def of(cls, reservation: Reservation) -> Self:
@@ -37,6 +39,7 @@ class ReservationCreated(DomainEvent):
             quantity=reservation.quantity,
             expires_at=reservation.expires_at.isoformat(),
             from_waitlist=reservation.waitlist_entry_id is not None,
+            visitor_id=reservation.visitor_id,
         )
 
 
@@ -80,6 +83,8 @@ class RegistrationCreated(DomainEvent):
     amount_total: int
     amount_due_now: int
     reservation_id: uuid.UUID | None = None
+    # the tracking visitor, for the analytics' attribution; added to v1, so optional
+    visitor_id: str | None = field(default=None, metadata={"added": True})
 
     @classmethod
     def of(cls, registration: Registration) -> Self:
@@ -97,6 +102,7 @@ class RegistrationCreated(DomainEvent):
             amount_total=registration.amount_total,
             amount_due_now=registration.amount_due_now,
             reservation_id=registration.reservation_id,
+            visitor_id=registration.visitor_id,
         )
 
 

@@ -45,6 +45,8 @@ class Reservation(UUIDPrimaryKey, Timestamps, Base):
     )
     expires_at: Mapped[datetime]
     waitlist_entry_id: Mapped[uuid.UUID | None]
+    # The tracking visitor who made the hold (analytics attribution; docs/tracking.md)
+    visitor_id: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         CheckConstraint("quantity BETWEEN 1 AND 100", name="quantity_range"),
@@ -81,6 +83,8 @@ class Registration(UUIDPrimaryKey, Timestamps, Base):
     cancelled_at: Mapped[datetime | None]
     cancel_reason: Mapped[str | None] = mapped_column(String(64))
     checked_in_at: Mapped[datetime | None]
+    # The tracking visitor who registered (analytics attribution; docs/tracking.md)
+    visitor_id: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         CheckConstraint("quantity BETWEEN 1 AND 100", name="quantity_range"),

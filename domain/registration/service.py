@@ -168,6 +168,7 @@ def reserve(
     *,
     user_id: uuid.UUID,
     waitlist_entry_id: uuid.UUID | None = None,
+    visitor_id: str | None = None,
 ) -> Reservation:
     """Hold seats for the event's hold time."""
     event = get_event(uow, event_id)
@@ -185,6 +186,7 @@ def reserve(
         status=ReservationStatus.ACTIVE,
         expires_at=_now() + timedelta(minutes=event.hold_minutes),
         waitlist_entry_id=waitlist_entry_id,
+        visitor_id=visitor_id,
     )
     uow.session.add(reservation)
     uow.session.flush()
@@ -287,6 +289,7 @@ def register(
     ticket_type_id: uuid.UUID | None = None,
     quantity: int = 1,
     payment_mode: PaymentMode | None = None,
+    visitor_id: str | None = None,
 ) -> Registration:
     """Register from a hold, or directly. Free tickets confirm at once; paid ones await payment."""
     event = get_event(uow, event_id)
@@ -334,6 +337,8 @@ def register(
         amount_paid=0,
         ticket_secret=secrets.token_urlsafe(16),
         confirmed_at=now if status == RegistrationStatus.CONFIRMED else None,
+        # a hold's visitor carries over unless the registration names one
+        visitor_id=visitor_id or (reservation.visitor_id if reservation else None),
     )
     add_unique(
         uow.session,

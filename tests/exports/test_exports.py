@@ -97,9 +97,11 @@ def expected(exports: Exports, org: Org, dataset: str) -> tuple[str, dict]:
         )
         return "registration_id", {r["id"]: (r["attended"],) for r in rows}
     if dataset == "funnel":
+        # visits (unique page views); every registration is credited to a visit or not
         rows = exports.rows(
-            "SELECT sum(views) AS views, sum(ticket_selected) AS selected, "
-            "sum(registrations) AS registrations FROM warehouse.event_hour WHERE tenant_id = :t",
+            "SELECT count(*) FILTER (WHERE kind = 'page_view' AND is_unique) AS visits, "
+            "count(*) FILTER (WHERE kind = 'registration') AS registrations "
+            "FROM warehouse.facts WHERE tenant_id = :t",
             **t,
         )
         return "", {k: int(v) for k, v in rows[0].items()}
@@ -125,9 +127,9 @@ def found(frame, dataset: str) -> dict:
         return by(frame, "registration_id", ("attended", "bool"))
     if dataset == "funnel":
         return {
-            "views": sum(values(frame, "views", "int")),
-            "selected": sum(values(frame, "ticket_selected", "int")),
-            "registrations": sum(values(frame, "registrations", "int")),
+            "visits": sum(values(frame, "visits", "int")),
+            "registrations": sum(values(frame, "registrations", "int"))
+            + sum(values(frame, "registrations_without_visit", "int")),
         }
     totals: dict = {}
     for source, views, selected in zip(

@@ -6,7 +6,8 @@ transaction names the tenant only, and the explicit filter keeps a future policy
 own rows, say) from widening an export.
 
 Time ranges: registrations and payments by when the record was made, attendance by the event's
-start, funnel and traffic by the rollup bucket. ``from`` is inclusive, ``to`` exclusive.
+start, traffic by the rollup bucket, the funnel by its facts (visits started and actions taken in
+the range). ``from`` is inclusive, ``to`` exclusive.
 
 CSV injection (CWE-1236): a spreadsheet opening a CSV file takes a text cell that starts with
 ``=``, ``+``, ``-``, ``@``, a tab or a carriage return for a formula. For CSV the query prefixes
@@ -16,6 +17,7 @@ such values of the string columns with ``'`` (OWASP's advice); Parquet and XLSX 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -25,6 +27,8 @@ from psycopg import sql
 from domain.exports.models import Dataset
 from domain.exports.service import ExportRequest
 from domain.uow import UnitOfWork
+from warehouse.queries import FUNNEL as STAGES
+from warehouse.queries import journey_sql
 
 TS = pa.timestamp("us", tz="UTC")
 
@@ -61,6 +65,9 @@ class Part:
     time_column: str | None
     personal_joins: str = ""  # joins needed only by personal columns
     condition: str | None = None  # what else a row must satisfy
+    # A FROM clause that takes the range itself (time_column None): what a row counts depends
+    # on the whole range, not only on its own time (the funnel's visits)
+    ranged_from: Callable[[Filters], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -109,10 +116,11 @@ class DatasetSpec:
                         sql.SQL(part.time_column), sql.Literal(filters.range_to.isoformat())
                     )
                 )
+            from_clause = part.ranged_from(filters) if part.ranged_from else part.from_clause
             selects.append(
                 sql.SQL("SELECT {} FROM {} {} WHERE {}").format(
                     select,
-                    sql.SQL(part.from_clause),
+                    sql.SQL(from_clause),
                     sql.SQL(joins),
                     sql.SQL(" AND ").join(where),
                 )
@@ -321,9 +329,33 @@ ATTENDANCE = DatasetSpec(
     ),
 )
 
+
 # The warehouse's hourly rollups (both flavours expose them under these names), per event and
 # ticket type: tracked views and the funnel stages after them. Tracked stages carry no ticket type
 # (a view is of the event), so they sit on the rows whose ticket_type_id is empty.
+def _journeys(filters: Filters) -> str:
+    """The funnel's visits over the export's range (``warehouse.queries.journey_sql``, the
+    dashboard's definitions), per hour of the visits' start, event and first-touch source."""
+    where = (
+        f"event_id = {sql.Literal(str(filters.event_id)).as_string(None)}"
+        if filters.event_id is not None
+        else "true"
+    )
+    lo, hi = (
+        sql.Literal(moment.isoformat()).as_string(None) + "::timestamptz" if moment else default
+        for moment, default in (
+            (filters.range_from, "'-infinity'::timestamptz"),
+            (filters.range_to, "'infinity'::timestamptz"),
+        )
+    )
+    return f"({journey_sql(where, lo, hi, bucket=True)}) h JOIN events e ON e.id = h.event_id"
+
+
+# The funnel of visits (docs/analytics.md, "Funnel and attribution"): per hour in which visits
+# started, event and first-touch source, the visits and, per stage, those that reached it or a
+# later one before the range's end, and the registrations credited to them; rows with no source
+# count the registrations of that hour credited to no visit of the range (API-only, or too late).
+# Summed over the rows, the dashboard's funnel for the same range.
 FUNNEL = DatasetSpec(
     Dataset.FUNNEL,
     (
@@ -332,32 +364,21 @@ FUNNEL = DatasetSpec(
                 _c("bucket", TS, "h.bucket"),
                 _c("event_id", S, "h.event_id"),
                 _c("event_title", S, "e.title"),
-                _c("ticket_type_id", S, "h.ticket_type_id"),
-                _c("ticket_type", S, "t.name"),
-                *(
-                    _c(name, I64, f"h.{name}")
-                    for name in (
-                        "views",
-                        "unique_views",
-                        "ticket_selected",
-                        "checkout_started",
-                        "reservations",
-                        "registrations",
-                        "confirmations",
-                        "paid_registrations",
-                        "checkins",
-                        "cancellations",
-                        "waitlist_joined",
-                    )
-                ),
+                _c("source", S, "h.source"),
+                _c("visits", I64, "h.visits"),
+                *(_c(stage, I64, f"h.{stage}") for stage in STAGES[1:]),
+                _c("registrations", I64, "h.registrations"),
+                _c("registrations_without_visit", I64, "h.without_visit"),
             ),
-            from_clause="analytics.event_hour h JOIN events e ON e.id = h.event_id "
-            "LEFT JOIN ticket_types t ON t.id = h.ticket_type_id",
-            tenant_column="h.tenant_id",
-            event_column="h.event_id",
-            time_column="h.bucket",
+            from_clause="",
+            ranged_from=_journeys,
+            tenant_column="e.tenant_id",
+            event_column=None,
+            time_column=None,
+            condition="h.part <> 'revenue'",
         ),
     ),
+    order_by="bucket, event_id, source NULLS LAST",
 )
 
 # Tracked traffic per hour, event, source (utm_source, else the referrer's host, else "direct")

@@ -337,7 +337,8 @@ def _read_and_write(
                 with cursor.copy(statement) as copy:
                     batches = writers.arrow_batches(_copy_chunks(copy), schema)
                     if export.format is ExportFormat.PARQUET:
-                        rows = writers.write_parquet(batches, schema, out, reporter.rows)
+                        described = schema.with_metadata(range_metadata(export))
+                        rows = writers.write_parquet(batches, described, out, reporter.rows)
                     else:
                         rows = writers.write_xlsx(batches, schema, path, reporter.rows)
         if counter is not None:
@@ -345,6 +346,22 @@ def _read_and_write(
         session.rollback()
     reporter.rows(rows)
     return rows
+
+
+def range_metadata(export: Export) -> dict[bytes, bytes]:
+    """What a Parquet file says of itself (key-value metadata of its schema): the dataset, the
+    event and the range exactly as asked (ISO 8601, UTC; empty: open), so that a reader (the
+    notebooks) can refuse to compare files of different ranges (docs/exports.md)."""
+
+    def moment(value: datetime | None) -> bytes:
+        return value.astimezone(UTC).isoformat().encode() if value is not None else b""
+
+    return {
+        b"aqstream.dataset": str(export.dataset.value).encode(),
+        b"aqstream.event_id": str(export.event_id or "").encode(),
+        b"aqstream.range_from": moment(export.range_from),
+        b"aqstream.range_to": moment(export.range_to),
+    }
 
 
 def _sink(s3: Any, bucket: str, job: Job) -> MultipartSink:
