@@ -366,7 +366,7 @@ def test_every_analytics_view_filters_on_the_transactions_tenant_by_construction
     views = _analytics_views(owner_engine)
     assert {v[0] for v in views} == {
         f"{r}_{g}" for r in ("event", "revenue", "traffic") for g in ("minute", "hour", "day")
-    }
+    } | {"facts"}  # visits and conversion facts for the funnel and attribution (0015)
     for name, options, definition, kind in views:
         assert kind == "v", f"analytics.{name} is not a view"
         assert "security_barrier=true" in options, f"analytics.{name}: no security barrier"
