@@ -3,7 +3,7 @@ PYTHON ?= python3
 UV := $(PYTHON) -m uv
 UV_VERSION := 0.13.9
 
-.PHONY: help setup run test test-fast lint format stack-up stack-down stack-status migrate openapi docs clean
+.PHONY: help setup run test tour test-fast lint format stack-up stack-down stack-status migrate openapi docs clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -19,6 +19,9 @@ test: setup  ## run the whole test suite (starts its own servers)
 	@$(UV) run --frozen pytest $(PYTEST_ARGS); code=$$?; \
 	if [ $$code -eq 5 ]; then echo "pytest collected no tests: treated as a failure" >&2; exit 1; fi; \
 	exit $$code
+
+tour: setup  ## run the README's walk-through as written against a fresh `make run`
+	$(UV) run --frozen python tests/readme_tour.py
 
 test-fast: setup  ## the suite without slow and browser tests
 	$(UV) run --frozen pytest -m "not slow and not browser"
