@@ -17,7 +17,9 @@ Three parts, a module each (and ``client``, the HTTP client they talk through):
 - **The totals** (``ledger``: ``Ledger``, ``summary``): what the platform answered, never what
   the database holds: the registrations, payments, refunds and waitlist entries the generator
   made, read back from the API at the end, plus the tracked actions it sent (and their unique
-  views by the 30-minute rule, computable because it chose the times).
+  views by the 30-minute rule, computable because it chose the times), and the funnel of visits
+  with their first-touch sources (``journeys``): each simulated visitor gives its holds and
+  registrations the visitor id it tracks with, as a browser's page does.
 
 The plan states intentions; the platform decides outcomes. A payment planned to fail fails only
 where the sandbox can be scripted (``script_outcome``, e.g. in tests); against a running
@@ -36,7 +38,20 @@ from aqstream.simulate.client import (
     address_of,
     error_code,
 )
-from aqstream.simulate.ledger import COUNTERS, PAID, Ledger, Registration, Tracked, summary
+from aqstream.simulate.ledger import (
+    ATTRIBUTION_WINDOW,
+    COUNTERS,
+    PAID,
+    STAGES,
+    Later,
+    Ledger,
+    Registration,
+    Step,
+    Tracked,
+    conversion,
+    journeys,
+    summary,
+)
 from aqstream.simulate.plan import (
     CURRENCIES,
     DEVICES,
@@ -58,6 +73,7 @@ from aqstream.simulate.plan import (
 from aqstream.simulate.simulation import TERMINAL_PAYMENT, Simulation
 
 __all__ = [
+    "ATTRIBUTION_WINDOW",
     "BROWSER_UA",
     "COUNTERS",
     "CURRENCIES",
@@ -66,6 +82,7 @@ __all__ = [
     "PASSWORD",
     "SCENARIOS",
     "SOURCES",
+    "STAGES",
     "TERMINAL_PAYMENT",
     "UNIQUE_VIEW_WINDOW",
     "V1",
@@ -73,6 +90,7 @@ __all__ = [
     "EventPlan",
     "FlashSalePlan",
     "Http",
+    "Later",
     "Ledger",
     "OrganizerPlan",
     "Plan",
@@ -80,6 +98,7 @@ __all__ = [
     "Scenario",
     "Simulation",
     "Source",
+    "Step",
     "Stopped",
     "TicketTypePlan",
     "Tracked",
@@ -88,7 +107,9 @@ __all__ = [
     "_flash_sale",
     "address_of",
     "build_plan",
+    "conversion",
     "error_code",
+    "journeys",
     "summary",
     "unique_views",
 ]

@@ -324,16 +324,17 @@ class Simulation:
         account = self.participant(v.participant)
         reservation = None
         if v.via_hold:
+            # the page gives the hold the visitor id it tracks with (docs/tracking.md)
             response = self.http.call(
                 "POST", f"/events/{event['id']}/reservations", account=account,
-                json={"ticket_type_id": tt_id},
+                json={"ticket_type_id": tt_id, "visitor_id": visitor},
             )  # fmt: skip
             if response.status_code == 409:
                 self._sold_out(response, event["id"], tt_id, account)
                 return
             reservation = self._ok(response, "reservation")
             with self.ledger.lock:
-                self.ledger.holds.append((event["id"], tt_id))
+                self.ledger.holds.append((event["id"], tt_id, visitor, datetime.now(UTC)))
             if v.stage == "reserved":  # second thoughts: the hold goes back
                 self._ok(
                     self.http.call(
@@ -343,7 +344,7 @@ class Simulation:
                 )
                 return
         registration = self.register(
-            event["id"], tt_id, account, v.source, reservation, v.payment_mode
+            event["id"], tt_id, account, v.source, reservation, v.payment_mode, visitor=visitor
         )
         if registration is None:
             return
@@ -372,10 +373,17 @@ class Simulation:
         source: str,
         reservation: dict[str, Any] | None = None,
         payment_mode: str | None = None,
+        *,
+        visitor: str,
     ) -> dict[str, Any] | None:
+        """Register (from ``reservation``, else directly) as the tracked ``visitor``: the page
+        sends the visitor id it tracks with, so the warehouse credits the registration to the
+        visitor's visit and its source (a hold's visitor would carry over; the page says it
+        again, as it must for a hold the sweeper made from the waitlist)."""
         body: dict[str, Any] = (
             {"reservation_id": reservation["id"]} if reservation else {"ticket_type_id": tt_id}
         )
+        body["visitor_id"] = visitor
         if payment_mode:
             body["payment_mode"] = payment_mode
         response = self.http.call(
@@ -387,8 +395,9 @@ class Simulation:
         registration = self._ok(response, "registration")
         with self.ledger.lock:
             self.ledger.registrations[registration["id"]] = Registration(
-                registration["id"], event_id, tt_id, account, source, dict(registration)
-            )
+                registration["id"], event_id, tt_id, account, source, dict(registration),
+                visitor=visitor,
+            )  # fmt: skip
         return registration
 
     def _sold_out(self, response: httpx.Response, event_id: str, tt_id: str, account: Account):
@@ -494,7 +503,7 @@ class Simulation:
         now = datetime.now(UTC)
         actions, ids, sessions = [], [], []
         for b in fs.buyers:
-            visitor = f"{self.run_id}-flash-{b}"
+            visitor = self._flash_visitor(b)
             for k, (kind, ago) in enumerate(
                 (("page_view", 90), ("ticket_selected", 40), ("checkout_started", 20))
             ):
@@ -510,12 +519,15 @@ class Simulation:
             self.track(actions[start:end], ids[start:end], sessions[start:end])
         gate = threading.Barrier(len(buyers))
 
-        def buy(account: Account) -> dict[str, Any] | None:
+        def buy(b: int) -> dict[str, Any] | None:
             gate.wait(timeout=60)
-            return self.register(event["id"], tt_id, account, "telegram")
+            return self.register(
+                event["id"], tt_id, self.participant(b), "telegram",
+                visitor=self._flash_visitor(b),
+            )  # fmt: skip
 
         with ThreadPoolExecutor(len(buyers)) as pool:
-            results = list(pool.map(buy, buyers))
+            results = list(pool.map(buy, fs.buyers))
         winners = {b: r for b, r in zip(fs.buyers, results, strict=True) if r is not None}
         log.info("flash_sale", buyers=len(buyers), seats=len(winners))
         for b, registration in winners.items():
@@ -532,11 +544,15 @@ class Simulation:
         if freed:
             self._take_offers(event, tt_id, fs, freed)
 
+    def _flash_visitor(self, buyer: int) -> str:
+        """The visitor id a flash sale's buyer tracks with (the same browser for every sale)."""
+        return f"{self.run_id}-flash-{buyer}"
+
     def _take_offers(self, event: dict[str, Any], tt_id: str, fs: FlashSalePlan, n: int) -> None:
         """Freed seats are offered by the sweeper (``aqstream jobs``) as holds; the offered
         participants register with them. Without a sweeper nothing is offered: waited for
         ``offer_wait_s``, then the run goes on."""
-        by_user = {self.participant(b).user_id: self.participant(b) for b in fs.buyers}
+        by_user = {self.participant(b).user_id: b for b in fs.buyers}
         taken: set[str] = set()
         deadline = time.monotonic() + self.offer_wait_s
         while len(taken) < n and time.monotonic() < deadline:
@@ -544,13 +560,15 @@ class Simulation:
                 f"/events/{event['id']}/waitlist", self.organizers[event["organizer"]], "waitlist"
             )
             for entry in entries:
-                account = by_user.get(entry["user_id"])
-                if entry["status"] != "offered" or entry["id"] in taken or account is None:
+                b = by_user.get(entry["user_id"])
+                if entry["status"] != "offered" or entry["id"] in taken or b is None:
                     continue
                 taken.add(entry["id"])
+                account = self.participant(b)
                 registration = self.register(
-                    event["id"], tt_id, account, "telegram", {"id": entry["reservation_id"]}
-                )
+                    event["id"], tt_id, account, "telegram", {"id": entry["reservation_id"]},
+                    visitor=self._flash_visitor(b),
+                )  # fmt: skip
                 if registration and registration["amount_due_now"]:
                     self.pay(registration["id"], account, "succeeded")
             self.http.wait(0.5)
