@@ -81,6 +81,37 @@ class LineFilter:
         return line if _PY_WARNING.match(line) else None
 
 
+_VARYING = re.compile(
+    r"^\d{4}-\d\d-\d\dT\S+\s+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|\d+"
+)
+REPEAT_WINDOW_S = 60.0
+
+
+class Repeats:
+    """Collapses a child's repeated loud lines (a broker that is down makes every client say so
+    several times a second): a message, compared with its times, ids and numbers blanked, is
+    shown once per window; how many like it were held back is said when it is shown again."""
+
+    def __init__(
+        self, window_s: float = REPEAT_WINDOW_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.window_s = window_s
+        self.clock = clock
+        self._seen: dict[str, tuple[float, int]] = {}  # message -> (last shown at, held back)
+
+    def __call__(self, line: str) -> str | None:
+        key, now = _VARYING.sub("#", line), self.clock()
+        shown_at, held = self._seen.get(key, (None, 0))
+        if shown_at is not None and now - shown_at < self.window_s:
+            self._seen[key] = (shown_at, held + 1)
+            return None
+        if len(self._seen) >= 1000:  # bounded: forget the messages shown longest ago
+            for stale in sorted(self._seen, key=lambda k: self._seen[k][0])[:500]:
+                del self._seen[stale]
+        self._seen[key] = (now, 0)
+        return f"{line} (and {held} more like it before)" if held else line
+
+
 class Terminal:
     """Where the children's chosen lines go (stdout by default), one writer at a time."""
 
@@ -134,13 +165,15 @@ class Child:
         """The child's output, line by line, to its file and (some of it) to the terminal."""
         assert self.log_path is not None
         terminal = self.terminal or Terminal()
-        keep = LineFilter()
+        keep, repeats = LineFilter(), Repeats()
         with output, open(self.log_path, "ab") as file:
             for raw in iter(output.readline, b""):
                 file.write(raw)
                 file.flush()
                 text = raw.decode(errors="replace").rstrip("\n")
                 shown = keep(text)
+                if shown is not None:
+                    shown = repeats(shown)
                 if shown is not None:
                     if len(shown) > LINE_LIMIT:
                         shown = shown[: LINE_LIMIT - 1] + "…"

@@ -8,7 +8,7 @@ import sys
 import threading
 import time
 
-from aqstream.supervisor import Child, LineFilter, Supervisor, Terminal
+from aqstream.supervisor import Child, LineFilter, Repeats, Supervisor, Terminal
 from tests.procs import alive
 
 
@@ -173,3 +173,21 @@ def test_the_demo_stops_first_and_its_totals_reach_the_terminal(tmp_path) -> Non
     supervisor.request_stop()  # the second
     stopping.join(20)
     assert out.getvalue() == "skipped\n" and time.monotonic() - started < 10
+
+
+def test_a_repeated_message_is_shown_once_a_minute_with_how_many_were_held_back() -> None:
+    """A broker that is down made 2,935 terminal lines in one run: the same refusal, each with
+    its own time and port. Now once per window, then again with the count held back."""
+    now = [0.0]
+    repeats = Repeats(window_s=60, clock=lambda: now[0])
+    refused = "2026-01-05T10:00:0{}Z [error    ] kafka_unreachable  port={} attempt={}"
+    assert repeats(refused.format(0, 9092, 1)) == refused.format(0, 9092, 1)
+    for i in range(2, 40):
+        now[0] += 1
+        assert repeats(refused.format(i % 10, 9092, i)) is None
+    other = "2026-01-05T10:00:39Z [warning  ] child_exited child=worker"
+    assert repeats(other) == other  # another message is not held back by the first
+    now[0] = 61.0
+    assert repeats(refused.format(1, 9092, 41)) == (
+        refused.format(1, 9092, 41) + " (and 38 more like it before)"
+    )
