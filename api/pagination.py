@@ -16,13 +16,12 @@ from typing import Annotated, Generic, Self, TypeVar
 from fastapi import Depends, Query
 from pydantic import BaseModel, Field
 
-from domain.pagination import MAX_LIMIT, InvalidCursor, Json, PageRequest
+from domain.pagination import DEFAULT_LIMIT, MAX_LIMIT, InvalidCursor, Json, PageRequest
 from domain.pagination import Page as DomainPage
 
 T = TypeVar("T")
 M = TypeVar("M")
 
-DEFAULT_LIMIT = 20
 MAX_CURSOR_LENGTH = 1000
 
 

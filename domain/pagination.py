@@ -23,6 +23,7 @@ from domain.errors import ValidationFailed
 T = TypeVar("T")
 
 Json = str | int
+DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 
 
@@ -39,7 +40,7 @@ class InvalidCursor(ValidationFailed):
 class PageRequest:
     """``limit`` rows after ``after`` (None: from the start)."""
 
-    limit: int = 20
+    limit: int = DEFAULT_LIMIT
     after: tuple[Json, ...] | None = None
 
 
@@ -55,10 +56,6 @@ class Page(Generic[T]):
 class Key:
     column: InstrumentedAttribute[Any]
     descending: bool = False
-
-
-def asc(column: InstrumentedAttribute[Any]) -> Key:
-    return Key(column)
 
 
 def desc(column: InstrumentedAttribute[Any]) -> Key:
