@@ -12,6 +12,20 @@ from dashboards.client import NOT_SIGNED_IN, ApiError, Unauthorized
 UP, DOWN, FLAT = "#146c43", "#b02a37", "#495057"
 
 
+def period_select(select_id: str, options: dict[str, str], value: str):
+    """The period buttons above a page's figures (``options``: value -> label)."""
+    return dbc.RadioItems(
+        id=select_id,
+        options=[{"label": label, "value": key} for key, label in options.items()],
+        value=value,
+        inline=True,
+        className="btn-group period-select",
+        inputClassName="btn-check",
+        labelClassName="btn btn-outline-primary btn-sm",
+        labelCheckedClassName="active",
+    )
+
+
 def kpi_card(label: str, value_id: str, *, value: str = "…", note_id: str | None = None):
     """A labelled figure; ``value_id`` is what callbacks (and tests) address."""
     body = [

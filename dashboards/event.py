@@ -16,7 +16,14 @@ from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
 from dashboards import figures
 from dashboards import format as fmt
 from dashboards.client import ApiClient, ApiError, Unauthorized
-from dashboards.components import api_problem, kpi_card, kpi_row, loading_state, not_found
+from dashboards.components import (
+    api_problem,
+    kpi_card,
+    kpi_row,
+    loading_state,
+    not_found,
+    period_select,
+)
 
 PERIODS = {
     "all": ("Whole event", None),
@@ -218,17 +225,8 @@ def layout(event_id: str, refresh_s: float):
                     dbc.Row(
                         [
                             dbc.Col(
-                                dbc.RadioItems(
-                                    id="ev-period",
-                                    options=[
-                                        {"label": v[0], "value": k} for k, v in PERIODS.items()
-                                    ],
-                                    value="all",
-                                    inline=True,
-                                    className="btn-group period-select",
-                                    inputClassName="btn-check",
-                                    labelClassName="btn btn-outline-primary btn-sm",
-                                    labelCheckedClassName="active",
+                                period_select(
+                                    "ev-period", {k: v[0] for k, v in PERIODS.items()}, "all"
                                 ),
                                 md="auto",
                             ),

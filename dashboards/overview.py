@@ -11,7 +11,14 @@ from dash import Dash, Input, Output, State, dcc, html
 
 from dashboards import format as fmt
 from dashboards.client import ApiClient, ApiError
-from dashboards.components import api_problem, change, empty_state, kpi_row, loading_state
+from dashboards.components import (
+    api_problem,
+    change,
+    empty_state,
+    kpi_row,
+    loading_state,
+    period_select,
+)
 
 PERIODS = {"7": "7 days", "30": "30 days", "90": "90 days", "custom": "Custom"}
 
@@ -209,16 +216,7 @@ def layout(organization: dict):
             dbc.Row(
                 [
                     dbc.Col(
-                        dbc.RadioItems(
-                            id="ov-period",
-                            options=[{"label": v, "value": k} for k, v in PERIODS.items()],
-                            value="30",
-                            inline=True,
-                            className="btn-group period-select",
-                            inputClassName="btn-check",
-                            labelClassName="btn btn-outline-primary btn-sm",
-                            labelCheckedClassName="active",
-                        ),
+                        period_select("ov-period", PERIODS, "30"),
                         md="auto",
                     ),
                     dbc.Col(

@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from warehouse.queries import FUNNEL
+
 Granularity = Literal["minute", "hour", "day"]
 
 
@@ -77,15 +79,7 @@ class FunnelStage(_Out):
     every stage is a subset of the one before (a registration without a hold has passed the
     hold stage)."""
 
-    stage: Literal[
-        "view",
-        "ticket_selected",
-        "checkout_started",
-        "reservation",
-        "registration",
-        "payment",
-        "checkin",
-    ] = Field(
+    stage: Literal[FUNNEL] = Field(  # the stages in order, as the warehouse computes them
         description="view: every visit; payment: a first payment (full or deposit), so a free "
         "registration stops before it unless checked in"
     )
