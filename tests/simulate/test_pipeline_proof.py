@@ -26,7 +26,17 @@ import httpx
 import pytest
 from sqlalchemy import Engine, text
 
-from aqstream.simulate import Account, Simulation, build_plan
+from aqstream.simulate import (
+    STAGES,
+    Account,
+    Later,
+    Simulation,
+    Step,
+    Tracked,
+    build_plan,
+    conversion,
+    journeys,
+)
 from aqstream.stack.servers import free_port
 from core.settings import Settings
 from domain.registration.sweeper import sweep_once
@@ -39,6 +49,7 @@ from tests.streams.conftest import relays  # noqa: F401  (fixture)
 from tests.worker.conftest import worker_fast, worker_process
 
 VISITS = 30
+ATTRIBUTED = ("visits", "converted_visits", "registrations_without_visit", "funnel")
 SERIES = ("views", "unique_views", "registrations", "cancellations", "checkins")
 
 
@@ -151,12 +162,52 @@ def _by_event(engine: Engine, sql: str, events: list[str]) -> list[Any]:
         return [r for r in conn.execute(text(sql)) if str(r[0]) in events]
 
 
-def expected_dashboards(engine: Engine, totals: dict, events: list[str]) -> dict[str, dict]:
+def table_journeys(engine: Engine, tracked: list[Tracked], events: list[str]) -> dict[str, dict]:
+    """Per event, the visits, their funnel and first-touch sources by the definitions
+    (``aqstream.simulate.journeys``, not the warehouse's SQL) from the generator's tracked actions
+    (they never touch the database) and the holds, registrations, payments and check-ins of the
+    transactional tables, with the visitor ids and times those hold."""
+    steps = [Step(str(e), v, at, STAGES.index("reservation")) for e, v, at in _by_event(
+        engine, "SELECT event_id, visitor_id, created_at FROM reservations", events)]  # fmt: skip
+    registrations = _by_event(
+        engine,
+        "SELECT r.event_id, r.id, r.visitor_id, r.created_at, c.registration_id IS NOT NULL "
+        "FROM registrations r LEFT JOIN check_ins c ON c.registration_id = r.id",
+        events,
+    )
+    payments: dict[str, list[dict]] = defaultdict(list)
+    for _, registration_id, status, purpose, currency, amount in _by_event(
+        engine,
+        "SELECT event_id, registration_id, status, purpose, currency, amount FROM payments",
+        events,
+    ):
+        payments[str(registration_id)].append(
+            {"status": status, "purpose": purpose, "currency": currency, "amount": int(amount)}
+        )
+    later = {}
+    for event_id, registration_id, visitor, at, checked_in in registrations:
+        steps.append(
+            Step(str(event_id), visitor, at, STAGES.index("registration"), str(registration_id))
+        )
+        later[str(registration_id)] = Later.of(checked_in, payments[str(registration_id)])
+    steps += [
+        Step(t.event, t.visitor, t.occurred_at, STAGES.index(t.type))
+        for t in tracked
+        if t.type in STAGES
+    ]
+    return journeys(tracked, steps, later)
+
+
+def expected_dashboards(
+    engine: Engine, totals: dict, tracked: list[Tracked], events: list[str]
+) -> dict[str, dict]:
     """Per event, the dashboard's numbers from the transactional tables (domain facts) and the
     generator's tracking totals (tracked actions never touch the database)."""
     out: dict[str, dict] = {}
+    attributed = table_journeys(engine, tracked, events)
     for e in events:
         mine = totals["events"].get(e, {})
+        journey = attributed.get(e) or _no_visit()
         out[e] = {
             "kpis": {
                 "views": mine.get("page_views", 0),
@@ -172,6 +223,7 @@ def expected_dashboards(engine: Engine, totals: dict, events: list[str]) -> dict
                     k: c[k]
                     for k in ("page_views", "unique_views", "ticket_selected", "checkout_started")
                 }
+                | _attributed(journey["sources"].get(s))
                 for s, c in mine.get("sources", {}).items()
                 if c["page_views"] or c["ticket_selected"] or c["checkout_started"]
             },
@@ -184,6 +236,14 @@ def expected_dashboards(engine: Engine, totals: dict, events: list[str]) -> dict
         for k in ("reservations", "registrations", "confirmations", "cancellations", "checkins",
                   "paid_registrations", "waitlist"):  # fmt: skip
             out[e]["kpis"][k] = 0
+        # visits and conversion by the definitions (docs/analytics.md, "Funnel and attribution")
+        out[e]["kpis"] |= {
+            "visits": journey["visits"],
+            "converted_visits": journey["converted_visits"],
+            "registrations_without_visit": journey["registrations_without_visit"],
+            "conversion_rate": conversion(journey),
+        }
+        out[e]["funnel"] = list(zip(STAGES, journey["funnel"], strict=True))
     counts = {
         "reservations": "SELECT event_id, NULL, count(*) FROM reservations GROUP BY 1",
         "registrations": "SELECT event_id, ticket_type_id, count(*) FROM registrations GROUP BY 1, 2",
@@ -238,25 +298,29 @@ def expected_dashboards(engine: Engine, totals: dict, events: list[str]) -> dict
             slot["net"] -= int(amount)
     for e in out.values():
         k = e["kpis"]
-        k["conversion_rate"] = _rate(k["registrations"], k["unique_views"])
         k["attendance_rate"] = _rate(k["checkins"], k["registrations"] - k["cancellations"])
-        e["funnel"] = [
-            (stage, k[column])
-            for stage, column in (
-                ("view", "unique_views"),
-                ("ticket_selected", "ticket_selected"),
-                ("reservation", "reservations"),
-                ("registration", "registrations"),
-                ("payment", "paid_registrations"),
-                ("checkin", "checkins"),
-            )
-        ]
-        del k["paid_registrations"]
         # the series over the event's whole history adds up to the KPIs
         e["series"] = {c: k[c] for c in SERIES}
         e["types"] = {t: dict(v) for t, v in e["types"].items()}
         e["type_revenue"] = {t: v for t, v in e["type_revenue"].items() if v}
     return out
+
+
+def _no_visit() -> dict:
+    return {"visits": 0, "converted_visits": 0, "registrations_without_visit": 0,
+            "funnel": [0] * len(STAGES), "sources": {}}  # fmt: skip
+
+
+def _attributed(source: dict | None) -> dict:
+    """A source's visits, converted visits, credited registrations, conversion and revenue."""
+    source = source or {"visits": 0, "converted_visits": 0, "registrations": 0, "revenue": {}}
+    return {
+        "visits": source["visits"],
+        "converted_visits": source["converted_visits"],
+        "registrations": source["registrations"],
+        "conversion_rate": conversion(source),
+        "revenue": dict(source["revenue"]),
+    }
 
 
 def observed(dashboard: dict) -> dict:
@@ -286,6 +350,11 @@ def observed(dashboard: dict) -> dict:
                 "unique_views": s["unique_views"],
                 "ticket_selected": s["ticket_selected"],
                 "checkout_started": s["checkout_started"],
+                "visits": s["visits"],
+                "converted_visits": s["converted_visits"],
+                "registrations": s["registrations"],
+                "conversion_rate": s["conversion_rate"],
+                "revenue": {m["currency"]: m["gross"] for m in s["revenue"]},
             }
             for s in dashboard["sources"]
         },
@@ -435,7 +504,17 @@ def test_generated_traffic_through_the_pipeline_equals_the_tables_exactly(
             assert "tracking_unavailable" not in totals["outcomes"], "no tracking API"
             assert totals["tracking_filtered"] == 0
             events = [e["id"] for e in sim.events.values()]
-            expected = expected_dashboards(owner_engine, totals, events)
+            with sim.ledger.lock:
+                tracked = list(sim.ledger.tracked)
+            expected = expected_dashboards(owner_engine, totals, tracked, events)
+            # the generator's own funnel (from its answers) is the tables' (their visitor ids)
+            for event_id in events:
+                mine = totals["events"].get(event_id, {}).get("journeys")
+                if mine is not None:
+                    assert {k: mine[k] for k in ATTRIBUTED} == {
+                        "funnel": [n for _, n in expected[event_id]["funnel"]],
+                        **{k: expected[event_id]["kpis"][k] for k in ATTRIBUTED if k != "funnel"},
+                    }, event_id
             # returns as soon as the dashboards agree; a worker's rejoin after a kill can take
             # half a minute on a loaded 2-core machine before it processes anything again
             before = converged(sim, expected, 120, [log, tmp_path / "worker-2.log"])
@@ -451,6 +530,9 @@ def test_generated_traffic_through_the_pipeline_equals_the_tables_exactly(
                 assert mine["waitlist_joined"] - mine["waitlist_left"] == seen["kpis"]["waitlist"]
             everything = totals["all"]
             assert everything["page_views"] > everything["unique_views"] > 0
+            # every simulated registration came with its visitor: credited, converting visits
+            assert everything["journeys"]["registrations_without_visit"] == 0
+            assert 0 < everything["journeys"]["converted_visits"] < everything["journeys"]["visits"]
             assert everything["registrations"] > 0 and everything["check_ins"] > 0
             if scenario == "worker-restarted":  # the scenario's reach (timing shifts it in others)
                 assert everything["refunds"] and everything["payments_failed"] > 0
