@@ -354,7 +354,8 @@ def summary(totals: dict[str, Any]) -> str:
     )
     rows = [("event", *(c for c, _ in columns))]
     for event in totals["events"].values():
-        rows.append((event.get("key", "?"), *(str(event[k]) for _, k in columns)))
+        name = event.get("title") or event.get("key", "?")  # as the dashboards name it
+        rows.append((name[:32], *(str(event[k]) for _, k in columns)))
     rows.append(("all", *(str(totals["all"][k]) for _, k in columns)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [
