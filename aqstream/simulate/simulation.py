@@ -92,7 +92,7 @@ class Simulation:
         self.ledger = Ledger()
         self.organizers: dict[int, Account] = {}
         self.organizations: dict[int, str] = {}
-        self.events: dict[str, dict[str, Any]] = {}  # key -> {"id", "organizer", "types"}
+        self.events: dict[str, dict[str, Any]] = {}  # key -> {"id", "published_at", "types", ...}
         self._participants: dict[int, Account] = {}
         self._participants_lock = threading.Lock()
         self._pay_lock = threading.Lock()
@@ -221,9 +221,12 @@ class Simulation:
                 "ticket type",
             )
             types[t.key] = created["id"]
-        self._ok(self.http.call("POST", f"/events/{event['id']}/publish", account=owner), "publish")
+        published = self._ok(
+            self.http.call("POST", f"/events/{event['id']}/publish", account=owner), "publish"
+        )
         return {
             "id": event["id"],
+            "published_at": datetime.fromisoformat(published["published_at"]),
             "organizer": e.organizer,
             "organization_id": self.organizations[e.organizer],
             "title": event["title"],
@@ -300,6 +303,9 @@ class Simulation:
         ids: list[str] = []
         sessions: list[str] = []
         newest = min(v.views)
+        # A planned journey reaches up to an hour back; nobody saw the page before it was
+        # published (the "whole event" views start there): earlier steps happen at publication.
+        earliest = event["published_at"]
         for k, (kind, ago, ticket_type) in enumerate(steps):
             action_id = self._action_id(v.n, k)
             # A revisit (an earlier view 30+ minutes before the others) was another session.
@@ -312,7 +318,7 @@ class Simulation:
                     ticket_type,
                     visitor,
                     v.source,
-                    now - timedelta(seconds=ago),
+                    max(now - timedelta(seconds=ago), earliest),
                     v.device,
                 )
             )
@@ -508,7 +514,7 @@ class Simulation:
                 (("page_view", 90), ("ticket_selected", 40), ("checkout_started", 20))
             ):
                 ticket_type = None if kind == "page_view" else tt_id
-                at = now - timedelta(seconds=ago)
+                at = max(now - timedelta(seconds=ago), event["published_at"])
                 actions.append(
                     Tracked(kind, event["id"], ticket_type, visitor, "telegram", at, "mobile")
                 )
