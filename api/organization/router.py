@@ -145,7 +145,9 @@ def my_organizations(uow: UowDep, paging: Paging) -> Page[MyOrganization]:
     page = service.list_my_organizations(uow, uow.user_id, paging)
     return Page[MyOrganization].of(
         page,
-        lambda row: MyOrganization(**OrganizationOut.model_validate(row[0]).model_dump(), role=row[1]),
+        lambda row: MyOrganization(
+            **OrganizationOut.model_validate(row[0]).model_dump(), role=row[1]
+        ),
     )
 
 

@@ -80,9 +80,7 @@ class GroupMemberView:
     user: User
 
 
-def list_members(
-    uow: UnitOfWork, group_id: uuid.UUID, page: PageRequest
-) -> Page[GroupMemberView]:
+def list_members(uow: UnitOfWork, group_id: uuid.UUID, page: PageRequest) -> Page[GroupMemberView]:
     """The group's members in joining order."""
     get_group(uow, group_id)
     stmt = (

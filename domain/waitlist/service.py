@@ -121,14 +121,10 @@ def offer_next(uow: UnitOfWork, ticket_type_id: uuid.UUID) -> int:
 
 
 # Offer order within each ticket type: priority, then arrival (seq is unique).
-OFFER_ORDER = Keyset(
-    WaitlistEntry.ticket_type_id, desc(WaitlistEntry.priority), WaitlistEntry.seq
-)
+OFFER_ORDER = Keyset(WaitlistEntry.ticket_type_id, desc(WaitlistEntry.priority), WaitlistEntry.seq)
 
 
-def list_for_event(
-    uow: UnitOfWork, event_id: uuid.UUID, page: PageRequest
-) -> Page[WaitlistEntry]:
+def list_for_event(uow: UnitOfWork, event_id: uuid.UUID, page: PageRequest) -> Page[WaitlistEntry]:
     """The event's waitlist entries by ticket type, each in offer order."""
     stmt = select(WaitlistEntry).where(WaitlistEntry.event_id == event_id)
     return OFFER_ORDER.page(uow.session, stmt, page)
