@@ -256,6 +256,7 @@ def _warehouse(warehouse_engine: Engine, tenant: Tenant) -> None:
     facts = [
         Fact(uuid.uuid4(), FactKind.PAGE_VIEW, *ids, at, visitor_id="v", source="direct"),
         Fact(uuid.uuid4(), FactKind.PAYMENT, *ids, at, amount=100, currency="EUR", purpose="full"),
+        Fact(uuid.uuid4(), FactKind.REGISTRATION, *ids, at, visitor_id="v"),  # a visit's credit
     ]
     with Session(warehouse_engine) as session, session.begin():
         ingest(session, facts)
@@ -366,7 +367,7 @@ def test_every_analytics_view_filters_on_the_transactions_tenant_by_construction
     views = _analytics_views(owner_engine)
     assert {v[0] for v in views} == {
         f"{r}_{g}" for r in ("event", "revenue", "traffic") for g in ("minute", "hour", "day")
-    } | {"facts"}  # visits and conversion facts for the funnel and attribution (0015)
+    } | {"facts"} | {"visits", "visit_credits"}  # the funnel and attribution (0015, 0016)
     for name, options, definition, kind in views:
         assert kind == "v", f"analytics.{name} is not a view"
         assert "security_barrier=true" in options, f"analytics.{name}: no security barrier"

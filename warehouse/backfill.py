@@ -1,10 +1,12 @@
-"""``aqstream backfill``: rebuild the rollups from the raw facts, one event per transaction.
+"""``aqstream backfill``: rebuild the rollups and visits from the raw facts, one event per
+transaction.
 
 For each event (all, or ``--event``) the page views' uniqueness and the rollup rows from
 ``--since`` on (all, by default) are recomputed (rollup rows deleted, then rebuilt) from the facts with the same statements the sink uses, so the result is
 exactly what ingesting the facts would give, however the rollups got where they are (a bug, a
 restore, an edited fact, rows deleted by hand). Absolute and idempotent: running it twice
-changes nothing.
+changes nothing. The event's visits (warehouse/visits.py) are recomputed whole, whatever
+``--since`` says: a visit's credits may come from any time of its visitor.
 
 Finding the events is a cross-tenant read of the warehouse, done as the migration owner; every
 rebuild then runs as the warehouse role (warehouse.engine) inside that event's tenant, like the
@@ -28,6 +30,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_expo
 
 from warehouse.rollups import RESET_UNIQUE, ROLLUPS, floor
 from warehouse.sink import LOCK_EVENTS, event_lock
+from warehouse.visits import FORGET_EVENT, RECOMPUTE_EVENT
 
 BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
 _SET_TENANT = "SELECT set_config('app.tenant_id', %s, true)"
@@ -95,6 +98,9 @@ def rebuild_event(
         for grain in grains[1:]:
             params = {"event": event_id, "since": floor(since, grain)}
             pg.execute(rollup.rebuild_coarser(grain), params)
+    # The event's visits, whole: a visit's credits may come from any time of its visitor.
+    pg.execute(FORGET_EVENT, {"event": event_id})
+    pg.execute(RECOMPUTE_EVENT, {"event": event_id})
     pg.execute(_SET_TENANT, (previous or "",))
     return written
 

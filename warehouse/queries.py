@@ -1,4 +1,5 @@
-"""Dashboard and report queries: rollups only, never raw facts.
+"""Dashboard and report queries: rollups and the visits the sink keeps, never raw facts
+(``journey_sql``, which reads the range's facts, stays as the reference the tests compare with).
 
 A range ``[from, to)`` counts the minute buckets whose start lies in it. Totals over a range are
 read from the coarsest rollups that tile it exactly (minutes up to the first whole hour, hours
@@ -245,16 +246,80 @@ GROUP BY f.event_id, {reg_bucket}
 """
 
 
+def visits_sql(where: str, lo: str, hi: str, bucket: bool = False) -> str:
+    """``journey_sql``'s rows, from the visits the sink keeps (warehouse/visits.py) instead of
+    the range's facts: one row per visit started in ``[lo, hi)``, a tracked stage counted when
+    first reached before ``hi``, and the registrations, payments and check-ins credited to those
+    visits that lie in the range with their registration. ``where`` filters ``analytics.visits``
+    and ``analytics.visit_credits`` (e.g. on the event); same arguments as journey_sql."""
+    hour = "date_bin(interval '1 hour', {}, timestamptz '2000-01-01 00:00:00+00')"
+    visit_bucket = hour.format("started_at") if bucket else "NULL::timestamptz"
+    reg_bucket = hour.format("occurred_at") if bucket else "NULL::timestamptz"
+    stages = ", ".join(
+        f"count(*) FILTER (WHERE stage >= {i}) AS {name}" for i, name in enumerate(FUNNEL) if i
+    )
+    zeros = ", ".join("0" for _ in FUNNEL[1:])
+    return f"""
+WITH v AS (
+  SELECT event_id, visitor_id, started_at, source, {visit_bucket} AS bucket,
+    CASE WHEN reservation_at < {hi} THEN 3 WHEN checkout_started_at < {hi} THEN 2
+      WHEN ticket_selected_at < {hi} THEN 1 ELSE 0 END AS stage
+  FROM analytics.visits
+  WHERE tenant_id = app_tenant_id() AND {where} AND started_at >= {lo} AND started_at < {hi}
+), c AS (
+  SELECT event_id, visitor_id, visit_started_at, kind, stage, amount, currency
+  FROM analytics.visit_credits
+  WHERE tenant_id = app_tenant_id() AND {where} AND visit_started_at >= {lo}
+    AND visit_started_at < {hi} AND occurred_at >= {lo} AND occurred_at < {hi}
+    AND registered_at < {hi}
+), reached AS (
+  SELECT event_id, visitor_id, visit_started_at, max(stage) AS stage,
+    count(*) FILTER (WHERE kind = 'registration') AS registrations
+  FROM c GROUP BY event_id, visitor_id, visit_started_at
+), visit AS (
+  SELECT v.event_id, v.source, v.bucket, v.visitor_id, v.started_at,
+    greatest(v.stage, coalesce(r.stage, 0)) AS stage, coalesce(r.registrations, 0) AS registrations
+  FROM v LEFT JOIN reached r ON r.event_id = v.event_id AND r.visitor_id = v.visitor_id
+    AND r.visit_started_at = v.started_at
+)
+SELECT 'visit' AS part, event_id, source, bucket, count(*) AS visits, {stages},
+  sum(registrations)::bigint AS registrations, NULL::text AS currency, 0::bigint AS gross,
+  0::bigint AS without_visit
+FROM visit GROUP BY event_id, source, bucket
+UNION ALL
+SELECT 'revenue', v.event_id, v.source, v.bucket, 0, {zeros}, 0, c.currency,
+  sum(c.amount)::bigint, 0
+FROM c JOIN visit v ON v.event_id = c.event_id AND v.visitor_id = c.visitor_id
+  AND v.started_at = c.visit_started_at
+WHERE c.kind = 'payment'
+GROUP BY v.event_id, v.source, v.bucket, c.currency
+UNION ALL
+SELECT 'unattributed', event_id, NULL, {reg_bucket}, 0, {zeros}, 0, NULL, 0, count(*)
+FROM analytics.visit_credits
+WHERE tenant_id = app_tenant_id() AND {where} AND kind = 'registration'
+  AND occurred_at >= {lo} AND occurred_at < {hi}
+  AND (visit_started_at IS NULL OR visit_started_at < {lo})
+GROUP BY event_id, {reg_bucket}
+"""
+
+
 def journeys(
-    session: Session, start: datetime, end: datetime, event_id: uuid.UUID | None = None
+    session: Session,
+    start: datetime,
+    end: datetime,
+    event_id: uuid.UUID | None = None,
+    *,
+    oracle: bool = False,
 ) -> dict[uuid.UUID, dict[str, Any]]:
     """Per event of the current tenant over ``[start, end)``: ``visits``, the funnel's counts
-    (``journey_sql``), ``converted_visits``, ``registrations_without_visit`` and per source the
-    same with their revenue."""
+    (``visits_sql``, equal to ``journey_sql``'s), ``converted_visits``,
+    ``registrations_without_visit`` and per source the same with their revenue. ``oracle``:
+    compute them from the range's facts instead (``journey_sql``: the tests' reference)."""
     where = "event_id = :e" if event_id is not None else "true"
+    sql = journey_sql if oracle else visits_sql
     out: dict[uuid.UUID, dict[str, Any]] = {}
     for row in session.execute(
-        text(journey_sql(where, ":lo", ":hi")), {"e": event_id, "lo": start, "hi": end}
+        text(sql(where, ":lo", ":hi")), {"e": event_id, "lo": start, "hi": end}
     ).mappings():
         entry = out.setdefault(row["event_id"], _no_journeys())
         if row["part"] == "unattributed":
@@ -413,7 +478,8 @@ def dashboard(
         ).mappings()
     ]
 
-    # visits, their stages and first-touch sources (from the facts: distinct visits do not add up)
+    # visits, their stages and first-touch sources (one row per visit: distinct visits do not
+    # add up from buckets)
     journey = journeys(session, start, end, event_id).get(event.id, _no_journeys())
 
     # traffic by source and by device

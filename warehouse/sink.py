@@ -45,6 +45,7 @@ from psycopg.types.json import Jsonb
 from sqlalchemy.orm import Session
 
 from domain.analytics.facts import Fact, FactKind
+from warehouse import visits
 from warehouse.rollups import (
     BATCH_FIRST,
     EVENT,
@@ -246,6 +247,18 @@ def ingest(session: Session, facts: Sequence[Fact]) -> IngestResult:
         for tenant, ids, times in later:
             pg.execute(_SET_TENANT, (str(tenant),), prepare=True)
             flipped.append(pg.execute(_FLIP_SQL[flavor], (ids, times), prepare=True))
+        # The visits of the batch's visitors, recomputed after the flips (which change which
+        # views are visits); their lookups read rows by the 0016 indexes: index scans on.
+        touched = [
+            (tenant, visits.touched(list(group.values()))) for tenant, group in by_tenant.items()
+        ]
+        touched = [(tenant, keys) for tenant, keys in touched if any(keys.values())]
+        if touched and not later:
+            pg.execute(_FLIP_SETTINGS, prepare=True)
+        for tenant, keys in touched:
+            pg.execute(_SET_TENANT, (str(tenant),), prepare=True)
+            pg.execute(visits.FORGET_VISITORS, keys, prepare=True)
+            pg.execute(visits.RECOMPUTE_VISITORS, keys, prepare=True)
         pg.execute(_RESTORE, (previous or "", *saved), prepare=True)
     return IngestResult(
         received=len(facts),

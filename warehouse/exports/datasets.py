@@ -28,7 +28,7 @@ from domain.exports.models import Dataset
 from domain.exports.service import ExportRequest
 from domain.uow import UnitOfWork
 from warehouse.queries import FUNNEL as STAGES
-from warehouse.queries import journey_sql
+from warehouse.queries import visits_sql
 
 TS = pa.timestamp("us", tz="UTC")
 
@@ -334,7 +334,7 @@ ATTENDANCE = DatasetSpec(
 # ticket type: tracked views and the funnel stages after them. Tracked stages carry no ticket type
 # (a view is of the event), so they sit on the rows whose ticket_type_id is empty.
 def _journeys(filters: Filters) -> str:
-    """The funnel's visits over the export's range (``warehouse.queries.journey_sql``, the
+    """The funnel's visits over the export's range (``warehouse.queries.visits_sql``, the
     dashboard's definitions), per hour of the visits' start, event and first-touch source."""
     where = (
         f"event_id = {sql.Literal(str(filters.event_id)).as_string(None)}"
@@ -348,7 +348,7 @@ def _journeys(filters: Filters) -> str:
             (filters.range_to, "'infinity'::timestamptz"),
         )
     )
-    return f"({journey_sql(where, lo, hi, bucket=True)}) h JOIN events e ON e.id = h.event_id"
+    return f"({visits_sql(where, lo, hi, bucket=True)}) h JOIN events e ON e.id = h.event_id"
 
 
 # The funnel of visits (docs/analytics.md, "Funnel and attribution"): per hour in which visits
