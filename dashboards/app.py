@@ -15,7 +15,7 @@ from dash import Dash, Input, Output, State, dcc, html, no_update
 from flask import Response, request
 
 from core.settings import Settings
-from dashboards import event, exports, overview
+from dashboards import door, event, exports, overview
 from dashboards.client import ApiError, Unauthorized
 from dashboards.components import api_problem, empty_state, loading_state
 from dashboards.session import MESSAGES, Sessions, safe_next
@@ -192,6 +192,8 @@ def page_for(pathname: str, search: str | None, org_id: str | None, orgs: list[d
         return loading_state()
     if match := EVENT_PATH.match(pathname):
         return event.layout(match.group(1), refresh_s)
+    if match := door.PATH.match(pathname):
+        return door.page(sessions, match.group(1), orgs, refresh_s)
     if pathname == "/exports":
         try:
             events = sessions.client().organization_events(org["id"])
@@ -242,6 +244,8 @@ def create_app(settings: Settings | None = None) -> Dash:
         __name__,
         title="AqStream dashboards",
         assets_folder=str(ASSETS),
+        # assets/vendor/ (the door's QR decoder) is loaded when needed, not on every page.
+        assets_path_ignore=["vendor"],
         suppress_callback_exceptions=True,
         update_title=None,  # no "Updating..." tab title at every refresh
         meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
@@ -285,7 +289,8 @@ def create_app(settings: Settings | None = None) -> Dash:
     def render_page(pathname, org_id, search, orgs):
         from dash import ctx
 
-        if ctx.triggered_id == "org-switch" and EVENT_PATH.match(pathname or ""):
+        on_event = EVENT_PATH.match(pathname or "") or door.PATH.match(pathname or "")
+        if ctx.triggered_id == "org-switch" and on_event:
             # Another organization: its overview (this event belongs to the previous one).
             return dcc.Location(id="to-overview", href="/", refresh=False)
         if pathname is None:  # the address is not known yet
@@ -295,6 +300,7 @@ def create_app(settings: Settings | None = None) -> Dash:
     overview.register(app, sessions)
     event.register(app, sessions)
     exports.register(app, sessions)
+    door.register(app, sessions)
     install_security_headers(app, settings)
     return app
 

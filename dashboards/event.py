@@ -329,6 +329,15 @@ def header(event: dict, role: str | None, now: datetime):
         dbc.Button(label, id={"type": "ev-action", "action": a}, color="primary", size="sm")
         for a, label in actions
     ]
+    if role in MANAGE_ROLES:  # the API checks tickets in for managers only
+        buttons.append(
+            dcc.Link(
+                "Door check-in",
+                href=f"/events/{event['id']}/door",
+                id="ev-door-link",
+                className="btn btn-outline-primary btn-sm",
+            )
+        )
     return html.Div(
         [
             html.Div(

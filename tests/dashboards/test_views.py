@@ -260,7 +260,7 @@ def test_event_windows_and_their_granularity() -> None:
 
 
 def test_managers_get_actions_analysts_do_not() -> None:
-    draft = {"title": "T", "timezone": "UTC", "status": "draft", "organization_id": "o",
+    draft = {"id": "e", "title": "T", "timezone": "UTC", "status": "draft", "organization_id": "o",
              "starts_at": "2027-05-01T08:00:00Z", "ends_at": "2027-05-01T10:00:00Z"}  # fmt: skip
 
     def actions(e, role):
@@ -271,6 +271,13 @@ def test_managers_get_actions_analysts_do_not() -> None:
     ended = {**draft, "status": "published", "ends_at": "2027-03-01T10:00:00Z"}
     assert actions(draft, "owner") == ["publish"]
     assert actions(ended, "owner") == ["complete"] and actions(ended, "analyst") == []
+
+    def door(role):  # the link to the door's check-in: managers only, as the API's check-in
+        links = _walk(event.header(draft, role, NOW))
+        return [c.href for c in links if getattr(c, "id", None) == "ev-door-link"]
+
+    assert door("owner") == door("moderator") == ["/events/e/door"]
+    assert door("analyst") == door(None) == []
 
 
 def _is_action(component) -> bool:
