@@ -194,6 +194,13 @@ def tour(keep: bool = False) -> int:
         "AQSTREAM_STATE_DIR": str(state),
         **{name: str(port) for name, port in ports.items()},
     }
+    # A newcomer's shell: not inside the project's virtualenv (under `make test` PATH starts
+    # with .venv/bin, whose python3 has no uv, so the Makefile would try to install it there).
+    venv = str(ROOT / ".venv")
+    env["PATH"] = os.pathsep.join(
+        p for p in env.get("PATH", "").split(os.pathsep) if not p.startswith(venv)
+    )
+    env.pop("VIRTUAL_ENV", None)
     # Settings the caller's shell may carry would point the run at other servers.
     for name in ("AQSTREAM_DATABASE_URL", "AQSTREAM_KAFKA_BOOTSTRAP", "AQSTREAM_REDIS_URL"):
         env.pop(name, None)
