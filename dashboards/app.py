@@ -15,7 +15,7 @@ from dash import Dash, Input, Output, State, dcc, html, no_update
 from flask import Response, request
 
 from core.settings import Settings
-from dashboards import door, event, exports, overview
+from dashboards import console_events, door, event, exports, overview
 from dashboards.client import ApiError, Unauthorized
 from dashboards.components import api_problem, empty_state, loading_state
 from dashboards.session import MESSAGES, Sessions, safe_next
@@ -194,6 +194,8 @@ def page_for(pathname: str, search: str | None, org_id: str | None, orgs: list[d
         return event.layout(match.group(1), refresh_s)
     if match := door.PATH.match(pathname):
         return door.page(sessions, match.group(1), orgs, refresh_s)
+    if pathname == console_events.NEW_PATH or console_events.PATH.match(pathname):
+        return console_page(pathname, org, orgs, search, sessions)
     if pathname == "/exports":
         try:
             events = sessions.client().organization_events(org["id"])
@@ -203,6 +205,19 @@ def page_for(pathname: str, search: str | None, org_id: str | None, orgs: list[d
     if pathname in ("/", ""):
         return overview.layout(org)
     return empty_state("Not found", "There is no page at this address.", icon="?")
+
+
+def console_page(pathname: str, org: dict, orgs: list[dict], search: str | None, sessions):
+    """Events and tickets: a new event of the chosen organization, or one event's settings."""
+    try:
+        client = sessions.client()
+    except ApiError as exc:
+        return api_problem(exc, pathname)
+    if pathname == console_events.NEW_PATH:
+        return console_events.new_page(client, org, search)
+    event_id = console_events.PATH.match(pathname).group(1)
+    api_base = str(sessions.http.base_url).rstrip("/")
+    return console_events.manage_page(client, event_id, orgs, search, api_base, datetime.now(UTC))
 
 
 def load_shell(sessions, pathname: str | None, search: str | None, remembered: str | None,
@@ -290,6 +305,7 @@ def create_app(settings: Settings | None = None) -> Dash:
         from dash import ctx
 
         on_event = EVENT_PATH.match(pathname or "") or door.PATH.match(pathname or "")
+        on_event = on_event or console_events.PATH.match(pathname or "")
         if ctx.triggered_id == "org-switch" and on_event:
             # Another organization: its overview (this event belongs to the previous one).
             return dcc.Location(id="to-overview", href="/", refresh=False)
@@ -301,6 +317,7 @@ def create_app(settings: Settings | None = None) -> Dash:
     event.register(app, sessions)
     exports.register(app, sessions)
     door.register(app, sessions)
+    console_events.register(app, sessions)
     install_security_headers(app, settings)
     return app
 

@@ -15,9 +15,10 @@ V1 = "/api/v1"
 class ApiError(Exception):
     """An error answer of the API (its stable ``code`` and ``message``), or no answer at all."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.status, self.code, self.message = status, code, message
+        self.details = details  # e.g. a 422's [{"loc", "msg", "type"}], a 409's {"fields"}
 
 
 class Unauthorized(ApiError):
@@ -54,10 +55,11 @@ class ApiClient:
             try:
                 error = response.json()["error"]
                 code, message = error["code"], error["message"]
-            except (ValueError, KeyError, TypeError):
-                code, message = "http_error", response.text[:200]
+                details = error.get("details")
+            except (ValueError, KeyError, TypeError, AttributeError):
+                code, message, details = "http_error", response.text[:200], None
             kind = Unauthorized if response.status_code == 401 else ApiError
-            raise kind(response.status_code, code, message)
+            raise kind(response.status_code, code, message, details)
         if response.status_code == 204 or not response.content:
             return None
         return response.json()
@@ -68,6 +70,9 @@ class ApiClient:
 
     def post(self, path: str, body: dict | None = None, **kwargs: Any) -> Any:
         return self._call("POST", path, json=body, **kwargs)
+
+    def put(self, path: str, body: dict) -> Any:
+        return self._call("PUT", path, json=body)
 
     def every(self, path: str, **params: Any) -> list[dict]:
         """Every item of a paged list, following ``next_cursor`` (100 a page)."""
@@ -108,8 +113,53 @@ class ApiClient:
     def event(self, event_id: str) -> dict:
         return self.get(f"/events/{event_id}")
 
-    def event_action(self, event_id: str, action: str) -> dict:
-        return self.post(f"/events/{event_id}/{action}")
+    def event_action(self, event_id: str, action: str, body: dict | None = None) -> dict:
+        return self.post(f"/events/{event_id}/{action}", body)
+
+    def create_event(self, body: dict) -> dict:
+        return self.post("/events", body)
+
+    def update_event(self, event_id: str, changes: dict) -> dict:
+        return self.put(f"/events/{event_id}", changes)
+
+    def ticket_types(self, event_id: str) -> list[dict]:
+        return self.get(f"/events/{event_id}/ticket-types")["items"]
+
+    def create_ticket_type(self, event_id: str, body: dict) -> dict:
+        return self.post(f"/events/{event_id}/ticket-types", body)
+
+    def update_ticket_type(self, event_id: str, ticket_type_id: str, changes: dict) -> dict:
+        return self.put(f"/events/{event_id}/ticket-types/{ticket_type_id}", changes)
+
+    def groups(self, organization_id: str) -> list[dict]:
+        return self.every(f"/organizations/{organization_id}/groups")
+
+    def upload_media(self, organization_id: str, purpose: str, name: str, content: bytes) -> dict:
+        """``POST /media/upload``: the fields before the file, so a refused caller's file is not
+        even read (docs/media.md)."""
+        return self._call(
+            "POST",
+            "/media/upload",
+            data={"organization_id": organization_id, "purpose": purpose},
+            files={"file": (name, content, "application/octet-stream")},
+        )
+
+    def cover_image(self, event_id: str, variant: str = "card") -> tuple[bytes, str] | None:
+        """The event's cover as the API's redirect serves it (a short-lived presigned URL, read
+        here as a browser's ``<img>`` would), or None without one or when it cannot be read."""
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        try:
+            answer = self.http.get(
+                f"{V1}/events/{event_id}/cover", params={"variant": variant}, headers=headers
+            )
+            if answer.status_code not in (302, 303, 307) or "location" not in answer.headers:
+                return None
+            image = httpx.get(answer.headers["location"], timeout=10)
+        except httpx.HTTPError:
+            return None
+        if image.status_code != 200:
+            return None
+        return image.content, image.headers.get("content-type", "image/webp")
 
     # --- analytics --------------------------------------------------------------------------
 

@@ -329,6 +329,16 @@ def header(event: dict, role: str | None, now: datetime):
         dbc.Button(label, id={"type": "ev-action", "action": a}, color="primary", size="sm")
         for a, label in actions
     ]
+    if role is not None:  # members: the settings and ticket types (read-only for analysts)
+        label = "Edit event & tickets" if role in MANAGE_ROLES else "Settings & tickets"
+        buttons.append(
+            dcc.Link(
+                label,
+                href=f"/events/{event['id']}/manage",
+                id="ev-manage",
+                className="btn btn-outline-primary btn-sm",
+            )
+        )
     if role in MANAGE_ROLES:  # the API checks tickets in for managers only
         buttons.append(
             dcc.Link(

@@ -208,10 +208,22 @@ def layout(organization: dict):
             dcc.Store(id="ov-org", data=organization["id"]),
             html.Div(
                 [
-                    html.H1(organization["name"], className="h3 mb-0"),
-                    html.Div("Organization overview", className="text-body-secondary"),
+                    html.Div(
+                        [
+                            html.H1(organization["name"], className="h3 mb-0"),
+                            html.Div("Organization overview", className="text-body-secondary"),
+                        ]
+                    ),
+                    dcc.Link(
+                        "New event",
+                        href="/events/new",
+                        id="ov-new-event",
+                        className="btn btn-primary btn-sm",
+                    )
+                    if organization.get("role") in ("owner", "moderator")
+                    else None,
                 ],
-                className="mb-3",
+                className="mb-3 d-flex justify-content-between align-items-start gap-2",
             ),
             dbc.Row(
                 [
