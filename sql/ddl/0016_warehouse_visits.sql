@@ -54,9 +54,11 @@ CREATE INDEX ix_wh_visit_credits_visitor ON warehouse.visit_credits
 	(tenant_id, event_id, visitor_id);
 
 -- The sink's lookups in the facts (partial: only the rows they can match are indexed, so page
--- views, the bulk of the facts, cost these indexes nothing). On TimescaleDB, indexes on a
--- hypertable work as on a plain table and are made on every chunk; a non-unique index need not
--- hold the time column, but both do (the docs' advice).
+-- views, the bulk of the facts, cost these indexes nothing). On TimescaleDB a plain CREATE INDEX
+-- on the hypertable makes it on every chunk, "the same as on regular PostgreSQL tables"; only a
+-- UNIQUE index must hold the partitioning column (docs: use-timescale/latest/schema-management/
+-- indexing, learn/hypertables/hypertable-indexes). These are not unique, hold occurred_at all
+-- the same, and are partial like ix_wh_facts_visitor_views (0008, 0011) on the same hypertable.
 CREATE INDEX ix_wh_facts_visitor_actions ON warehouse.facts
 	(tenant_id, event_id, visitor_id, occurred_at)
 	WHERE visitor_id IS NOT NULL
