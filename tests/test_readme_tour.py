@@ -50,5 +50,6 @@ def test_blocks_are_read_with_their_skip_reasons() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # make run's start, the walk-through and Ctrl-C: about 3 minutes
 def test_the_readme_tour_runs_as_written() -> None:
     assert readme_tour.tour() == 0, "see the tour's output above (make run's log is kept)"

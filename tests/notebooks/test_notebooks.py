@@ -310,12 +310,12 @@ def test_traffic_and_funnel_agree_over_a_range_that_cuts_an_hour(
     hour = organization.tracked_range[0] + timedelta(hours=1)  # the tracked views' hour
     lo, hi = hour, hour + timedelta(minutes=5)  # views at minutes 0..9: 5, 5 and 3 are inside
 
-    def export(dataset: str) -> pl.DataFrame:
+    def export(dataset: str, event: bool = True) -> pl.DataFrame:
+        one = {"event_id": organization.event_id} if event else {}  # else the organization's
         response = client.post(
             f"{V1}/analytics/export",
             json={"organization_id": organization.org["id"], "dataset": dataset,
-                  "format": "parquet", "event_id": organization.event_id,
-                  "from": iso(lo), "to": iso(hi)},
+                  "format": "parquet", **one, "from": iso(lo), "to": iso(hi)},
             headers=organization.owner["headers"],
         )  # fmt: skip
         assert response.status_code == 202, response.text
@@ -337,3 +337,6 @@ def test_traffic_and_funnel_agree_over_a_range_that_cuts_an_hour(
     expected = {"newsletter": 5, "twitter": 5, "direct": 3}
     assert per_source(export("traffic"), "unique_views") == expected
     assert per_source(export("funnel"), "visits") == expected
+    # the README's: a whole organization's, no event named
+    assert per_source(export("traffic", event=False), "unique_views") == expected
+    assert per_source(export("funnel", event=False), "visits") == expected

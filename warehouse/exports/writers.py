@@ -13,6 +13,7 @@ xlsxwriter's constant-memory mode.
 from __future__ import annotations
 
 import io
+import itertools
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -74,9 +75,14 @@ def write_csv(chunks: Iterable[bytes], out: BinaryIO, on_rows: OnRows) -> int:
 
 def arrow_batches(chunks: Iterable[bytes], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
     """PostgreSQL CSV without a header, as record batches of ``schema``: unquoted empty is
-    NULL, a quoted empty string stays a string; booleans are t/f."""
+    NULL, a quoted empty string stays a string; booleans are t/f. No rows: no batches (the
+    file then holds the schema alone; Arrow refuses to read an empty CSV)."""
+    chunks = iter(chunks)
+    first = next((chunk for chunk in chunks if chunk), None)
+    if first is None:
+        return
     reader = pacsv.open_csv(
-        io.BufferedReader(ChunkReader(chunks), buffer_size=1 << 20),
+        io.BufferedReader(ChunkReader(itertools.chain([first], chunks)), buffer_size=1 << 20),
         read_options=pacsv.ReadOptions(column_names=schema.names, block_size=BLOCK_BYTES),
         parse_options=pacsv.ParseOptions(newlines_in_values=True),
         convert_options=pacsv.ConvertOptions(
