@@ -97,7 +97,9 @@ def time_span(dashboard: dict, now: datetime, period: str) -> tuple[datetime, da
     ]
     if not drawn:
         return start, end
-    return max(start, min(drawn) - half), max(end, max(drawn) + half)
+    # Not clamped to the range's start: the first bucket's bars sit side by side around its
+    # time, and the left one (registrations) was cut off when the event was created in it.
+    return min(drawn) - half, max(end, max(drawn) + half)
 
 
 def conversion_note(k: dict) -> str:

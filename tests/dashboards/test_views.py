@@ -189,6 +189,19 @@ def test_the_whole_event_axis_starts_at_the_first_data_not_before() -> None:
     assert (start, end) == (datetime(2027, 3, 1, tzinfo=UTC), NOW)
 
 
+def test_the_first_bucket_shows_whole_when_the_event_was_made_in_it() -> None:
+    """The demo's flash sale registers in the minute the event was created: the range starts
+    at that minute, and the bucket's side-by-side bars (registrations left of cancellations)
+    need the half bucket before it, or the registrations bar is cut off."""
+    d = fresh()
+    first = datetime(2027, 4, 1, 11, 0, tzinfo=UTC)
+    d["range"] = {**d["range"], "from": first.isoformat(), "granularity": "minute"}
+    d["series"] = [{"bucket": first.isoformat(), "views": 0, "unique_views": 0,
+                    "registrations": 8, "cancellations": 2, "checkins": 0}]  # fmt: skip
+    start, _ = event.time_span(d, NOW, "all")
+    assert start == first - timedelta(seconds=30)
+
+
 def test_the_funnel_shows_counts_and_drop_off_shares() -> None:
     funnel = figs(event.view(dashboard(), NOW))[2].data[0]
     assert isinstance(funnel, go.Funnel)
