@@ -40,7 +40,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 SKIP = re.compile(r"<!--\s*tour:\s*skip:\s*(?P<reason>.+?)\s*-->")
-ASSIGNED = re.compile(r"^\s*([A-Z][A-Z0-9_]*)=", re.MULTILINE)
+# NAME=... as a statement of its own (at a line's start or after `;`): a command substitution, a
+# quoted value, or a word ending the statement; not `NAME=value command` (an environment prefix).
+ASSIGNED = re.compile(
+    r"""(?:^|;)\s*([A-Z][A-Z0-9_]*)=(?:\$\(|"|'|[^\s;]*\s*(?:;|#|$))""", re.MULTILINE
+)
 API_ERROR = re.compile(r'\{\s*"error"\s*:')
 LEFTOVERS = ("ticket.png", "exports")
 START_TIMEOUT_S = 240.0

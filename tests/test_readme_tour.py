@@ -10,7 +10,7 @@ import os
 import pytest
 
 from tests import readme_tour
-from tests.readme_tour import README, Shell, blocks
+from tests.readme_tour import ASSIGNED, README, Shell, blocks
 
 
 def test_every_skipped_block_says_why_and_the_walk_through_is_not_skipped() -> None:
@@ -47,6 +47,11 @@ def test_blocks_are_read_with_their_skip_reasons() -> None:
     first, second = blocks(text)
     assert (first.line, first.text, first.skip) == (3, "A=1\n", None)
     assert (second.text, second.skip) == ("docker compose up\n", "needs docker compose")
+
+
+def test_only_statements_count_as_assignments_not_environment_prefixes() -> None:
+    text = 'A=1\nB=$(x)\nC=v cmd --flag\nD="q"; E=w  # note\nF=$PWD/exports .venv/bin/tool\n'
+    assert ASSIGNED.findall(text) == ["A", "B", "D", "E"]
 
 
 @pytest.mark.slow

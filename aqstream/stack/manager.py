@@ -72,6 +72,21 @@ def pid_alive(pid: int, marker: str) -> bool:
     return marker in cmdline
 
 
+# A dead server's clients keep reconnecting to its port, and a reconnect can briefly hold it (a
+# socket bound to that ephemeral port, even connected to itself); its clients need it back, so
+# a revival waits this long for the port before taking another.
+PREVIOUS_PORT_WAIT_S = 10.0
+
+
+def _frees_up(port: int, wait_s: float) -> bool:
+    deadline = time.monotonic() + wait_s
+    while port_in_use(port):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
 class LocalStack:
     """Starts what is not configured externally; resolves URLs for everything."""
 
@@ -135,7 +150,7 @@ class LocalStack:
 
     def _start(self, server: Server, state: dict[str, Running], previous: int = 0) -> Running:
         configured = getattr(self.settings, _CONFIGURED[server.name][1])
-        if not configured and previous and not port_in_use(previous):
+        if not configured and previous and _frees_up(previous, PREVIOUS_PORT_WAIT_S):
             configured = previous
         port = configured or free_port()
         if port_in_use(port):
