@@ -115,6 +115,13 @@ def click_xpath(duo, xpath: str) -> None:
     wait_until(clicked, f"{xpath} never clickable", 20, duo)
 
 
+def gone_or_hidden(duo, selector: str) -> bool:
+    """One look: the element found is the one read (a second lookup can miss a just-closed modal's
+    element and raise)."""
+    found = duo.driver.find_elements(By.CSS_SELECTOR, selector)
+    return not found or not found[0].is_displayed()
+
+
 def gone_or_empty(duo, selector: str) -> bool:
     found = duo.driver.find_elements(By.CSS_SELECTOR, selector)
     return not found or not found[0].text
@@ -317,10 +324,7 @@ def test_a_price_change_after_a_sale_and_cancelling(
     assert "refunded automatically" in wait_text(browser, "#ce-cancel-text")
     click(browser, "#ce-cancel-keep")
     wait_until(
-        lambda: (
-            not browser.driver.find_elements(By.CSS_SELECTOR, "#ce-cancel-text")
-            or not browser.driver.find_element(By.CSS_SELECTOR, "#ce-cancel-text").is_displayed()
-        ),
+        lambda: gone_or_hidden(browser, "#ce-cancel-text"),
         "the confirmation stayed open",
         10,
         browser,
