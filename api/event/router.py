@@ -90,9 +90,12 @@ def organization_events(
     uow: UowDep,
     paging: Paging,
     status_filter: Annotated[EventStatus | None, Query(alias="status")] = None,
+    group_id: uuid.UUID | None = Query(
+        default=None, description="Only the private events of this group"
+    ),
 ) -> Page[EventOut]:
     """Every event of the organization, drafts included, soonest first (members)."""
-    page = service.list_for_tenant(uow, org_id, status_filter, paging)
+    page = service.list_for_tenant(uow, org_id, status_filter, paging, group_id)
     return Page[EventOut].of(page, EventOut.model_validate)
 
 

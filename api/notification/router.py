@@ -6,22 +6,28 @@ from __future__ import annotations
 
 import math
 import time
+import uuid
 
 import redis
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Query, status
 from limits import parse
 
-from api.deps import MANAGE_ROLES, StateDep, UowDep, enter_tenant_as
+from api.deps import MANAGE_ROLES, READ_ROLES, StateDep, UowDep, enter_tenant_as
 from api.errors import ApiError, responses
 from api.notification.schemas import (
+    DeliveryOut,
+    DeliveryStates,
+    LanguagePreviewOut,
+    MessageOut,
     PreferencesIn,
     PreferencesOut,
+    PreviewOut,
     QuietHoursOut,
     SendIn,
     SendOut,
     TemplateOut,
 )
-from api.pagination import Page
+from api.pagination import Page, Paging
 from api.security import CurrentPrincipal
 from api.state import AppState
 from core.logging import get_logger
@@ -112,10 +118,87 @@ def send(body: SendIn, state: StateDep, uow: UowDep) -> SendOut:
     member = enter_tenant_as(uow, service.event_tenant(uow, body.event_id), MANAGE_ROLES)
     _check_rate(state, str(member.user_id))
     queued = service.send_organizer_message(
-        uow,
-        body.event_id,
-        subject=body.subject,
-        text_=body.text,
-        statuses=body.statuses or service.LIVE,
+        uow, body.event_id, subject=body.subject, text_=body.text, audience=_audience(body)
     )
     return SendOut(message_id=queued.message_id, count=queued.recipients, deferred=queued.deferred)
+
+
+def _audience(body: SendIn) -> service.Audience:
+    return service.Audience(
+        statuses=tuple(body.statuses or service.LIVE),
+        ticket_type_id=body.ticket_type_id,
+        checked_in=body.checked_in,
+    )
+
+
+@router.post("/preview", response_model=PreviewOut, responses=responses(401, 403, 404, 422))
+def preview(body: SendIn, uow: UowDep) -> PreviewOut:
+    """What `POST /notifications/send` with this body would queue, without queueing anything:
+    the recipient count and the message rendered in each of the recipients' languages (owners
+    and moderators; not rate limited)."""
+    enter_tenant_as(uow, service.event_tenant(uow, body.event_id), MANAGE_ROLES)
+    answer = service.preview_organizer_message(
+        uow, body.event_id, subject=body.subject, text_=body.text, audience=_audience(body)
+    )
+    return PreviewOut(
+        recipients=answer.recipients,
+        deferred=answer.deferred,
+        languages=[
+            LanguagePreviewOut(
+                language=p.language, recipients=p.recipients, subject=p.subject, text=p.text
+            )
+            for p in answer.languages
+        ],
+    )
+
+
+@router.get("/messages", response_model=Page[MessageOut], responses=responses(401, 404))
+def messages(
+    uow: UowDep, paging: Paging, event_id: uuid.UUID = Query(description="The event messaged")
+) -> Page[MessageOut]:
+    """The organizers' messages to an event's participants, newest first, with their deliveries
+    counted per state (every member of the event's organization)."""
+    enter_tenant_as(uow, service.event_tenant(uow, event_id), READ_ROLES)
+    return Page[MessageOut].of(
+        service.list_messages(uow, event_id, paging),
+        lambda m: MessageOut(
+            message_id=m.first.source_event_id,
+            event_id=event_id,
+            subject=m.first.subject,
+            created_at=m.first.created_at,
+            recipients=m.recipients,
+            states=DeliveryStates(**{state.value: n for state, n in m.states.items()}),
+        ),
+    )
+
+
+@router.get(
+    "/messages/{message_id}/deliveries",
+    response_model=Page[DeliveryOut],
+    responses=responses(401, 403, 404),
+)
+def deliveries(
+    message_id: uuid.UUID,
+    uow: UowDep,
+    paging: Paging,
+    event_id: uuid.UUID = Query(description="The event the message went to"),
+) -> Page[DeliveryOut]:
+    """Each recipient of one message: channel, address, language, state, attempts and times
+    (owners and moderators: it shows contact details)."""
+    enter_tenant_as(uow, service.event_tenant(uow, event_id), MANAGE_ROLES)
+    return Page[DeliveryOut].of(
+        service.list_deliveries(uow, event_id, message_id, paging),
+        lambda row: DeliveryOut(
+            id=row[0].id,
+            user_id=row[0].user_id,
+            display_name=row[1].display_name,
+            channel=row[0].channel,
+            address=row[0].address,
+            language=row[0].language,
+            status=row[0].status,
+            attempts=row[0].attempts,
+            due_at=row[0].due_at,
+            sent_at=row[0].sent_at,
+            last_error=row[0].last_error,
+        ),
+    )

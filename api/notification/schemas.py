@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import time
+from datetime import datetime, time
 
 from pydantic import BaseModel, Field
 
 from api.types import RequestModel, TimeZoneName
-from domain.notification.models import Channel
+from domain.notification.models import Channel, NotificationStatus
 from domain.registration.models import RegistrationStatus
 
 CLOCK = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
@@ -58,6 +58,16 @@ class SendIn(RequestModel):
         description="Registrations whose participants receive it; default: confirmed and "
         "pending_payment.",
     )
+    ticket_type_id: uuid.UUID | None = Field(
+        default=None,
+        description="Only registrations of this ticket type of the event (422 "
+        "`unknown_ticket_type` for another event's or none)",
+    )
+    checked_in: bool | None = Field(
+        default=None,
+        description="true: only participants checked in; false: only those not checked in; "
+        "null: both",
+    )
 
 
 class SendOut(BaseModel):
@@ -72,3 +82,46 @@ class TemplateOut(BaseModel):
     description: str
     languages: list[str]
     variables: list[str]
+
+
+class LanguagePreviewOut(BaseModel):
+    language: str
+    recipients: int = Field(description="Recipients who read this language")
+    subject: str
+    text: str = Field(description="The plain-text body as the first of them would receive it")
+
+
+class PreviewOut(BaseModel):
+    recipients: int = Field(description="Messages a send would queue now (reachable recipients)")
+    deferred: int = Field(description="Of those, in their quiet hours now")
+    languages: list[LanguagePreviewOut]
+
+
+class DeliveryStates(BaseModel):
+    queued: int = 0
+    deferred: int = 0
+    sent: int = 0
+    failed: int = 0
+
+
+class MessageOut(BaseModel):
+    message_id: uuid.UUID
+    event_id: uuid.UUID
+    subject: str = Field(description="As its first recipient received it")
+    created_at: datetime
+    recipients: int
+    states: DeliveryStates
+
+
+class DeliveryOut(BaseModel):
+    id: uuid.UUID
+    user_id: uuid.UUID
+    display_name: str
+    channel: Channel
+    address: str
+    language: str
+    status: NotificationStatus
+    attempts: int
+    due_at: datetime
+    sent_at: datetime | None
+    last_error: str | None

@@ -28,6 +28,7 @@ from api.organization.schemas import (
     OrganizationOut,
     OrganizationRequestCreate,
     OrganizationRequestOut,
+    PendingInviteOut,
     ReviewBody,
     RoleChange,
 )
@@ -204,6 +205,33 @@ def invite(
         expires_at=record.expires_at,
         token=token,
     )
+
+
+@router.get(
+    "/organizations/{org_id}/invitations",
+    response_model=Page[PendingInviteOut],
+    responses=responses(401, 403, 404),
+)
+def list_invitations(
+    org_id: uuid.UUID, member: Manager, uow: UowDep, paging: Paging
+) -> Page[PendingInviteOut]:
+    """Pending invitations (not accepted, revoked or expired), oldest first (owners and
+    moderators)."""
+    return Page[PendingInviteOut].of(
+        service.list_invites(uow, org_id, paging), PendingInviteOut.model_validate
+    )
+
+
+@router.delete(
+    "/organizations/{org_id}/invitations/{invite_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses(401, 403, 404),
+)
+def revoke_invitation(
+    org_id: uuid.UUID, invite_id: uuid.UUID, member: Manager, uow: UowDep
+) -> None:
+    """Revoke a pending invitation: its token stops working (only owners revoke an owner's)."""
+    service.revoke_invite(uow, org_id, invite_id, revoker_role=member.role)
 
 
 @router.post(

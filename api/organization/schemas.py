@@ -90,6 +90,18 @@ class InviteOut(BaseModel):
     token: str = Field(description="Secret; shown once. The invitee accepts with it.")
 
 
+class PendingInviteOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    role: Role
+    email: str | None
+    telegram_username: str | None
+    invited_by: uuid.UUID
+    created_at: datetime
+    expires_at: datetime
+
+
 class InviteAccept(RequestModel):
     token: str = Field(min_length=16, max_length=128)
 

@@ -236,12 +236,19 @@ def list_public(
 
 
 def list_for_tenant(
-    uow: UnitOfWork, tenant_id: uuid.UUID, status: EventStatus | None, page: PageRequest
+    uow: UnitOfWork,
+    tenant_id: uuid.UUID,
+    status: EventStatus | None,
+    page: PageRequest,
+    group_id: uuid.UUID | None = None,
 ) -> Page[Event]:
-    """The organization's events in every state, by start time."""
+    """The organization's events in every state, by start time; with ``group_id``, the private
+    events of that group."""
     stmt = select(Event).where(Event.tenant_id == tenant_id, Event.deleted_at.is_(None))
     if status:
         stmt = stmt.where(Event.status == status)
+    if group_id:
+        stmt = stmt.where(Event.group_id == group_id)
     return EVENT_ORDER.page(uow.session, stmt, page)
 
 

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, text
+from sqlalchemy import func, or_, select, text
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from domain.db.base import uuid7
-from domain.errors import NotFound
+from domain.errors import NotFound, ValidationFailed
 from domain.event.models import Event, EventStatus, TicketType
 from domain.identity.models import User
 from domain.notification import catalog
@@ -35,6 +35,7 @@ from domain.notification.models import (
 )
 from domain.notification.preferences import address, effective_channel, quiet_hours
 from domain.organization.models import Organization
+from domain.pagination import Keyset, Page, PageRequest, desc
 from domain.registration.models import Registration, RegistrationStatus
 from domain.uow import UnitOfWork
 
@@ -389,38 +390,175 @@ def event_tenant(uow: UnitOfWork, event_id: uuid.UUID) -> uuid.UUID | None:
     ).scalar_one()
 
 
+@dataclass(frozen=True)
+class Audience:
+    """Which participants of an event an organizer's message goes to: registrations with one of
+    ``statuses``, of ``ticket_type_id`` when given, checked in or not when ``checked_in`` is."""
+
+    statuses: tuple[RegistrationStatus, ...] = LIVE
+    ticket_type_id: uuid.UUID | None = None
+    checked_in: bool | None = None
+
+
+def _audience(uow: UnitOfWork, event: Event, audience: Audience) -> list[uuid.UUID]:
+    if audience.ticket_type_id is not None:
+        ticket_type = uow.session.get(TicketType, audience.ticket_type_id)
+        if ticket_type is None or ticket_type.event_id != event.id:
+            raise ValidationFailed(
+                "No such ticket type in this event",
+                code="unknown_ticket_type",
+                details={"loc": ["body", "ticket_type_id"]},
+            )
+    stmt = select(Registration.user_id).where(
+        Registration.event_id == event.id, Registration.status.in_(list(audience.statuses))
+    )
+    if audience.ticket_type_id is not None:
+        stmt = stmt.where(Registration.ticket_type_id == audience.ticket_type_id)
+    if audience.checked_in is not None:
+        stmt = stmt.where(
+            Registration.checked_in_at.is_not(None)
+            if audience.checked_in
+            else Registration.checked_in_at.is_(None)
+        )
+    return list(uow.session.scalars(stmt.order_by(Registration.id)))
+
+
+def _message_variables(uow: UnitOfWork, event: Event, subject: str, text_: str) -> dict[str, Any]:
+    organization = uow.session.get(Organization, event.tenant_id)
+    return {
+        "event_title": event.title,
+        "organization": organization.name if organization else "",
+        "subject": subject,
+        "text": text_,
+    }
+
+
 def send_organizer_message(
     uow: UnitOfWork,
     event_id: uuid.UUID,
     *,
     subject: str,
     text_: str,
-    statuses: Iterable[RegistrationStatus] = LIVE,
+    audience: Audience = Audience(),
     now: datetime | None = None,
 ) -> MessageQueued:
-    """Queue an organizer's message to the participants of ``event_id`` whose registration has
-    one of ``statuses``; the caller has entered the event's tenant as an owner or moderator."""
+    """Queue an organizer's message to the participants of ``event_id`` the audience chooses;
+    the caller has entered the event's tenant as an owner or moderator."""
     now = now or _now()
     event = _event(uow, event_id)
-    organization = uow.session.get(Organization, event.tenant_id)
-    user_ids = uow.session.scalars(
-        select(Registration.user_id)
-        .where(Registration.event_id == event.id, Registration.status.in_(list(statuses)))
-        .order_by(Registration.id)
-    ).all()
+    user_ids = _audience(uow, event, audience)
     source = Source(id=uuid7(), type=catalog.ORGANIZER_MESSAGE_SOURCE, tenant_id=event.tenant_id)
-    variables = {
-        "event_title": event.title,
-        "organization": organization.name if organization else "",
-        "subject": subject,
-        "text": text_,
-    }
+    variables = _message_variables(uow, event, subject, text_)
     rows = enqueue(
         uow, source, "organizer_message", recipients(uow, user_ids, now), variables,
         now=now, event_id=event.id,
     )  # fmt: skip
     deferred = sum(1 for r in rows if r.status == NotificationStatus.DEFERRED)
     return MessageQueued(message_id=source.id, recipients=len(rows), deferred=deferred)
+
+
+@dataclass(frozen=True)
+class LanguagePreview:
+    language: str
+    recipients: int
+    subject: str
+    text: str
+
+
+@dataclass(frozen=True)
+class MessagePreview:
+    recipients: int
+    deferred: int
+    languages: list[LanguagePreview]
+
+
+def preview_organizer_message(
+    uow: UnitOfWork,
+    event_id: uuid.UUID,
+    *,
+    subject: str,
+    text_: str,
+    audience: Audience = Audience(),
+    now: datetime | None = None,
+) -> MessagePreview:
+    """What ``send_organizer_message`` would queue, without queueing: the reachable recipients
+    and the message rendered in each of their languages (for its first recipient there)."""
+    now = now or _now()
+    event = _event(uow, event_id)
+    people = recipients(uow, _audience(uow, event, audience), now)
+    variables = _message_variables(uow, event, subject, text_)
+    by_language: dict[str, list[Recipient]] = {}
+    for person in people:
+        by_language.setdefault(person.language, []).append(person)
+    languages = []
+    for language in sorted(by_language):
+        group = by_language[language]
+        rendered = catalog.render(
+            "organizer_message", language, {"name": group[0].user.display_name, **variables}
+        )
+        languages.append(LanguagePreview(language, len(group), rendered.subject, rendered.text))
+    deferred = sum(1 for p in people if p.deferred_until is not None)
+    return MessagePreview(recipients=len(people), deferred=deferred, languages=languages)
+
+
+# --- the delivery log of organizers' messages ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MessageSummary:
+    """One organizer's message: its first row (subject, time) and its rows' count per state."""
+
+    first: Notification
+    states: dict[NotificationStatus, int]
+
+    @property
+    def recipients(self) -> int:
+        return sum(self.states.values())
+
+
+def _organizer_rows(event_id: uuid.UUID) -> Any:
+    return (Notification.event_id == event_id) & (
+        Notification.source_event_type == catalog.ORGANIZER_MESSAGE_SOURCE
+    )
+
+
+def list_messages(uow: UnitOfWork, event_id: uuid.UUID, page: PageRequest) -> Page[MessageSummary]:
+    """The organizers' messages to the participants of ``event_id``, newest first, with how many
+    of their deliveries are queued, deferred, sent and failed. The caller is in the tenant."""
+    _event(uow, event_id)
+    earlier = aliased(Notification)
+    first_rows = select(Notification).where(
+        _organizer_rows(event_id),
+        ~select(earlier.id)
+        .where(
+            earlier.source_event_id == Notification.source_event_id, earlier.id < Notification.id
+        )
+        .exists(),
+    )
+    firsts = Keyset(desc(Notification.id)).page(uow.session, first_rows, page)
+    sources = [n.source_event_id for n in firsts.items]
+    states: dict[uuid.UUID, dict[NotificationStatus, int]] = {s: {} for s in sources}
+    if sources:
+        counted = uow.session.execute(
+            select(Notification.source_event_id, Notification.status, func.count())
+            .where(_organizer_rows(event_id), Notification.source_event_id.in_(sources))
+            .group_by(Notification.source_event_id, Notification.status)
+        )
+        for source_id, state, count in counted:
+            states[source_id][state] = count
+    return Page([MessageSummary(n, states[n.source_event_id]) for n in firsts.items], firsts.after)
+
+
+def list_deliveries(
+    uow: UnitOfWork, event_id: uuid.UUID, message_id: uuid.UUID, page: PageRequest
+) -> Page[tuple[Notification, User]]:
+    """Each recipient's delivery of one organizer's message (channel, state, times), in the
+    order they were queued. The caller is in the event's tenant."""
+    mine = _organizer_rows(event_id) & (Notification.source_event_id == message_id)
+    if uow.session.scalar(select(Notification.id).where(mine).limit(1)) is None:
+        raise NotFound("Message not found")
+    stmt = select(Notification, User).join(User, User.id == Notification.user_id).where(mine)
+    return Keyset(Notification.id).page(uow.session, stmt, page)
 
 
 # --- reminders ----------------------------------------------------------------------------------

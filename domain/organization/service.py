@@ -320,6 +320,42 @@ def invite(
     return record, token
 
 
+def list_invites(
+    uow: UnitOfWork, tenant_id: uuid.UUID, page: PageRequest, *, now: datetime | None = None
+) -> Page[OrganizationInvite]:
+    """The organization's pending invitations (neither accepted, revoked nor expired), oldest
+    first."""
+    stmt = select(OrganizationInvite).where(
+        OrganizationInvite.tenant_id == tenant_id,
+        OrganizationInvite.accepted_at.is_(None),
+        OrganizationInvite.expires_at > (now or _now()),
+    )
+    return Keyset(OrganizationInvite.id).page(uow.session, stmt, page)
+
+
+def revoke_invite(
+    uow: UnitOfWork,
+    tenant_id: uuid.UUID,
+    invite_id: uuid.UUID,
+    *,
+    revoker_role: Role,
+    now: datetime | None = None,
+) -> None:
+    """Withdraw a pending invitation: it expires now, so its token no longer admits anyone."""
+    now = now or _now()
+    record = uow.session.scalar(
+        select(OrganizationInvite)
+        .where(OrganizationInvite.tenant_id == tenant_id, OrganizationInvite.id == invite_id)
+        .with_for_update()
+    )
+    if record is None or record.accepted_at is not None or record.expires_at <= now:
+        raise NotFound("Pending invitation not found")
+    if record.role == Role.OWNER and revoker_role != Role.OWNER:
+        raise PermissionDenied("Only owners may revoke an owner's invitation")
+    record.expires_at = now
+    uow.session.flush()
+
+
 def accept_invite(uow: UnitOfWork, user: User, token: str) -> OrganizationMember:
     """Join the organization an invite names; the invite must be addressed to this account."""
     uow.set_capability("invite_token", token_hash(token))

@@ -266,3 +266,25 @@ def test_outbox_has_group_events_with_the_tenant(
     assert added["group_id"] == group["id"]
     assert added["organization_id"] == org["id"]
     assert added["user_id"] == joiner["user"]["id"]
+
+
+def test_a_groups_private_events(groups: Groups, owner: dict, org: dict, group: dict) -> None:
+    from tests.factories import create_event
+
+    other = groups.create(org["id"], owner).json()
+    mine = [
+        create_event(groups.client, org["id"], owner, visibility="private", group_id=group["id"])
+        for _ in range(2)
+    ]
+    create_event(groups.client, org["id"], owner, visibility="private", group_id=other["id"])
+    create_event(groups.client, org["id"], owner)
+    url = f"{V1}/organizations/{org['id']}/events"
+    analyst = groups.member(org["id"], owner, "analyst")
+    response = groups.client.get(url, params={"group_id": group["id"]}, headers=analyst["headers"])
+    assert response.status_code == 200, response.text
+    assert sorted(e["id"] for e in response.json()["items"]) == sorted(m.json()["id"] for m in mine)
+    assert {e["visibility"] for e in response.json()["items"]} == {"private"}
+    everything = groups.client.get(url, headers=owner["headers"]).json()["items"]
+    assert len(everything) == 4
+    unknown = groups.client.get(url, params={"group_id": "nope"}, headers=owner["headers"])
+    assert unknown.status_code == 422, unknown.text

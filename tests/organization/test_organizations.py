@@ -659,3 +659,99 @@ def test_concurrent_requests_leave_one_pending(
     assert pending == 1, "two concurrent requests both passed the one-pending-request check"
     assert isinstance(other.error, Conflict), other.error
     assert other.error.code == "request_pending"
+
+
+# --- pending invitations --------------------------------------------------------------------------
+
+
+def _pending(orgs: Orgs, org_id: str, user: dict, **params) -> list[dict]:
+    response = orgs.client.get(
+        f"{V1}/organizations/{org_id}/invitations", params=params, headers=user["headers"]
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["items"]
+
+
+def test_pending_invitations_are_listed_until_accepted_expired_or_revoked(
+    orgs: Orgs, api, owner: dict, org: dict, owner_engine: Engine
+) -> None:
+    people = [api.register(f"pending{n}") for n in range(4)]
+    invites = [
+        orgs.invite(org["id"], owner, email=p["email"], role=role).json()
+        for p, role in zip(people, ("moderator", "analyst", "analyst", "owner"), strict=True)
+    ]
+    listed = _pending(orgs, org["id"], owner)
+    assert [i["id"] for i in listed] == [i["id"] for i in invites]
+    assert listed[0] | {"created_at": None} == {
+        "id": invites[0]["id"],
+        "role": "moderator",
+        "email": people[0]["email"],
+        "telegram_username": None,
+        "invited_by": owner["user"]["id"],
+        "created_at": None,
+        "expires_at": invites[0]["expires_at"],
+    }
+    assert "token" not in listed[0]
+    # Keyset pages of one.
+    first = orgs.client.get(
+        f"{V1}/organizations/{org['id']}/invitations", params={"limit": 1},
+        headers=owner["headers"],
+    ).json()  # fmt: skip
+    assert [i["id"] for i in first["items"]] == [invites[0]["id"]]
+    second = _pending(orgs, org["id"], owner, limit=1, cursor=first["next_cursor"])
+    assert [i["id"] for i in second] == [invites[1]["id"]]
+
+    assert orgs.accept(invites[0]["token"], people[0]).status_code == 200
+    with owner_engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE organization_invites SET expires_at = now() - interval '1 s' WHERE id = :id"
+            ),
+            {"id": invites[1]["id"]},
+        )
+    revoked = orgs.client.delete(
+        f"{V1}/organizations/{org['id']}/invitations/{invites[2]['id']}", headers=owner["headers"]
+    )
+    assert revoked.status_code == 204, revoked.text
+    assert [i["id"] for i in _pending(orgs, org["id"], owner)] == [invites[3]["id"]]
+    refused = orgs.accept(invites[2]["token"], people[2])
+    assert refused.status_code == 409, refused.text
+    assert error_body(refused)["details"] == {"status": "expired"}
+    assert _role_of(orgs.client, people[2], org["id"]) is None
+    # Revoked, accepted or expired: no longer pending, so 404.
+    for invite in invites[:3]:
+        again = orgs.client.delete(
+            f"{V1}/organizations/{org['id']}/invitations/{invite['id']}", headers=owner["headers"]
+        )
+        assert again.status_code == 404, again.text
+        assert error_body(again)["code"] == "not_found"
+
+
+def test_who_sees_and_revokes_invitations(
+    orgs: Orgs, api, owner: dict, org: dict, admin: dict
+) -> None:
+    moderator = orgs.join(org["id"], owner, "moderator")
+    analyst = orgs.join(org["id"], owner, "analyst")
+    owner_invite = orgs.invite(org["id"], owner, email=api.register()["email"], role="owner").json()
+    plain = orgs.invite(org["id"], owner, email=api.register()["email"], role="analyst").json()
+    assert len(_pending(orgs, org["id"], moderator)) == 2
+    url = f"{V1}/organizations/{org['id']}/invitations"
+    listed = orgs.client.get(url, headers=analyst["headers"])
+    assert listed.status_code == 403 and error_body(listed)["code"] == "insufficient_role"
+    # Another organization's owner: neither the list nor this organization's invitation.
+    other_owner = api.register("other-owner")
+    other = api.found_organization(other_owner, admin)
+    assert orgs.client.get(url, headers=other_owner["headers"]).status_code == 404
+    crossed = orgs.client.delete(
+        f"{V1}/organizations/{other['id']}/invitations/{plain['id']}",
+        headers=other_owner["headers"],
+    )
+    assert crossed.status_code == 404, crossed.text
+    analyst_revoke = orgs.client.delete(f"{url}/{plain['id']}", headers=analyst["headers"])
+    assert analyst_revoke.status_code == 403
+    owners_only = orgs.client.delete(f"{url}/{owner_invite['id']}", headers=moderator["headers"])
+    assert owners_only.status_code == 403 and error_body(owners_only)["code"] == "forbidden"
+    assert (
+        orgs.client.delete(f"{url}/{plain['id']}", headers=moderator["headers"]).status_code == 204
+    )
+    assert [i["id"] for i in _pending(orgs, org["id"], owner)] == [owner_invite["id"]]
