@@ -452,8 +452,8 @@ def sales_window(tt: dict, tz: str) -> str:
 
 
 def ticket_table(ticket_types: list[dict], tz: str, can_edit: bool):
-    """One row per ticket type: price, deposit, seats taken (sold and held: the API counts them
-    together), available, capacity, sales window, active."""
+    """One row per ticket type: price, deposit, seats registered and held (the API's ``sold``
+    counts both; ``held`` is the part in holds), available, capacity, sales window, active."""
     if not ticket_types:
         return html.P(
             "No ticket types yet: publishing needs at least one active one.",
@@ -464,7 +464,8 @@ def ticket_table(ticket_types: list[dict], tz: str, can_edit: bool):
         "Name",
         "Price",
         "Deposit",
-        "Sold + held",
+        "Registered",
+        "Held",
         "Available",
         "Capacity",
         "Sales window",
@@ -476,7 +477,8 @@ def ticket_table(ticket_types: list[dict], tz: str, can_edit: bool):
             tt["name"],
             money_or_free(tt["price_amount"], tt["currency"]),
             deposit_text(tt),
-            fmt.number(tt["sold"]),
+            fmt.number(tt["sold"] - (tt.get("held") or 0)),
+            fmt.number(tt["held"]) if tt.get("held") is not None else "–",
             fmt.number(tt["available"]),
             fmt.number(tt["capacity"]),
             sales_window(tt, tz),

@@ -165,10 +165,13 @@ def complete(event_id: uuid.UUID, member: EventManager, uow: UowDep) -> EventOut
 def list_ticket_types(
     event_id: uuid.UUID, member: EventReader, uow: OptionalUowDep
 ) -> Page[TicketTypeOut]:
-    """The event's ticket types with what is still available (a short list: answered whole)."""
+    """The event's ticket types with what is still available (a short list: answered whole);
+    to members of the organization also how many of the seats taken are only held."""
     service.get_event(uow, event_id)
+    held = service.held_seats(uow, event_id) if member is not None else None
     return Page[TicketTypeOut].whole(
-        TicketTypeOut.of(t) for t in service.list_ticket_types(uow, event_id)
+        TicketTypeOut.of(t, None if held is None else held.get(t.id, 0))
+        for t in service.list_ticket_types(uow, event_id)
     )
 
 
@@ -183,7 +186,7 @@ def create_ticket_type(
     event_id: uuid.UUID, body: TicketTypeFields, member: EventManager, uow: UowDep
 ) -> TicketTypeOut:
     """Add a ticket type (owners and moderators)."""
-    return TicketTypeOut.of(service.create_ticket_type(uow, event_id, body.model_dump()))
+    return TicketTypeOut.of(service.create_ticket_type(uow, event_id, body.model_dump()), held=0)
 
 
 @router.put(
@@ -203,7 +206,7 @@ def update_ticket_type(
     tt = service.update_ticket_type(
         uow, event_id, ticket_type_id, body.model_dump(exclude_unset=True)
     )
-    return TicketTypeOut.of(tt)
+    return TicketTypeOut.of(tt, service.held_seats(uow, event_id).get(tt.id, 0))
 
 
 @router.delete(

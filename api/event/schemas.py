@@ -209,7 +209,11 @@ class TicketTypeOut(BaseModel):
     price_amount: int
     currency: str
     capacity: int
-    sold: int
+    sold: int = Field(description="Seats taken: registered and held (`held` of them in holds)")
+    held: int | None = Field(
+        description="Of `sold`, the seats in active holds (not registered yet); null unless "
+        "the caller is a member of the event's organization"
+    )
     available: int
     sales_starts_at: datetime | None
     sales_ends_at: datetime | None
@@ -220,10 +224,11 @@ class TicketTypeOut(BaseModel):
     is_active: bool
 
     @classmethod
-    def of(cls, tt) -> TicketTypeOut:
+    def of(cls, tt, held: int | None = None) -> TicketTypeOut:
         return cls.model_validate(
             {
-                **{k: getattr(tt, k) for k in cls.model_fields if k != "available"},
+                **{k: getattr(tt, k) for k in cls.model_fields if k not in ("available", "held")},
+                "held": held,
                 "available": max(0, tt.capacity - tt.sold),
             }
         )

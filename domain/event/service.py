@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, or_, select, text, update
 
 from domain.db.base import uuid7
 from domain.errors import Conflict, InvalidState, NotFound, ValidationFailed
@@ -304,6 +304,21 @@ def list_ticket_types(uow: UnitOfWork, event_id: uuid.UUID) -> list[TicketType]:
             .order_by(TicketType.price_amount, TicketType.id)
         )
     )
+
+
+def held_seats(uow: UnitOfWork, event_id: uuid.UUID) -> dict[uuid.UUID, int]:
+    """Seats in the event's active holds per ticket type (they count in ``sold`` until the hold
+    becomes a registration, is cancelled or expires and the sweeper gives the seats back).
+
+    Read by table name: the registration package builds on this one, not the other way round."""
+    rows = uow.session.execute(
+        text(
+            "SELECT ticket_type_id, sum(quantity) FROM reservations"
+            " WHERE event_id = :event AND status = 'active' GROUP BY ticket_type_id"
+        ),
+        {"event": event_id},
+    )
+    return {tt: int(n) for tt, n in rows}
 
 
 def update_ticket_type(

@@ -25,7 +25,7 @@ from selenium.webdriver.common.keys import Keys
 from dashboards import format as fmt
 from tests.dashboards.conftest import api_get, sign_in
 from tests.dashboards.test_browser import wait_text, wait_until
-from tests.factories import Organizer, image_bytes, registered
+from tests.factories import Organizer, image_bytes, registered, reserved
 
 pytestmark = pytest.mark.browser
 
@@ -304,7 +304,21 @@ def test_a_price_change_after_a_sale_and_cancelling(
         capacity=5, price_amount=2500, start=console.now + timedelta(days=12)
     )
     registered(client, event["id"], api.register("buyer"), ticket_type_id=paid["id"])
+    reserved(client, event["id"], api.register("holder"), paid["id"], quantity=2)
     sign_in(browser, dash_base, owner, path=manage_path(event["id"]))
+    # Registered, held and available apart: 1 + 2 of 5 taken.
+    row = wait_until(
+        lambda: [
+            td.text
+            for td in browser.driver.find_elements(
+                By.XPATH, "//tr[td[1][normalize-space()='Standard']]/td"
+            )
+        ],
+        "no Standard row",
+        20,
+        browser,
+    )
+    assert row[3:6] == ["1", "2", "2"], row
     click_xpath(browser, "//tr[td[1][normalize-space()='Standard']]//button")
     wait_until(
         lambda: browser.find_element("#ce-tt-price_amount").get_attribute("value") == "25.00",

@@ -8,7 +8,16 @@ from datetime import datetime
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.factories import V1, Organizer, assert_error, at, auth
+from tests.factories import (
+    V1,
+    Organizer,
+    assert_error,
+    at,
+    auth,
+    cancel_reservation,
+    registered,
+    reserved,
+)
 
 
 class TicketTypes(Organizer):
@@ -120,6 +129,37 @@ def test_available_counts_what_is_sold(tickets: TicketTypes, event: dict) -> Non
     [listed] = tickets.list(event["id"], None).json()["items"]
     assert listed["sold"] == 2
     assert listed["available"] == 3
+
+
+def test_held_counts_the_seats_in_active_holds_for_members_only(
+    tickets: TicketTypes, event: dict
+) -> None:
+    """``held`` is the part of ``sold`` still in holds: a hold adds to it, registering from the
+    hold and cancelling it take it away; outsiders get null (holds are not theirs to see)."""
+    tt = tickets.ticket_type(event["id"], capacity=10)
+    other = tickets.ticket_type(event["id"], name="Other", capacity=10)
+    tickets.publish(event["id"])
+    tickets.participant(event["id"], tt["id"], quantity=1)
+    holder, later = tickets.api.register("holder"), tickets.api.register("later")
+    first = reserved(tickets.client, event["id"], holder, tt["id"], quantity=2)
+    second = reserved(tickets.client, event["id"], later, tt["id"], quantity=3)
+
+    def counts(user: dict | None) -> dict[str, tuple]:
+        items = tickets.list(event["id"], user).json()["items"]
+        return {t["id"]: (t["sold"], t["held"], t["available"]) for t in items}
+
+    assert counts(tickets.owner) == {tt["id"]: (6, 5, 4), other["id"]: (0, 0, 10)}
+    assert counts(tickets.member("analyst"))[tt["id"]] == (6, 5, 4)
+    for outsider in (None, tickets.api.register("outsider")):
+        assert counts(outsider)[tt["id"]] == (6, None, 4)
+
+    registered(tickets.client, event["id"], holder, reservation_id=first["id"])
+    assert counts(tickets.owner)[tt["id"]] == (6, 3, 4)
+    assert cancel_reservation(tickets.client, second["id"], later).is_success
+    assert counts(tickets.owner)[tt["id"]] == (3, 0, 7)
+    # The answer of an edit carries it too.
+    edited = tickets.update(event["id"], tt["id"], name="Renamed")
+    assert (edited.json()["sold"], edited.json()["held"]) == (3, 0)
 
 
 @pytest.mark.parametrize(
