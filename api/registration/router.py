@@ -12,6 +12,7 @@ from api.deps import (
     MANAGE_ROLES,
     READ_ROLES,
     Membership,
+    SettingsDep,
     UowDep,
     optional_membership,
     require_resource_role,
@@ -28,16 +29,28 @@ from api.registration.schemas import (
     ReservationCreate,
     ReservationOut,
 )
+from domain.checkin import tickets
 from domain.errors import NotFound
 from domain.identity.models import User
-from domain.organization.models import Role
 from domain.registration import service
 from domain.registration.models import RegistrationStatus
+from domain.registration.service import PaymentState
 
 router = APIRouter(tags=["registrations"])
 
 EventReader = Annotated[
     Membership, Depends(require_resource_role("events", "event_id", *READ_ROLES))
+]
+
+
+def _ticket_key(settings: SettingsDep) -> bytes:
+    return settings.ticket_signing_key.get_secret_value().encode()
+
+
+TicketKey = Annotated[bytes, Depends(_ticket_key)]
+RegistrationManager = Annotated[
+    Membership,
+    Depends(require_resource_role("registrations", "registration_id", *MANAGE_ROLES)),
 ]
 RegistrationMember = Annotated[
     Membership | None, Depends(optional_membership("registrations", "registration_id"))
@@ -125,23 +138,57 @@ def register(event_id: uuid.UUID, body: RegistrationCreate, uow: UowDep) -> Regi
 @router.get(
     "/events/{event_id}/registrations",
     response_model=Page[OrganizerRegistration],
-    responses=responses(401, 403, 404),
+    responses=responses(401, 403, 404, 422),
 )
 def event_registrations(
     event_id: uuid.UUID,
     member: EventReader,
     uow: UowDep,
     paging: Paging,
+    key: TicketKey,
     status_filter: Annotated[RegistrationStatus | None, Query(alias="status")] = None,
     ticket_type_id: uuid.UUID | None = None,
+    q: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=100,
+            description="Case-insensitive search in the participant's name and e-mail (anywhere "
+            "in them), or a whole ticket code. Owners and moderators only: an analyst's is a "
+            "403 `insufficient_role` (it would tell whose name matches)",
+        ),
+    ] = None,
+    payment: Annotated[
+        PaymentState | None,
+        Query(
+            description="`paid`: a price paid in full; `deposit`: the deposit paid, the "
+            "remainder outstanding; `owing`: pending payment with nothing paid yet"
+        ),
+    ] = None,
+    checked_in: Annotated[
+        bool | None, Query(description="Checked in (true) or not yet (false)")
+    ] = None,
 ) -> Page[OrganizerRegistration]:
-    """The event's registrations, oldest first (members). Names and e-mails only for owners and
-    moderators."""
+    """The event's registrations, oldest first (members). Names, e-mails and ticket codes only
+    for owners and moderators."""
+    personal = member.role in MANAGE_ROLES
+    search = q.strip() if q else None
+    if search and not personal:
+        raise ApiError(
+            403, "insufficient_role", "Owners and moderators search by name, e-mail or ticket code"
+        )
     page = service.list_for_event(
-        uow, event_id, status=status_filter, ticket_type_id=ticket_type_id, page=paging
+        uow,
+        event_id,
+        status=status_filter,
+        ticket_type_id=ticket_type_id,
+        page=paging,
+        search=search or None,
+        ticket_key=key,
+        payment=payment,
+        checked_in=checked_in,
     )
     rows = page.items
-    personal = member.role in (Role.OWNER, Role.MODERATOR)
     users = {}
     if personal and rows:
         users = {
@@ -156,8 +203,12 @@ def event_registrations(
             display_name=user.display_name if user else None,
             email=user.email if user else None,
         )
+        live = r.status != RegistrationStatus.CANCELLED
         return OrganizerRegistration(
-            **RegistrationOut.model_validate(r).model_dump(), participant=participant
+            **RegistrationOut.model_validate(r).model_dump(),
+            participant=participant,
+            ticket_code=tickets.issue(key, r.id, r.ticket_secret) if personal and live else None,
+            cancel_reason=r.cancel_reason,
         )
 
     return Page[OrganizerRegistration].of(page, out)
@@ -208,3 +259,19 @@ def cancel_registration(
     if body and body.reason:
         reason = f"{reason}: {body.reason}"[:64]
     return RegistrationOut.model_validate(service.cancel(uow, registration_id, reason=reason))
+
+
+@router.post(
+    "/registrations/{registration_id}/resend-ticket",
+    response_model=RegistrationOut,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=responses(401, 403, 404, 409),
+)
+def resend_ticket(
+    registration_id: uuid.UUID, member: RegistrationManager, uow: UowDep
+) -> RegistrationOut:
+    """Send a confirmed registration's ticket to its participant again (owners and
+    moderators); the message follows asynchronously. 409 `not_confirmed` otherwise."""
+    return RegistrationOut.model_validate(
+        service.resend_ticket(uow, registration_id, requested_by=member.user_id)
+    )

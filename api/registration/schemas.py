@@ -99,6 +99,11 @@ class Participant(BaseModel):
 
 class OrganizerRegistration(RegistrationOut):
     participant: Participant
+    ticket_code: str | None = Field(
+        default=None,
+        description="The ticket's code (owners and moderators; none once cancelled)",
+    )
+    cancel_reason: str | None = None
 
 
 class CancelRegistration(RequestModel):

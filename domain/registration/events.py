@@ -132,6 +132,31 @@ class RegistrationConfirmed(DomainEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class RegistrationTicketResent(DomainEvent):
+    """An organizer asked for a confirmed registration's ticket to be sent again (the
+    notifications send the ticket message once more)."""
+
+    event_type = "registration.ticket_resent"
+    aggregate_type = "registration"
+
+    registration_id: uuid.UUID
+    event_id: uuid.UUID
+    user_id: uuid.UUID
+    requested_by: uuid.UUID
+
+    @classmethod
+    def of(cls, registration: Registration, *, requested_by: uuid.UUID) -> Self:
+        return cls(
+            aggregate_id=registration.id,
+            tenant_id=registration.tenant_id,
+            registration_id=registration.id,
+            event_id=registration.event_id,
+            user_id=registration.user_id,
+            requested_by=requested_by,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
 class RegistrationCancelled(DomainEvent):
     event_type = "registration.cancelled"
     aggregate_type = "registration"

@@ -101,5 +101,6 @@ class Registration(UUIDPrimaryKey, Timestamps, Base):
         ),
         Index("uq_registrations_reservation_id", "reservation_id", unique=True),
         Index("ix_registrations_event_id_id", "event_id", "id"),
+        Index("ix_registrations_event_status_id", "event_id", "status", "id"),
         Index("ix_registrations_user_id", "user_id"),
     )

@@ -3,22 +3,26 @@ as the transaction's last statement, sent with its COMMIT; nothing here can over
 
 from __future__ import annotations
 
+import enum
 import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import psycopg
-from sqlalchemy import select, text
+from sqlalchemy import and_, or_, select, text
 
+from domain.checkin import tickets
 from domain.db.base import add_unique, uuid7
 from domain.errors import Conflict, InvalidState, NotFound, ValidationFailed
 from domain.event.models import Event, EventStatus, TicketType
 from domain.event.service import get_event, get_ticket_type
+from domain.identity.models import User
 from domain.pagination import Keyset, Page, PageRequest, desc
 from domain.registration.events import (
     RegistrationCancelled,
     RegistrationConfirmed,
     RegistrationCreated,
+    RegistrationTicketResent,
     ReservationCreated,
     ReservationExpired,
 )
@@ -408,6 +412,51 @@ def cancel(uow: UnitOfWork, registration_id: uuid.UUID, *, reason: str) -> Regis
     return registration
 
 
+def resend_ticket(
+    uow: UnitOfWork, registration_id: uuid.UUID, *, requested_by: uuid.UUID
+) -> Registration:
+    """Send a confirmed registration's ticket again (``registration.ticket_resent``)."""
+    registration = get_registration(uow, registration_id)
+    if registration.status != RegistrationStatus.CONFIRMED:
+        raise InvalidState(
+            f"The registration is {registration.status.value}: only a confirmed one has a ticket",
+            code="not_confirmed",
+            details={"status": registration.status.value},
+        )
+    uow.emit(RegistrationTicketResent.of(registration, requested_by=requested_by))
+    return registration
+
+
+class PaymentState(enum.StrEnum):
+    """Where a registration's money stands, for the organizer's list (``payment=``). Read from
+    the registration's own amounts: ``amount_paid`` counts completed payments (refunds are the
+    payments', they do not lower it)."""
+
+    PAID = "paid"  # a price, paid in full
+    DEPOSIT = "deposit"  # the deposit paid, the remainder outstanding
+    OWING = "owing"  # pending payment, nothing paid yet
+
+
+_PAYMENT_STATES = {
+    PaymentState.PAID: lambda: and_(
+        Registration.amount_total > 0, Registration.amount_paid >= Registration.amount_total
+    ),
+    PaymentState.DEPOSIT: lambda: and_(
+        Registration.payment_mode == PaymentMode.DEPOSIT,
+        Registration.amount_paid > 0,
+        Registration.amount_paid < Registration.amount_total,
+    ),
+    PaymentState.OWING: lambda: and_(
+        Registration.status == RegistrationStatus.PENDING_PAYMENT, Registration.amount_paid == 0
+    ),
+}
+
+
+def _like(text_: str) -> str:
+    escaped = text_.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
 def list_for_event(
     uow: UnitOfWork,
     event_id: uuid.UUID,
@@ -415,14 +464,58 @@ def list_for_event(
     status: RegistrationStatus | None,
     ticket_type_id: uuid.UUID | None,
     page: PageRequest,
+    search: str | None = None,
+    ticket_key: bytes | None = None,
+    payment: PaymentState | None = None,
+    checked_in: bool | None = None,
 ) -> Page[Registration]:
-    """The event's registrations, oldest first."""
+    """The event's registrations, oldest first. ``search`` matches the participant's name or
+    e-mail (case-insensitive, anywhere in it) or, given ``ticket_key``, a whole ticket code."""
     stmt = select(Registration).where(Registration.event_id == event_id)
     if status:
         stmt = stmt.where(Registration.status == status)
     if ticket_type_id:
         stmt = stmt.where(Registration.ticket_type_id == ticket_type_id)
-    return Keyset(Registration.id).page(uow.session, stmt, page)
+    if payment:
+        stmt = stmt.where(_PAYMENT_STATES[payment]())
+    if checked_in is not None:
+        stmt = stmt.where(
+            Registration.checked_in_at.is_not(None)
+            if checked_in
+            else Registration.checked_in_at.is_(None)
+        )
+    coded: uuid.UUID | None = None
+    if search:
+        pattern = _like(search)
+        person = (
+            select(User.id)
+            .where(
+                User.id == Registration.user_id,
+                or_(User.display_name.ilike(pattern), User.email.ilike(pattern)),
+            )
+            .exists()
+        )
+        if ticket_key is not None:
+            try:
+                coded, _ = tickets.registration_id_of(search)
+            except tickets.InvalidTicketCode:
+                coded = None
+        stmt = stmt.where(or_(person, Registration.id == coded) if coded else person)
+    result = Keyset(Registration.id).page(uow.session, stmt, page)
+    if coded is None:
+        return result
+    # A code matches only when it is the registration's own (the MAC): a forged one finds none.
+    return Page([r for r in result.items if _code_matches(r, search, ticket_key)], result.after)
+
+
+def _code_matches(registration: Registration, search: str, key: bytes | None) -> bool:
+    if key is None or tickets.registration_id_of(search)[0] != registration.id:
+        return True  # matched by name or e-mail
+    try:
+        tickets.verify(key, search, registration.id, registration.ticket_secret)
+    except tickets.InvalidTicketCode:
+        return False
+    return True
 
 
 def list_mine(uow: UnitOfWork, user_id: uuid.UUID, page: PageRequest) -> Page[Registration]:

@@ -4,6 +4,8 @@ gets an offer, a reservation with its own timer; an unused offer passes to the n
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func, select
 
@@ -12,7 +14,7 @@ from domain.errors import Conflict, InvalidState, NotFound
 from domain.event.models import EventStatus, TicketType
 from domain.event.service import get_event, get_ticket_type
 from domain.pagination import Keyset, Page, PageRequest, desc
-from domain.registration.models import Registration, RegistrationStatus
+from domain.registration.models import Registration, RegistrationStatus, Reservation
 from domain.registration.service import reserve
 from domain.uow import UnitOfWork
 from domain.waitlist.events import WaitlistJoined, WaitlistLeft, WaitlistOffered
@@ -73,9 +75,13 @@ def get_entry(uow: UnitOfWork, entry_id: uuid.UUID) -> WaitlistEntry:
     return entry
 
 
-def leave(uow: UnitOfWork, entry_id: uuid.UUID, user_id: uuid.UUID) -> WaitlistEntry:
+def leave(
+    uow: UnitOfWork, entry_id: uuid.UUID, user_id: uuid.UUID, *, organizer: bool = False
+) -> WaitlistEntry:
+    """Take a waiting entry off its waitlist: the participant's own, or (``organizer``: an owner
+    or moderator of its organization, whose tenant the caller entered) anyone's."""
     entry = get_entry(uow, entry_id)
-    if entry.user_id != user_id:
+    if entry.user_id != user_id and not organizer:
         raise NotFound("Waitlist entry not found")
     if entry.status != WaitlistStatus.WAITING:
         raise InvalidState(
@@ -85,6 +91,45 @@ def leave(uow: UnitOfWork, entry_id: uuid.UUID, user_id: uuid.UUID) -> WaitlistE
     uow.session.flush()
     uow.emit(WaitlistLeft.of(entry))
     return entry
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Where an entry stands: its place while waiting, its offer's deadline while offered."""
+
+    position: int | None
+    offer_expires_at: datetime | None
+
+
+def standings(uow: UnitOfWork, entries: list[WaitlistEntry]) -> dict[uuid.UUID, Standing]:
+    """Each entry's standing, in two statements whatever their number (organizers' list)."""
+    waiting = [e.id for e in entries if e.status == WaitlistStatus.WAITING]
+    holds = [e.reservation_id for e in entries if e.status == WaitlistStatus.OFFERED]
+    places = dict(
+        uow.session.execute(
+            select(WaitlistEntry.id, func.waitlist_position(WaitlistEntry.id)).where(
+                WaitlistEntry.id.in_(waiting)
+            )
+        ).all()
+        if waiting
+        else []
+    )
+    deadlines = dict(
+        uow.session.execute(
+            select(Reservation.id, Reservation.expires_at).where(Reservation.id.in_(holds))
+        ).all()
+        if holds
+        else []
+    )
+    return {
+        e.id: Standing(
+            position=int(places[e.id]) if e.id in places else None,
+            offer_expires_at=deadlines.get(e.reservation_id)
+            if e.status == WaitlistStatus.OFFERED
+            else None,
+        )
+        for e in entries
+    }
 
 
 def offer_next(uow: UnitOfWork, ticket_type_id: uuid.UUID) -> int:

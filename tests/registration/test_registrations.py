@@ -531,6 +531,118 @@ def test_organizer_list_filters_and_pages(client: TestClient, platform: Platform
     assert_error(platform.listing(event["id"], platform.owner, cursor="x"), 422, "invalid_cursor")
 
 
+def test_organizer_list_searches_people_and_ticket_codes(
+    client: TestClient, platform: Platform
+) -> None:
+    event = platform.event(publish=True)
+    tt = platform.ticket_type(event["id"])
+
+    def person(name: str) -> dict:
+        user = platform.api.register("p")
+        renamed = client.patch(
+            f"{V1}/users/me", json={"display_name": name}, headers=user["headers"]
+        )
+        assert renamed.status_code == 200, renamed.text
+        return user
+
+    ada = person("Ada Lovelace")
+    adam = person("Adam 100%_sure")
+    grace = platform.api.register("Grace")
+    r_ada = registered(client, event["id"], ada, ticket_type_id=tt["id"])
+    r_adam = registered(client, event["id"], adam, ticket_type_id=tt["id"])
+    r_grace = registered(client, event["id"], grace, ticket_type_id=tt["id"])
+    other = platform.event(publish=True)
+    registered(
+        client, other["id"], person("Ada elsewhere"),
+        ticket_type_id=platform.ticket_type(other["id"])["id"],
+    )  # fmt: skip
+
+    def found(q: str, reader: dict | None = None) -> list[str]:
+        response = platform.listing(event["id"], reader or platform.owner, q=q)
+        assert response.status_code == 200, response.text
+        return [r["id"] for r in response.json()["items"]]
+
+    assert found("ada") == [r_ada["id"], r_adam["id"]]
+    assert found("  LOVELACE ") == [r_ada["id"]]
+    assert found(grace["user"]["email"].upper()) == [r_grace["id"]]
+    assert found("%") == [r_adam["id"]]  # a LIKE wildcard is a plain character
+    assert found("0%_") == [r_adam["id"]]
+    assert found("nobody") == []
+
+    listed = {r["id"]: r for r in platform.listing(event["id"], platform.owner).json()["items"]}
+    code = listed[r_grace["id"]]["ticket_code"]
+    ticket = client.get(f"{V1}/registrations/{r_grace['id']}/ticket", headers=grace["headers"])
+    assert code == ticket.json()["ticket_code"]
+    assert found(code) == [r_grace["id"]]
+    moderator = platform.member("moderator")
+    assert found(code, moderator) == [r_grace["id"]]
+    forged = code[:-4] + ("AAAA" if not code.endswith("AAAA") else "BBBB")
+    assert found(forged) == []
+
+    analyst = platform.member("analyst")
+    refused = platform.listing(event["id"], analyst, q="ada")
+    assert_error(refused, 403, "insufficient_role")
+    assert_error(platform.listing(event["id"], analyst, q=code), 403, "insufficient_role")
+    for item in platform.listing(event["id"], analyst).json()["items"]:
+        assert item["ticket_code"] is None
+    assert_error(platform.listing(event["id"], platform.owner, q=""), 422, "validation_error")
+    assert_error(
+        platform.listing(event["id"], platform.owner, q="x" * 101), 422, "validation_error"
+    )
+
+
+def test_organizer_list_filters_by_payment_and_check_in(
+    client: TestClient, platform: Platform
+) -> None:
+    from tests.factories import paying, sandbox, settle_sandbox
+
+    sandbox(client).deliver_all(lambda body, headers: 200)  # nothing of another test
+    event = platform.event(publish=True)
+    free = platform.ticket_type(event["id"], name="Free")
+    full = platform.ticket_type(event["id"], name="Full", price_amount=5000)
+    deposit = platform.ticket_type(
+        event["id"], name="Deposit", price_amount=10000, deposit_amount=2500
+    )
+
+    def buyer(name: str, tt: dict, **body) -> tuple[dict, dict]:
+        user = platform.api.register(name)
+        return user, registered(client, event["id"], user, ticket_type_id=tt["id"], **body)
+
+    _, r_free = buyer("free", free)
+    u_paid, r_paid = buyer("paid", full)
+    _, r_owing = buyer("owing", full)
+    u_dep, r_dep = buyer("deposit", deposit, payment_mode="deposit")
+    _, r_dep_owing = buyer("deposit-owing", deposit, payment_mode="deposit")
+    paying(client, r_paid["id"], u_paid)
+    paying(client, r_dep["id"], u_dep)
+    settle_sandbox(client)
+    checked = client.post(
+        f"{V1}/registrations/{r_free['id']}/check-in", headers=platform.owner["headers"]
+    )
+    assert checked.status_code == 200, checked.text
+
+    def ids(**params) -> list[str]:
+        response = platform.listing(event["id"], platform.owner, **params)
+        assert response.status_code == 200, response.text
+        return [r["id"] for r in response.json()["items"]]
+
+    assert ids(payment="paid") == [r_paid["id"]]
+    assert ids(payment="deposit") == [r_dep["id"]]
+    assert ids(payment="owing") == [r_owing["id"], r_dep_owing["id"]]
+    assert ids(payment="owing", ticket_type_id=full["id"]) == [r_owing["id"]]
+    assert ids(checked_in="true") == [r_free["id"]]
+    assert ids(checked_in="false") == [r_paid["id"], r_owing["id"], r_dep["id"], r_dep_owing["id"]]
+    assert ids(checked_in="false", payment="paid", status="confirmed") == [r_paid["id"]]
+    item = platform.listing(event["id"], platform.owner, checked_in="true").json()["items"][0]
+    assert item["checked_in_at"]
+    assert_error(
+        platform.listing(event["id"], platform.owner, payment="some"), 422, "validation_error"
+    )
+    assert_error(
+        platform.listing(event["id"], platform.owner, checked_in="maybe"), 422, "validation_error"
+    )
+
+
 def test_organizer_list_is_for_members(
     client: TestClient, platform: Platform, participant: dict
 ) -> None:
@@ -671,3 +783,46 @@ def test_participant_cancels_after_the_event_was_unpublished(
     assert (
         outbox_rows(owner_engine, registration["id"])[-1]["event_type"] == "registration.cancelled"
     )
+
+
+# --- resending a ticket ---------------------------------------------------------------------------
+
+
+def test_organizer_resends_a_ticket(
+    client: TestClient, platform: Platform, participant: dict, owner_engine: Engine
+) -> None:
+    event = platform.event(publish=True)
+    tt = platform.ticket_type(event["id"])
+    registration = registered(client, event["id"], participant, ticket_type_id=tt["id"])
+    path = f"{V1}/registrations/{registration['id']}/resend-ticket"
+    moderator = platform.member("moderator")
+    for organizer in (platform.owner, moderator):
+        response = client.post(path, headers=organizer["headers"])
+        assert response.status_code == 202, response.text
+        assert response.json()["id"] == registration["id"]
+    facts = outbox_rows(owner_engine, registration["id"], "registration.ticket_resent")
+    assert [f["payload"]["requested_by"] for f in facts] == [
+        platform.owner["user"]["id"],
+        moderator["user"]["id"],
+    ]
+    assert facts[0]["payload"]["user_id"] == participant["user"]["id"]
+    assert str(facts[0]["tenant_id"]) == platform.org["id"]
+
+    assert_error(client.post(path, headers=platform.member("analyst")["headers"]), 403,
+                 "insufficient_role")  # fmt: skip
+    assert_error(client.post(path, headers=participant["headers"]), 404, "not_found")
+    assert_error(client.post(path, headers=platform.another().owner["headers"]), 404, "not_found")
+    assert_error(client.post(path), 401, "unauthorized")
+
+    pending = registered(
+        client, event["id"], platform.api.register("pending"),
+        ticket_type_id=platform.ticket_type(event["id"], price_amount=900)["id"],
+    )  # fmt: skip
+    refused = client.post(
+        f"{V1}/registrations/{pending['id']}/resend-ticket", headers=platform.owner["headers"]
+    )
+    assert assert_error(refused, 409, "not_confirmed")["details"] == {"status": "pending_payment"}
+    cancel_registration(client, registration["id"], participant)
+    refused = client.post(path, headers=platform.owner["headers"])
+    assert assert_error(refused, 409, "not_confirmed")["details"] == {"status": "cancelled"}
+    assert outbox_rows(owner_engine, pending["id"], "registration.ticket_resent") == []

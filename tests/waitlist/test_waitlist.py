@@ -458,3 +458,65 @@ def test_closing_the_event_ends_the_queue(client: TestClient, waitlists: Waitlis
     cancelled_registration(client, registration["id"], holder)
     sweep(client)
     assert waitlists.entry(event["id"], entry["id"])["reservation_id"] is None
+
+
+def test_organizers_see_places_and_offer_deadlines(
+    client: TestClient, waitlists: Waitlists
+) -> None:
+    event, tt = waitlists.published_event(capacity=1, hold_minutes=20)
+    leaver, registration = waitlists.participant(event["id"], tt["id"], name="leaver")
+    first_user, first = waitlists.waiting(event["id"], tt["id"], "first")
+    _, second = waitlists.waiting(event["id"], tt["id"], "second")
+    _, third = waitlists.waiting(event["id"], tt["id"], "third")
+    assert [waitlists.entry(event["id"], e["id"])["position"] for e in (first, second, third)] == [
+        1,
+        2,
+        3,
+    ]
+    assert waitlists.entry(event["id"], first["id"])["offer_expires_at"] is None
+
+    cancelled_registration(client, registration["id"], leaver)
+    sweep(client)
+    offered = waitlists.entry(event["id"], first["id"])
+    assert offered["status"] == "offered"
+    assert offered["position"] is None
+    hold = waitlists.reservation(offered["reservation_id"], first_user)
+    assert offered["offer_expires_at"] == hold["expires_at"]
+    assert waitlists.entry(event["id"], second["id"])["position"] == 1
+    assert waitlists.entry(event["id"], third["id"])["position"] == 2
+
+    analyst = waitlists.member("analyst")
+    response = waitlists.entries(event["id"], analyst)
+    assert response.status_code == 200, response.text
+    assert {e["id"]: e["position"] for e in response.json()["items"]}[third["id"]] == 2
+
+
+def test_organizers_remove_a_waiting_entry(
+    client: TestClient, waitlists: Waitlists, owner_engine: Engine
+) -> None:
+    event, tt = waitlists.published_event(capacity=1)
+    leaver, registration = waitlists.participant(event["id"], tt["id"], name="leaver")
+    _, first = waitlists.waiting(event["id"], tt["id"], "first")
+    _, second = waitlists.waiting(event["id"], tt["id"], "second")
+    _, third = waitlists.waiting(event["id"], tt["id"], "third")
+
+    def remove(entry: dict, user: dict):
+        return client.delete(f"{V1}/waitlist/{entry['id']}", headers=user["headers"])
+
+    assert_error(remove(second, waitlists.member("analyst")), 403, "insufficient_role")
+    assert_error(remove(second, waitlists.another().owner), 404, "not_found")
+    assert waitlists.entry(event["id"], second["id"])["status"] == "waiting"
+
+    for entry, organizer in ((second, waitlists.owner), (third, waitlists.member("moderator"))):
+        response = remove(entry, organizer)
+        assert response.status_code == 200, response.text
+        assert response.json()["status"] == "cancelled"
+        assert waitlists.entry(event["id"], entry["id"])["status"] == "cancelled"
+        events = [r["event_type"] for r in outbox_rows(owner_engine, entry["id"])]
+        assert events == ["waitlist.joined", "waitlist.left"]
+
+    cancelled_registration(client, registration["id"], leaver)
+    sweep(client)
+    assert waitlists.entry(event["id"], first["id"])["status"] == "offered"
+    refused = remove(first, waitlists.owner)
+    assert assert_error(refused, 409, "invalid_state")["details"] == {"status": "offered"}
