@@ -15,7 +15,7 @@ from dash import Dash, Input, Output, State, dcc, html, no_update
 from flask import Response, request
 
 from core.settings import Settings
-from dashboards import console_events, door, event, exports, overview
+from dashboards import console_events, console_orgs, door, event, exports, overview
 from dashboards.client import ApiError, Unauthorized
 from dashboards.components import api_problem, empty_state, loading_state
 from dashboards.session import MESSAGES, Sessions, safe_next
@@ -181,11 +181,26 @@ def page_for(pathname: str, search: str | None, org_id: str | None, orgs: list[d
         return signin_page(search)
     if orgs is None:
         return loading_state()
+    if pathname in console_orgs.PATHS:  # no organization needed: this is how one is founded
+        return console_orgs.page(sessions, pathname, search)
     if not orgs:
-        return empty_state(
-            "No organization yet",
-            "Dashboards show the events of organizations you belong to. Ask an owner for an "
-            "invitation, or found one through the API.",
+        return html.Div(
+            [
+                empty_state(
+                    "No organization yet",
+                    "Dashboards show the events of organizations you belong to. Ask an owner "
+                    "for an invitation, or found your own.",
+                ),
+                html.Div(
+                    dcc.Link(
+                        "Found an organization",
+                        href=console_orgs.NEW_PATH,
+                        id="found-org",
+                        className="btn btn-primary",
+                    ),
+                    className="text-center",
+                ),
+            ]
         )
     org = next((o for o in orgs if o["id"] == org_id), None)
     if org is None:
@@ -318,6 +333,7 @@ def create_app(settings: Settings | None = None) -> Dash:
     exports.register(app, sessions)
     door.register(app, sessions)
     console_events.register(app, sessions)
+    console_orgs.register(app, sessions)
     install_security_headers(app, settings)
     return app
 
