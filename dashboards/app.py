@@ -15,7 +15,16 @@ from dash import Dash, Input, Output, State, dcc, html, no_update
 from flask import Response, request
 
 from core.settings import Settings
-from dashboards import console_events, console_orgs, door, event, exports, overview
+from dashboards import (
+    console_events,
+    console_messages,
+    console_orgs,
+    console_team,
+    door,
+    event,
+    exports,
+    overview,
+)
 from dashboards.client import ApiError, Unauthorized
 from dashboards.components import api_problem, empty_state, loading_state
 from dashboards.session import MESSAGES, Sessions, safe_next
@@ -108,6 +117,7 @@ def navbar():
                     [
                         dbc.NavItem(dbc.NavLink("Overview", href="/", id="nav-overview")),
                         dbc.NavItem(dbc.NavLink("Exports", href="/exports", id="nav-exports")),
+                        dbc.NavItem(dbc.NavLink("Team", href=console_team.PATH, id="nav-team")),
                     ],
                     className="me-auto",
                     navbar=True,
@@ -209,6 +219,13 @@ def page_for(pathname: str, search: str | None, org_id: str | None, orgs: list[d
         return event.layout(match.group(1), refresh_s)
     if match := door.PATH.match(pathname):
         return door.page(sessions, match.group(1), orgs, refresh_s)
+    if match := console_messages.PATH.match(pathname):
+        return console_messages.page(sessions, match.group(1), orgs, refresh_s)
+    if pathname == console_team.PATH:
+        try:
+            return console_team.page(sessions.client(), org)
+        except ApiError as exc:
+            return api_problem(exc, pathname)
     if pathname == console_events.NEW_PATH or console_events.PATH.match(pathname):
         return console_page(pathname, org, orgs, search, sessions)
     if pathname == "/exports":
@@ -321,6 +338,7 @@ def create_app(settings: Settings | None = None) -> Dash:
 
         on_event = EVENT_PATH.match(pathname or "") or door.PATH.match(pathname or "")
         on_event = on_event or console_events.PATH.match(pathname or "")
+        on_event = on_event or console_messages.PATH.match(pathname or "")
         if ctx.triggered_id == "org-switch" and on_event:
             # Another organization: its overview (this event belongs to the previous one).
             return dcc.Location(id="to-overview", href="/", refresh=False)
@@ -333,6 +351,8 @@ def create_app(settings: Settings | None = None) -> Dash:
     exports.register(app, sessions)
     door.register(app, sessions)
     console_events.register(app, sessions)
+    console_team.register(app, sessions)
+    console_messages.register(app, sessions)
     console_orgs.register(app, sessions)
     install_security_headers(app, settings)
     return app

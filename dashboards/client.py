@@ -74,6 +74,12 @@ class ApiClient:
     def put(self, path: str, body: dict) -> Any:
         return self._call("PUT", path, json=body)
 
+    def patch(self, path: str, body: dict) -> Any:
+        return self._call("PATCH", path, json=body)
+
+    def delete(self, path: str) -> Any:
+        return self._call("DELETE", path)
+
     def every(self, path: str, **params: Any) -> list[dict]:
         """Every item of a paged list, following ``next_cursor`` (100 a page)."""
         items: list[dict] = []

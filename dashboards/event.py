@@ -350,6 +350,15 @@ def header(event: dict, role: str | None, now: datetime):
                 className="btn btn-outline-primary btn-sm",
             )
         )
+    if role is not None:  # members: the messages' log (managers also write and send them)
+        buttons.append(
+            dcc.Link(
+                "Message attendees" if role in MANAGE_ROLES else "Messages",
+                href=f"/events/{event['id']}/messages",
+                id="ev-messages-link",
+                className="btn btn-outline-primary btn-sm",
+            )
+        )
     return html.Div(
         [
             html.Div(
