@@ -16,6 +16,7 @@ from flask import Response, request
 
 from core.settings import Settings
 from dashboards import (
+    console_attendees,
     console_events,
     console_messages,
     console_orgs,
@@ -219,6 +220,8 @@ def page_for(pathname: str, search: str | None, org_id: str | None, orgs: list[d
         return event.layout(match.group(1), refresh_s)
     if match := door.PATH.match(pathname):
         return door.page(sessions, match.group(1), orgs, refresh_s)
+    if match := console_attendees.PATH.match(pathname):
+        return console_attendees.page(sessions, match.group(1), orgs, datetime.now(UTC))
     if match := console_messages.PATH.match(pathname):
         return console_messages.page(sessions, match.group(1), orgs, refresh_s)
     if pathname == console_team.PATH:
@@ -338,6 +341,7 @@ def create_app(settings: Settings | None = None) -> Dash:
 
         on_event = EVENT_PATH.match(pathname or "") or door.PATH.match(pathname or "")
         on_event = on_event or console_events.PATH.match(pathname or "")
+        on_event = on_event or console_attendees.PATH.match(pathname or "")
         on_event = on_event or console_messages.PATH.match(pathname or "")
         if ctx.triggered_id == "org-switch" and on_event:
             # Another organization: its overview (this event belongs to the previous one).
@@ -351,6 +355,7 @@ def create_app(settings: Settings | None = None) -> Dash:
     exports.register(app, sessions)
     door.register(app, sessions)
     console_events.register(app, sessions)
+    console_attendees.register(app, sessions)
     console_team.register(app, sessions)
     console_messages.register(app, sessions)
     console_orgs.register(app, sessions)

@@ -829,6 +829,12 @@ def manage_page(
                             f"{fmt.when(event['starts_at'], tz, with_zone=False)} – "
                             f"{fmt.when(event['ends_at'], tz)}",
                             dcc.Link("Analytics", href=f"/events/{event_id}", className="ms-3"),
+                            dcc.Link(
+                                "Attendees",
+                                href=f"/events/{event_id}/attendees",
+                                className="ms-3",
+                                id="ce-attendees-link",
+                            ),
                         ],
                         className="text-body-secondary",
                     ),

@@ -341,6 +341,15 @@ def header(event: dict, role: str | None, now: datetime):
                 className="btn btn-outline-primary btn-sm",
             )
         )
+    if role is not None:  # members: the registrations and waitlist (read-only for analysts)
+        buttons.append(
+            dcc.Link(
+                "Attendees",
+                href=f"/events/{event['id']}/attendees",
+                id="ev-attendees-link",
+                className="btn btn-outline-primary btn-sm",
+            )
+        )
     if role in MANAGE_ROLES:  # the API checks tickets in for managers only
         buttons.append(
             dcc.Link(
