@@ -54,6 +54,7 @@ class Tenant:
     payment: dict  # paid through the sandbox, partly refunded
     media: dict | None = None  # an image, the event's cover and the organization's logo
     export: dict | None = None  # a queued export of the registrations
+    attachment: dict | None = None  # a PDF the event lists
 
 
 def _tenant(api, client: TestClient, admin: dict, name: str) -> Tenant:
@@ -219,6 +220,21 @@ def _media(client: TestClient, tenant: Tenant) -> dict:
     return media
 
 
+def _attachment(client: TestClient, tenant: Tenant) -> dict:
+    """A PDF uploaded as an attachment and listed on the tenant's event."""
+    from tests.factories import uploaded_media
+    from tests.media.images import pdf_bytes
+
+    doc = uploaded_media(client, tenant.org["id"], tenant.owner, pdf_bytes(), purpose="attachment")
+    response = client.post(
+        f"/api/v1/events/{tenant.event['id']}/attachments",
+        json={"media_id": doc["id"], "title": "Programme"},
+        headers=tenant.owner["headers"],
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
 def _export(client: TestClient, tenant: Tenant) -> dict:
     """A queued export of the organization's registrations (nobody runs it here)."""
     response = client.post(
@@ -238,6 +254,7 @@ def tenants(
     for tenant in pair:
         tenant.media = _media(client, tenant)
         tenant.export = _export(client, tenant)
+        tenant.attachment = _attachment(client, tenant)
         _warehouse(warehouse_engine, tenant)
     return pair
 
@@ -489,6 +506,7 @@ def test_tenant_a_context_reads_updates_deletes_no_row_of_tenant_b(
         "check_ins",
         "media",
         "media_variants",
+        "event_attachments",
         "payments",
         "refunds",
         "exports",
@@ -612,7 +630,18 @@ def _ids(a: Tenant, client: TestClient) -> dict[str, str]:
     requests = client.get("/api/v1/organization-requests", headers=a.owner["headers"]).json()[
         "items"
     ]
+    invitations = client.get(
+        f"/api/v1/organizations/{a.org['id']}/invitations", headers=a.owner["headers"]
+    ).json()["items"]
+    message = client.post(
+        "/api/v1/notifications/send",
+        json={"event_id": a.event["id"], "subject": "Doors", "text": "Doors open at 18:00"},
+        headers=a.owner["headers"],
+    )
+    assert message.status_code in (200, 201, 202), message.text
     return {
+        "invite_id": invitations[0]["id"],  # the fixture's pending one
+        "message_id": message.json()["message_id"],
         "org_id": a.org["id"],
         "organization_id": a.org["id"],  # the analytics report's name for it
         "group_id": a.group["id"],
@@ -626,6 +655,7 @@ def _ids(a: Tenant, client: TestClient) -> dict[str, str]:
         "media_id": a.media["id"],
         "payment_id": a.payment["id"],
         "export_id": a.export["id"],
+        "attachment_id": a.attachment["id"],
     }
 
 
@@ -645,11 +675,25 @@ def test_every_id_taking_endpoint_answers_404_to_another_tenant(
         if "requestBody" in op:
             content = op["requestBody"]["content"]["application/json"]["schema"]
             body = sample(schema, content)
+        # Required query parameters naming ids (``?event_id=``) are tenant A's too.
+        query = [
+            p["name"]
+            for p in op.get("parameters", [])
+            if p.get("in") == "query" and p.get("required")
+        ]
+        missing = [n for n in query if n not in ids]
+        assert not missing, f"{method.upper()} {path}: add tenant A's {missing} to _ids()"
         url_real = path.format(**ids)
         url_random = path.format(**{n: str(uuid.uuid4()) for n in names})
+        real_query = {n: ids[n] for n in query}
+        random_query = {n: str(uuid.uuid4()) for n in query}
         for caller in (b.owner, b.moderator, b.group_member):
-            real = client.request(method, url_real, json=body, headers=caller["headers"])
-            random = client.request(method, url_random, json=body, headers=caller["headers"])
+            real = client.request(
+                method, url_real, json=body, params=real_query, headers=caller["headers"]
+            )
+            random = client.request(
+                method, url_random, json=body, params=random_query, headers=caller["headers"]
+            )
             where = f"{method.upper()} {path} as {caller['user']['display_name']}"
             assert (real.status_code, real.json()["error"]["code"]) == (
                 random.status_code,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mimetypes
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
@@ -19,15 +20,17 @@ from api.deps import (
     UowDep,
     enter_tenant_as,
     public_or_member,
+    require_resource_role,
     require_role,
 )
 from api.errors import responses
-from api.media.schemas import LogoBody, MediaOut, MediaUrl
+from api.media.schemas import AttachmentIn, AttachmentOut, LogoBody, MediaOut, MediaUrl
 from api.media.upload import UploadDep
 from api.organization.schemas import MyOrganization, OrganizationOut
+from api.pagination import Page
 from core.resources import make_s3
 from domain.errors import NotFound
-from domain.media import service
+from domain.media import attachments, service
 from domain.media.models import VariantName
 from domain.media.storage import MediaStorage
 from domain.organization import service as organizations
@@ -54,6 +57,9 @@ def _media_member(*roles: Role):
 MediaReader = Annotated[Membership, Depends(_media_member(*READ_ROLES))]
 MediaManager = Annotated[Membership, Depends(_media_member(*MANAGE_ROLES))]
 EventReader = Annotated[Membership | None, Depends(public_or_member("events", "event_id"))]
+EventManager = Annotated[
+    Membership, Depends(require_resource_role("events", "event_id", *MANAGE_ROLES))
+]
 OrgReader = Annotated[Membership, Depends(require_role(*READ_ROLES))]
 OrgManager = Annotated[Membership, Depends(require_role(*MANAGE_ROLES))]
 
@@ -256,3 +262,116 @@ def set_organization_logo(
     (owners and moderators)."""
     org = organizations.set_logo(uow, org_id, body.media_id)
     return MyOrganization(**OrganizationOut.model_validate(org).model_dump(), role=member.role)
+
+
+# --- event attachments ----------------------------------------------------------------------------
+
+
+def _attachment_out(event_id: uuid.UUID, a: attachments.Listed) -> AttachmentOut:
+    return AttachmentOut(
+        id=a.id,
+        event_id=event_id,
+        title=a.title,
+        position=a.position,
+        content_type=a.content_type,
+        size_bytes=a.size_bytes,
+        filename=a.filename,
+        download_url=f"/api/v1/events/{event_id}/attachments/{a.id}/download",
+        created_at=a.created_at,
+    )
+
+
+def _download_name(title: str, filename: str | None, content_type: str) -> str:
+    if filename:
+        return filename
+    return f"{title}{mimetypes.guess_extension(content_type) or ''}"
+
+
+@router.get(
+    "/events/{event_id}/attachments",
+    response_model=Page[AttachmentOut],
+    responses=responses(404),
+    tags=["events"],
+    openapi_extra=OPTIONAL_AUTH,
+)
+def list_event_attachments(
+    event_id: uuid.UUID, member: EventReader, uow: OptionalUowDep
+) -> Page[AttachmentOut]:
+    """The documents the event lists (programme, rules), for anyone who may see the event (a
+    short list: answered whole)."""
+    return Page[AttachmentOut].whole(
+        _attachment_out(event_id, a) for a in attachments.list_attachments(uow, event_id)
+    )
+
+
+@router.post(
+    "/events/{event_id}/attachments",
+    response_model=AttachmentOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=responses(401, 403, 404, 409, 422),
+    tags=["events"],
+)
+def add_event_attachment(
+    event_id: uuid.UUID, body: AttachmentIn, member: EventManager, uow: UowDep
+) -> AttachmentOut:
+    """List an uploaded document (purpose `attachment`) on the event (owners and moderators);
+    the file then stays as long as the event lists it."""
+    attachment, media = attachments.add_attachment(
+        uow,
+        event_id,
+        media_id=body.media_id,
+        title=body.title,
+        position=body.position,
+        actor=member.user_id,
+    )
+    listed = attachments.Listed(
+        attachment.id,
+        attachment.title,
+        attachment.position,
+        media.content_type,
+        media.size_bytes,
+        media.filename,
+        attachment.created_at,
+    )
+    return _attachment_out(event_id, listed)
+
+
+@router.delete(
+    "/events/{event_id}/attachments/{attachment_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses(401, 403, 404),
+    tags=["events"],
+)
+def remove_event_attachment(
+    event_id: uuid.UUID, attachment_id: uuid.UUID, member: EventManager, uow: UowDep
+) -> None:
+    """Stop listing a document (owners and moderators); the file goes at the media cleanup
+    after its grace period unless something else keeps it."""
+    attachments.remove_attachment(uow, event_id, attachment_id, member.user_id)
+
+
+@router.get(
+    "/events/{event_id}/attachments/{attachment_id}/download",
+    status_code=307,
+    response_class=RedirectResponse,
+    responses={
+        307: {"description": "Redirect to a short-lived download link of the file"},
+        **responses(404),
+    },
+    tags=["events"],
+    openapi_extra=OPTIONAL_AUTH,
+)
+def download_event_attachment(
+    event_id: uuid.UUID,
+    attachment_id: uuid.UUID,
+    member: EventReader,
+    uow: OptionalUowDep,
+    storage: StorageDep,
+    state: StateDep,
+) -> RedirectResponse:
+    """One of the event's documents, for anyone who may see the event: a redirect to a
+    presigned link answered as a download under the file's name."""
+    key, content_type, filename, title = attachments.attachment_object(uow, event_id, attachment_id)
+    ttl = state.settings.media_url_ttl_s
+    url = storage.presign(key, ttl, download_as=_download_name(title, filename, content_type))
+    return _redirect(url, ttl)

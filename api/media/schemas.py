@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from api.types import RequestModel
 from domain.media.models import Media, MediaPurpose, MediaVariant, VariantName
@@ -73,3 +73,32 @@ class LogoBody(RequestModel):
     media_id: uuid.UUID | None = Field(
         description="An image of the organization's own; null removes the logo"
     )
+
+
+class AttachmentIn(RequestModel):
+    media_id: uuid.UUID = Field(description="A document (PDF) uploaded with purpose `attachment`")
+    title: str = Field(
+        min_length=1, max_length=200, examples=["Programme"], description="As readers see it"
+    )
+    position: int = Field(default=0, ge=0, le=1000, description="Listed in ascending order")
+
+    @field_validator("title")
+    @classmethod
+    def _title_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("The title is blank")
+        return value.strip()
+
+
+class AttachmentOut(BaseModel):
+    id: uuid.UUID
+    event_id: uuid.UUID
+    title: str
+    position: int
+    content_type: str
+    size_bytes: int
+    filename: str | None = Field(description="As uploaded; the download's name when set")
+    download_url: str = Field(
+        description="Redirects to a short-lived download link (anyone who may see the event)"
+    )
+    created_at: datetime

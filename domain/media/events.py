@@ -63,3 +63,33 @@ class MediaDeleted(DomainEvent):
             organization_id=media.tenant_id,
             deleted_by=deleted_by,
         )
+
+
+@dataclass(frozen=True, kw_only=True)
+class EventAttachmentAdded(DomainEvent):
+    """An event lists a document (programme, rules) for its readers to download."""
+
+    event_type = "event.attachment.added"
+    aggregate_type = "event"
+
+    event_id: uuid.UUID
+    attachment_id: uuid.UUID
+    media_id: uuid.UUID
+    title: str
+    content_type: str
+    size_bytes: int
+    added_by: uuid.UUID
+
+
+@dataclass(frozen=True, kw_only=True)
+class EventAttachmentRemoved(DomainEvent):
+    """An event no longer lists a document (the file goes at the media cleanup after the grace
+    period unless something else keeps it)."""
+
+    event_type = "event.attachment.removed"
+    aggregate_type = "event"
+
+    event_id: uuid.UUID
+    attachment_id: uuid.UUID
+    media_id: uuid.UUID
+    removed_by: uuid.UUID

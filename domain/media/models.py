@@ -10,7 +10,15 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -70,3 +78,25 @@ class MediaVariant(UUIDPrimaryKey, Timestamps, Base):
     height: Mapped[int | None]
 
     __table_args__ = (Index("uq_media_variants_media_id_name", "media_id", "name", unique=True),)
+
+
+class EventAttachment(UUIDPrimaryKey, Timestamps, Base):
+    """A document an event lists (programme, rules): an upload of purpose ``attachment`` that
+    stays as long as an event lists it."""
+
+    __tablename__ = "event_attachments"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"))
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("events.id"))
+    media_id: Mapped[uuid.UUID]
+    title: Mapped[str] = mapped_column(String(200))
+    position: Mapped[int] = mapped_column(server_default=sql_text("0"))
+    created_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+
+    __table_args__ = (
+        UniqueConstraint("event_id", "media_id"),
+        CheckConstraint("btrim(title) <> ''", name="title_not_blank"),
+        CheckConstraint("position BETWEEN 0 AND 1000", name="position_range"),
+        ForeignKeyConstraint(["tenant_id", "media_id"], ["media.tenant_id", "media.id"]),
+        Index("ix_event_attachments_media_id", "media_id"),
+    )

@@ -15,7 +15,7 @@ from domain.event.models import Event
 from domain.media.content import DOCUMENT_TYPES, is_image
 from domain.media.events import MediaDeleted, MediaUploaded
 from domain.media.images import Rendition, process_image
-from domain.media.models import Media, MediaPurpose, MediaVariant, VariantName
+from domain.media.models import EventAttachment, Media, MediaPurpose, MediaVariant, VariantName
 from domain.media.storage import MediaStorage, object_key
 from domain.organization.models import Organization
 from domain.uow import UnitOfWork
@@ -156,15 +156,28 @@ def _referencing_organizations(media_id: uuid.UUID):
     )
 
 
+def _attaching_events(media_id: uuid.UUID):
+    return (
+        select(EventAttachment.event_id)
+        .join(Event, Event.id == EventAttachment.event_id)
+        .where(EventAttachment.media_id == media_id, Event.deleted_at.is_(None))
+    )
+
+
 def is_referenced(media_id: uuid.UUID):
     """SQL condition: something live points at ``media_id``."""
-    return exists(_referencing_events(media_id)) | exists(_referencing_organizations(media_id))
+    return (
+        exists(_referencing_events(media_id))
+        | exists(_referencing_organizations(media_id))
+        | exists(_attaching_events(media_id))
+    )
 
 
 def delete_media(uow: UnitOfWork, media_id: uuid.UUID, actor: uuid.UUID) -> None:
     """Soft delete; refused while an event or organization still shows the file."""
     media = get_media(uow, media_id, lock=True)
     events = list(uow.session.scalars(_referencing_events(media_id)))
+    events += [e for e in uow.session.scalars(_attaching_events(media_id)) if e not in events]
     organizations = list(uow.session.scalars(_referencing_organizations(media_id)))
     if events or organizations:
         raise Conflict(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -70,7 +71,19 @@ class MediaStorage:
         except StorageUnavailable:
             log.warning("media_objects_left_behind", keys=keys)
 
-    def presign(self, key: str, ttl_s: int) -> str:
+    def presign(self, key: str, ttl_s: int, download_as: str | None = None) -> str:
+        """A GET URL of ``key`` for ``ttl_s`` seconds; with ``download_as``, the store answers it
+        as a download of that file name (``Content-Disposition: attachment``, RFC 6266)."""
+        params = {"Bucket": self.bucket, "Key": key}
+        if download_as is not None:
+            params["ResponseContentDisposition"] = content_disposition(download_as)
         return (self.signer or self.client).generate_presigned_url(
-            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=ttl_s
+            "get_object", Params=params, ExpiresIn=ttl_s
         )
+
+
+def content_disposition(filename: str) -> str:
+    """``attachment`` with an ASCII fallback name and the exact one in RFC 5987 encoding."""
+    fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_"
+                       for c in filename) or "download"  # fmt: skip
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
