@@ -1,5 +1,6 @@
 """The notifications agent (``notifications``, on every topic carrying a type of
-``HANDLED_EVENT_TYPES``): ``domain.notification.service.handle`` queues the messages
+``NOTIFICATION_EVENT_TYPES``): ``domain.notification.service.handle`` (``resend.handle`` for a
+ticket an organizer asked to send again) queues the messages
 (deduplicated by source event id in the notification log), commits, then ``delivery.deliver``
 sends what of this event is still queued and due, so a record redelivered after a crash between
 commit and sending still sends."""
@@ -12,7 +13,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 
 from core.logging import get_logger
-from domain.notification import delivery
+from domain.notification import delivery, resend
 from domain.notification.models import Notification, NotificationStatus
 from domain.notification.service import HANDLED_EVENT_TYPES, handle
 from domain.uow import UnitOfWork
@@ -22,13 +23,19 @@ from streams.records import Record
 log = get_logger(__name__)
 
 NOTIFICATIONS = "notifications"
+# The service's event types, and the ticket an organizer asks to send again (domain/notification/
+# resend.py: a handler of its own).
+NOTIFICATION_EVENT_TYPES = (*HANDLED_EVENT_TYPES, resend.EVENT_TYPE)
 
 
 def queue_notifications(deps: Deps, record: Record) -> list[delivery.Pending]:
     """Queue the messages of this record (once), and answer every message of it still queued
     and due: the new ones, and those a crashed worker committed but never sent (blocking)."""
     with UnitOfWork(deps.sessions, headers=record.outbox_headers) as uow:
-        handle(uow, record.event_type, record.payload(), record.headers)
+        if record.event_type == resend.EVENT_TYPE:
+            resend.handle(uow, record.payload(), record.event_id)
+        else:
+            handle(uow, record.event_type, record.payload(), record.headers)
         rows = uow.session.scalars(
             select(Notification).where(
                 Notification.source_event_id == record.event_id,
@@ -42,7 +49,7 @@ def queue_notifications(deps: Deps, record: Record) -> list[delivery.Pending]:
 
 
 async def notification_handler(deps: Deps, record: Record) -> None:
-    if record.event_type not in HANDLED_EVENT_TYPES:
+    if record.event_type not in NOTIFICATION_EVENT_TYPES:
         return
     pending = await asyncio.to_thread(queue_notifications, deps, record)
     if pending:

@@ -25,9 +25,8 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from core.logging import get_logger
 from core.settings import Settings
-from domain.notification.service import HANDLED_EVENT_TYPES
 from streams import analytics, tracking
-from streams.notification import NOTIFICATIONS, notification_handler
+from streams.notification import NOTIFICATION_EVENT_TYPES, NOTIFICATIONS, notification_handler
 from streams.payment import SAGA, SAGA_EVENT_TYPES, saga_handler
 from streams.processor import Deps, Handler, Processor
 from streams.records import Record
@@ -37,7 +36,7 @@ log = get_logger(__name__)
 
 AGENTS: dict[str, tuple[Handler, tuple[str, ...]]] = {
     SAGA: (saga_handler, SAGA_EVENT_TYPES),
-    NOTIFICATIONS: (notification_handler, HANDLED_EVENT_TYPES),
+    NOTIFICATIONS: (notification_handler, NOTIFICATION_EVENT_TYPES),
 }
 
 

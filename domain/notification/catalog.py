@@ -59,6 +59,22 @@ TEMPLATES: dict[str, TemplateSpec] = {
             ),
         ),
         TemplateSpec(
+            "ticket_resent",
+            ("registration.ticket_resent",),
+            "The ticket with its QR code again, at an organizer's request (POST "
+            "/registrations/{id}/resend-ticket; once per request and channel)",
+            (
+                "name",
+                "event_title",
+                "starts_at",
+                "venue",
+                "online_url",
+                "ticket_type",
+                "quantity",
+                "registration_id",
+            ),
+        ),
+        TemplateSpec(
             "receipt",
             ("payment.completed",),
             "Receipt of a completed payment",
