@@ -167,6 +167,23 @@ class ApiClient:
             return None
         return image.content, image.headers.get("content-type", "image/webp")
 
+    def attachment_file(self, event_id: str, attachment_id: str) -> tuple[bytes, str] | None:
+        """An event attachment's bytes as its download serves them (the API's redirect to a
+        short-lived presigned link, followed here), or None when it cannot be read."""
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        try:
+            answer = self.http.get(
+                f"{V1}/events/{event_id}/attachments/{attachment_id}/download", headers=headers
+            )
+            if answer.status_code not in (302, 303, 307) or "location" not in answer.headers:
+                return None
+            got = httpx.get(answer.headers["location"], timeout=30)
+        except httpx.HTTPError:
+            return None
+        if got.status_code != 200:
+            return None
+        return got.content, got.headers.get("content-type", "application/octet-stream")
+
     # --- analytics --------------------------------------------------------------------------
 
     def dashboard(

@@ -69,8 +69,11 @@ DONE = {
     "ticket_saved": "Ticket type saved.",
     "cover": "Cover saved.",
     "cover_removed": "Cover removed.",
+    "attachment_added": "Document added: readers of the event can download it.",
+    "attachment_removed": "Document removed from the event.",
 }
 COVER_MAX_BYTES = 5 * 1024 * 1024  # the API's image limit (AQSTREAM_MEDIA_IMAGE_MAX_BYTES)
+DOCUMENT_MAX_BYTES = 10 * 1024 * 1024  # the API's document limit (..._DOCUMENT_MAX_BYTES)
 
 
 @dataclass(frozen=True)
@@ -735,6 +738,101 @@ def cover_card(client: ApiClient, event: dict, can_edit: bool):
     return dbc.Card(dbc.CardBody(body), className="shadow-sm mb-4", id="ce-cover")
 
 
+def attachments_card(client: ApiClient, event: dict, can_edit: bool):
+    """The documents the event lists for its readers (programme, rules): each downloadable here,
+    and for managers removable; a PDF chosen with a title adds one."""
+    try:
+        items = client.get(f"/events/{event['id']}/attachments")["items"]
+    except ApiError as exc:
+        items, unreadable = [], dbc.Alert(f"{exc.message} ({exc.code})", color="warning")
+    else:
+        unreadable = None
+    rows = []
+    for a in items:
+        cells = [
+            html.Td(a["title"]),
+            html.Td(a.get("filename") or "", className="small text-body-secondary"),
+            html.Td(fmt.size(a["size_bytes"]), className="text-end"),
+            html.Td(
+                html.Div(
+                    [
+                        dbc.Button(
+                            "Download",
+                            id={"type": "ce-att-download", "id": a["id"]},
+                            color="link",
+                            size="sm",
+                        ),
+                        dbc.Button(
+                            "Remove",
+                            id={"type": "ce-att-remove", "id": a["id"]},
+                            color="link",
+                            size="sm",
+                            className="text-danger",
+                        )
+                        if can_edit
+                        else None,
+                    ],
+                    className="d-flex",
+                )
+            ),
+        ]
+        rows.append(html.Tr(cells, id={"type": "ce-att-row", "id": a["id"]}))
+    listing = (
+        dbc.Table(html.Tbody(rows), size="sm", className="align-middle mb-2", id="ce-att-list")
+        if rows
+        else html.P("No documents yet.", className="text-body-secondary", id="ce-att-list")
+    )
+    body = [
+        html.H2("Documents", className="h6"),
+        unreadable,
+        listing,
+        dcc.Download(id="ce-att-file"),
+    ]
+    if can_edit:
+        body += [
+            dbc.Input(
+                id="ce-att-title", placeholder="Title, e.g. Programme", maxLength=200, size="sm"
+            ),
+            dcc.Upload(
+                html.Div(["Drop a PDF here or ", html.A("choose one", href="#")]),
+                id="ce-att-upload",
+                accept="application/pdf",
+                max_size=DOCUMENT_MAX_BYTES,
+                className="border border-2 border-dashed rounded p-2 text-center small mt-2",
+            ),
+            html.Div(id="ce-att-chosen", className="form-text"),
+            dbc.Button(
+                "Add the document", id="ce-att-add", color="primary", size="sm", className="mt-2"
+            ),
+        ]
+    body.append(html.Div(id="ce-att-alert", className="mt-2", **{"aria-live": "polite"}))
+    return dbc.Card(dbc.CardBody(body), className="shadow-sm mb-4", id="ce-attachments")
+
+
+def save_attachment(
+    client: ApiClient, contents: str | None, filename: str | None, title: str | None,
+    event_id: str, org_id: str,
+):  # fmt: skip
+    """Upload the chosen PDF (purpose ``attachment``) and list it on the event: two calls, so a
+    document the event then refuses stays an unused upload for the media cleanup."""
+    if not (title or "").strip():
+        return None, dbc.Alert("Give the document a title.", color="warning")
+    if not contents:
+        return None, dbc.Alert("Choose a PDF first.", color="warning")
+    try:
+        data = base64.b64decode(contents.split(",", 1)[1], validate=True)
+    except (IndexError, binascii.Error):
+        return None, dbc.Alert("The file could not be read.", color="danger")
+    try:
+        media = client.upload_media(org_id, "attachment", filename or "document.pdf", data)
+        client.post(
+            f"/events/{event_id}/attachments", {"media_id": media["id"], "title": title.strip()}
+        )
+    except ApiError as exc:
+        return None, problem(exc, f"/events/{event_id}/manage")
+    return goto(event_id, "attachment_added"), None
+
+
 def flash(search: str | None):
     done = (parse_qs((search or "").lstrip("?")).get("done") or [""])[0]
     text = DONE.get(done)
@@ -889,6 +987,7 @@ def manage_page(
                         [
                             public_links(event, ticket_types, api_base),
                             cover_card(client, event, can_edit and not closed),
+                            attachments_card(client, event, can_edit and not closed),
                             dbc.Card(
                                 [
                                     dbc.CardHeader(html.H2("Ticket types", className="h6 mb-0")),
@@ -1189,6 +1288,73 @@ def register(app: Dash, sessions) -> None:
         if not contents or not contents.startswith("data:image/"):
             return None, {"display": "none"}, True, dbc.Alert("Not an image.", color="warning")
         return contents, {}, False, None
+
+    @app.callback(
+        Output("ce-att-chosen", "children"),
+        Input("ce-att-upload", "filename"),
+        prevent_initial_call=True,
+    )
+    def on_attachment_chosen(filename):
+        return f"Chosen: {filename}" if filename else None
+
+    @app.callback(
+        Output("ce-goto", "children", allow_duplicate=True),
+        Output("ce-att-alert", "children"),
+        Input("ce-att-add", "n_clicks"),
+        State("ce-att-upload", "contents"),
+        State("ce-att-upload", "filename"),
+        State("ce-att-title", "value"),
+        State("ce-event-id", "data"),
+        State("ce-org", "data"),
+        prevent_initial_call=True,
+    )
+    def on_attachment_add(clicks, contents, filename, title, event_id, org_id):
+        if not clicks:
+            return no_update, no_update
+        try:
+            client = sessions.client()
+        except ApiError as exc:
+            return no_update, api_problem(exc, f"/events/{event_id}/manage")
+        target, alert = save_attachment(client, contents, filename, title, event_id, org_id)
+        return no_update if target is None else target, alert
+
+    @app.callback(
+        Output("ce-goto", "children", allow_duplicate=True),
+        Output("ce-att-alert", "children", allow_duplicate=True),
+        Input({"type": "ce-att-remove", "id": ALL}, "n_clicks"),
+        State("ce-event-id", "data"),
+        prevent_initial_call=True,
+    )
+    def on_attachment_remove(clicks, event_id):
+        if not any(clicks or []) or not isinstance(ctx.triggered_id, dict):
+            return no_update, no_update
+        try:
+            sessions.client().delete(f"/events/{event_id}/attachments/{ctx.triggered_id['id']}")
+        except ApiError as exc:
+            return no_update, problem(exc, f"/events/{event_id}/manage")
+        return goto(event_id, "attachment_removed"), None
+
+    @app.callback(
+        Output("ce-att-file", "data"),
+        Output("ce-att-alert", "children", allow_duplicate=True),
+        Input({"type": "ce-att-download", "id": ALL}, "n_clicks"),
+        State("ce-event-id", "data"),
+        prevent_initial_call=True,
+    )
+    def on_attachment_download(clicks, event_id):
+        if not any(clicks or []) or not isinstance(ctx.triggered_id, dict):
+            return no_update, no_update
+        try:
+            client = sessions.client()
+            items = client.get(f"/events/{event_id}/attachments")["items"]
+        except ApiError as exc:
+            return no_update, problem(exc, f"/events/{event_id}/manage")
+        chosen = next((a for a in items if a["id"] == ctx.triggered_id["id"]), None)
+        got = client.attachment_file(event_id, ctx.triggered_id["id"]) if chosen else None
+        if got is None:
+            return no_update, dbc.Alert("The document cannot be read right now.", color="warning")
+        name = chosen.get("filename") or f"{chosen['title']}.pdf"
+        return dcc.send_bytes(got[0], name), None
 
     @app.callback(
         Output("ce-goto", "children", allow_duplicate=True),

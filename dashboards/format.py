@@ -138,6 +138,19 @@ def number(value: int | float | None, decimals: int = 0) -> str:
     return sign + _group(whole, locale) + (locale.decimal + fraction if fraction else "")
 
 
+def size(n_bytes: int | None) -> str:
+    """A file's size in the largest unit under 1,000 of it: ``820 B``, ``29.3 KB``, ``1.2 MB``
+    (decimal units, one decimal above bytes)."""
+    if n_bytes is None:
+        return NONE
+    value, unit = float(n_bytes), "B"
+    for bigger in ("KB", "MB", "GB"):
+        if value < 1000:
+            break
+        value, unit = value / 1000, bigger
+    return f"{number(value, 0 if unit == 'B' else 1)}{NBSP}{unit}"
+
+
 def money(minor: int | None, currency: str) -> str:
     """Minor units to ``€1,234.50`` (``¥1,234`` has no decimals: JPY's exponent is 0); a
     currency without a symbol shows its code (``SEK 25.00``)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -26,6 +27,7 @@ from dashboards import format as fmt
 from tests.dashboards.conftest import api_get, sign_in
 from tests.dashboards.test_browser import wait_text, wait_until
 from tests.factories import Organizer, image_bytes, registered, reserved
+from tests.media.images import pdf_bytes
 
 pytestmark = pytest.mark.browser
 
@@ -352,6 +354,59 @@ def test_a_price_change_after_a_sale_and_cancelling(
     )
     assert api_get(live_api, owner, f"/events/{event['id']}")["status"] == "cancelled"
     assert not browser.driver.find_elements(By.CSS_SELECTOR, "#ce-save")  # closed: read-only
+
+
+def test_documents_an_owner_adds_are_downloaded_and_removed(
+    browser, dash_base, live_api, console: Console, client, tmp_path
+) -> None:
+    """A PDF with a title becomes a document of the event (through the media and attachments
+    API), downloads as the bytes uploaded under its name, and goes again; an analyst downloads
+    without controls."""
+    organizer, owner = console.organizer, console.owner
+    event, _ = organizer.published_event(start=console.now + timedelta(days=21))
+    sign_in(browser, dash_base, owner, path=manage_path(event["id"]))
+    assert "No documents yet" in wait_text(browser, "#ce-att-list")
+
+    data = pdf_bytes(20_000)
+    chosen = tmp_path / "Programme 2027.pdf"
+    chosen.write_bytes(data)
+    browser.driver.find_element(By.CSS_SELECTOR, "#ce-att-upload input[type=file]").send_keys(
+        str(chosen)
+    )
+    assert "Programme 2027.pdf" in wait_text(browser, "#ce-att-chosen")
+    click(browser, "#ce-att-add")
+    assert "Give the document a title" in wait_text(browser, "#ce-att-alert", unlike="")
+    fill(browser, "#ce-att-title", "Programme")
+    click(browser, "#ce-att-add")
+    assert "Document added" in wait_text(browser, "#ce-flash")
+    [listed] = api_get(live_api, owner, f"/events/{event['id']}/attachments")["items"]
+    assert (listed["title"], listed["filename"], listed["size_bytes"]) == (
+        "Programme",
+        "Programme 2027.pdf",
+        20_000,
+    )
+    assert "20.0 KB" in wait_text(browser, "#ce-att-list")
+
+    click(browser, f"button[id*='{listed['id']}'][id*='ce-att-download']")
+    downloaded = Path(browser.download_path) / "Programme 2027.pdf"
+    wait_until(
+        lambda: downloaded.exists() and downloaded.stat().st_size == len(data),
+        "the document was not downloaded",
+        20,
+        browser,
+    )
+    assert downloaded.read_bytes() == data
+
+    # An analyst downloads too, and has nothing to add or remove with.
+    sign_in(browser, dash_base, console.analyst, path=manage_path(event["id"]))
+    assert "Programme" in wait_text(browser, "#ce-att-list")
+    for selector in ("#ce-att-add", "#ce-att-upload", "button[id*='ce-att-remove']"):
+        assert not browser.driver.find_elements(By.CSS_SELECTOR, selector), selector
+
+    sign_in(browser, dash_base, owner, path=manage_path(event["id"]))
+    click(browser, f"button[id*='{listed['id']}'][id*='ce-att-remove']")
+    assert "Document removed" in wait_text(browser, "#ce-flash")
+    assert api_get(live_api, owner, f"/events/{event['id']}/attachments")["items"] == []
 
 
 def test_an_analyst_sees_no_edit_controls(browser, dash_base, console: Console) -> None:

@@ -134,3 +134,17 @@ def test_sold_of_capacity() -> None:
     assert fmt.sold_of(1200, 5000) == "1,200 / 5,000"
     assert fmt.sold_of(None, 10) == "0 / 10"
     assert fmt.sold_of(7, None) == "7"
+
+
+def test_file_sizes_in_decimal_units() -> None:
+    nbsp = fmt.NBSP
+    assert [fmt.size(n) for n in (0, 999, 1000, 20_000, 29_312, 1_200_000, 3 * 10**9)] == [
+        f"0{nbsp}B",
+        f"999{nbsp}B",
+        f"1.0{nbsp}KB",
+        f"20.0{nbsp}KB",
+        f"29.3{nbsp}KB",
+        f"1.2{nbsp}MB",
+        f"3.0{nbsp}GB",
+    ]
+    assert fmt.size(None) == fmt.NONE
