@@ -28,12 +28,14 @@ from tests.dashboards.test_browser import wait_text, wait_until
 from tests.dashboards.test_console_events import click, click_xpath, fill, gone_or_hidden
 from tests.factories import (
     Organizer,
+    cancel_registration,
     join_waitlist,
     outbox_rows,
     paying,
     registered,
     sandbox,
     settle_sandbox,
+    sweep,
 )
 
 NOW = datetime(2027, 3, 1, 12, 0, tzinfo=UTC)
@@ -56,8 +58,9 @@ class Attendees:
 
 @pytest.fixture(scope="module")
 def attendees(client, api, admin) -> Attendees:
-    """An event with 11 free registrations (two pages of 10), a paid one, a sold-out ticket type
-    with a holder and two people on its waitlist."""
+    """An event with 11 free registrations and a paid one (two pages: 10 and 2, with a
+    cancelled one: 3), a sold-out ticket type whose freed seat is offered to the first of three
+    on its waitlist."""
     sandbox(client).deliver_all(lambda body, headers: 200)  # nothing of another module
     organizer = Organizer(client, api, admin)
     event = organizer.event(title="Attendee Day", timezone="Europe/Berlin")
@@ -79,11 +82,15 @@ def attendees(client, api, admin) -> Attendees:
     holder = api.register("holder")
     people["holder"] = (holder, registered(client, event["id"], holder, ticket_type_id=tiny["id"]))
     waiters = []
-    for name in ("waiter1", "waiter2"):
+    for name in ("offered", "waiter1", "waiter2"):
         user = api.register(name)
         joined = join_waitlist(client, event["id"], user, tiny["id"])
         assert joined.status_code == 201, joined.text
         waiters.append((user, joined.json()))
+    # The holder gives the seat back: the first in line is offered it, with a timer.
+    assert cancel_registration(client, people["holder"][1]["id"], holder).status_code == 200
+    del people["holder"]
+    sweep(client)
     return Attendees(
         organizer, organizer.member("analyst"), event, standard, supporter, people, waiters
     )
@@ -149,6 +156,7 @@ def test_an_owner_pages_searches_filters_downloads_and_refunds(
     assert attendees.people["zoe"][0]["email"] in first[0]
     click(browser, "#att-next")
     second = wait_rows(browser, lambda r: len(r) == 3, "the second page never showed 3 rows")
+    assert any("cancelled" in r for r in second)  # the holder's, given back
     assert wait_text(browser, "#att-page-info") == "Page 2"
     assert any(attendees.people["payer"][0]["email"] in r for r in second)
     assert not browser.find_element("#att-next").is_enabled()
@@ -255,19 +263,25 @@ def test_an_owner_removes_someone_from_the_waitlist(
     browser, dash_base, live_api, attendees: Attendees
 ) -> None:
     owner, event = attendees.owner, attendees.event
-    (_, first), (_, second) = attendees.waiters
-    sign_in(browser, dash_base, owner, path=attendees_path(event["id"]))
-    table = wait_text(browser, "#att-wl-rows", unlike="")
-    assert "Tiny" in table and "waiting" in table
+    (_, offered), (_, first), (_, second) = attendees.waiters
+    sign_in(browser, dash_base, owner, path=f"/events/{event['id']}")
+    click(browser, "#ev-attendees-link")  # from the event dashboard's header
+    offer = wait_text(browser, f"tr[data-entry='{offered['id']}']", unlike="")
+    assert "offered" in offer and " s left" in offer, offer
+    assert not browser.driver.find_elements(
+        By.CSS_SELECTOR, f"tr[data-entry='{offered['id']}'] button"
+    )  # an offer in flight is not removed: its hold runs out or is cancelled
+    assert "waiting" in wait_text(browser, f"tr[data-entry='{first['id']}']", unlike="")
     click(browser, f"tr[data-entry='{first['id']}'] button")
     wait_text(browser, "#att-wl-confirm-text")
     click(browser, "#att-wl-confirm")
-    assert "Removed" in wait_text(browser, "#att-wl-done", unlike="")
+    done(browser, "Removed", "#att-wl-done")
     entries = {
         e["id"]: e for e in api_get(live_api, owner, f"/events/{event['id']}/waitlist")["items"]
     }
     assert entries[first["id"]]["status"] == "cancelled"
     assert (entries[second["id"]]["status"], entries[second["id"]]["position"]) == ("waiting", 1)
+    assert entries[offered["id"]]["offer_expires_at"]
     wait_until(
         lambda: (
             not browser.driver.find_elements(By.CSS_SELECTOR, f"tr[data-entry='{first['id']}']")
