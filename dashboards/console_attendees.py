@@ -675,34 +675,47 @@ def load_detail(client: ApiClient, event: dict, listed: dict):
     return body, options, {"id": reg["id"], "currency": reg["currency"]}
 
 
-def act(client: ApiClient, which: str, registration_id: str, values: dict) -> str:
-    """One action on a registration; the words to show."""
+def refund_key(nonce: str, payment_id: str, body: dict) -> str:
+    """The refund's ``X-Idempotency-Key``: the same for the same refund asked again from the same
+    card (a double click refunds once), another for other values or once the card reloaded."""
+    what = f"{nonce}|{payment_id}|{body.get('amount')}|{body.get('note')}"
+    return uuid.uuid5(uuid.NAMESPACE_URL, what).hex
+
+
+def act(client: ApiClient, which: str, registration_id: str, values: dict) -> tuple[bool, str]:
+    """One action on a registration: whether the API did it, and the words to show. ``values``
+    carry the card's ``nonce`` (made when it was loaded): a repeated click of the same action is
+    the same request, answered as the first."""
     base = f"/registrations/{registration_id}"
+    nonce = values.get("nonce") or uuid.uuid4().hex
     if which == "att-checkin":
-        answer = client.post(f"{base}/check-in", {"nonce": uuid.uuid4().hex})
-        return f"Checked in ({answer['quantity']} seat(s))."
+        answer = client.post(f"{base}/check-in", {"nonce": nonce})
+        return True, f"Checked in ({answer['quantity']} seat(s))."
     if which == "att-resend":
         client.post(f"{base}/resend-ticket")
-        return "The ticket is on its way to the participant again."
+        return True, "The ticket is on its way to the participant again."
     if which == "att-cancel-confirm":
         reason = (values.get("cancel_reason") or "").strip()
         client.post(f"{base}/cancel", {"reason": reason} if reason else None)
-        return "Registration cancelled; its seats are free again."
+        return True, "Registration cancelled; its seats are free again."
     if which == "att-refund-go":
         payment_id = values.get("payment_id")
         if not payment_id:
-            return "Nothing of this registration can be refunded."
+            return False, "Nothing of this registration can be refunded."
         body, problem = refund_body(
             values.get("amount"), values.get("reason"), values.get("currency") or "EUR"
         )
         if problem:
-            return problem
+            return False, problem
         answer = client.post(
             f"/payments/{payment_id}/refund",
             body,
-            headers={"X-Idempotency-Key": values.get("key") or uuid.uuid4().hex},
+            headers={"X-Idempotency-Key": refund_key(nonce, payment_id, body)},
         )
-        return f"Refund of {fmt.money(answer['amount'], answer['currency'])} {answer['status']}."
+        return (
+            True,
+            f"Refund of {fmt.money(answer['amount'], answer['currency'])} {answer['status']}.",
+        )
     raise ValueError(which)
 
 
@@ -805,7 +818,7 @@ def register(app: Dash, sessions) -> None:
             if isinstance(exc, Unauthorized):
                 return api_problem(exc, path(event["id"])), {}, None
             return dbc.Alert(refusal(exc), color="warning"), {}, None
-        return body, {}, {**current, "refund_options": options}
+        return body, {}, {**current, "refund_options": options, "nonce": uuid.uuid4().hex}
 
     @app.callback(
         Output("att-refund-payment", "options"),
@@ -853,18 +866,18 @@ def register(app: Dash, sessions) -> None:
             "reason": reason,
             "cancel_reason": cancel_reason,
             "currency": current.get("currency"),
+            "nonce": current.get("nonce"),
         }
         try:
-            words = act(sessions.client(), ctx.triggered_id, current["id"], values)
+            ok, words = act(sessions.client(), ctx.triggered_id, current["id"], values)
         except Unauthorized as exc:
             return api_problem(exc, path(event["id"])), no_update
         except ApiError as exc:
+            # Refused: what the API now says of the registration is shown again too.
             return dbc.Alert(refusal(exc), color="danger", id="att-refused"), (reload or 0) + 1
-        done = words.startswith(("Checked", "The ticket", "Registration", "Refund of"))
-        colour = "success" if done else "warning"
-        return dbc.Alert(words, color=colour, id="att-done" if done else "att-refused"), (
-            (reload or 0) + 1 if done else no_update
-        )
+        if not ok:  # the form cannot be sent: nothing changed
+            return dbc.Alert(words, color="warning", id="att-refused"), no_update
+        return dbc.Alert(words, color="success", id="att-done"), (reload or 0) + 1
 
     @app.callback(
         Output("att-wl", "children"),

@@ -446,3 +446,51 @@ def test_refusals_keep_the_apis_words_and_code() -> None:
     assert att.refusal(ApiError(409, "not_confirmed", "No ticket")) == (
         "Refused: No ticket [not_confirmed]"
     )
+
+
+class FakeClient:
+    """The API as the card's actions call it: what was sent, and the answers in turn."""
+
+    def __init__(self, *answers) -> None:
+        self.answers = list(answers)
+        self.sent: list[tuple] = []
+
+    def post(self, path: str, body=None, **kwargs):
+        self.sent.append((path, body, kwargs.get("headers")))
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def test_a_repeated_click_is_the_same_request() -> None:
+    refunded = {"amount": 1500, "currency": "EUR", "status": "requested"}
+    client = FakeClient(refunded, refunded, refunded, {"quantity": 2}, {"quantity": 2})
+    values = {
+        "payment_id": "p1",
+        "amount": "15",
+        "reason": "Late",
+        "currency": "EUR",
+        "nonce": "card-1",
+    }
+    assert att.act(client, "att-refund-go", "r1", values) == (True, "Refund of €15.00 requested.")
+    att.act(client, "att-refund-go", "r1", values)
+    att.act(client, "att-refund-go", "r1", {**values, "amount": "16"})
+    keys = [headers["X-Idempotency-Key"] for _, _, headers in client.sent]
+    assert keys[0] == keys[1] != keys[2]
+    assert client.sent[0][:2] == ("/payments/p1/refund", {"amount": 1500, "note": "Late"})
+    assert keys[0] != att.refund_key("card-2", "p1", {"amount": 1500, "note": "Late"})
+    att.act(client, "att-checkin", "r1", values)
+    att.act(client, "att-checkin", "r1", values)
+    assert client.sent[3][1] == client.sent[4][1] == {"nonce": "card-1"}
+
+
+def test_a_form_that_cannot_be_sent_calls_nothing() -> None:
+    client = FakeClient()
+    values = {"payment_id": "p1", "amount": "abc", "reason": "Late", "nonce": "n"}
+    assert att.act(client, "att-refund-go", "r1", values) == (
+        False,
+        "An amount, e.g. 12.50, or empty for a full refund.",
+    )
+    assert att.act(client, "att-refund-go", "r1", {**values, "payment_id": ""})[0] is False
+    assert client.sent == []
