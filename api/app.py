@@ -49,6 +49,7 @@ def build_api_router() -> APIRouter:
     from api.media.router import router as media
     from api.notification.router import router as notifications
     from api.organization.router import router as organizations
+    from api.organizer.router import router as organizers
     from api.payment.router import router as payments
     from api.payment.router import webhook_router as webhooks
     from api.registration.router import router as registrations
@@ -66,6 +67,7 @@ def build_api_router() -> APIRouter:
         api.include_router(router)
     api.include_router(notifications)
     api.include_router(media)
+    api.include_router(organizers)
     from api.analytics import routers as analytics_routers
     from api.exports.router import router as exports
 

@@ -578,6 +578,9 @@ PLATFORM_ADMIN_ONLY = {
 NO_TENANT_ID = {
     "/api/v1/webhooks/{provider}": "a provider's name; the caller proves itself by signature and "
     "acts in the tenant of the payment its signed event names (tests/payment/test_signatures.py)",
+    "/api/v1/organizers/{slug}": "an organization's public profile, for anyone by design "
+    "(only name, address name, description, logo: tests/organization/test_organizers.py)",
+    "/api/v1/organizers/{slug}/logo": "the public profile's logo, for anyone by design",
 }
 
 

@@ -24,14 +24,16 @@ from api.event.schemas import (
     EventCreate,
     EventOut,
     EventUpdate,
+    OrganizerOut,
     TicketTypeFields,
     TicketTypeOut,
     TicketTypeUpdate,
 )
-from api.pagination import Page, Paging
+from api.pagination import Page, Paging, encode_cursor
 from api.types import IsoDatetime
 from domain.event import service
 from domain.event.models import EventStatus
+from domain.organization import profiles
 
 router = APIRouter(tags=["events"])
 
@@ -45,6 +47,23 @@ EventReader = Annotated[Membership | None, Depends(public_or_member("events", "e
 OrgReader = Annotated[Membership, Depends(require_role(*READ_ROLES))]
 
 
+def _outs(uow, events) -> list[EventOut]:
+    """Events as answered, each with its organizer's public profile (one query for all)."""
+    found = profiles.profiles(uow, {e.tenant_id for e in events})
+    return [
+        EventOut.model_validate(e).model_copy(
+            update={"organizer": OrganizerOut.of(found[e.tenant_id])}
+            if e.tenant_id in found
+            else {}
+        )
+        for e in events
+    ]
+
+
+def _out(uow, event) -> EventOut:
+    return _outs(uow, [event])[0]
+
+
 @router.post(
     "/events", response_model=EventOut, status_code=status.HTTP_201_CREATED,
     responses=responses(401, 403, 404),
@@ -55,7 +74,7 @@ def create_event(body: EventCreate, uow: UowDep) -> EventOut:
     event = service.create_event(
         uow, member.tenant_id, member.user_id, body.model_dump(exclude={"organization_id"})
     )
-    return EventOut.model_validate(event)
+    return _out(uow, event)
 
 
 @router.get("/events", response_model=Page[EventOut], openapi_extra=OPTIONAL_AUTH)
@@ -76,7 +95,7 @@ def list_events(
         query=q,
         page=paging,
     )
-    return Page[EventOut].of(page, EventOut.model_validate)
+    return Page[EventOut](items=_outs(uow, page.items), next_cursor=encode_cursor(page.after))
 
 
 @router.get(
@@ -96,7 +115,7 @@ def organization_events(
 ) -> Page[EventOut]:
     """Every event of the organization, drafts included, soonest first (members)."""
     page = service.list_for_tenant(uow, org_id, status_filter, paging, group_id)
-    return Page[EventOut].of(page, EventOut.model_validate)
+    return Page[EventOut](items=_outs(uow, page.items), next_cursor=encode_cursor(page.after))
 
 
 @router.get(
@@ -107,7 +126,7 @@ def organization_events(
 )
 def get_event(event_id: uuid.UUID, member: EventReader, uow: OptionalUowDep) -> EventOut:
     """An event: published ones for anyone allowed to see them, every state for its organizers."""
-    return EventOut.model_validate(service.get_event(uow, event_id))
+    return _out(uow, service.get_event(uow, event_id))
 
 
 @router.put("/events/{event_id}", response_model=EventOut, responses=responses(401, 403, 404, 409))
@@ -116,11 +135,11 @@ def update_event(
 ) -> EventOut:
     """Edit an event; once published only the safe fields, and capacity never below sold."""
     event = service.update_event(uow, event_id, body.model_dump(exclude_unset=True))
-    return EventOut.model_validate(event)
+    return _out(uow, event)
 
 
 def _move(uow, event_id: uuid.UUID, target: EventStatus, reason: str | None = None) -> EventOut:
-    return EventOut.model_validate(service.transition(uow, event_id, target, reason))
+    return _out(uow, service.transition(uow, event_id, target, reason))
 
 
 _LIFECYCLE = responses(401, 403, 404, 409)

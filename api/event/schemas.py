@@ -111,6 +111,33 @@ class EventUpdate(PartialUpdate):
     )
 
 
+class OrganizerOut(BaseModel):
+    """The organization behind an event, as everyone sees it (its public profile)."""
+
+    id: uuid.UUID
+    name: str
+    slug: str
+    description: str | None
+    logo_url: str | None = Field(
+        description="Redirects to the logo for anyone (`?variant=thumbnail|card|cover`); null "
+        "without one"
+    )
+    page_url: str = Field(description="The organizer's public profile")
+    events_url: str = Field(description="The organizer's published public events")
+
+    @classmethod
+    def of(cls, profile) -> OrganizerOut:
+        return cls(
+            id=profile.id,
+            name=profile.name,
+            slug=profile.slug,
+            description=profile.description,
+            logo_url=f"/api/v1/organizers/{profile.slug}/logo" if profile.logo_media_id else None,
+            page_url=f"/api/v1/organizers/{profile.slug}",
+            events_url=f"/api/v1/events?organization_id={profile.id}",
+        )
+
+
 class EventOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -146,6 +173,9 @@ class EventOut(BaseModel):
         default=None,
         description="Redirects to the cover image (`?variant=thumbnail|card|cover`); null "
         "without a cover",
+    )
+    organizer: OrganizerOut | None = Field(
+        default=None, description="Who organizes it: the organization's public profile"
     )
 
     @model_validator(mode="after")

@@ -116,7 +116,7 @@ _UPLOAD_BODY = {
 }
 
 
-def _url(storage: StorageDep, key: str, ttl_s: int) -> tuple[str, datetime]:
+def presigned(storage: StorageDep, key: str, ttl_s: int) -> tuple[str, datetime]:
     return storage.presign(key, ttl_s), datetime.now(UTC) + timedelta(seconds=ttl_s)
 
 
@@ -165,7 +165,7 @@ def media_url(
     """A short-lived presigned URL of one variant (members of its organization)."""
     media = service.get_media(uow, media_id)
     chosen = service.get_variant(uow, media, variant)
-    url, expires_at = _url(storage, chosen.storage_key, state.settings.media_url_ttl_s)
+    url, expires_at = presigned(storage, chosen.storage_key, state.settings.media_url_ttl_s)
     response.headers["Cache-Control"] = "no-store"
     return MediaUrl(
         url=url,
@@ -188,7 +188,7 @@ def delete_media(media_id: uuid.UUID, member: MediaManager, uow: UowDep) -> None
     service.delete_media(uow, media_id, member.user_id)
 
 
-def _redirect(url: str, ttl_s: int) -> RedirectResponse:
+def redirect_to(url: str, ttl_s: int) -> RedirectResponse:
     # Cached for at most half the URL's life, so a cached redirect never points at a dead URL.
     return RedirectResponse(
         url, status_code=307, headers={"Cache-Control": f"private, max-age={ttl_s // 2}"}
@@ -219,7 +219,7 @@ def event_cover(
     if found is None:
         raise NotFound("No such event, or it has no cover (in this variant)")
     ttl = state.settings.media_url_ttl_s
-    return _redirect(_url(storage, found[0], ttl)[0], ttl)
+    return redirect_to(presigned(storage, found[0], ttl)[0], ttl)
 
 
 @router.get(
@@ -246,7 +246,7 @@ def organization_logo(
         raise NotFound("The organization has no logo")
     chosen = service.get_variant(uow, service.get_media(uow, org.logo_media_id), variant)
     ttl = state.settings.media_url_ttl_s
-    return _redirect(_url(storage, chosen.storage_key, ttl)[0], ttl)
+    return redirect_to(presigned(storage, chosen.storage_key, ttl)[0], ttl)
 
 
 @router.put(
@@ -374,4 +374,4 @@ def download_event_attachment(
     key, content_type, filename, title = attachments.attachment_object(uow, event_id, attachment_id)
     ttl = state.settings.media_url_ttl_s
     url = storage.presign(key, ttl, download_as=_download_name(title, filename, content_type))
-    return _redirect(url, ttl)
+    return redirect_to(url, ttl)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
@@ -80,7 +80,11 @@ def add_attachment(
             code="invalid_media",
             details={"media_id": str(media_id)},
         )
-    count = uow.session.scalar(select(func.count()).where(EventAttachment.event_id == event_id))
+    count = uow.session.scalar(
+        select(func.count()).where(
+            EventAttachment.event_id == event_id, EventAttachment.deleted_at.is_(None)
+        )
+    )
     if count >= MAX_PER_EVENT:
         raise Conflict(
             f"An event lists at most {MAX_PER_EVENT} attachments",
@@ -127,12 +131,17 @@ def remove_attachment(
 ) -> None:
     attachment = uow.session.scalar(
         select(EventAttachment)
-        .where(EventAttachment.id == attachment_id, EventAttachment.event_id == event_id)
+        .where(
+            EventAttachment.id == attachment_id,
+            EventAttachment.event_id == event_id,
+            EventAttachment.deleted_at.is_(None),
+        )
         .with_for_update()
     )
     if attachment is None:
         raise NotFound("Attachment not found")
-    uow.session.delete(attachment)
+    attachment.deleted_at = datetime.now(UTC)
+    attachment.deleted_by = actor
     uow.session.flush()
     uow.emit(
         EventAttachmentRemoved(

@@ -92,11 +92,23 @@ class EventAttachment(UUIDPrimaryKey, Timestamps, Base):
     title: Mapped[str] = mapped_column(String(200))
     position: Mapped[int] = mapped_column(server_default=sql_text("0"))
     created_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    deleted_at: Mapped[datetime | None]  # removed from the event (a soft delete)
+    deleted_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
 
     __table_args__ = (
-        UniqueConstraint("event_id", "media_id"),
         CheckConstraint("btrim(title) <> ''", name="title_not_blank"),
         CheckConstraint("position BETWEEN 0 AND 1000", name="position_range"),
         ForeignKeyConstraint(["tenant_id", "media_id"], ["media.tenant_id", "media.id"]),
-        Index("ix_event_attachments_media_id", "media_id"),
+        Index(
+            "uq_event_attachments_event_id_media_id",
+            "event_id",
+            "media_id",
+            unique=True,
+            postgresql_where=sql_text("deleted_at IS NULL"),
+        ),
+        Index(
+            "ix_event_attachments_media_id",
+            "media_id",
+            postgresql_where=sql_text("deleted_at IS NULL"),
+        ),
     )

@@ -160,7 +160,11 @@ def _attaching_events(media_id: uuid.UUID):
     return (
         select(EventAttachment.event_id)
         .join(Event, Event.id == EventAttachment.event_id)
-        .where(EventAttachment.media_id == media_id, Event.deleted_at.is_(None))
+        .where(
+            EventAttachment.media_id == media_id,
+            EventAttachment.deleted_at.is_(None),
+            Event.deleted_at.is_(None),
+        )
     )
 
 
