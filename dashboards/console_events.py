@@ -933,6 +933,12 @@ def manage_page(
                                 className="ms-3",
                                 id="ce-attendees-link",
                             ),
+                            dcc.Link(
+                                "Message attendees" if can_edit else "Messages",
+                                href=f"/events/{event_id}/messages",
+                                className="ms-3",
+                                id="ce-messages-link",
+                            ),
                         ],
                         className="text-body-secondary",
                     ),

@@ -258,7 +258,9 @@ def test_an_owner_messages_a_ticket_types_attendees(
         "no Message attendees link", 30, browser,
     )  # fmt: skip
     assert seen(link[0].text) == "Message attendees"
-    browser.driver.get(f"{dash_base}{messages.path(event['id'])}")
+    browser.driver.get(f"{dash_base}/events/{event['id']}/manage")
+    assert wait_text(browser, "#ce-messages-link") == "Message attendees"
+    click(browser, "#ce-messages-link")
     wait_text(browser, "#msg-log-empty")
     Select(browser.find_element("#msg-audience")).select_by_value(
         messages.TICKET_TYPE + attended["vip"]["id"]
