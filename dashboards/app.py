@@ -221,7 +221,7 @@ def page_for(pathname: str, search: str | None, org_id: str | None, orgs: list[d
     if match := door.PATH.match(pathname):
         return door.page(sessions, match.group(1), orgs, refresh_s)
     if match := console_attendees.PATH.match(pathname):
-        return console_attendees.page(sessions, match.group(1), orgs, datetime.now(UTC))
+        return console_attendees.page(sessions, match.group(1), orgs)
     if match := console_messages.PATH.match(pathname):
         return console_messages.page(sessions, match.group(1), orgs, refresh_s)
     if pathname == console_team.PATH:

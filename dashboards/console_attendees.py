@@ -210,7 +210,7 @@ def refusal(exc: ApiError) -> str:
 # --- the page --------------------------------------------------------------------------------------
 
 
-def page(sessions, event_id: str, orgs: list[dict], now: datetime):
+def page(sessions, event_id: str, orgs: list[dict]):
     """The attendees of an event the user is a member of; "Event not found" otherwise."""
     try:
         client = sessions.client()
@@ -226,7 +226,7 @@ def page(sessions, event_id: str, orgs: list[dict], now: datetime):
         ticket_types = client.ticket_types(event_id)
     except ApiError as exc:
         return api_problem(exc, path(event_id))
-    return layout(event, role, ticket_types, now)
+    return layout(event, role, ticket_types)
 
 
 def _select(ident: str, label: str, options, *, disabled: bool = False):
@@ -246,7 +246,7 @@ def _select(ident: str, label: str, options, *, disabled: bool = False):
     )
 
 
-def layout(event: dict, role: str, ticket_types: list[dict], now: datetime):
+def layout(event: dict, role: str, ticket_types: list[dict]):
     manager = role in MANAGE_ROLES
     names = {t["id"]: t["name"] for t in ticket_types}
     tz = event["timezone"]
