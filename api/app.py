@@ -43,6 +43,7 @@ def build_api_router() -> APIRouter:
     from api.checkin.router import router as checkin
     from api.deps import forbid_unknown_query_parameters
     from api.event.router import router as events
+    from api.group.mine import router as my_groups
     from api.group.router import router as groups
     from api.identity.router import router as auth
     from api.identity.router import users
@@ -68,6 +69,7 @@ def build_api_router() -> APIRouter:
     api.include_router(notifications)
     api.include_router(media)
     api.include_router(organizers)
+    api.include_router(my_groups)
     from api.analytics import routers as analytics_routers
     from api.exports.router import router as exports
 

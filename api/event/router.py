@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, status
 
@@ -85,8 +85,17 @@ def list_events(
     starts_after: IsoDatetime | None = Query(default=None, description="Inclusive"),
     starts_before: IsoDatetime | None = Query(default=None, description="Exclusive"),
     q: str | None = Query(default=None, max_length=200, description="Text in title or description"),
+    visibility: Literal["public", "private", "all"] = Query(
+        default="public",
+        description="`public` events, the `private` events of the caller's groups (signed in), "
+        "or `all` of both",
+    ),
+    group_id: uuid.UUID | None = Query(
+        default=None, description="Only this group's private events (the caller's groups)"
+    ),
 ) -> Page[EventOut]:
-    """Published public events, soonest first, with cursor pagination."""
+    """Published events anyone may see, soonest first, with cursor pagination; signed in, also
+    the private events of the caller's groups (`visibility`, `group_id`)."""
     page = service.list_public(
         uow,
         organization_id=organization_id,
@@ -94,6 +103,8 @@ def list_events(
         starts_before=starts_before,
         query=q,
         page=paging,
+        visibility=visibility,
+        group_id=group_id,
     )
     return Page[EventOut](items=_outs(uow, page.items), next_cursor=encode_cursor(page.after))
 

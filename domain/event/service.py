@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import func, or_, select, text, update
 
 from domain.db.base import uuid7
-from domain.errors import Conflict, InvalidState, NotFound, ValidationFailed
+from domain.errors import Conflict, InvalidState, NotFound, Unauthenticated, ValidationFailed
 from domain.event.events import (
     EventCancelled,
     EventCompleted,
@@ -19,7 +19,7 @@ from domain.event.events import (
     EventUnpublished,
 )
 from domain.event.models import Event, EventStatus, TicketType, Visibility
-from domain.group.models import Group
+from domain.group.models import Group, GroupMember
 from domain.media.service import usable_image
 from domain.pagination import Keyset, Page, PageRequest
 from domain.timezones import check_timezone
@@ -216,13 +216,32 @@ def list_public(
     starts_before: datetime | None,
     query: str | None,
     page: PageRequest,
+    visibility: str = "public",
+    group_id: uuid.UUID | None = None,
 ) -> Page[Event]:
-    """Published public events by start time (keyset pagination: stable under inserts)."""
-    stmt = select(Event).where(
-        Event.status == EventStatus.PUBLISHED,
-        Event.visibility == Visibility.PUBLIC,
-        Event.deleted_at.is_(None),
-    )
+    """Published events by start time (keyset pagination: stable under inserts): public ones,
+    the private ones of the caller's groups (``visibility="private"``), or both (``"all"``);
+    ``group_id`` keeps one group's. Private events need a signed-in caller."""
+    stmt = select(Event).where(Event.status == EventStatus.PUBLISHED, Event.deleted_at.is_(None))
+    if visibility != "public" or group_id is not None:
+        if uow.user_id is None:
+            raise Unauthenticated("Sign in to see the private events of your groups")
+        mine = select(GroupMember.group_id).where(
+            GroupMember.user_id == uow.user_id, GroupMember.deleted_at.is_(None)
+        )
+        private = (Event.visibility == Visibility.PRIVATE) & Event.group_id.in_(mine)
+        if group_id is not None and visibility == "public":
+            visibility = "private"  # a group's events are its private ones
+        shown = {
+            "public": Event.visibility == Visibility.PUBLIC,
+            "private": private,
+            "all": or_(Event.visibility == Visibility.PUBLIC, private),
+        }[visibility]
+        stmt = stmt.where(shown)
+        if group_id is not None:
+            stmt = stmt.where(Event.group_id == group_id)
+    else:
+        stmt = stmt.where(Event.visibility == Visibility.PUBLIC)
     if organization_id:
         stmt = stmt.where(Event.tenant_id == organization_id)
     if starts_after:
