@@ -75,6 +75,9 @@ def _paging(
         default=None,
         max_length=MAX_CURSOR_LENGTH,
         description="`next_cursor` of the previous page, unchanged (opaque); none: the first page",
+        # What a cursor is made of (base64url without padding), stated for clients and fuzzers;
+        # decode_cursor checks it, so any other string is the documented 422 invalid_cursor.
+        json_schema_extra={"pattern": "^[A-Za-z0-9_-]+$"},
     ),
 ) -> PageRequest:
     return PageRequest(limit=limit, after=decode_cursor(cursor))

@@ -41,8 +41,13 @@ PAGED = {
     "/api/v1/organizations/{org_id}/groups",
     "/api/v1/organizations/{org_id}/members",
     "/api/v1/users/me/registrations",
+    "/api/v1/notifications/messages",
+    "/api/v1/notifications/messages/{message_id}/deliveries",
+    "/api/v1/organizations/{org_id}/invitations",
+    "/api/v1/users/me/groups",
 }
 WHOLE = {
+    "/api/v1/events/{event_id}/attachments",
     "/api/v1/events/{event_id}/ticket-types",
     "/api/v1/notifications/templates",
     "/api/v1/registrations/{registration_id}/payments",
