@@ -89,3 +89,18 @@ class EventCancelled(_EventFact):
 @dataclass(frozen=True, kw_only=True)
 class EventCompleted(_EventFact):
     event_type = "event.completed"
+
+
+@dataclass(frozen=True, kw_only=True)
+class EventUpdated(_EventFact):
+    """An organizer edited the event: ``changed`` names the fields whose value changed (none of
+    their values: read the event); ``status`` is the event's when edited."""
+
+    event_type = "event.updated"
+
+    changed: list[str]
+    status: str
+
+    @classmethod
+    def of(cls, event: Event, *, changed: list[str]) -> Self:
+        return cls(**_about(event), changed=sorted(changed), status=event.status.value)

@@ -17,6 +17,7 @@ from domain.event.events import (
     EventCreated,
     EventPublished,
     EventUnpublished,
+    EventUpdated,
 )
 from domain.event.models import Event, EventStatus, TicketType, Visibility
 from domain.group.models import Group, GroupMember
@@ -119,6 +120,7 @@ def update_event(uow: UnitOfWork, event_id: uuid.UUID, changes: Mapping[str, Any
                 code="field_locked",
                 details={"fields": unsafe, "status": event.status.value},
             )
+    before = {name: getattr(event, name) for name in changes}
     if "capacity" in changes:
         _set_capacity(uow, event, changes["capacity"])
     for name, value in changes.items():
@@ -130,6 +132,9 @@ def update_event(uow: UnitOfWork, event_id: uuid.UUID, changes: Mapping[str, Any
     if "cover_media_id" in changes:
         _check_cover(uow, event)
     uow.session.flush()
+    changed = [name for name, value in before.items() if getattr(event, name) != value]
+    if changed:
+        uow.emit(EventUpdated.of(event, changed=changed))
     return event
 
 

@@ -105,6 +105,38 @@ TEMPLATES: dict[str, TemplateSpec] = {
             ("name", "event_title", "starts_at", "venue", "online_url"),
         ),
         TemplateSpec(
+            "event_changed",
+            ("event.updated",),
+            "The event's time, venue or online link changed (to every live registrant; other "
+            "edits send nothing)",
+            ("name", "event_title", "changed", "starts_at", "venue", "online_url"),
+        ),
+        TemplateSpec(
+            "group_event_published",
+            ("event.published",),
+            "A private event of the recipient's group is published (to the group's members)",
+            ("name", "event_title", "organization", "group", "starts_at", "venue", "online_url"),
+        ),
+        TemplateSpec(
+            "payment_failed",
+            ("payment.failed",),
+            "A payment did not go through (to the payer)",
+            ("name", "event_title", "amount", "payment_id", "remainder_due"),
+        ),
+        TemplateSpec(
+            "refund_completed",
+            ("payment.refunded",),
+            "A refund went back to the payer",
+            ("name", "event_title", "amount", "refunded", "paid", "partial", "payment_id"),
+        ),
+        TemplateSpec(
+            "registration_unpaid",
+            ("registration.cancelled",),
+            "A registration cancelled for non-payment: unpaid in time (payment_timeout) or its "
+            "remainder unpaid by the deadline (remainder_unpaid)",
+            ("name", "event_title", "starts_at", "reason", "amount_paid", "deposit_refunded"),
+        ),
+        TemplateSpec(
             "organizer_message",
             (ORGANIZER_MESSAGE_SOURCE,),
             "An organizer's message to the participants of an event (POST /notifications/send)",

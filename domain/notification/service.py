@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from domain.db.base import uuid7
 from domain.errors import NotFound, ValidationFailed
-from domain.event.models import Event, EventStatus, TicketType
+from domain.event.models import Event, EventStatus, TicketType, Visibility
+from domain.group.models import Group, GroupMember
 from domain.identity.models import User
 from domain.notification import catalog
 from domain.notification.events import EventReminderDue
@@ -359,6 +360,139 @@ def _event_reminder(uow, source, payload, now):
     return enqueue(uow, source, "event_reminder", people, variables, now=now, event_id=event.id)
 
 
+# Edits that change where or when participants have to be; other fields (description, capacity,
+# ...) notify nobody. The message names what changed as "time", "venue" or "online_url".
+_NOTIFYING_CHANGES = {
+    "starts_at": "time",
+    "ends_at": "time",
+    "timezone": "time",
+    "venue": "venue",
+    "online_url": "online_url",
+}
+
+
+def _live_registrants(uow: UnitOfWork, event: Event) -> list[uuid.UUID]:
+    return list(
+        uow.session.scalars(
+            select(Registration.user_id)
+            .where(Registration.event_id == event.id, Registration.status.in_(LIVE))
+            .order_by(Registration.id)
+        )
+    )
+
+
+def _event_changed(uow, source, payload, now):
+    changed = sorted(
+        {_NOTIFYING_CHANGES[f] for f in payload.get("changed") or () if f in _NOTIFYING_CHANGES}
+    )
+    if not changed:
+        return []  # a description, a capacity...: nobody needs to hear of it
+    event = _event(uow, payload["event_id"])
+    if event.status in (EventStatus.CANCELLED, EventStatus.COMPLETED):
+        return []  # the cancellation notice says what matters now
+    variables = {
+        "event_title": event.title,
+        "changed": changed,
+        "starts_at": catalog.when(event.starts_at, event.timezone),
+        "venue": event.venue,
+        "online_url": event.online_url,
+    }
+    people = recipients(uow, _live_registrants(uow, event), now)
+    return enqueue(uow, source, "event_changed", people, variables, now=now, event_id=event.id)
+
+
+def _group_event_published(uow, source, payload, now):
+    event = _event(uow, payload["event_id"])
+    if (
+        event.visibility != Visibility.PRIVATE
+        or event.group_id is None
+        or event.status != EventStatus.PUBLISHED
+    ):
+        return []  # public events are listed for all; one unpublished since is not to be seen
+    group = uow.session.get(Group, event.group_id)
+    if group is None or group.deleted_at is not None:
+        return []
+    registered = set(_live_registrants(uow, event))  # published again: they know of it
+    members = [
+        user_id
+        for user_id in uow.session.scalars(
+            select(GroupMember.user_id)
+            .where(GroupMember.group_id == group.id, GroupMember.deleted_at.is_(None))
+            .order_by(GroupMember.id)
+        )
+        if user_id not in registered
+    ]
+    organization = uow.session.get(Organization, event.tenant_id)
+    variables = {
+        "event_title": event.title,
+        "organization": organization.name if organization else "",
+        "group": group.name,
+        "starts_at": catalog.when(event.starts_at, event.timezone),
+        "venue": event.venue,
+        "online_url": event.online_url,
+    }
+    people = recipients(uow, members, now)
+    return enqueue(
+        uow, source, "group_event_published", people, variables, now=now, event_id=event.id
+    )
+
+
+def _payment_failed(uow, source, payload, now):
+    people = _as_recipient(uow, _uuid(payload, "user_id"), now)
+    event = _event(uow, payload["event_id"])
+    remainder_due = None
+    if payload.get("purpose") == "remainder":
+        remainder_due = catalog.when(event.remainder_due_at or event.starts_at, event.timezone)
+    variables = {
+        "event_title": event.title,
+        "amount": catalog.money(int(payload["amount"]), str(payload["currency"])),
+        "payment_id": str(payload["payment_id"]),
+        "remainder_due": remainder_due,
+    }
+    return enqueue(uow, source, "payment_failed", people, variables, now=now, event_id=event.id)
+
+
+def _refund_completed(uow, source, payload, now):
+    people = _as_recipient(uow, _uuid(payload, "user_id"), now)
+    event = _event(uow, payload["event_id"])
+    currency = str(payload["currency"])
+    variables = {
+        "event_title": event.title,
+        "amount": catalog.money(int(payload["amount"]), currency),
+        "refunded": catalog.money(int(payload["amount_refunded"]), currency),
+        "paid": catalog.money(int(payload["payment_amount"]), currency),
+        "partial": bool(payload.get("partial")),
+        "payment_id": str(payload["payment_id"]),
+    }
+    return enqueue(uow, source, "refund_completed", people, variables, now=now, event_id=event.id)
+
+
+# Cancelled for non-payment. A registration the saga cancels after its payment failed
+# (payment_failed) is not among them: the payment_failed message already says so.
+UNPAID_REASONS = ("payment_timeout", "remainder_unpaid")
+
+
+def _registration_unpaid(uow, source, payload, now):
+    reason = payload.get("reason")
+    if reason not in UNPAID_REASONS:
+        return []
+    people = _as_recipient(uow, _uuid(payload, "user_id"), now)
+    event = _event(uow, payload["event_id"])
+    amount_paid = int(payload.get("amount_paid") or 0)
+    variables = {
+        "event_title": event.title,
+        "starts_at": catalog.when(event.starts_at, event.timezone),
+        "reason": reason,
+        "amount_paid": catalog.money(amount_paid, str(payload["currency"])),
+        "deposit_refunded": bool(
+            reason == "remainder_unpaid" and amount_paid and event.refund_deposit_on_default
+        ),
+    }
+    return enqueue(
+        uow, source, "registration_unpaid", people, variables, now=now, event_id=event.id
+    )
+
+
 _Handler = Callable[[UnitOfWork, Source, Mapping[str, Any], datetime], list[Notification]]
 _HANDLERS: dict[str, _Handler] = {
     "user.registered": _welcome,
@@ -369,6 +503,11 @@ _HANDLERS: dict[str, _Handler] = {
     "waitlist.offered": _waitlist_offered,
     "event.cancelled": _event_cancelled,
     "event.reminder": _event_reminder,
+    "event.updated": _event_changed,
+    "event.published": _group_event_published,
+    "payment.failed": _payment_failed,
+    "payment.refunded": _refund_completed,
+    "registration.cancelled": _registration_unpaid,
 }
 HANDLED_EVENT_TYPES = tuple(_HANDLERS)
 
