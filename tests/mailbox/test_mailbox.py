@@ -160,3 +160,64 @@ def test_the_mailbox_keeps_the_newest_messages_only(mailbox: Mailbox) -> None:
     kept = httpx.get(f"{mailbox.url}/api/messages", timeout=5).json()
     assert [m["text"] for m in kept] == ["m4", "m3", "m2"]  # keep=3
     assert httpx.get(f"{mailbox.url}/api/latest", timeout=5).json() == {"id": kept[0]["id"]}
+
+
+def test_the_telegram_stand_in_delivers_a_user_s_message_to_the_webhook_as_telegram_does(
+    mailbox: Mailbox,
+) -> None:
+    """setWebhook with a secret, then a user writes: the webhook gets an Update with the secret
+    header, and the sendMessage in its answer is made."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from tests.live import served
+
+    received: list[tuple[dict, str | None]] = []
+
+    async def hook(request: Request) -> JSONResponse:
+        update = await request.json()
+        received.append((update, request.headers.get("x-telegram-bot-api-secret-token")))
+        if update["message"]["text"] == "/ignored":
+            return JSONResponse({})
+        chat = update["message"]["chat"]["id"]
+        return JSONResponse({"method": "sendMessage", "chat_id": chat, "text": "pong"})
+
+    no_hook = httpx.post(f"{mailbox.url}/stand-in/users/55/messages", json={"text": "hi"})
+    assert no_hook.status_code == 409
+    with served(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as base:
+        bad = _bot(mailbox, "setWebhook", json={"url": f"{base}/hook", "secret_token": "no way!"})
+        assert bad.status_code == 400
+        assert _bot(mailbox, "setWebhook",
+                    json={"url": f"{base}/hook", "secret_token": "s3cret_-X"}).json()["ok"]  # fmt: skip
+        info = _bot(mailbox, "getWebhookInfo").json()["result"]
+        assert info["url"] == f"{base}/hook"
+        answer = httpx.post(
+            f"{mailbox.url}/stand-in/users/55/messages",
+            json={"text": "/start abc", "username": "ann"},
+            timeout=10,
+        ).json()
+        silent = httpx.post(
+            f"{mailbox.url}/stand-in/users/55/messages", json={"text": "/ignored"}, timeout=10
+        ).json()
+    (first, secret), (second, _) = received
+    assert secret == "s3cret_-X"
+    assert first["update_id"] + 1 == second["update_id"]
+    message = first["message"]
+    assert message["from"] == {
+        "id": 55, "is_bot": False, "first_name": "ann", "username": "ann", "language_code": "en",
+    }  # fmt: skip
+    assert message["chat"]["id"] == 55 and message["chat"]["type"] == "private"
+    assert message["entities"] == [{"type": "bot_command", "offset": 0, "length": 6}]
+    assert answer["status"] == 200 and answer["reply"]["text"] == "pong"
+    assert answer["reply"]["chat"]["id"] == 55
+    assert silent["status"] == 200 and silent["reply"] is None
+    # The page shows the user's message and the bot's reply (keep=3: the last three).
+    kept = httpx.get(f"{mailbox.url}/api/messages", timeout=5).json()
+    assert [(m["method"], m["text"]) for m in kept] == [
+        ("update", "/ignored"), ("sendMessage", "pong"), ("update", "/start abc"),
+    ]  # fmt: skip
+    assert _bot(mailbox, "deleteWebhook").json()["ok"]
+    gone = httpx.post(f"{mailbox.url}/stand-in/users/55/messages", json={"text": "x"})
+    assert gone.status_code == 409
