@@ -1,7 +1,8 @@
 """The README's pictures of the dashboards (``make screenshots``, ``aqstream screenshots``): a
 running platform (``make run``) photographed in headless Chromium at a fixed window size, signed
 in as one of its organizers: sign-in, the organization overview, the busiest event's dashboard,
-exports. Selenium comes with the dev dependencies (dash[testing]); Chromium and chromedriver are
+exports, and the console: the busiest event's settings and tickets, its attendees, its door,
+its messages, and the team. Selenium comes with the dev dependencies (dash[testing]); Chromium and chromedriver are
 Debian's ``chromium`` and ``chromium-driver``."""
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ def _text(browser, selector: str) -> str:
 
 def capture(dashboards_url: str, api_url: str, email: str, password: str, out: Path,
             say: Callable[[str], None] = print) -> list[Path]:  # fmt: skip
-    """Photographs the four pages into ``out``; answers the files written."""
+    """Photographs the pages into ``out``; answers the files written."""
     from selenium.webdriver.common.by import By
 
     base = dashboards_url.rstrip("/")
@@ -148,6 +149,30 @@ def capture(dashboards_url: str, api_url: str, email: str, password: str, out: P
         _wait(lambda: browser.find_elements(By.ID, "exp-start"), "no exports page")
         _wait(lambda: _text(browser, "#exp-list"), "no list of exports")
         shot("exports")
+
+        if target.event_id:
+            event = f"{base}/events/{target.event_id}"
+            browser.get(f"{event}/manage")
+            _wait(lambda: _text(browser, "#ce-tt-list"), "no ticket types on the manage page")
+            shot("console-event")
+            browser.get(f"{event}/attendees")
+            _wait(lambda: _text(browser, "#att-table tbody"), "no attendees listed")
+            shot("console-attendees")
+            browser.get(f"{event}/door")
+            _wait(lambda: _text(browser, "#door-count") not in ("", "…"), "no door counter")
+            shot("console-door")
+            browser.get(f"{event}/messages")
+            _wait(lambda: browser.find_elements(By.ID, "msg-subject"), "no message form")
+            browser.find_element(By.ID, "msg-subject").send_keys("Doors open at 18:30")
+            browser.find_element(By.ID, "msg-text").send_keys(
+                "See you tonight! Bring your ticket's QR code; the venue opens half an hour early."
+            )
+            browser.find_element(By.ID, "msg-preview").click()  # a preview sends nothing
+            _wait(lambda: _text(browser, "#msg-preview-out"), "no preview of the message")
+            shot("console-messages")
+        browser.get(f"{base}/team")
+        _wait(lambda: _text(browser, "#team-members"), "no team members listed")
+        shot("console-team")
     finally:
         browser.quit()
     return written
