@@ -47,6 +47,7 @@ def configure_logging(level: str = "INFO", json: bool = True) -> None:
             ],
         )
     )
+    handler.addFilter(demote_transient)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -55,6 +56,26 @@ def configure_logging(level: str = "INFO", json: bool = True) -> None:
         logging.getLogger(name).propagate = True
     for noisy in ("kafka", "httpx", "botocore", "urllib3"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+# Warnings of the Kafka clients that say nothing is wrong with us: kafka-python timing its own
+# selector's tasks (a busy process, the GIL), and a consumer group's coordinator still loading
+# when a worker starts (Kafka's retriable error 15: the client retries until it is there). Kept
+# as info: in the process's log, not on `aqstream run`'s quiet terminal (warnings and errors).
+_TRANSIENT = (
+    ("kafka.net.selector", "threshold"),
+    ("aiokafka", "GroupCoordinatorNotAvailableError"),
+)
+
+
+def demote_transient(record: logging.LogRecord) -> bool:
+    """A handler filter: lower the known-harmless warnings above to info (never drops one)."""
+    if record.levelno in (logging.WARNING, logging.ERROR):
+        for prefix, words in _TRANSIENT:
+            if record.name.startswith(prefix) and words in record.getMessage():
+                record.levelno, record.levelname = logging.INFO, "INFO"
+                break
+    return True
 
 
 def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:
