@@ -26,6 +26,7 @@ log = get_logger(__name__)
 SAGA = "payment-saga"
 SAGA_EVENT_TYPES = (
     "registration.created",
+    "registration.cancelled",
     "payment.completed",
     "payment.failed",
     "payment.refunded",
@@ -47,6 +48,11 @@ def _saga_step(deps: Deps, uow: UnitOfWork, event_type: str, p: dict[str, Any]) 
             uow, deps.providers, uuid.UUID(p["registration_id"])
         )
         return "initiated" if payment is not None else "unchanged"
+    if event_type == "registration.cancelled":
+        if not p.get("refund_due"):
+            return "skipped"  # not a participant's cancellation with something to give back
+        refunds = saga.refund_participant_cancellation(uow, uuid.UUID(p["registration_id"]))
+        return f"refunds={len(refunds)}"
     if event_type == "payment.completed":
         done = saga.confirm_registration_on_payment(uow, uuid.UUID(p["payment_id"]))
         return "applied" if done is not None else "unchanged"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
@@ -75,6 +75,28 @@ class EventFields(RequestModel):
         default=False,
         description="Refund the deposit of a registration cancelled for an unpaid remainder",
     )
+    refund_days_before_start: int | None = Field(
+        default=None,
+        ge=0,
+        le=365,
+        description="A participant who cancels is refunded what they paid until this many days "
+        "before the start (0: until the start); null: cancelling refunds nothing. Fixed once "
+        "published",
+    )
+    refund_fee_percent: int | None = Field(
+        default=None,
+        ge=1,
+        le=99,
+        description="Kept of such a refund: this percent of what was paid (rounded down); not "
+        "with refund_fee_amount",
+    )
+    refund_fee_amount: int | None = Field(
+        default=None,
+        ge=1,
+        le=10**12,
+        description="Kept of such a refund: this fixed amount, in minor units of the "
+        "registration's currency (at most what was paid); not with refund_fee_percent",
+    )
     cover_media_id: uuid.UUID | None = Field(
         default=None, description="An uploaded image of the organization's (POST /media/upload)"
     )
@@ -106,6 +128,9 @@ class EventUpdate(PartialUpdate):
     max_held_seats_per_account: int = Field(default=None, ge=1, le=10_000)
     remainder_due_at: AwareDatetime | None = None
     refund_deposit_on_default: bool = None
+    refund_days_before_start: int | None = Field(default=None, ge=0, le=365)
+    refund_fee_percent: int | None = Field(default=None, ge=1, le=99)
+    refund_fee_amount: int | None = Field(default=None, ge=1, le=10**12)
     cover_media_id: uuid.UUID | None = Field(
         default=None, description="An uploaded image of the organization's; null removes it"
     )
@@ -165,6 +190,14 @@ class EventOut(BaseModel):
     max_held_seats_per_account: int
     remainder_due_at: datetime | None
     refund_deposit_on_default: bool
+    refund_days_before_start: int | None = None
+    refund_fee_percent: int | None = None
+    refund_fee_amount: int | None = None
+    refund_deadline: datetime | None = Field(
+        default=None,
+        description="Until when a participant's own cancellation refunds (the start less "
+        "`refund_days_before_start` days); null: it refunds nothing",
+    )
     status: EventStatus
     published_at: datetime | None
     created_at: datetime
@@ -182,6 +215,12 @@ class EventOut(BaseModel):
     def _sold_only_with_capacity(self) -> EventOut:
         if self.capacity is None:
             self.sold = None
+        return self
+
+    @model_validator(mode="after")
+    def _refund_deadline(self) -> EventOut:
+        days = self.refund_days_before_start
+        self.refund_deadline = None if days is None else self.starts_at - timedelta(days=days)
         return self
 
     @model_validator(mode="after")

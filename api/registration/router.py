@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
@@ -20,18 +21,23 @@ from api.deps import (
 from api.errors import ApiError, responses
 from api.pagination import Page, Paging
 from api.registration.schemas import (
+    CancellationOut,
     CancelRegistration,
     OrganizerRegistration,
     Participant,
+    ParticipantName,
+    RefundQuoteOut,
     RegistrationCreate,
     RegistrationFromHold,
     RegistrationOut,
+    RegistrationPatch,
     ReservationCreate,
     ReservationOut,
 )
 from domain.checkin import tickets
 from domain.errors import NotFound
 from domain.identity.models import User
+from domain.payment import cancellation
 from domain.registration import service
 from domain.registration.models import RegistrationStatus
 from domain.registration.service import PaymentState
@@ -55,6 +61,16 @@ RegistrationManager = Annotated[
 RegistrationMember = Annotated[
     Membership | None, Depends(optional_membership("registrations", "registration_id"))
 ]
+EventMember = Annotated[Membership | None, Depends(optional_membership("events", "event_id"))]
+
+
+def utc_now() -> datetime:
+    """The time a request acts at: a dependency, so tests set it (no rule of theirs depends on
+    today's date)."""
+    return datetime.now(UTC)
+
+
+Clock = Annotated[datetime, Depends(utc_now)]
 
 
 @router.post(
@@ -237,28 +253,77 @@ def my_registrations(uow: UowDep, paging: Paging) -> Page[RegistrationOut]:
 
 @router.post(
     "/registrations/{registration_id}/cancel",
-    response_model=RegistrationOut,
+    response_model=CancellationOut,
     responses=responses(401, 403, 404, 409),
 )
 def cancel_registration(
     registration_id: uuid.UUID,
     member: RegistrationMember,
     uow: UowDep,
+    now: Clock,
     body: CancelRegistration | None = None,
-) -> RegistrationOut:
-    """Cancel (the participant, or an owner or moderator); frees the seats."""
+) -> CancellationOut:
+    """Cancel (the participant, or an owner or moderator); frees the seats. The participant's
+    own cancellation refunds what they paid per the event's refund policy; `refund` says what
+    goes back (the refund settles asynchronously). An organizer's refunds nothing by itself."""
     registration = service.get_registration(uow, registration_id)
-    if registration.user_id == uow.user_id:
-        reason = "participant"
-    elif member is not None and member.role in MANAGE_ROLES:
-        reason = "organizer"
-    elif member is not None:
-        raise ApiError(403, "insufficient_role", "Owners and moderators cancel registrations")
-    else:
-        raise NotFound("Registration not found")
-    if body and body.reason:
-        reason = f"{reason}: {body.reason}"[:64]
-    return RegistrationOut.model_validate(service.cancel(uow, registration_id, reason=reason))
+    by_participant = registration.user_id == uow.user_id
+    if not by_participant:
+        if member is None:
+            raise NotFound("Registration not found")
+        if member.role not in MANAGE_ROLES:
+            raise ApiError(403, "insufficient_role", "Owners and moderators cancel registrations")
+    registration, refund = cancellation.cancel_registration(
+        uow,
+        registration_id,
+        by_participant=by_participant,
+        now=now,
+        note=body.reason if body else None,
+    )
+    return CancellationOut(
+        **RegistrationOut.model_validate(registration).model_dump(),
+        refund=RefundQuoteOut(
+            rule=refund.rule,
+            amount=refund.amount,
+            currency=registration.currency,
+            paid=refund.paid,
+            fee=refund.fee,
+            deadline=refund.deadline,
+        ),
+    )
+
+
+@router.patch(
+    "/registrations/{registration_id}",
+    response_model=RegistrationOut,
+    responses=responses(401, 403, 404, 409),
+)
+def update_registration(
+    registration_id: uuid.UUID, body: RegistrationPatch, member: RegistrationMember, uow: UowDep
+) -> RegistrationOut:
+    """The participant's own choices: `listed: false` leaves the event's participant list,
+    `true` returns to it (default). Anyone else: 403 `not_participant` (organizers) or 404."""
+    return RegistrationOut.model_validate(
+        service.set_listed(uow, registration_id, user_id=uow.user_id, listed=body.listed)
+    )
+
+
+@router.get(
+    "/events/{event_id}/participants",
+    response_model=Page[ParticipantName],
+    responses=responses(401, 403, 404),
+    tags=["events"],
+)
+def event_participants(
+    event_id: uuid.UUID, member: EventMember, uow: UowDep, paging: Paging
+) -> Page[ParticipantName]:
+    """Who comes: the display names of the event's confirmed participants who stay listed,
+    oldest registration first. For participants with a confirmed registration while the event's
+    `participants_visibility` is `open` (else 403 `participants_closed` or `not_registered`);
+    owners and moderators of the event's organization always."""
+    organizer = member is not None and member.role in MANAGE_ROLES
+    page = service.participants(uow, event_id, paging, organizer=organizer)
+    return Page[ParticipantName].of(page, lambda name: ParticipantName(display_name=name))
 
 
 @router.post(

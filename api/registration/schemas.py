@@ -8,6 +8,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.types import RequestModel
+from domain.payment.refund_policy import RefundRule
 from domain.registration.models import PaymentMode, RegistrationStatus, ReservationStatus
 
 
@@ -89,6 +90,52 @@ class RegistrationOut(BaseModel):
     cancelled_at: datetime | None
     checked_in_at: datetime | None
     created_at: datetime
+    listed: bool = Field(
+        default=True,
+        description="Shown by name on the event's participant list (while confirmed and the "
+        "list is open); the participant's choice: PATCH /registrations/{id}",
+    )
+    refund_due: int | None = Field(
+        default=None,
+        description="What the event's refund policy gave back when the participant cancelled "
+        "(refunded through the payments); null unless they cancelled",
+    )
+
+
+class RegistrationPatch(RequestModel):
+    listed: bool = Field(
+        description="false: leave the event's participant list; true: be shown on it"
+    )
+
+
+class RefundQuoteOut(BaseModel):
+    """What a cancellation gives back."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    rule: RefundRule = Field(
+        description="`full` or `minus_fee`: refunded per the event's policy, before its "
+        "deadline; `after_deadline`: too late, nothing; `no_refunds`: the event refunds no "
+        "cancellation; `nothing_paid`; `event_cancelled`: the event's cancellation refunds "
+        "everything left; `by_organizer`: an organizer's cancellation refunds nothing by itself"
+    )
+    amount: int = Field(description="What goes back, in minor units (settles asynchronously)")
+    currency: str
+    paid: int = Field(description="What the registration paid")
+    fee: int = Field(description="What the organizer keeps under the policy")
+    deadline: datetime | None = Field(
+        description="Until when the event's policy refunds a participant's cancellation"
+    )
+
+
+class CancellationOut(RegistrationOut):
+    refund: RefundQuoteOut
+
+
+class ParticipantName(BaseModel):
+    """Someone who comes: their display name, nothing else."""
+
+    display_name: str
 
 
 class Participant(BaseModel):

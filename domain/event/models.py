@@ -70,6 +70,12 @@ class Event(UUIDPrimaryKey, Timestamps, Base):
     # unpaid remainder then cancels the registration, refunding the deposit if the flag says so.
     remainder_due_at: Mapped[datetime | None]
     refund_deposit_on_default: Mapped[bool] = mapped_column(server_default=text("false"))
+    # A participant's own cancellation refunds what they paid until this many days before the
+    # start (null: nothing), less a fee: a percent of it or a fixed amount, never both
+    # (migration 0021; domain/payment/refund_policy.py).
+    refund_days_before_start: Mapped[int | None]
+    refund_fee_percent: Mapped[int | None]
+    refund_fee_amount: Mapped[int | None] = mapped_column(BigInteger)
     status: Mapped[EventStatus] = mapped_column(
         _enum(EventStatus, "event_status"), server_default=text("'draft'")
     )
@@ -101,6 +107,23 @@ class Event(UUIDPrimaryKey, Timestamps, Base):
         ),
         CheckConstraint(
             "(visibility = 'private') = (group_id IS NOT NULL)", name="private_needs_group"
+        ),
+        CheckConstraint(
+            "refund_days_before_start IS NULL OR refund_days_before_start BETWEEN 0 AND 365",
+            name="refund_days_range",
+        ),
+        CheckConstraint(
+            "(refund_fee_percent IS NULL OR refund_fee_percent BETWEEN 1 AND 99)"
+            " AND (refund_fee_amount IS NULL OR refund_fee_amount > 0)",
+            name="refund_fee_range",
+        ),
+        CheckConstraint(
+            "refund_fee_percent IS NULL OR refund_fee_amount IS NULL", name="refund_one_fee"
+        ),
+        CheckConstraint(
+            "refund_days_before_start IS NOT NULL"
+            " OR (refund_fee_percent IS NULL AND refund_fee_amount IS NULL)",
+            name="refund_fee_needs_deadline",
         ),
         Index("ix_events_tenant_id_starts_at", "tenant_id", "starts_at"),
         Index(

@@ -68,6 +68,23 @@ def _check_times(event: Event) -> None:
         )
 
 
+def _check_refund_policy(event: Event) -> None:
+    """A participant's own cancellation refunds per this (domain/payment/refund_policy.py)."""
+    if event.refund_fee_percent is not None and event.refund_fee_amount is not None:
+        raise ValidationFailed(
+            "Give the refund fee as a percent or as an amount, not both",
+            code="invalid_refund_policy",
+            details={"fields": ["refund_fee_percent", "refund_fee_amount"]},
+        )
+    fee = event.refund_fee_percent is not None or event.refund_fee_amount is not None
+    if fee and event.refund_days_before_start is None:
+        raise ValidationFailed(
+            "A refund fee needs refund_days_before_start: without it nothing is refunded",
+            code="invalid_refund_policy",
+            details={"fields": ["refund_days_before_start"]},
+        )
+
+
 def _check_group(uow: UnitOfWork, event: Event) -> None:
     if event.visibility == Visibility.PRIVATE:
         if event.group_id is None:
@@ -90,6 +107,7 @@ def create_event(
     event = Event(id=uuid7(), tenant_id=tenant_id, created_by=actor, **fields)
     event.timezone = check_timezone(event.timezone)
     _check_times(event)
+    _check_refund_policy(event)
     _check_group(uow, event)
     _check_cover(uow, event)
     uow.session.add(event)
@@ -128,6 +146,7 @@ def update_event(uow: UnitOfWork, event_id: uuid.UUID, changes: Mapping[str, Any
             setattr(event, name, value)
     event.timezone = check_timezone(event.timezone)
     _check_times(event)
+    _check_refund_policy(event)
     _check_group(uow, event)
     if "cover_media_id" in changes:
         _check_cover(uow, event)

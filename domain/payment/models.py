@@ -104,7 +104,8 @@ class Refund(UUIDPrimaryKey, Timestamps, Base):
     status: Mapped[RefundStatus] = mapped_column(
         _enum(RefundStatus, "refund_status"), server_default=text("'requested'")
     )
-    # Why: organizer, event_cancelled, remainder_unpaid, registration_cancelled, provider.
+    # Why: organizer, event_cancelled, remainder_unpaid, registration_cancelled,
+    # participant_cancelled (the event's refund policy), provider.
     reason: Mapped[str] = mapped_column(String(64))
     note: Mapped[str | None] = mapped_column(String(500))
     # Who asked for it once: the client's idempotency key, or the saga step that asked.

@@ -37,6 +37,7 @@ log = structlog.get_logger(__name__)
 EVENT_CANCELLED = "saga:event-cancelled"
 REMAINDER_UNPAID = "saga:remainder-unpaid"
 REGISTRATION_CANCELLED = "saga:registration-cancelled"
+PARTICIPANT_CANCELLED = "saga:participant-cancelled"
 
 
 def _now() -> datetime:
@@ -168,6 +169,47 @@ def refund_cancelled_event_payment(uow: UnitOfWork, payment_id: uuid.UUID) -> Re
     if event is None or event.status != EventStatus.CANCELLED or payment.status not in REFUNDABLE:
         return None
     return _request_refund(uow, payment, reason="event_cancelled", key=EVENT_CANCELLED)
+
+
+def refund_participant_cancellation(uow: UnitOfWork, registration_id: uuid.UUID) -> list[Refund]:
+    """registration.cancelled by its participant: ask for what the event's refund policy gave
+    back (``refund_due``, decided when they cancelled; domain/payment/cancellation.py), spread
+    over the registration's payments oldest first. Once: what was asked for before under this
+    step's key counts, so a second run asks for nothing more."""
+    registration = registrations.get_registration(uow, registration_id)
+    if registration.status != RegistrationStatus.CANCELLED or not registration.refund_due:
+        return []
+    payments = ledger.payments_of(uow, registration.id)
+    asked = list(
+        uow.session.scalars(
+            select(Refund).where(
+                Refund.payment_id.in_([p.id for p in payments]),
+                Refund.request_key == PARTICIPANT_CANCELLED,
+            )
+        )
+    )
+    remaining = registration.refund_due - sum(r.amount for r in asked)
+    done = {r.payment_id for r in asked}
+    refunds = list(asked)
+    for payment in payments:
+        if remaining <= 0:
+            break
+        if payment.id in done or payment.status not in REFUNDABLE:
+            continue
+        payment = ledger.get_payment(uow, payment.id, lock=True)
+        amount = min(remaining, ledger.refundable(uow, payment))
+        if amount <= 0:
+            continue
+        refund, _ = ledger.request_refund(
+            uow,
+            payment.id,
+            amount=amount,
+            reason="participant_cancelled",
+            request_key=PARTICIPANT_CANCELLED,
+        )
+        remaining -= refund.amount
+        refunds.append(refund)
+    return refunds
 
 
 def cancel_registration_if_refunded(

@@ -169,6 +169,9 @@ class RegistrationCancelled(DomainEvent):
     reason: str
     amount_paid: int
     currency: str
+    # what the event's refund policy gives back on a participant's own cancellation (the
+    # payment saga asks for it); null for other cancellations. Added to v1, so optional.
+    refund_due: int | None = field(default=None, metadata={"added": True})
 
     @classmethod
     def of(cls, registration: Registration, *, reason: str) -> Self:
@@ -183,4 +186,5 @@ class RegistrationCancelled(DomainEvent):
             reason=reason,
             amount_paid=registration.amount_paid,
             currency=registration.currency,
+            refund_due=registration.refund_due,
         )

@@ -85,9 +85,18 @@ class Registration(UUIDPrimaryKey, Timestamps, Base):
     checked_in_at: Mapped[datetime | None]
     # The tracking visitor who registered (analytics attribution; docs/tracking.md)
     visitor_id: Mapped[str | None] = mapped_column(String(64))
+    # Shown on the event's participant list (the participant's choice; migration 0021).
+    listed: Mapped[bool] = mapped_column(server_default=text("true"))
+    # What the event's refund policy gave back when the participant cancelled (the payment saga
+    # asks the provider for it); null unless the participant cancelled.
+    refund_due: Mapped[int | None] = mapped_column(BigInteger)
 
     __table_args__ = (
         CheckConstraint("quantity BETWEEN 1 AND 100", name="quantity_range"),
+        CheckConstraint(
+            "refund_due IS NULL OR (refund_due >= 0 AND refund_due <= amount_paid)",
+            name="refund_due_range",
+        ),
         CheckConstraint(
             "amount_paid >= 0 AND amount_due_now <= amount_total", name="amounts_consistent"
         ),

@@ -13,11 +13,17 @@ from sqlalchemy import and_, or_, select, text
 
 from domain.checkin import tickets
 from domain.db.base import add_unique, uuid7
-from domain.errors import Conflict, InvalidState, NotFound, ValidationFailed
-from domain.event.models import Event, EventStatus, TicketType
+from domain.errors import (
+    Conflict,
+    InvalidState,
+    NotFound,
+    PermissionDenied,
+    ValidationFailed,
+)
+from domain.event.models import Event, EventStatus, ParticipantsVisibility, TicketType
 from domain.event.service import get_event, get_ticket_type
 from domain.identity.models import User
-from domain.pagination import Keyset, Page, PageRequest, desc
+from domain.pagination import InvalidCursor, Keyset, Page, PageRequest, desc
 from domain.registration.events import (
     RegistrationCancelled,
     RegistrationConfirmed,
@@ -393,23 +399,102 @@ def confirm(uow: UnitOfWork, registration_id: uuid.UUID, amount: int) -> Registr
     return registration
 
 
-def cancel(uow: UnitOfWork, registration_id: uuid.UUID, *, reason: str) -> Registration:
-    """Cancel and free the seats. Refunds are the payment saga's: it cancels registrations whose
-    payments went back, and refunds what arrives after a cancellation (domain/payment/saga.py)."""
-    registration = get_registration(uow, registration_id, lock=True)
+def check_cancellable(registration: Registration) -> None:
     if registration.status == RegistrationStatus.CANCELLED:
         raise InvalidState("The registration is already cancelled", details={"status": "cancelled"})
     if registration.checked_in_at is not None:
         raise InvalidState(
             "A checked-in registration cannot be cancelled", code="already_checked_in"
         )
+
+
+def cancel(
+    uow: UnitOfWork, registration_id: uuid.UUID, *, reason: str, refund_due: int | None = None
+) -> Registration:
+    """Cancel and free the seats. Refunds are the payment saga's: it cancels registrations whose
+    payments went back, refunds what arrives after a cancellation, and asks for ``refund_due``
+    (what the event's policy gives back on a participant's own cancellation;
+    domain/payment/saga.py)."""
+    registration = get_registration(uow, registration_id, lock=True)
+    check_cancellable(registration)
     registration.status = RegistrationStatus.CANCELLED
     registration.cancelled_at = _now()
     registration.cancel_reason = reason
+    registration.refund_due = refund_due
     uow.session.flush()
     uow.emit(RegistrationCancelled.of(registration, reason=reason))
     release_seats(uow, registration.ticket_type_id, registration.quantity)
     return registration
+
+
+def set_listed(
+    uow: UnitOfWork, registration_id: uuid.UUID, *, user_id: uuid.UUID, listed: bool
+) -> Registration:
+    """The participant shows on the event's participant list, or not (their own choice)."""
+    registration = get_registration(uow, registration_id, lock=True)
+    if registration.user_id != user_id:
+        raise PermissionDenied(
+            "Only the participant chooses whether they are listed", code="not_participant"
+        )
+    if registration.status == RegistrationStatus.CANCELLED:
+        raise InvalidState("The registration is cancelled", details={"status": "cancelled"})
+    registration.listed = listed
+    uow.session.flush()
+    return registration
+
+
+_PARTICIPANTS = text("SELECT after_id, display_name FROM event_participants(:event, :after, :n)")
+
+
+def participants(
+    uow: UnitOfWork, event_id: uuid.UUID, page: PageRequest, *, organizer: bool = False
+) -> Page[str]:
+    """Display names of who comes: the listed, confirmed registrations of the event, oldest
+    first. Participants only while the list is open and they hold a confirmed registration
+    themselves; ``organizer`` (the event's tenant entered) always. Names come through the
+    SECURITY DEFINER ``event_participants()``: no other field of anyone's registration or
+    account can be read this way."""
+    visible = uow.session.execute(text("SELECT app_can_see_event(:e)"), {"e": event_id})
+    if not visible.scalar_one():
+        raise NotFound("Event not found")
+    if not organizer:
+        event = get_event(uow, event_id)
+        if event.participants_visibility != ParticipantsVisibility.OPEN:
+            raise PermissionDenied(
+                "The organizer keeps this event's participant list closed",
+                code="participants_closed",
+            )
+        mine = uow.session.scalar(
+            select(Registration.status).where(
+                Registration.event_id == event_id,
+                Registration.user_id == uow.user_id,
+                Registration.status != RegistrationStatus.CANCELLED,
+            )
+        )
+        if mine != RegistrationStatus.CONFIRMED:
+            raise PermissionDenied(
+                "Only participants with a confirmed registration see who else comes",
+                code="not_registered",
+                details={"status": mine.value if mine else None},
+            )
+    after = _participants_position(page.after)
+    rows = uow.session.execute(
+        _PARTICIPANTS, {"event": event_id, "after": after, "n": page.limit + 1}
+    ).all()
+    more = len(rows) > page.limit
+    rows = rows[: page.limit]
+    return Page([r.display_name for r in rows], [rows[-1].after_id.hex] if more else None)
+
+
+def _participants_position(after: tuple | None) -> uuid.UUID | None:
+    if after is None:
+        return None
+    if len(after) != 1 or not isinstance(after[0], str):
+        raise InvalidCursor()
+    try:
+        return uuid.UUID(hex=after[0])
+    except ValueError:
+        raise InvalidCursor() from None
 
 
 def resend_ticket(
