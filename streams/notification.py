@@ -15,7 +15,7 @@ from sqlalchemy import select
 from core.logging import get_logger
 from domain.notification import delivery, resend
 from domain.notification.models import Notification, NotificationStatus
-from domain.notification.service import HANDLED_EVENT_TYPES, handle
+from domain.notification.service import HANDLED_EVENT_TYPES, handle, sources_of
 from domain.uow import UnitOfWork
 from streams.processor import Deps
 from streams.records import Record
@@ -36,9 +36,10 @@ def queue_notifications(deps: Deps, record: Record) -> list[delivery.Pending]:
             resend.handle(uow, record.payload(), record.event_id)
         else:
             handle(uow, record.event_type, record.payload(), record.headers)
+        sources = [record.event_id, *sources_of(record.event_type, record.payload())]
         rows = uow.session.scalars(
             select(Notification).where(
-                Notification.source_event_id == record.event_id,
+                Notification.source_event_id.in_(sources),
                 Notification.status == NotificationStatus.QUEUED,
                 Notification.due_at <= datetime.now(UTC),
             )

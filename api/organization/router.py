@@ -195,6 +195,7 @@ def invite(
         email=body.email,
         telegram_username=body.telegram_username,
         ttl_s=settings.invite_ttl_s,
+        key=service.invite_signing_key(settings.ticket_signing_key.get_secret_value()),
     )
     return InviteOut(
         id=record.id,

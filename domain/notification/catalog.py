@@ -137,6 +137,13 @@ TEMPLATES: dict[str, TemplateSpec] = {
             ("name", "event_title", "starts_at", "reason", "amount_paid", "deposit_refunded"),
         ),
         TemplateSpec(
+            "organization_invite",
+            ("organization.member.invited",),
+            "An invitation to join an organization, with its code (drawn when sent; not sent "
+            "once accepted, revoked or expired), by e-mail to an address with an account",
+            ("name", "organization", "inviter", "role", "expires_at", "token"),
+        ),
+        TemplateSpec(
             "organizer_message",
             (ORGANIZER_MESSAGE_SOURCE,),
             "An organizer's message to the participants of an event (POST /notifications/send)",

@@ -43,6 +43,9 @@ from domain.notification.models import (
     NotificationStatus,
 )
 from domain.notification.preferences import quiet_hours
+from domain.notification.service import INVITE_TEMPLATE, INVITE_TOKEN_MARK
+from domain.organization.models import OrganizationInvite
+from domain.organization.service import invite_signing_key, invite_token, token_hash
 from domain.registration.models import Registration
 from domain.uow import UnitOfWork
 
@@ -122,17 +125,39 @@ def _claim(
                 row.status, row.last_error = NotificationStatus.FAILED, f"not sent: {exc.message}"
                 uow.commit()
                 return NotificationStatus.FAILED
+        texts = (row.subject, row.body_text, row.body_html)
+        if row.template == INVITE_TEMPLATE:
+            token = _invite_token(uow, row, now, ticket_key)
+            if token is None:
+                row.status = NotificationStatus.FAILED
+                row.last_error = "not sent: the invitation was accepted, revoked or has expired"
+                uow.commit()
+                return NotificationStatus.FAILED
+            texts = tuple(t.replace(INVITE_TOKEN_MARK, token) for t in texts)
         row.status, row.due_at = NotificationStatus.QUEUED, now + LEASE
         outgoing = Outgoing(
             address=row.address,
-            subject=row.subject,
-            text=row.body_text,
-            html=row.body_html,
+            subject=texts[0],
+            text=texts[1],
+            html=texts[2],
             image_png=image,
         )
         claimed = _Claimed(item, row.channel, outgoing)
         uow.commit()
         return claimed
+
+
+def _invite_token(
+    uow: UnitOfWork, row: Notification, now: datetime, ticket_key: bytes
+) -> str | None:
+    """The token of the invitation an invitation message is keyed by, drawn again from its id;
+    None once it is no longer pending (a revoked invitation expires at once) or its token cannot
+    be drawn (one made with another key)."""
+    invite = uow.session.get(OrganizationInvite, row.source_event_id)
+    if invite is None or invite.accepted_at is not None or invite.expires_at <= now:
+        return None
+    token = invite_token(invite_signing_key(ticket_key.decode()), invite.id)
+    return token if token_hash(token) == invite.token_hash else None
 
 
 def _record(sessions: sessionmaker[Session], item: Pending, tries: int, error: str | None) -> None:

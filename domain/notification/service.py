@@ -35,7 +35,7 @@ from domain.notification.models import (
     NotificationStatus,
 )
 from domain.notification.preferences import address, effective_channel, quiet_hours
-from domain.organization.models import Organization
+from domain.organization.models import Organization, OrganizationInvite
 from domain.pagination import Keyset, Page, PageRequest, desc
 from domain.registration.models import Registration, RegistrationStatus
 from domain.uow import UnitOfWork
@@ -493,6 +493,60 @@ def _registration_unpaid(uow, source, payload, now):
     )
 
 
+# An organization's invitation: the clear token is in no payload and no stored message. The
+# message holds this mark; the dispatcher draws the token again from the invitation's id when it
+# sends (``delivery``), and sends nothing for an invitation accepted, revoked or expired since.
+INVITE_TEMPLATE = "organization_invite"
+INVITE_TOKEN_MARK = "[[invite-token]]"
+
+
+def _organization_invite(uow, source, payload, now):
+    invite = uow.session.get(OrganizationInvite, _uuid(payload, "invite_id"))
+    if invite is None or invite.accepted_at is not None or invite.expires_at <= now:
+        return []  # accepted, revoked (it expires at once) or expired before we got to it
+    if invite.email is None:
+        return []  # a Telegram username: not delivered (docs/notifications.md, Invitations)
+    # The addressee's account, found by the address as signing in finds it (its capability).
+    uow.set_capability("login_email", invite.email)
+    user = uow.session.scalar(
+        select(User).where(User.email == invite.email, User.deleted_at.is_(None))
+    )
+    if user is None:
+        return []  # no account yet: nowhere to log the message (docs/notifications.md)
+    inviter = uow.session.get(User, invite.invited_by)
+    organization = uow.session.get(Organization, invite.tenant_id)
+    uow.act_as(user.id)  # their preferences (language, quiet hours) are theirs
+    prefs = uow.session.get(NotificationPreference, user.id)
+    quiet = quiet_hours(prefs)
+    # By e-mail, to the invited address, whatever channel the account prefers: it was invited
+    # there.
+    person = Recipient(
+        user=user,
+        channel=Channel.EMAIL,
+        address=invite.email,
+        language=catalog.language_of(user.locale),
+        deferred_until=quiet.until(now) if quiet else None,
+    )
+    variables = {
+        "organization": organization.name if organization else "",
+        "inviter": inviter.display_name if inviter else "",
+        "role": invite.role.value,
+        "expires_at": catalog.when(invite.expires_at, "UTC"),
+        "token": INVITE_TOKEN_MARK,
+    }
+    # Keyed by the invitation: the dispatcher finds it from the message, and it is sent once.
+    keyed = Source(id=invite.id, type=source.type, tenant_id=source.tenant_id)
+    return enqueue(uow, keyed, INVITE_TEMPLATE, [person], variables, now=now)
+
+
+def sources_of(event_type: str, payload: Mapping[str, Any]) -> list[uuid.UUID]:
+    """The source ids the messages of a consumed event are logged under besides the event's
+    own id (an invitation's message is keyed by the invitation)."""
+    if event_type == "organization.member.invited" and payload.get("invite_id"):
+        return [_uuid(payload, "invite_id")]
+    return []
+
+
 _Handler = Callable[[UnitOfWork, Source, Mapping[str, Any], datetime], list[Notification]]
 _HANDLERS: dict[str, _Handler] = {
     "user.registered": _welcome,
@@ -508,6 +562,7 @@ _HANDLERS: dict[str, _Handler] = {
     "payment.failed": _payment_failed,
     "payment.refunded": _refund_completed,
     "registration.cancelled": _registration_unpaid,
+    "organization.member.invited": _organization_invite,
 }
 HANDLED_EVENT_TYPES = tuple(_HANDLERS)
 

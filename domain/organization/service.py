@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import re
 import secrets
 import uuid
@@ -40,6 +42,22 @@ SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,62}[a-z0-9])$")
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+_INVITE_KEY_LABEL = b"aqstream:organization-invite"
+
+
+def invite_signing_key(ticket_signing_key: str) -> bytes:
+    """The invitation tokens' key, derived from the platform's ticket signing key."""
+    return hmac.new(ticket_signing_key.encode(), _INVITE_KEY_LABEL, hashlib.sha256).digest()
+
+
+def invite_token(key: bytes, invite_id: uuid.UUID) -> str:
+    """The token of ``invite_id`` (43 URL-safe characters). Drawn again from the id when the
+    invitation is sent, so the clear token rests nowhere: only its hash is stored, and the
+    queued message holds a placeholder (docs/notifications.md, Invitations)."""
+    digest = hmac.new(key, invite_id.bytes, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def _now() -> datetime:
@@ -291,8 +309,11 @@ def invite(
     email: str | None,
     telegram_username: str | None,
     ttl_s: int,
+    key: bytes | None = None,
 ) -> tuple[OrganizationInvite, str]:
-    """Invite someone by e-mail or Telegram username; returns the invite and its secret token."""
+    """Invite someone by e-mail or Telegram username; returns the invite and its secret token
+    (derived from the invite's id with ``key``, so the invitation message can draw it again;
+    random without one)."""
     if (email is None) == (telegram_username is None):
         raise ValidationFailed(
             "Give exactly one of email or telegram_username", code="invalid_invite"
@@ -303,9 +324,10 @@ def invite(
         from domain.identity.service import normalize_email
 
         email = normalize_email(email)
-    token = secrets.token_urlsafe(32)
+    invite_id = uuid7()
+    token = invite_token(key, invite_id) if key is not None else secrets.token_urlsafe(32)
     record = OrganizationInvite(
-        id=uuid7(),
+        id=invite_id,
         tenant_id=tenant_id,
         email=email,
         telegram_username=telegram_username.lstrip("@").lower() if telegram_username else None,

@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from domain.notification import catalog
 from tests.factories import V1, Organizer, assert_error, cancelled_registration
 from tests.notification.conftest import link_telegram, log_rows
 from tests.notification.test_handler import send
@@ -90,16 +91,26 @@ def test_the_template_catalog(client, api) -> None:
     assert response.status_code == 200, response.text
     assert response.json()["next_cursor"] is None  # a fixed catalog, answered whole
     templates = {t["template"]: t for t in response.json()["items"]}
-    assert set(templates) == {
+    assert set(templates) == set(catalog.TEMPLATES)  # every one (others' included)
+    assert {
         "welcome",
         "ticket",
+        "ticket_resent",
         "receipt",
+        "payment_failed",
+        "refund_completed",
+        "registration_unpaid",
         "reservation_expired",
         "waitlist_offered",
+        "group_event_published",
+        "event_changed",
         "event_cancelled",
         "event_reminder",
         "organizer_message",
-    }
+        "organization_invite",
+    } <= set(templates)
+    assert templates["event_changed"]["event_types"] == ["event.updated"]
+    assert templates["organization_invite"]["languages"] == ["en", "ru"]
     ticket = templates["ticket"]
     assert ticket["event_types"] == ["registration.created", "registration.confirmed"]
     assert ticket["languages"] == ["en", "ru"]

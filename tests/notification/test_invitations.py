@@ -1,0 +1,159 @@
+"""Invitations are delivered, end to end: POST /organizations/{id}/invite -> outbox -> relay ->
+Kafka -> the notifications agent of a running worker -> the SMTP stand-in, in the invitee's
+language, with the code that admits them and the expiry; the clear code rests nowhere (not in the
+outbox, not in the log: the dispatcher draws it when sending). A redelivered record sends nothing
+more; an invitation revoked while its message waits (quiet hours) is never sent."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from domain.notification import delivery
+from streams.notification import notification_handler
+from streams.processor import Deps
+from streams.records import Record
+from tests.factories import V1, Organizer
+from tests.notification.conftest import log_rows, outbox_events, set_locale
+from tests.streams.conftest import relays  # noqa: F401  (fixture)
+from tests.worker.conftest import (  # noqa: F401  (fixtures)
+    _empty_sandbox_queue,
+    wait_for,
+    worker_settings,
+    workers,
+)
+
+pytestmark = pytest.mark.slow
+
+
+def _invite(client, org: Organizer, email: str, role: str = "moderator") -> dict:
+    response = client.post(
+        f"{V1}/organizations/{org.org['id']}/invite",
+        json={"email": email, "role": role},
+        headers=org.owner["headers"],
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def test_an_invitation_reaches_the_invitee_with_its_code(
+    client,
+    api,
+    admin,
+    owner_engine,
+    smtp,
+    channels,
+    sessions,
+    worker_settings,  # noqa: F811
+    relays,  # noqa: F811
+    workers,  # noqa: F811
+) -> None:
+    org = Organizer(client, api, admin)
+    invitee = api.register("invitee")
+    set_locale(owner_engine, invitee, "ru")
+    relays(worker_settings, "relay-invites")
+    workers(worker_settings)
+
+    invite = _invite(client, org, invitee["email"])
+    token = invite["token"]
+    subject = f"owner приглашает вас в {org.org['name']}"  # the owner's display name
+    wait_for(
+        lambda: [m for m in smtp.to(invitee["email"]) if m["Subject"] == subject],
+        60,
+        "the invitation e-mail",
+    )
+    [message] = [m for m in smtp.to(invitee["email"]) if m["Subject"] == subject]
+    text_ = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    assert token in text_ and token in html
+    expires = datetime.fromisoformat(invite["expires_at"]).astimezone(UTC)
+    assert f"Приглашение действует до {expires:%Y-%m-%d %H:%M} (UTC)" in text_
+    assert "роль: moderator" in text_
+
+    # The clear code rests nowhere: the outbox carries the invite's id, the log a placeholder.
+    [fact] = outbox_events(owner_engine, org.org["id"], "organization.member.invited")
+    assert token not in json.dumps(fact["payload"])
+    [row] = log_rows(owner_engine, template="organization_invite")
+    assert row["status"] == "sent" and str(row["source_event_id"]) == fact["payload"]["invite_id"]
+    assert token not in row["body_text"] + row["body_html"] + row["subject"]
+    assert "[[invite-token]]" in row["body_text"]
+
+    # Redelivered (at least once): nothing more.
+    deps = Deps(settings=worker_settings, sessions=sessions, providers=None, channels=channels)
+    record = Record(
+        topic="aqstream.organization.v1",
+        partition=0,
+        offset=0,
+        key=None,
+        value=json.dumps(fact["payload"]).encode(),
+        headers={"event_id": str(fact["id"]), "event_type": fact["event_type"]},
+    )
+    asyncio.run(notification_handler(deps, record))
+    assert len(smtp.to(invitee["email"])) == 2  # the welcome and the invitation
+    assert len(log_rows(owner_engine, template="organization_invite")) == 1
+
+    # The code from the message admits them.
+    code = text_.split("код приглашения:\n", 1)[1].split()[0]
+    accepted = client.post(
+        f"{V1}/organization-invites/accept", json={"token": code}, headers=invitee["headers"]
+    )
+    assert accepted.status_code == 200, accepted.text
+
+
+def test_a_revoked_invitation_is_not_sent_and_no_account_no_message(
+    client,
+    api,
+    admin,
+    owner_engine,
+    smtp,
+    channels,
+    sessions,
+    worker_settings,  # noqa: F811
+    relays,  # noqa: F811
+    workers,  # noqa: F811
+) -> None:
+    org = Organizer(client, api, admin)
+    invitee = api.register("quiet-invitee")
+    now = datetime.now(UTC)
+    window = {
+        "start": f"{now - timedelta(hours=1):%H:%M}",
+        "end": f"{now + timedelta(hours=1):%H:%M}",
+        "timezone": "UTC",
+    }
+    prefs = client.put(
+        f"{V1}/notifications/preferences",
+        json={"channel": None, "quiet_hours": window},
+        headers=invitee["headers"],
+    )
+    assert prefs.status_code == 200, prefs.text
+    relays(worker_settings, "relay-revoked")
+    workers(worker_settings)
+
+    invite = _invite(client, org, invitee["email"])
+    stranger = _invite(client, org, "nobody-here@example.org")  # no account: nothing queued
+    wait_for(
+        lambda: log_rows(
+            owner_engine, template="organization_invite", source_event_id=invite["id"]
+        ),
+        60,
+        "the invitation to be queued",
+    )
+    [row] = log_rows(owner_engine, template="organization_invite", source_event_id=invite["id"])
+    assert row["status"] == "deferred"  # the invitee's quiet hours
+
+    revoked = client.delete(
+        f"{V1}/organizations/{org.org['id']}/invitations/{invite['id']}",
+        headers=org.owner["headers"],
+    )
+    assert revoked.status_code == 204, revoked.text
+    delivery.deliver_due_blocking(sessions, channels, now=now + timedelta(hours=2))
+    [row] = log_rows(owner_engine, template="organization_invite", source_event_id=invite["id"])
+    assert row["status"] == "failed" and row["last_error"].startswith("not sent: the invitation")
+    assert [m["Subject"] for m in smtp.to(invitee["email"])] == [
+        "Welcome to AqStream, quiet-invitee"
+    ]
+    assert not smtp.to("nobody-here@example.org")
+    assert not log_rows(owner_engine, source_event_id=stranger["id"])
