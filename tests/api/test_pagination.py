@@ -32,6 +32,7 @@ from tests.factories import (
 PAGED = {
     "/api/v1/analytics/exports",
     "/api/v1/events",
+    "/api/v1/events/{event_id}/participants",
     "/api/v1/events/{event_id}/registrations",
     "/api/v1/events/{event_id}/waitlist",
     "/api/v1/groups/{group_id}/members",
