@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from core.logging import get_logger
 from domain.notification import delivery, resend
@@ -28,14 +28,29 @@ NOTIFICATIONS = "notifications"
 NOTIFICATION_EVENT_TYPES = (*HANDLED_EVENT_TYPES, resend.EVENT_TYPE)
 
 
+_INBOX = text(
+    "INSERT INTO inbox (consumer, event_id) VALUES (:consumer, :event_id) "
+    "ON CONFLICT DO NOTHING RETURNING event_id"
+)
+
+
 def queue_notifications(deps: Deps, record: Record) -> list[delivery.Pending]:
     """Queue the messages of this record (once), and answer every message of it still queued
-    and due: the new ones, and those a crashed worker committed but never sent (blocking)."""
+    and due: the new ones, and those a crashed worker committed but never sent (blocking).
+
+    The record is handled once: its inbox row ``(worker.notifications, event id)`` commits with
+    the messages it queued, so a redelivered record queues nothing (not even to people who
+    became recipients since, such as a group's new member) and only sends what is still queued.
+    """
     with UnitOfWork(deps.sessions, headers=record.outbox_headers) as uow:
-        if record.event_type == resend.EVENT_TYPE:
-            resend.handle(uow, record.payload(), record.event_id)
-        else:
-            handle(uow, record.event_type, record.payload(), record.headers)
+        fresh = uow.session.execute(
+            _INBOX, {"consumer": f"worker.{NOTIFICATIONS}", "event_id": record.event_id}
+        ).first()
+        if fresh is not None:
+            if record.event_type == resend.EVENT_TYPE:
+                resend.handle(uow, record.payload(), record.event_id)
+            else:
+                handle(uow, record.event_type, record.payload(), record.headers)
         sources = [record.event_id, *sources_of(record.event_type, record.payload())]
         rows = uow.session.scalars(
             select(Notification).where(
