@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -54,6 +55,8 @@ def build_api_router() -> APIRouter:
     from api.payment.router import router as payments
     from api.payment.router import webhook_router as webhooks
     from api.registration.router import router as registrations
+    from api.telegram.router import router as telegram_bot
+    from api.telegram.router import users as telegram_link
     from api.waitlist.router import router as waitlist
 
     api = APIRouter(
@@ -70,6 +73,8 @@ def build_api_router() -> APIRouter:
     api.include_router(media)
     api.include_router(organizers)
     api.include_router(my_groups)
+    api.include_router(telegram_link)
+    api.include_router(telegram_bot)
     from api.analytics import routers as analytics_routers
     from api.exports.router import router as exports
 
@@ -104,10 +109,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from api.telegram.botapi import register_at_start as register_telegram_webhook
         from domain.payment.runtime import PaymentRuntime
 
         app.state.aq = AppState.build(settings)
         app.state.payments = PaymentRuntime.start(settings, app.state.aq.sessionmaker)
+        await asyncio.to_thread(register_telegram_webhook, settings)
         metrics = None
         if settings.api_metrics_port:
             # Off the public port: scrapers reach it on the internal network (docs/operations.md).

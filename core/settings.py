@@ -5,6 +5,7 @@ Nothing here connects to anything; building a ``Settings`` only reads the enviro
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -132,6 +133,34 @@ class Settings(BaseSettings):
     )
     telegram_auth_max_age_s: int = Field(
         default=86_400, description="Oldest accepted Telegram `auth_date`."
+    )
+    # Linking an account to Telegram through the bot (docs/telegram.md).
+    telegram_bot_username: str | None = Field(
+        default=None,
+        description="The bot's username for `https://t.me/<username>?start=...` links; unset: "
+        "asked of the Bot API (getMe) once.",
+    )
+    telegram_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="The `secret_token` given to setWebhook: POST /telegram/webhook accepts an "
+        "update only with it in `X-Telegram-Bot-Api-Secret-Token` (1-256 of A-Z a-z 0-9 _ -). "
+        "Unset: the webhook answers 404 and linking is off.",
+    )
+    telegram_webhook_url: str | None = Field(
+        default=None,
+        description="The public URL of POST /api/v1/telegram/webhook; set: the API registers it "
+        "with setWebhook at start-up.",
+    )
+    telegram_link_ttl_s: int = Field(
+        default=600, ge=30, le=86_400, description="Lifetime of a Telegram link token."
+    )
+    # Password reset by e-mail (docs/api-rules.md "Password reset").
+    password_reset_ttl_s: int = Field(
+        default=3600, ge=60, le=86_400, description="Lifetime of a password reset token."
+    )
+    password_reset_url: str = Field(
+        default="http://127.0.0.1:8050/reset-password?token={token}",
+        description="The link e-mailed to reset a password; `{token}` is replaced by the token.",
     )
     # Per-account sign-in throttle (docs/api-rules.md "Sign-in throttling").
     login_throttle_free_failures: int = Field(
@@ -579,6 +608,17 @@ class Settings(BaseSettings):
         if flavor == "tansu":
             update |= {k: v for k, v in TANSU_PROFILE.items() if k not in self.model_fields_set}
         return self.model_copy(update=update)
+
+    @model_validator(mode="after")
+    def _telegram_webhook_secret_as_telegram_takes_it(self) -> Settings:
+        secret = self.telegram_webhook_secret
+        if secret is not None and not re.fullmatch(
+            r"[A-Za-z0-9_-]{1,256}", secret.get_secret_value()
+        ):
+            raise ValueError(
+                "AQSTREAM_TELEGRAM_WEBHOOK_SECRET: 1-256 characters of A-Z a-z 0-9 _ -"
+            )
+        return self
 
     @model_validator(mode="after")
     def _no_dev_secrets_in_production(self) -> Settings:

@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from sqlalchemy import select, text
 
 from core.logging import get_logger
-from domain.notification import delivery, resend
+from domain.identity.password_reset import signing_key
+from domain.notification import delivery, password_reset, resend
 from domain.notification.models import Notification, NotificationStatus
 from domain.notification.service import HANDLED_EVENT_TYPES, handle, sources_of
 from domain.uow import UnitOfWork
@@ -25,7 +26,8 @@ log = get_logger(__name__)
 NOTIFICATIONS = "notifications"
 # The service's event types, and the ticket an organizer asks to send again (domain/notification/
 # resend.py: a handler of its own).
-NOTIFICATION_EVENT_TYPES = (*HANDLED_EVENT_TYPES, resend.EVENT_TYPE)
+# And the password reset e-mail (domain/notification/password_reset.py).
+NOTIFICATION_EVENT_TYPES = (*HANDLED_EVENT_TYPES, resend.EVENT_TYPE, password_reset.EVENT_TYPE)
 
 
 _INBOX = text(
@@ -49,6 +51,15 @@ def queue_notifications(deps: Deps, record: Record) -> list[delivery.Pending]:
         if fresh is not None:
             if record.event_type == resend.EVENT_TYPE:
                 resend.handle(uow, record.payload(), record.event_id)
+            elif record.event_type == password_reset.EVENT_TYPE:
+                settings = deps.settings
+                password_reset.handle(
+                    uow,
+                    record.payload(),
+                    record.event_id,
+                    key=signing_key(settings.ticket_signing_key.get_secret_value()),
+                    link=settings.password_reset_url,
+                )
             else:
                 handle(uow, record.event_type, record.payload(), record.headers)
         sources = [record.event_id, *sources_of(record.event_type, record.payload())]

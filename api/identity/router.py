@@ -1,8 +1,10 @@
-"""Sign-up, sign-in (e-mail or Telegram), token refresh and logout, the JWKS, the own profile."""
+"""Sign-up, sign-in (e-mail or Telegram), token refresh and logout, password reset, the JWKS,
+the own profile."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import redis
@@ -14,6 +16,8 @@ from api.errors import ApiError, responses
 from api.identity.schemas import (
     Jwks,
     LoginRequest,
+    PasswordResetConfirm,
+    PasswordResetRequest,
     RefreshRequest,
     RegisterRequest,
     TelegramLoginRequest,
@@ -30,7 +34,7 @@ from api.security import CurrentPrincipal
 from api.state import AppState
 from core.logging import get_logger
 from domain.errors import NotFound
-from domain.identity import service
+from domain.identity import password_reset, service
 from domain.identity.models import User
 from domain.identity.throttle import SignInThrottle, ThrottlePolicy
 
@@ -216,3 +220,44 @@ def update_me(
     if body.password is not None:
         state.refresh_tokens.revoke_user(user.id)
     return UserOut.model_validate(user)
+
+
+def _reset_tokens(state: AppState) -> password_reset.ResetTokens:
+    settings = state.settings
+    return password_reset.ResetTokens(
+        state.redis,
+        password_reset.signing_key(settings.ticket_signing_key.get_secret_value()),
+        settings.password_reset_ttl_s,
+    )
+
+
+@router.post(
+    "/auth/password-reset", status_code=status.HTTP_202_ACCEPTED, responses=responses(422, 429)
+)
+def password_reset_request(
+    body: PasswordResetRequest, uow: AnonymousUowDep, state: StateDep
+) -> None:
+    """E-mail a single-use link to reset the password (valid `AQSTREAM_PASSWORD_RESET_TTL_S`,
+    1 h). Always 202, whether an account has this e-mail or not."""
+    email = service.normalize_email(body.email)
+    password_reset.request_reset(uow, email, _reset_tokens(state), now=datetime.now(UTC))
+
+
+@router.post(
+    "/auth/password-reset/confirm",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses(422, 429),
+)
+def password_reset_confirm(
+    body: PasswordResetConfirm, uow: AnonymousUowDep, state: StateDep
+) -> None:
+    """Set a new password with the e-mailed token (422 `invalid_reset_token` when unknown,
+    expired or used; it works once). Every session of the account is signed out."""
+    user = password_reset.confirm_reset(
+        uow,
+        body.token,
+        body.new_password,
+        _reset_tokens(state),
+        min_length=service.MIN_PASSWORD_LENGTH,
+    )
+    state.refresh_tokens.revoke_user(user.id)

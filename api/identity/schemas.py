@@ -90,3 +90,12 @@ class UserUpdate(RequestModel):
 
 class Jwks(BaseModel):
     keys: list[dict[str, str]]
+
+
+class PasswordResetRequest(RequestModel):
+    email: Email
+
+
+class PasswordResetConfirm(RequestModel):
+    token: str = Field(min_length=1, max_length=128, description="The token of the e-mailed link.")
+    new_password: str = Field(min_length=8, max_length=256)

@@ -42,7 +42,14 @@ KEY_PREFIX = "aq:rl"
 EXEMPT_PATHS = frozenset(
     {"/health", "/ready", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
 )
-CREDENTIAL_PATHS = ("/auth/login", "/auth/register", "/auth/telegram", "/auth/refresh")
+CREDENTIAL_PATHS = (
+    "/auth/login",
+    "/auth/register",
+    "/auth/telegram",
+    "/auth/refresh",
+    "/auth/password-reset",
+    "/auth/password-reset/confirm",
+)
 # After a Redis failure, skip it for a moment instead of paying its timeout on every request.
 FAILURE_BACKOFF_S = 5.0
 # Without Redis, credential endpoints answer this 503 (here and in api/identity/router.py).

@@ -92,7 +92,8 @@ class BotApi:
         self.store = store
         self.token = token
         self._message_ids = iter(range(1, 2**62))
-        self._update_ids = itertools.count(1)
+        # Telegram's update ids start at some positive number and grow by one.
+        self._update_ids = itertools.count(secrets.randbelow(2**31) + 1)
         self.webhook: dict[str, Any] | None = None  # {"url", "secret_token"} once set
 
     def routes(self) -> list[Route]:

@@ -149,6 +149,13 @@ TEMPLATES: dict[str, TemplateSpec] = {
             "An organizer's message to the participants of an event (POST /notifications/send)",
             ("name", "event_title", "organization", "subject", "text"),
         ),
+        TemplateSpec(
+            "password_reset",
+            ("user.password_reset_requested",),
+            "A link to reset the password (POST /auth/password-reset), by e-mail whatever the "
+            "chosen channel",
+            ("name", "reset_url", "valid_minutes"),
+        ),
     )
 }
 

@@ -1,0 +1,59 @@
+"""The password reset e-mail (``user.password_reset_requested``, from POST /auth/password-reset).
+
+It goes by e-mail to the address the reset was asked for, whatever channel the user chose for
+notifications (a reset asked for by Telegram would hand the account to whoever holds the chat),
+and never after the link has expired or when the account's e-mail has changed since. The link's
+token is derived here from the event's ``reset_id`` (domain/identity/password_reset.py): the event
+carries no credential."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from domain.identity import password_reset
+from domain.identity.models import User
+from domain.notification import catalog, service
+from domain.notification.models import Channel, Notification
+from domain.uow import UnitOfWork
+
+EVENT_TYPE = "user.password_reset_requested"
+TEMPLATE = "password_reset"
+
+
+def handle(
+    uow: UnitOfWork,
+    payload: Mapping[str, Any],
+    event_id: uuid.UUID,
+    *,
+    key: bytes,
+    link: str,
+    now: datetime | None = None,
+) -> list[Notification]:
+    """Queue the reset e-mail; ``link`` has ``{token}`` where the token goes. The caller
+    commits."""
+    now = now or datetime.now(UTC)
+    user_id = uuid.UUID(str(payload["user_id"]))
+    expires_at = datetime.fromisoformat(str(payload["expires_at"]))
+    if expires_at <= now:
+        return []
+    uow.act_as(user_id)  # a platform message: the recipient's alone
+    user = uow.session.get(User, user_id)
+    if user is None or user.deleted_at is not None or user.email != payload["email"]:
+        return []
+    token = password_reset.token_for(key, uuid.UUID(str(payload["reset_id"])))
+    recipient = service.Recipient(
+        user=user,
+        channel=Channel.EMAIL,
+        address=user.email,
+        language=catalog.language_of(user.locale),
+        deferred_until=None,  # asked for now: not held for quiet hours
+    )
+    variables = {
+        "reset_url": link.replace("{token}", token),
+        "valid_minutes": max(1, round((expires_at - now).total_seconds() / 60)),
+    }
+    source = service.Source(id=event_id, type=EVENT_TYPE, tenant_id=None)
+    return service.enqueue(uow, source, TEMPLATE, [recipient], variables, now=now)
