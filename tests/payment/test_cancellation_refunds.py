@@ -279,3 +279,34 @@ def test_the_policy_is_validated_and_fixed_once_published(
     error = assert_error(put({"refund_fee_amount": 100}), 409, "field_locked")
     assert error["details"]["fields"] == ["refund_fee_amount"]
     assert_error(put({"refund_days_before_start": 30}), 409, "field_locked")
+
+
+def test_the_saga_asks_once_over_several_payments(
+    client: TestClient, api, admin: dict, clock: Clock
+) -> None:
+    """A deposit and its remainder: the policy's refund is spread oldest first, and a second
+    run asks for nothing more even when the first payment has nothing left to refund by then
+    (an organizer refunded the rest of it meanwhile)."""
+    shop = _shop(client, api, admin, refund_days_before_start=2, refund_fee_amount=8500)
+    user, registration, deposit = _paid(client, shop, "deposit")
+    remainder = paying(client, registration["id"], user)
+    settle_sandbox(client)
+    assert payment_now(client, remainder["id"], user)["amount"] == 7500
+    clock.days_before(shop.event_body, 5)
+    body = _cancel(client, registration["id"], user)
+    assert (body["refund"]["paid"], body["refund"]["fee"], body["refund"]["amount"]) == (
+        10000,
+        8500,
+        1500,
+    )
+    rid = uuid.UUID(registration["id"])
+    step = lambda uow: saga.refund_participant_cancellation(uow, rid)  # noqa: E731
+    assert [(str(r.payment_id), r.amount) for r in _in_tenant(client, shop, step)] == [
+        (deposit["id"], 1500)
+    ]
+    assert refund(client, deposit["id"], shop.owner).json()["amount"] == 1000  # the rest of it
+    submit_refunds(client)
+    settle_sandbox(client)
+    assert [r.amount for r in _in_tenant(client, shop, step)] == [1500]
+    assert payment_now(client, remainder["id"], user)["refunds"] == []
+    assert payment_now(client, deposit["id"], user)["amount_refunded"] == 2500
