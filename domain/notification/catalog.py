@@ -140,8 +140,9 @@ TEMPLATES: dict[str, TemplateSpec] = {
             "organization_invite",
             ("organization.member.invited",),
             "An invitation to join an organization, with its code (drawn when sent; not sent "
-            "once accepted, revoked or expired), by e-mail to an address with an account",
-            ("name", "organization", "inviter", "role", "expires_at", "token"),
+            "once accepted, revoked or expired): by e-mail to the invited address, or by Telegram "
+            "to the linked account with the invited username",
+            ("name", "organization", "inviter", "role", "expires_at", "token", "by_telegram"),
         ),
         TemplateSpec(
             "organizer_message",

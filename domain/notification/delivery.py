@@ -74,7 +74,7 @@ class Pending:
 
     id: uuid.UUID
     tenant_id: uuid.UUID | None
-    user_id: uuid.UUID
+    user_id: uuid.UUID | None  # None: an address without an account (an invitation)
 
     @classmethod
     def of(cls, notification: Notification) -> Pending:
@@ -108,7 +108,8 @@ def _claim(
         )
         if row is None:
             return None  # sent, failed, not yet due, or being sent by another dispatcher
-        quiet = quiet_hours(uow.session.get(NotificationPreference, row.user_id))
+        prefs = uow.session.get(NotificationPreference, row.user_id) if row.user_id else None
+        quiet = quiet_hours(prefs)
         until = quiet.until(now) if quiet else None
         if until is not None:
             row.status, row.due_at = NotificationStatus.DEFERRED, until

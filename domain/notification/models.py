@@ -60,7 +60,8 @@ class Notification(UUIDPrimaryKey, Timestamps, Base):
     source_event_id: Mapped[uuid.UUID]
     source_event_type: Mapped[str] = mapped_column(String(128))
     template: Mapped[str] = mapped_column(String(64))
-    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    # NULL for a message to an address without an account (an invitation; migration 0022).
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
     channel: Mapped[Channel] = mapped_column(_enum(Channel, "notification_channel"))
     address: Mapped[str] = mapped_column(String(320))  # chat id or e-mail address
     language: Mapped[str] = mapped_column(String(8))
@@ -81,12 +82,21 @@ class Notification(UUIDPrimaryKey, Timestamps, Base):
     __table_args__ = (
         CheckConstraint("channel <> 'none'", name="real_channel"),
         CheckConstraint("attempts >= 0", name="attempts_non_negative"),
+        CheckConstraint("user_id IS NOT NULL OR tenant_id IS NOT NULL", name="recipient"),
         Index(
             "uq_notifications_source_user_channel",
             "source_event_id",
             "user_id",
             "channel",
             unique=True,
+        ),
+        Index(
+            "uq_notifications_source_address_channel",
+            "source_event_id",
+            "address",
+            "channel",
+            unique=True,
+            postgresql_where=text("user_id IS NULL"),
         ),
         # One ticket per registration and channel, whichever event (created, confirmed) sent it.
         Index(

@@ -504,39 +504,74 @@ def _organization_invite(uow, source, payload, now):
     invite = uow.session.get(OrganizationInvite, _uuid(payload, "invite_id"))
     if invite is None or invite.accepted_at is not None or invite.expires_at <= now:
         return []  # accepted, revoked (it expires at once) or expired before we got to it
-    if invite.email is None:
-        return []  # a Telegram username: not delivered (docs/notifications.md, Invitations)
-    # The addressee's account, found by the address as signing in finds it (its capability).
-    uow.set_capability("login_email", invite.email)
-    user = uow.session.scalar(
-        select(User).where(User.email == invite.email, User.deleted_at.is_(None))
-    )
-    if user is None:
-        return []  # no account yet: nowhere to log the message (docs/notifications.md)
     inviter = uow.session.get(User, invite.invited_by)
     organization = uow.session.get(Organization, invite.tenant_id)
-    uow.act_as(user.id)  # their preferences (language, quiet hours) are theirs
-    prefs = uow.session.get(NotificationPreference, user.id)
-    quiet = quiet_hours(prefs)
-    # By e-mail, to the invited address, whatever channel the account prefers: it was invited
-    # there.
-    person = Recipient(
-        user=user,
-        channel=Channel.EMAIL,
-        address=invite.email,
-        language=catalog.language_of(user.locale),
-        deferred_until=quiet.until(now) if quiet else None,
-    )
     variables = {
         "organization": organization.name if organization else "",
         "inviter": inviter.display_name if inviter else "",
         "role": invite.role.value,
         "expires_at": catalog.when(invite.expires_at, "UTC"),
         "token": INVITE_TOKEN_MARK,
+        "by_telegram": invite.email is None,
     }
     # Keyed by the invitation: the dispatcher finds it from the message, and it is sent once.
     keyed = Source(id=invite.id, type=source.type, tenant_id=source.tenant_id)
+    account = uow.session.scalar(text("SELECT invitee_account(:i)"), {"i": invite.id})
+    if account is None:
+        if invite.email is None:
+            return []  # no Telegram-linked account with that username: no chat to write to
+        # No account yet: to the address, in the inviter's language, no quiet hours to keep.
+        language = catalog.language_of(inviter.locale if inviter else None)
+        return _enqueue_to_address(uow, keyed, invite.email, language, variables, now)
+    uow.act_as(account)  # their account, language and quiet hours are theirs
+    user = uow.session.get(User, account)
+    channel = Channel.TELEGRAM if invite.email is None else Channel.EMAIL
+    to = address(user, channel) if invite.email is None else invite.email
+    if to is None:
+        return []
+    quiet = quiet_hours(uow.session.get(NotificationPreference, user.id))
+    # By the invited address or chat, whatever channel the account prefers: it was invited there.
+    person = Recipient(
+        user=user,
+        channel=channel,
+        address=to,
+        language=catalog.language_of(user.locale),
+        deferred_until=quiet.until(now) if quiet else None,
+    )
     return enqueue(uow, keyed, INVITE_TEMPLATE, [person], variables, now=now)
+
+
+def _enqueue_to_address(
+    uow: UnitOfWork,
+    source: Source,
+    to: str,
+    language: str,
+    variables: dict[str, Any],
+    now: datetime,
+) -> list[Notification]:
+    """One e-mail to an address without an account (once per source and address)."""
+    rendered = catalog.render(INVITE_TEMPLATE, language, {"name": "", **variables})
+    row = {
+        "id": uuid7(),
+        "tenant_id": source.tenant_id,
+        "source_event_id": source.id,
+        "source_event_type": source.type,
+        "template": INVITE_TEMPLATE,
+        "user_id": None,
+        "channel": Channel.EMAIL,
+        "address": to,
+        "language": language,
+        "subject": rendered.subject,
+        "body_text": rendered.text,
+        "body_html": rendered.html,
+        "status": NotificationStatus.QUEUED,
+        "due_at": now,
+    }
+    return list(
+        uow.session.scalars(
+            insert(Notification).values(row).on_conflict_do_nothing().returning(Notification)
+        )
+    )
 
 
 def sources_of(event_type: str, payload: Mapping[str, Any]) -> list[uuid.UUID]:

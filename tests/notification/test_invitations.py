@@ -2,22 +2,26 @@
 Kafka -> the notifications agent of a running worker -> the SMTP stand-in, in the invitee's
 language, with the code that admits them and the expiry; the clear code rests nowhere (not in the
 outbox, not in the log: the dispatcher draws it when sending). A redelivered record sends nothing
-more; an invitation revoked while its message waits (quiet hours) is never sent."""
+more; an invitation revoked while its message waits (quiet hours) is never sent. An address
+without an account gets the e-mail in the inviter's language; a Telegram username of a linked
+account gets a Telegram message."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import text
 
 from domain.notification import delivery
 from streams.notification import notification_handler
 from streams.processor import Deps
 from streams.records import Record
 from tests.factories import V1, Organizer
-from tests.notification.conftest import log_rows, outbox_events, set_locale
+from tests.notification.conftest import link_telegram, log_rows, outbox_events, set_locale
 from tests.streams.conftest import relays  # noqa: F401  (fixture)
 from tests.worker.conftest import (  # noqa: F401  (fixtures)
     _empty_sandbox_queue,
@@ -29,10 +33,10 @@ from tests.worker.conftest import (  # noqa: F401  (fixtures)
 pytestmark = pytest.mark.slow
 
 
-def _invite(client, org: Organizer, email: str, role: str = "moderator") -> dict:
+def _invite(client, org: Organizer, email: str | None, role: str = "moderator", **to) -> dict:
     response = client.post(
         f"{V1}/organizations/{org.org['id']}/invite",
-        json={"email": email, "role": role},
+        json={"email": email, "role": role, **to} if email else {"role": role, **to},
         headers=org.owner["headers"],
     )
     assert response.status_code == 201, response.text
@@ -103,7 +107,7 @@ def test_an_invitation_reaches_the_invitee_with_its_code(
     assert accepted.status_code == 200, accepted.text
 
 
-def test_a_revoked_invitation_is_not_sent_and_no_account_no_message(
+def test_a_revoked_invitation_is_not_sent(
     client,
     api,
     admin,
@@ -133,7 +137,6 @@ def test_a_revoked_invitation_is_not_sent_and_no_account_no_message(
     workers(worker_settings)
 
     invite = _invite(client, org, invitee["email"])
-    stranger = _invite(client, org, "nobody-here@example.org")  # no account: nothing queued
     wait_for(
         lambda: log_rows(
             owner_engine, template="organization_invite", source_event_id=invite["id"]
@@ -155,5 +158,68 @@ def test_a_revoked_invitation_is_not_sent_and_no_account_no_message(
     assert [m["Subject"] for m in smtp.to(invitee["email"])] == [
         "Welcome to AqStream, quiet-invitee"
     ]
-    assert not smtp.to("nobody-here@example.org")
-    assert not log_rows(owner_engine, source_event_id=stranger["id"])
+
+
+def test_invitations_to_an_address_without_an_account_and_by_telegram(
+    client,
+    api,
+    admin,
+    owner_engine,
+    smtp,
+    telegram,
+    worker_settings,  # noqa: F811
+    relays,  # noqa: F811
+    workers,  # noqa: F811
+) -> None:
+    org = Organizer(client, api, admin)
+    set_locale(owner_engine, org.owner, "ru")  # the inviter's language
+    linked = api.register("linked")
+    chat = link_telegram(owner_engine, linked, locale="en")
+    username = f"Linked_{uuid.uuid4().hex[:8]}"
+    with owner_engine.begin() as conn:
+        conn.execute(
+            text("UPDATE users SET telegram_username = :u WHERE id = :id"),
+            {"u": username, "id": linked["user"]["id"]},
+        )
+    relays(worker_settings, "relay-invites-2")
+    workers(worker_settings)
+
+    newcomer = f"newcomer-{uuid.uuid4().hex[:8]}@example.org"
+    by_mail = _invite(client, org, newcomer, role="analyst")
+    by_telegram = _invite(client, org, None, telegram_username=f"@{username}")
+
+    subject = f"owner приглашает вас в {org.org['name']}"
+    wait_for(lambda: smtp.to(newcomer), 60, "the e-mail to an address without an account")
+    [mail] = smtp.to(newcomer)
+    assert mail["Subject"] == subject
+    body = mail.get_body(("plain",)).get_content()
+    assert body.startswith("Здравствуйте!") and by_mail["token"] in body
+    assert "войдите (или зарегистрируйтесь) с этим адресом почты" in body
+    [row] = log_rows(owner_engine, source_event_id=by_mail["id"])
+    assert row["user_id"] is None and row["status"] == "sent"
+
+    [message] = wait_for(
+        lambda: [m for m in telegram.to(chat) if "invites you" in m.get("text", "")],
+        60,
+        "the Telegram invitation",
+    )
+    assert message["method"] == "sendMessage"
+    assert message["text"].startswith(
+        f"Hello linked,\n\nowner invites you to join {org.org['name']}"
+    )
+    assert by_telegram["token"] in message["text"]
+    assert "sign in with this Telegram account" in message["text"]
+    assert by_telegram["token"] not in str(
+        log_rows(owner_engine, source_event_id=by_telegram["id"])
+    )
+
+    # Signed up later with that address, the newcomer joins with the code from the e-mail.
+    code = body.split("код приглашения:\n", 1)[1].split()[0]
+    account = client.post(
+        f"{V1}/auth/register",
+        json={"email": newcomer, "password": "correct horse battery", "display_name": "New"},
+    )
+    assert account.status_code == 201, account.text
+    headers = {"Authorization": f"Bearer {account.json()['access_token']}"}
+    joined = client.post(f"{V1}/organization-invites/accept", json={"token": code}, headers=headers)
+    assert joined.status_code == 200, joined.text
