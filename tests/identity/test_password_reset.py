@@ -32,10 +32,9 @@ def _reset_mail(smtp, email: str) -> list:
 
 
 def test_reset_link_by_email_sets_the_password_once_and_signs_everything_out(
-    client, api, owner_engine, smtp, reset_settings, relays, workers
+    client, api, owner_engine, smtp, reset_settings, pipeline
 ) -> None:
-    relays(reset_settings, "relay-password-reset")
-    workers(reset_settings)
+    pipeline(reset_settings, "relay-password-reset")
     user = api.register("forgetful")
     second_login = client.post(
         f"{V1}/auth/login", json={"email": user["email"], "password": PASSWORD}

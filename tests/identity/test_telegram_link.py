@@ -103,13 +103,12 @@ def _hook(client: TestClient, update: dict, secret: str | None = SECRET) -> http
 
 @pytest.mark.slow
 def test_an_email_account_links_telegram_hears_there_and_unlinks(
-    client, api, admin, owner_engine, settings, mailbox, worker_settings, relays, workers
+    client, api, admin, owner_engine, settings, mailbox, worker_settings, pipeline
 ) -> None:
     port = free_port()
     live_settings = _telegram_settings(settings, mailbox, port)
-    pipeline = _telegram_settings(worker_settings, mailbox, port)
-    relays(pipeline, "relay-telegram-link")
-    workers(pipeline)
+    on_mailbox = _telegram_settings(worker_settings, mailbox, port)
+    pipeline(on_mailbox, "relay-telegram-link")
     org = Organizer(client, api, admin)
     event, ticket_type = org.published_event(capacity=5)
     telegram_id = _tg_id()
@@ -164,6 +163,22 @@ def test_an_email_account_links_telegram_hears_there_and_unlinks(
             live.get(f"{V1}/users/me", headers=user["headers"]).json()["telegram_username"] is None
         )
         assert "not linked" in write("/stop")["text"]
+        # Unlinked, the next ticket goes by e-mail again.
+        later, later_type = org.published_event(capacity=5)
+        registered(client, later["id"], user, ticket_type_id=later_type["id"])
+        wait_for(
+            lambda: [
+                m for m in mailbox.store.messages()
+                if m.channel == "email" and m.recipients == (user["email"],)
+                and later["title"] in m.subject
+            ],
+            60,
+            "the next ticket by e-mail",
+        )  # fmt: skip
+        assert not [
+            m for m in mailbox.store.messages()
+            if m.recipients == (str(telegram_id),) and later["title"] in m.text
+        ]  # fmt: skip
     types = [e["event_type"] for e in outbox_events(owner_engine, user["user"]["id"])]
     assert types[-2:] == ["user.telegram_linked", "user.telegram_unlinked"]
     [linked] = outbox_events(owner_engine, user["user"]["id"], "user.telegram_linked")
