@@ -8,37 +8,18 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request, status
-from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import AnonymousUowDep, StateDep, UowDep
 from api.errors import ApiError, responses
 from api.identity.router import IdentityRoute
 from api.telegram.botapi import BotApiError, bot_username
+from api.telegram.schemas import TelegramLinkOut, TelegramUpdate, WebhookAnswer
 from core.logging import get_logger
 from domain.identity import service, telegram_link
 
 log = get_logger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-
-
-class TelegramUpdate(BaseModel):
-    """An Update of the Bot API (https://core.telegram.org/bots/api#update); fields other than
-    ``update_id`` are read as the bot needs them."""
-
-    model_config = ConfigDict(extra="allow")
-
-    update_id: int = Field(ge=0)
-
-
-class WebhookAnswer(BaseModel):
-    """Empty, or a Bot API call Telegram makes on the bot's behalf (``method`` sendMessage)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    method: str | None = None
-    chat_id: int | None = None
-    text: str | None = None
 
 
 def verified(
@@ -54,14 +35,6 @@ def verified(
         secret.encode(), expected.get_secret_value().encode()
     ):
         raise ApiError(401, "invalid_webhook_secret", f"Missing or wrong {SECRET_HEADER}")
-
-
-class TelegramLinkOut(BaseModel):
-    url: str = Field(
-        description="`https://t.me/<bot>?start=<token>`: opening it and pressing Start in the "
-        "bot's chat links the Telegram account that does so. Works once."
-    )
-    expires_at: datetime
 
 
 router = APIRouter(tags=["telegram"], route_class=IdentityRoute)

@@ -1,0 +1,39 @@
+"""Pure rules of Telegram linking and password reset tokens (no I/O)."""
+
+from __future__ import annotations
+
+import uuid
+
+from domain.identity.models import User
+from domain.identity.password_reset import signing_key, token_for
+from domain.identity.telegram_link import _command, only_sign_in
+
+
+def test_bot_commands_are_read_as_telegram_sends_them() -> None:
+    assert _command("/start abc_-123") == ("/start", "abc_-123")
+    assert _command("/start@aqstream_local_bot abc") == ("/start", "abc")
+    assert _command("  /STOP  ") == ("/stop", "")
+    assert _command("hello there") == ("hello", "there")
+    assert _command("") == ("", "")
+
+
+def test_reset_tokens_are_the_reset_id_s_hmac_under_a_key_of_their_own() -> None:
+    key = signing_key("ticket-key")
+    reset_id = uuid.UUID("01a25121-6f65-7332-b8cb-8e812fd672af")
+    token = token_for(key, reset_id)
+    assert token == token_for(signing_key("ticket-key"), reset_id)  # the worker derives the same
+    assert len(token) == 43 and set(token) <= set(
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    )
+    assert token != token_for(signing_key("another-key"), reset_id)
+    assert token != token_for(key, uuid.UUID(int=reset_id.int + 1))
+    # Domain-separated: the ticket key itself never signs a reset token.
+    assert token_for(b"ticket-key", reset_id) != token
+
+
+def test_telegram_is_the_only_sign_in_without_e_mail_and_password() -> None:
+    assert only_sign_in(User(telegram_id=1, display_name="t"))
+    assert only_sign_in(User(telegram_id=1, email="a@example.org", display_name="t"))
+    assert not only_sign_in(
+        User(telegram_id=1, email="a@example.org", password_hash="$argon2id$x", display_name="t")
+    )
