@@ -76,6 +76,8 @@ def test_an_open_list_shows_confirmed_listed_participants_by_name_only(
     walked = walk(client, f"/events/{event['id']}/participants", cyd, limit=2, between=seen.append)
     assert [i["display_name"] for i in walked] == names
     assert seen == [1]  # two pages
+    for cursor in ("garbage!", "WzFd"):  # not base64url; [1], a position of another shape
+        assert_error(_names(client, event["id"], cyd, cursor=cursor), 422, "invalid_cursor")
 
     # A participant opts out, and back in; only they decide.
     opted = _patch(client, bob_reg["id"], bob, listed=False)
