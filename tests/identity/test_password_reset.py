@@ -4,6 +4,7 @@ the password once and signs every session out."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import uuid
 
@@ -130,6 +131,24 @@ def test_requests_for_one_account_are_spaced(client, api, owner_engine) -> None:
     assert len(events) == 1
 
 
-def test_reset_routes_are_throttled_like_sign_in() -> None:
+def test_reset_routes_are_throttled_like_sign_in(settings) -> None:
+    """The credential limit per address (AQSTREAM_RATE_LIMIT_AUTH), counted in the real Redis."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
     for path in ("/api/v1/auth/password-reset", "/api/v1/auth/password-reset/confirm"):
         assert _credential(path)
+    limited = settings.model_copy(
+        update={"rate_limit_auth": "2/minute", "rate_limit_enabled": True}
+    )
+    address = str(ipaddress.IPv6Address(uuid.uuid4().int))  # a counter of this test's own
+    with TestClient(create_app(limited), client=(address, 40000)) as client:
+        body = {"email": f"someone-{uuid.uuid4().hex[:8]}@example.org"}
+        answers = [client.post(f"{V1}/auth/password-reset", json=body) for _ in range(3)]
+        confirm = client.post(
+            f"{V1}/auth/password-reset/confirm", json={"token": "x" * 43, "new_password": "p" * 12}
+        )
+    assert [a.status_code for a in answers] == [202, 202, 429]
+    assert_error(answers[2], 429, "rate_limited")
+    assert_error(confirm, 429, "rate_limited")

@@ -290,3 +290,20 @@ def test_link_offer_expires_and_the_bot_helps(bot_api, api, settings) -> None:
     group = _update(telegram_id + 3, telegram_id, "/start")
     group["message"]["chat"] = {"id": -100, "type": "group"}
     assert _hook(bot_api, group).json()["text"] == "Write to me in a private chat."
+
+
+def test_linking_again_from_another_telegram_account_moves_the_link(
+    bot_api, api, owner_engine
+) -> None:
+    user = api.register("mover")
+    old, new = _tg_id(), _tg_id()
+    _hook(bot_api, _update(old * 10 + 1, old, f"/start {_token(_link(bot_api, user))}"))
+    moved = _hook(bot_api, _update(new * 10 + 1, new, f"/start {_token(_link(bot_api, user))}"))
+    assert moved.json()["text"].startswith("Linked")
+    assert _user_row(owner_engine, user["user"]["id"])["telegram_id"] == new
+    first, second = outbox_events(owner_engine, user["user"]["id"], "user.telegram_linked")
+    assert first["payload"]["previous_telegram_id"] is None
+    assert second["payload"]["previous_telegram_id"] == old
+    # The old Telegram account is free again: /stop there finds nothing to unlink.
+    stopped = _hook(bot_api, _update(old * 10 + 2, old, "/stop")).json()
+    assert stopped["text"] == "This Telegram account is not linked to any AqStream account."
