@@ -3,7 +3,8 @@ that what the platform sends can be seen on a laptop (docs/notifications.md, "Lo
 
 - a real SMTP server (aiosmtpd) that accepts every message (`AQSTREAM_SMTP_HOST`/`_PORT`);
 - a stand-in of the Telegram Bot API (``telegram``) on the HTTP port
-  (`AQSTREAM_TELEGRAM_API_BASE`);
+  (`AQSTREAM_TELEGRAM_API_BASE`), webhooks included: a simulated user's message reaches the
+  registered webhook as an Update (docs/telegram.md);
 - on the same HTTP port, a web page listing what both received (``page``).
 
 Messages are kept in memory, the last ``keep`` of them (``store``). `aqstream run` starts it as a
