@@ -781,7 +781,8 @@ def run_environment(
     participant) they call the API for, so per-address limits count each one. With the
     ``mailbox``: e-mail goes to its SMTP server unless an SMTP server is configured (in the
     environment or .env, as ``settings`` read them), and Telegram to its Bot API stand-in, with
-    a bot token of this run's, unless a bot token or a Bot API is configured. With the demo
+    a bot token and a webhook secret of this run's and the API's webhook registered there,
+    unless a bot token or a Bot API is configured. With the demo
     only: its organizations' payments fail one time in ten (the sandbox's failure rate, scoped
     to the demo's organization slugs, so an organization of your own pays as it would without
     the demo)."""
@@ -804,6 +805,10 @@ def run_environment(
         env |= {
             "AQSTREAM_TELEGRAM_API_BASE": mailbox.url,
             "AQSTREAM_TELEGRAM_BOT_TOKEN": f"{secrets.randbelow(10**9)}:{secrets.token_hex(16)}",
+            # The API registers its webhook with the stand-in at start-up, so an account links
+            # to Telegram locally as it would for real (docs/telegram.md).
+            "AQSTREAM_TELEGRAM_WEBHOOK_SECRET": secrets.token_urlsafe(32),
+            "AQSTREAM_TELEGRAM_WEBHOOK_URL": f"{settings.api_base_url}/api/v1/telegram/webhook",
         }
     if with_demo:
         env |= {

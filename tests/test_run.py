@@ -147,6 +147,14 @@ def test_the_runs_children_send_notifications_to_the_mailbox_unless_configured(
     assert (child.smtp_host, child.smtp_port) == ("127.0.0.1", 11025)
     assert child.telegram_api_base == "http://127.0.0.1:18025"
     assert child.telegram_bot_token.get_secret_value() == env["AQSTREAM_TELEGRAM_BOT_TOKEN"]
+    # Linking works locally: the API's webhook, with a secret of the run's, at the stand-in.
+    assert child.telegram_webhook_url == f"{fresh.api_base_url}/api/v1/telegram/webhook"
+    secret = child.telegram_webhook_secret.get_secret_value()
+    assert (
+        secret
+        == env["AQSTREAM_TELEGRAM_WEBHOOK_SECRET"]
+        != again["AQSTREAM_TELEGRAM_WEBHOOK_SECRET"]
+    )
 
 
 @pytest.mark.slow
