@@ -682,8 +682,20 @@ def run(
         migrations.upgrade(settings)
         ensure_bucket(settings)
 
-        def port(wanted: int) -> int:  # e.g. a second `run` on this machine
-            return free_port() if not wanted or port_in_use(wanted) else wanted
+        # The ports the children are configured with: one taken (e.g. by a second `run`) is
+        # replaced by a free one that is none of the others, not yet bound by their children
+        # (a free port of the moment can be the one a later child is about to listen on).
+        configured = {settings.api_port, settings.api_metrics_port, settings.worker_metrics_port,
+                      settings.relay_metrics_port, settings.dashboards_port,
+                      settings.mailbox_port, settings.mailbox_smtp_port}  # fmt: skip
+
+        def port(wanted: int) -> int:
+            if wanted and not port_in_use(wanted):
+                return wanted
+            while (chosen := free_port()) in configured:
+                pass
+            configured.add(chosen)
+            return chosen
 
         mailbox = MailboxAddress(settings.mailbox_host, port(settings.mailbox_port),
                           port(settings.mailbox_smtp_port))  # fmt: skip
@@ -692,11 +704,11 @@ def run(
         env["AQSTREAM_MAILBOX_SMTP_PORT"] = str(mailbox.smtp_port)
         relay_port = settings.relay_metrics_port
         if relay_port and port_in_use(relay_port):
-            relay_port = free_port()
+            relay_port = port(0)
             env["AQSTREAM_RELAY_METRICS_PORT"] = str(relay_port)
         dashboards_port = settings.dashboards_port
         if port_in_use(dashboards_port):
-            dashboards_port = free_port()
+            dashboards_port = port(0)
             env["AQSTREAM_DASHBOARDS_PORT"] = str(dashboards_port)
         me = [sys.executable, "-m", "aqstream"]
         # Started in this order, stopped in the reverse one: the demo first, the mailbox last.

@@ -81,16 +81,20 @@ def schema_valid_passes_request_validation(ctx, response, case: Case) -> None:
     return None
 
 
+# Strings whose validity only the server knows: the schema can say "a string", not which strings
+# are positions of a list (422 invalid_cursor, docs/api-rules.md "Pagination") or live one-time
+# tokens (422 invalid_reset_token: unknown, used and expired alike, so none is told apart).
+SERVER_KNOWN = {"invalid_cursor": ("query", "cursor"), "invalid_reset_token": ("body", "token")}
+
+
 def positive_data_accepted(ctx, response, case: Case) -> bool | None:
-    """schemathesis' positive_data_acceptance, but for a list's cursor: the schema can only say
-    "a string"; which strings are positions of that list only the list knows, and any other is
-    ``422 invalid_cursor`` (docs/api-rules.md "Pagination")."""
-    if (
-        response.status_code == 422
-        and "cursor" in (case.query or {})
-        and response.json().get("error", {}).get("code") == "invalid_cursor"
-    ):
-        return None
+    """schemathesis' positive_data_acceptance, but for the strings above."""
+    if response.status_code == 422:
+        code = response.json().get("error", {}).get("code")
+        where, name = SERVER_KNOWN.get(code, (None, None))
+        sent = case.query if where == "query" else case.body if where == "body" else None
+        if isinstance(sent, dict) and name in sent:
+            return None
     return positive_data_acceptance(ctx, response, case)
 
 

@@ -9,20 +9,23 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
 import uuid
 from collections import Counter
+from pathlib import Path
 
 import httpx
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from aqstream.stack import LocalStack
-from aqstream.stack.servers import free_port
+from aqstream.stack.servers import port_in_use
 from core.settings import PROJECT_ROOT, Settings
 from tests.procs import alive, descendants, processes_under
 
@@ -157,11 +160,33 @@ def test_the_runs_children_send_notifications_to_the_mailbox_unless_configured(
     )
 
 
+def unclaimable_ports(n: int) -> list[int]:
+    """``n`` free ports below the kernel's ephemeral range: none of them can be handed to the
+    stack's servers (which bind port 0) between now and when the run's children listen on them,
+    as a port that was merely free a moment ago can (a worker once found its port taken)."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    chosen: list[int] = []
+    for candidate in random.sample(range(max(1024, low - 12_000), low), 200):
+        if not port_in_use(candidate) and _bindable(candidate):
+            chosen.append(candidate)
+            if len(chosen) == n:
+                return chosen
+    pytest.fail(f"no {n} free ports below {low}")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 @pytest.mark.slow
 def test_run_serves_relays_and_ctrl_c_stops_everything() -> None:
     state_dir = PROJECT_ROOT / ".aqstream" / "scratch" / f"run-{uuid.uuid4().hex[:6]}"
-    port, relay_port, worker_port = free_port(), free_port(), free_port()
-    dashboards_port, mailbox_port = free_port(), free_port()
+    port, relay_port, worker_port, dashboards_port, mailbox_port, smtp_port = unclaimable_ports(6)
     env = {
         k: v
         for k, v in os.environ.items()
@@ -175,7 +200,7 @@ def test_run_serves_relays_and_ctrl_c_stops_everything() -> None:
             "AQSTREAM_WORKER_METRICS_PORT": str(worker_port),
             "AQSTREAM_DASHBOARDS_PORT": str(dashboards_port),
             "AQSTREAM_MAILBOX_PORT": str(mailbox_port),
-            "AQSTREAM_MAILBOX_SMTP_PORT": str(free_port()),
+            "AQSTREAM_MAILBOX_SMTP_PORT": str(smtp_port),
         }
     )
     # Its output goes to a file, not a pipe: a pipe nobody reads fills up once the children log

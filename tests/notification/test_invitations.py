@@ -80,8 +80,14 @@ def test_an_invitation_reaches_the_invitee_with_its_code(
     # The clear code rests nowhere: the outbox carries the invite's id, the log a placeholder.
     [fact] = outbox_events(owner_engine, org.org["id"], "organization.member.invited")
     assert token not in json.dumps(fact["payload"])
-    [row] = log_rows(owner_engine, template="organization_invite")
-    assert row["status"] == "sent" and str(row["source_event_id"]) == fact["payload"]["invite_id"]
+    [row] = wait_for(  # marked sent just after the SMTP server took the message
+        lambda: [
+            r for r in log_rows(owner_engine, template="organization_invite") if r["status"] == "sent"
+        ],
+        30,
+        "the invitation's log row marked sent",
+    )
+    assert str(row["source_event_id"]) == fact["payload"]["invite_id"]
     assert token not in row["body_text"] + row["body_html"] + row["subject"]
     assert "[[invite-token]]" in row["body_text"]
 
@@ -195,8 +201,17 @@ def test_invitations_to_an_address_without_an_account_and_by_telegram(
     body = mail.get_body(("plain",)).get_content()
     assert body.startswith("Здравствуйте!") and by_mail["token"] in body
     assert "войдите (или зарегистрируйтесь) с этим адресом почты" in body
-    [row] = log_rows(owner_engine, source_event_id=by_mail["id"])
-    assert row["user_id"] is None and row["status"] == "sent"
+    # The log row is marked sent just after the SMTP server took the message.
+    [row] = wait_for(
+        lambda: [
+            r
+            for r in log_rows(owner_engine, source_event_id=by_mail["id"])
+            if r["status"] == "sent"
+        ],
+        30,
+        "the e-mail's log row marked sent",
+    )
+    assert row["user_id"] is None
 
     [message] = wait_for(
         lambda: [m for m in telegram.to(chat) if "invites you" in m.get("text", "")],
