@@ -17,12 +17,14 @@ from pathlib import Path
 
 import kafka.admin  # noqa: F401  (imported before any thread does: import locks)
 import pytest
+from kafka import KafkaConsumer
 from sqlalchemy import Engine, text
 
 from core.settings import PROJECT_ROOT, TANSU_PROFILE, Settings
 from domain.db import make_sessionmaker
 from domain.notification.channels import Channels
 from streams.processor import Deps, Processor
+from streams.topics import catalog
 from streams.worker import build_app, ensure_worker_topics
 from tests.factories import sandbox
 from tests.notification.conftest import (  # noqa: F401  (fixtures)
@@ -108,6 +110,7 @@ class WorkerThread:
 
     def start(self) -> WorkerThread:
         ensure_worker_topics(self.deps.settings)
+        topics_visible(self.deps.settings)
         self.thread.start()
         assert self.started.wait(60), "worker did not start"
         assert self.error is None, f"worker failed to start: {self.error!r}"
@@ -119,6 +122,21 @@ class WorkerThread:
         self.thread.join(timeout=60)
         assert not self.thread.is_alive(), "worker did not stop"
         assert self.error is None, f"worker failed: {self.error!r}"
+
+
+def topics_visible(settings: Settings, timeout_s: float = 60) -> None:
+    """The worker's topics are in the broker's metadata: a consumer group that joins before a
+    fresh test namespace's topics are listed is assigned nothing until its next metadata refresh
+    (minutes), which a busy broker makes likely (an invitation test once waited 60 s for it)."""
+    wanted = {t.name for t in catalog(settings)}
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not wanted <= consumer.topics():
+            assert time.monotonic() < deadline, f"topics not visible: {wanted - consumer.topics()}"
+            time.sleep(0.2)
+    finally:
+        consumer.close()
 
 
 @pytest.fixture
