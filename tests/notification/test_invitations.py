@@ -82,7 +82,9 @@ def test_an_invitation_reaches_the_invitee_with_its_code(
     assert token not in json.dumps(fact["payload"])
     [row] = wait_for(  # marked sent just after the SMTP server took the message
         lambda: [
-            r for r in log_rows(owner_engine, template="organization_invite") if r["status"] == "sent"
+            r
+            for r in log_rows(owner_engine, template="organization_invite")
+            if r["status"] == "sent"
         ],
         30,
         "the invitation's log row marked sent",
