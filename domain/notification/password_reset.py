@@ -53,7 +53,13 @@ def handle(
     )
     variables = {
         "reset_url": link.replace("{token}", token),
-        "valid_minutes": max(1, round((expires_at - now).total_seconds() / 60)),
+        "valid_minutes": minutes_left(expires_at, now),
     }
     source = service.Source(id=event_id, type=EVENT_TYPE, tenant_id=None)
     return service.enqueue(uow, source, TEMPLATE, [recipient], variables, now=now)
+
+
+def minutes_left(expires_at: datetime, now: datetime) -> int:
+    """Whole minutes until ``expires_at``, rounded down (at least 1): the e-mail never promises
+    more time than the link has."""
+    return max(1, int((expires_at - now).total_seconds() // 60))

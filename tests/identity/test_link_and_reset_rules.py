@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 from domain.identity.models import User
 from domain.identity.password_reset import signing_key, token_for
 from domain.identity.telegram_link import _command, only_sign_in
+from domain.notification.password_reset import minutes_left
 
 
 def test_bot_commands_are_read_as_telegram_sends_them() -> None:
@@ -37,3 +39,12 @@ def test_telegram_is_the_only_sign_in_without_e_mail_and_password() -> None:
     assert not only_sign_in(
         User(telegram_id=1, email="a@example.org", password_hash="$argon2id$x", display_name="t")
     )
+
+
+def test_the_reset_e_mail_states_the_whole_minutes_left_never_more() -> None:
+    asked = datetime(2026, 12, 31, 23, 30, tzinfo=UTC)
+    expires = asked + timedelta(minutes=60)
+    assert minutes_left(expires, asked) == 60
+    assert minutes_left(expires, asked + timedelta(seconds=1)) == 59
+    assert minutes_left(expires, asked + timedelta(seconds=31)) == 59  # not rounded up to 60
+    assert minutes_left(expires, asked + timedelta(minutes=59, seconds=30)) == 1

@@ -49,7 +49,9 @@ def test_reset_link_by_email_sets_the_password_once_and_signs_everything_out(
     html = mail.get_body(("html",)).get_content()
     token = LINK.search(text).group(1)
     assert f'href="https://app.example/reset?token={token}"' in html
-    assert "60 minutes" in text
+    # The minutes left when the worker wrote it (the link lasts 60; a slow pipeline takes some).
+    minutes = int(re.search(r"within (\d+) minutes", text).group(1))
+    assert 50 <= minutes <= 60, text
     # The event carries the reset's id, never the token; the token is the id's HMAC.
     [event] = outbox_events(owner_engine, user["user"]["id"], "user.password_reset_requested")
     assert token not in str(event["payload"]) and set(event["payload"]) >= {"reset_id", "email"}
