@@ -1,5 +1,6 @@
-"""Events and their ticket types. ``sold`` counters count held and registered seats; the
-database keeps them within capacity (CHECK constraints and conditional updates)."""
+"""Events and their ticket types. ``sold`` counts held and registered seats: the sum of the
+sharded seat counters (``seat_counters``, migration 0023), which the database keeps within
+capacity (CHECK constraints and conditional updates); read-only here."""
 
 from __future__ import annotations
 
@@ -15,9 +16,13 @@ from sqlalchemy import (
     Index,
     String,
     Text,
+    column,
+    func,
+    select,
+    table,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, column_property, mapped_column
 
 from domain.db.base import Base, Timestamps, UUIDPrimaryKey
 from domain.organization.models import _enum
@@ -52,7 +57,6 @@ class Event(UUIDPrimaryKey, Timestamps, Base):
     venue: Mapped[str | None] = mapped_column(String(500))
     online_url: Mapped[str | None] = mapped_column(String(2000))
     capacity: Mapped[int | None]
-    sold: Mapped[int] = mapped_column(server_default=text("0"))
     visibility: Mapped[Visibility] = mapped_column(
         _enum(Visibility, "event_visibility"), server_default=text("'public'")
     )
@@ -96,9 +100,6 @@ class Event(UUIDPrimaryKey, Timestamps, Base):
         ),
         CheckConstraint("ends_at > starts_at", name="ends_after_start"),
         CheckConstraint("capacity IS NULL OR capacity >= 0", name="capacity_non_negative"),
-        CheckConstraint(
-            "sold >= 0 AND (capacity IS NULL OR sold <= capacity)", name="within_capacity"
-        ),
         CheckConstraint("hold_minutes BETWEEN 1 AND 1440", name="hold_minutes_range"),
         CheckConstraint("max_holds_per_account >= 1", name="max_holds_per_account"),
         CheckConstraint("max_held_seats_per_account >= 1", name="max_held_seats_per_account"),
@@ -145,7 +146,6 @@ class TicketType(UUIDPrimaryKey, Timestamps, Base):
     price_amount: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
     currency: Mapped[str] = mapped_column(String(3), server_default=text("'EUR'"))
     capacity: Mapped[int]
-    sold: Mapped[int] = mapped_column(server_default=text("0"))
     sales_starts_at: Mapped[datetime | None]
     sales_ends_at: Mapped[datetime | None]
     max_per_order: Mapped[int] = mapped_column(server_default=text("10"))
@@ -157,7 +157,6 @@ class TicketType(UUIDPrimaryKey, Timestamps, Base):
 
     __table_args__ = (
         CheckConstraint("capacity >= 0", name="capacity_non_negative"),
-        CheckConstraint("sold >= 0 AND sold <= capacity", name="within_capacity"),
         CheckConstraint("price_amount >= 0", name="price_non_negative"),
         CheckConstraint("currency ~ '^[A-Z]{3}$'", name="currency_iso"),
         CheckConstraint("max_per_order BETWEEN 1 AND 100", name="max_per_order_range"),
@@ -178,4 +177,16 @@ class TicketType(UUIDPrimaryKey, Timestamps, Base):
             name="sales_window_order",
         ),
         Index("ix_ticket_types_event_id", "event_id"),
+    )
+
+
+# ``sold``: the sum of the counter's shards (the seat counters by table name: their model is the
+# registration package's, which builds on this one). Loaded with the row, never written.
+_seat_counters = table("seat_counters", column("counter_id"), column("sold"))
+for _owner in (Event, TicketType):
+    _owner.sold = column_property(
+        select(func.coalesce(func.sum(_seat_counters.c.sold), 0))
+        .where(_seat_counters.c.counter_id == _owner.id)
+        .correlate_except(_seat_counters)
+        .scalar_subquery()
     )

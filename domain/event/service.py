@@ -151,30 +151,37 @@ def update_event(uow: UnitOfWork, event_id: uuid.UUID, changes: Mapping[str, Any
     if "cover_media_id" in changes:
         _check_cover(uow, event)
     uow.session.flush()
+    if "capacity" in changes:
+        uow.session.expire(event, ["sold"])  # the counter changed with the capacity
     changed = [name for name, value in before.items() if getattr(event, name) != value]
     if changed:
         uow.emit(EventUpdated.of(event, changed=changed))
     return event
 
 
+_LOCK_SEATS = text("SELECT lock_seats(:event, :tt)")
+
+
+def _seats_taken(uow: UnitOfWork, event_id: uuid.UUID, ticket_type_id: uuid.UUID | None) -> int:
+    """Seats taken of a ticket type, or of the event as its capacity counts them, with their
+    counter shards locked until the commit: claims in flight finish before we count, and none
+    starts before the new capacity is written (a trigger then spreads its room; migration
+    0023)."""
+    return int(uow.session.scalar(_LOCK_SEATS, {"event": event_id, "tt": ticket_type_id}))
+
+
 def _set_capacity(uow: UnitOfWork, event: Event, capacity: int | None) -> None:
-    # Lock the ticket types first: in-flight seat claims finish before we count (see claim_seats).
-    uow.session.execute(
-        select(TicketType.id).where(TicketType.event_id == event.id).with_for_update()
-    )
-    sold = uow.session.scalar(
-        select(func.coalesce(func.sum(TicketType.sold), 0)).where(
-            TicketType.event_id == event.id, TicketType.deleted_at.is_(None)
-        )
-    )
-    if capacity is not None and capacity < sold:
+    if capacity is None:
+        event.capacity = None
+        return
+    sold = _seats_taken(uow, event.id, None)
+    if capacity < sold:
         raise Conflict(
             f"Capacity cannot go below the {sold} seats already taken",
             code="capacity_below_sold",
             details={"sold": sold},
         )
     event.capacity = capacity
-    event.sold = sold if capacity is not None else 0
 
 
 def transition(
@@ -309,11 +316,15 @@ def _check_ticket_type(tt: TicketType) -> None:
         raise ValidationFailed("The deposit must be below the price", code="invalid_deposit")
     if tt.sales_starts_at and tt.sales_ends_at and tt.sales_ends_at <= tt.sales_starts_at:
         raise ValidationFailed("Sales must end after they start", code="invalid_sales_window")
-    if tt.capacity < tt.sold:
+    _check_capacity(tt.capacity, tt.sold)
+
+
+def _check_capacity(capacity: int, sold: int) -> None:
+    if capacity < sold:
         raise Conflict(
-            f"Capacity cannot go below the {tt.sold} seats already taken",
+            f"Capacity cannot go below the {sold} seats already taken",
             code="capacity_below_sold",
-            details={"sold": tt.sold},
+            details={"sold": sold},
         )
 
 
@@ -323,7 +334,8 @@ def create_ticket_type(
     event = get_event(uow, event_id)
     if event.status in (EventStatus.CANCELLED, EventStatus.COMPLETED):
         raise InvalidState("The event is closed", details={"status": event.status.value})
-    tt = TicketType(id=uuid7(), tenant_id=event.tenant_id, event_id=event.id, sold=0, **fields)
+    tt = TicketType(id=uuid7(), tenant_id=event.tenant_id, event_id=event.id, **fields)
+    tt.sold = 0  # its counter opens with the insert (a trigger; migration 0023)
     _check_ticket_type(tt)
     uow.session.add(tt)
     uow.session.flush()
@@ -382,7 +394,11 @@ def update_ticket_type(
     for name, value in changes.items():
         setattr(tt, name, value)
     _check_ticket_type(tt)
+    if "capacity" in changes:
+        _check_capacity(tt.capacity, _seats_taken(uow, event_id, tt.id))
     uow.session.flush()
+    if "capacity" in changes:
+        uow.session.expire(tt, ["sold"])  # the counter changed with the capacity
     return tt
 
 

@@ -6,7 +6,15 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    SmallInteger,
+    String,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from domain.db.base import Base, Timestamps, UUIDPrimaryKey
@@ -47,6 +55,9 @@ class Reservation(UUIDPrimaryKey, Timestamps, Base):
     waitlist_entry_id: Mapped[uuid.UUID | None]
     # The tracking visitor who made the hold (analytics attribution; docs/tracking.md)
     visitor_id: Mapped[str | None] = mapped_column(String(64))
+    # The seat counters' shards that gave the seats (claim_seats writes them; migration 0023)
+    seat_shard: Mapped[int | None] = mapped_column(SmallInteger)
+    event_seat_shard: Mapped[int | None] = mapped_column(SmallInteger)
 
     __table_args__ = (
         CheckConstraint("quantity BETWEEN 1 AND 100", name="quantity_range"),
@@ -90,6 +101,9 @@ class Registration(UUIDPrimaryKey, Timestamps, Base):
     # What the event's refund policy gave back when the participant cancelled (the payment saga
     # asks the provider for it); null unless the participant cancelled.
     refund_due: Mapped[int | None] = mapped_column(BigInteger)
+    # The seat counters' shards that gave the seats (its hold's, or claim_seats writes them)
+    seat_shard: Mapped[int | None] = mapped_column(SmallInteger)
+    event_seat_shard: Mapped[int | None] = mapped_column(SmallInteger)
 
     __table_args__ = (
         CheckConstraint("quantity BETWEEN 1 AND 100", name="quantity_range"),
@@ -112,4 +126,25 @@ class Registration(UUIDPrimaryKey, Timestamps, Base):
         Index("ix_registrations_event_id_id", "event_id", "id"),
         Index("ix_registrations_event_status_id", "event_id", "status", "id"),
         Index("ix_registrations_user_id", "user_id"),
+    )
+
+
+class SeatCounter(Base):
+    """One shard of a seat counter: a ticket type's (``counter_id`` = its id) or an event-wide
+    capacity's (the event's id). Written only by the database's seat functions (migration 0023),
+    never by a foreign key's target: no table references it."""
+
+    __tablename__ = "seat_counters"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"))
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("events.id"))
+    counter_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    capacity: Mapped[int]
+    sold: Mapped[int] = mapped_column(server_default=text("0"))
+
+    __table_args__ = (
+        CheckConstraint("sold >= 0 AND sold <= capacity", name="within_capacity"),
+        CheckConstraint("shard BETWEEN 0 AND 15", name="shard_range"),
+        Index("ix_seat_counters_event_id", "event_id"),
     )

@@ -1,5 +1,7 @@
 """Seat holds and registrations. Seats are taken only through the database's claim_seats(),
-as the transaction's last statement, sent with its COMMIT; nothing here can oversell."""
+as the transaction's last statement, sent with its COMMIT; nothing here can oversell. The seat
+counters are sharded (migration 0023): the hold or registration records the shards that gave
+its seats, and they go back there."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from domain.errors import (
 )
 from domain.event.models import Event, EventStatus, ParticipantsVisibility, TicketType
 from domain.event.service import get_event, get_ticket_type
+from domain.identity import email_verification
 from domain.identity.models import User
 from domain.pagination import InvalidCursor, Keyset, Page, PageRequest, desc
 from domain.registration.events import (
@@ -42,9 +45,9 @@ from domain.registration.models import (
 from domain.uow import FinalStatement, UnitOfWork
 from domain.waitlist.models import WaitlistEntry
 
-_CLAIM = text("SELECT claim_seats(:tt, :n, :from_waitlist)")
-_TAKE_AT_COMMIT = "SELECT take_seats(%s, %s, %s)"
-_RELEASE_AT_COMMIT = "SELECT release_seats(%s, %s)"
+_CLAIM = text("SELECT claim_seats(:tt, :n, :from_waitlist, :registration, :reservation)")
+_TAKE_AT_COMMIT = "SELECT take_seats(%s, %s, %s, %s, %s)"
+_RELEASE_AT_COMMIT = "SELECT release_seats(%s, %s, %s, %s)"
 _REFUSED = "AQ001"  # take_seats(): the claim was refused; the message is the verdict
 
 
@@ -71,13 +74,16 @@ def claim_seats(
     *,
     from_waitlist: bool = False,
     at_commit: bool = True,
+    registration_id: uuid.UUID | None = None,
+    reservation_id: uuid.UUID | None = None,
 ) -> None:
     """Take seats: the hot-row update, after every other write of the transaction.
 
     ``at_commit`` (the default) sends it with the COMMIT in one round trip, so the counter rows
     are locked only for as long as the database needs; a refusal then surfaces from
     ``uow.commit()``. ``at_commit=False`` takes them now, for a caller that needs the verdict
-    inside its transaction (a waitlist offer, under a savepoint)."""
+    inside its transaction (a waitlist offer, under a savepoint). The registration or hold the
+    seats are for (one of the ids) gets the shards that gave them."""
     if at_commit:
 
         def refusal(exc: psycopg.Error) -> Exception | None:
@@ -85,19 +91,38 @@ def claim_seats(
                 return None
             return _refused(exc.diag.message_primary or "", tt.id)
 
-        uow.finish_with(FinalStatement(_TAKE_AT_COMMIT, (tt.id, quantity, from_waitlist), refusal))
+        uow.finish_with(
+            FinalStatement(
+                _TAKE_AT_COMMIT,
+                (tt.id, quantity, from_waitlist, registration_id, reservation_id),
+                refusal,
+            )
+        )
         return
     uow.write_events()
     verdict = uow.session.execute(
-        _CLAIM, {"tt": tt.id, "n": quantity, "from_waitlist": from_waitlist}
+        _CLAIM,
+        {
+            "tt": tt.id,
+            "n": quantity,
+            "from_waitlist": from_waitlist,
+            "registration": registration_id,
+            "reservation": reservation_id,
+        },
     ).scalar_one()
     if verdict != "ok":
         raise _refused(verdict, tt.id)
 
 
-def release_seats(uow: UnitOfWork, ticket_type_id: uuid.UUID, quantity: int) -> None:
-    """Give seats back, with the COMMIT (see ``claim_seats``)."""
-    uow.finish_with(FinalStatement(_RELEASE_AT_COMMIT, (ticket_type_id, quantity)))
+def release_seats(uow: UnitOfWork, holder: Reservation | Registration) -> None:
+    """Give a hold's or registration's seats back to the shards that gave them, with the
+    COMMIT (see ``claim_seats``)."""
+    uow.finish_with(
+        FinalStatement(
+            _RELEASE_AT_COMMIT,
+            (holder.ticket_type_id, holder.quantity, holder.seat_shard, holder.event_seat_shard),
+        )
+    )
 
 
 def check_sale_open(
@@ -204,7 +229,11 @@ def reserve(
     # A waitlist offer is made under a savepoint and needs the verdict now; a participant's
     # hold takes its seats with the commit.
     offer = waitlist_entry_id is not None
-    claim_seats(uow, tt, quantity, from_waitlist=offer, at_commit=not offer)
+    claim_seats(
+        uow, tt, quantity, from_waitlist=offer, at_commit=not offer, reservation_id=reservation.id
+    )
+    if offer:  # claim_seats wrote its shards on the row
+        uow.session.refresh(reservation, ["seat_shard", "event_seat_shard"])
     return reservation
 
 
@@ -243,7 +272,7 @@ def expire_reservation(uow: UnitOfWork, reservation_id: uuid.UUID) -> bool:
         offer.lapse_offer()
         uow.session.flush()
     uow.emit(ReservationExpired.of(reservation))
-    release_seats(uow, reservation.ticket_type_id, reservation.quantity)
+    release_seats(uow, reservation)
     return True
 
 
@@ -264,7 +293,7 @@ def cancel_reservation(
     if (offer := _waitlist_offer(uow, reservation)) is not None:
         offer.lapse_offer()
         uow.session.flush()
-    release_seats(uow, reservation.ticket_type_id, reservation.quantity)
+    release_seats(uow, reservation)
     return reservation
 
 
@@ -325,6 +354,10 @@ def register(
     elif event.status != EventStatus.PUBLISHED:
         raise InvalidState("The event is not open for registration", code="registration_closed")
     mode, total, due_now = _amounts(tt, quantity, payment_mode)
+    if mode != PaymentMode.FREE:  # a paid ticket needs a confirmed address (or none at all)
+        buyer = uow.session.get(User, user_id)
+        if buyer is not None:
+            email_verification.require_verified(buyer)
     now = _now()
     status = (
         RegistrationStatus.CONFIRMED
@@ -349,6 +382,9 @@ def register(
         confirmed_at=now if status == RegistrationStatus.CONFIRMED else None,
         # a hold's visitor carries over unless the registration names one
         visitor_id=visitor_id or (reservation.visitor_id if reservation else None),
+        # and so do the shards its seats came from
+        seat_shard=reservation.seat_shard if reservation else None,
+        event_seat_shard=reservation.event_seat_shard if reservation else None,
     )
     add_unique(
         uow.session,
@@ -364,7 +400,8 @@ def register(
     if status == RegistrationStatus.CONFIRMED:
         uow.emit(RegistrationConfirmed.of(registration))
     if reservation is None:
-        claim_seats(uow, tt, quantity)  # with the commit: the hot row is locked only by it
+        # with the commit: the counter's shard is locked only by it
+        claim_seats(uow, tt, quantity, registration_id=registration.id)
     return registration
 
 
@@ -423,7 +460,7 @@ def cancel(
     registration.refund_due = refund_due
     uow.session.flush()
     uow.emit(RegistrationCancelled.of(registration, reason=reason))
-    release_seats(uow, registration.ticket_type_id, registration.quantity)
+    release_seats(uow, registration)
     return registration
 
 

@@ -75,7 +75,8 @@ def test_a_refusal_sent_with_the_commit_rolls_back_the_whole_request(
     # Sell the seat behind the API's back, so its own checks still see it free.
     with owner_engine.begin() as conn:
         conn.execute(
-            text("UPDATE ticket_types SET sold = capacity WHERE id = :id"), {"id": tt["id"]}
+            text("UPDATE seat_counters SET sold = capacity WHERE counter_id = :id"),
+            {"id": tt["id"]},
         )
 
     response = register(client, event["id"], user, ticket_type_id=tt["id"])
