@@ -20,6 +20,7 @@ from api.media.upload import FORM_OVERHEAD, limits_of
 from api.middleware.body_limit import BodyLimitMiddleware, BodyTooLarge, answer_body_too_large
 from api.middleware.headers import SecurityHeadersMiddleware
 from api.middleware.idempotency import install_idempotency
+from api.middleware.metrics import use_fast_route_names
 from api.middleware.ratelimit import install_rate_limiting
 from api.middleware.text import TextGuardMiddleware
 from api.payment.router import sandbox_router as sandbox_checkout
@@ -128,7 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 metrics.shutdown()
                 metrics.server_close()
             app.state.payments.close()
-            app.state.aq.close()
+            await app.state.aq.aclose()
 
     app = AqStreamApi(
         title="AqStream API",
@@ -159,6 +160,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sandbox_checkout)
     app.include_router(build_api_router())
     instrumentator = Instrumentator(excluded_handlers=["/metrics", "/health"]).instrument(app)
+    use_fast_route_names(app)
     if not settings.api_metrics_port:
         instrumentator.expose(app, include_in_schema=False, should_gzip=True)
     return app

@@ -21,8 +21,8 @@ from api.openapi_index import operation
 from api.security import (
     CurrentPrincipal,
     Principal,
-    get_principal,
     peek_user_id,
+    principal_of,
 )
 from api.state import AppState
 from core.settings import Settings
@@ -101,7 +101,7 @@ def get_optional_uow(state: StateDep, request: Request) -> Iterator[UnitOfWork]:
     if "authorization" in request.headers:
         scheme, _, token = request.headers["authorization"].partition(" ")
         credentials = HTTPAuthorizationCredentials(scheme=scheme, credentials=token.strip())
-        principal = get_principal(request, credentials)
+        principal = principal_of(request, credentials)
     yield from _unit_of_work(state, principal)
 
 

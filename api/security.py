@@ -27,10 +27,18 @@ def _unauthorized(code: str, message: str) -> ApiError:
     return ApiError(401, code, message, headers={"WWW-Authenticate": 'Bearer realm="aqstream"'})
 
 
-def get_principal(
+async def get_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Principal:
+    """The caller of an authenticated route. ``async``: it only checks a signature (usually
+    already checked by the rate limits, see ``verify_token``), so FastAPI runs it inline instead
+    of through the thread pool."""
+    return principal_of(request, credentials)
+
+
+def principal_of(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal:
+    """The verified bearer token's principal; a 401 ``ApiError`` without a valid one."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise _unauthorized("unauthorized", "Missing bearer token")
     claims = verify_token(request, credentials.credentials)  # raises Unauthenticated: a 401

@@ -7,12 +7,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+import redis.asyncio
 from limits.strategies import SlidingWindowCounterRateLimiter
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.middleware.ratelimit import make_limiter
-from core.resources import make_redis, make_s3
+from api.middleware.ratelimit import LimitCounter, make_limiter
+from core.resources import make_async_redis, make_redis, make_s3
 from core.settings import Settings
 from domain.db import make_engine, make_sessionmaker
 from domain.identity.refresh import RefreshTokenStore
@@ -27,6 +28,9 @@ class AppState:
     redis: redis.Redis
     # Counts every rate limit: the middleware's and the routes' own (scoped by key).
     limiter: SlidingWindowCounterRateLimiter
+    # The middleware's limits, all of a request's in one round trip, on the event loop.
+    redis_async: redis.asyncio.Redis
+    limit_counter: LimitCounter
     s3: Any
     tokens: TokenService
     refresh_tokens: RefreshTokenStore
@@ -44,12 +48,15 @@ class AppState:
             application_name="aqstream-api",
         )
         client = make_redis(settings)
+        client_async = make_async_redis(settings)
         return cls(
             settings=settings,
             engine=engine,
             sessionmaker=make_sessionmaker(engine),
             redis=client,
             limiter=make_limiter(client),
+            redis_async=client_async,
+            limit_counter=LimitCounter(client_async, client),
             s3=make_s3(settings, timeout_s=settings.ready_timeout_s),
             tokens=TokenService.from_settings(settings),
             refresh_tokens=RefreshTokenStore(client, settings.refresh_token_ttl_s),
@@ -64,6 +71,11 @@ class AppState:
 
                 self.tracking = make_tracking_producer(self.settings)
             return self.tracking
+
+    async def aclose(self) -> None:
+        """``close``, and the clients that live on the event loop."""
+        self.close()
+        await self.limit_counter.aclose()
 
     def close(self) -> None:
         self.engine.dispose()

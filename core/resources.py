@@ -6,6 +6,7 @@ from typing import Any
 
 import boto3
 import redis
+import redis.asyncio
 from botocore.config import Config as BotoConfig
 
 from core.settings import Settings
@@ -15,6 +16,15 @@ def make_redis(settings: Settings) -> redis.Redis:
     if not settings.redis_url:
         raise RuntimeError("AQSTREAM_REDIS_URL is not set")
     return redis.Redis.from_url(
+        settings.redis_url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30
+    )
+
+
+def make_async_redis(settings: Settings) -> redis.asyncio.Redis:
+    """The same server and timeouts as ``make_redis``, for code on an event loop."""
+    if not settings.redis_url:
+        raise RuntimeError("AQSTREAM_REDIS_URL is not set")
+    return redis.asyncio.Redis.from_url(
         settings.redis_url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30
     )
 

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, Query, Response, status
 from sqlalchemy import select
 
 from api.deps import (
@@ -34,6 +34,7 @@ from api.registration.schemas import (
     ReservationCreate,
     ReservationOut,
 )
+from api.responses import model_json
 from domain.checkin import tickets
 from domain.errors import NotFound
 from domain.identity.models import User
@@ -126,7 +127,7 @@ def cancel_reservation(reservation_id: uuid.UUID, uow: UowDep) -> ReservationOut
     status_code=status.HTTP_201_CREATED,
     responses=responses(401, 404, 409),
 )
-def register(event_id: uuid.UUID, body: RegistrationCreate, uow: UowDep) -> RegistrationOut:
+def register(event_id: uuid.UUID, body: RegistrationCreate, uow: UowDep) -> Response:
     """Register, from a hold or directly. Free tickets are confirmed at once; paid ones stay
     `pending_payment` until paid (the full price or the deposit, see `amount_due_now`)."""
     if isinstance(body, RegistrationFromHold):
@@ -148,7 +149,7 @@ def register(event_id: uuid.UUID, body: RegistrationCreate, uow: UowDep) -> Regi
             payment_mode=body.payment_mode,
             visitor_id=body.visitor_id,
         )
-    return RegistrationOut.model_validate(registration)
+    return model_json(RegistrationOut.model_validate(registration), status.HTTP_201_CREATED)
 
 
 @router.get(
