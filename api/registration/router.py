@@ -15,6 +15,7 @@ from api.deps import (
     Membership,
     SettingsDep,
     UowDep,
+    UowRunnerDep,
     optional_membership,
     require_resource_role,
 )
@@ -42,6 +43,7 @@ from domain.payment import cancellation
 from domain.registration import service
 from domain.registration.models import RegistrationStatus
 from domain.registration.service import PaymentState
+from domain.uow import UnitOfWork
 
 router = APIRouter(tags=["registrations"])
 
@@ -127,29 +129,33 @@ def cancel_reservation(reservation_id: uuid.UUID, uow: UowDep) -> ReservationOut
     status_code=status.HTTP_201_CREATED,
     responses=responses(401, 404, 409),
 )
-def register(event_id: uuid.UUID, body: RegistrationCreate, uow: UowDep) -> Response:
+async def register(event_id: uuid.UUID, body: RegistrationCreate, run: UowRunnerDep) -> Response:
     """Register, from a hold or directly. Free tickets are confirmed at once; paid ones stay
     `pending_payment` until paid (the full price or the deposit, see `amount_due_now`)."""
-    if isinstance(body, RegistrationFromHold):
-        registration = service.register(
-            uow,
-            event_id,
-            user_id=uow.user_id,
-            reservation_id=body.reservation_id,
-            payment_mode=body.payment_mode,
-            visitor_id=body.visitor_id,
-        )
-    else:
-        registration = service.register(
-            uow,
-            event_id,
-            user_id=uow.user_id,
-            ticket_type_id=body.ticket_type_id,
-            quantity=body.quantity,
-            payment_mode=body.payment_mode,
-            visitor_id=body.visitor_id,
-        )
-    return model_json(RegistrationOut.model_validate(registration), status.HTTP_201_CREATED)
+
+    def work(uow: UnitOfWork) -> RegistrationOut:
+        if isinstance(body, RegistrationFromHold):
+            registration = service.register(
+                uow,
+                event_id,
+                user_id=uow.user_id,
+                reservation_id=body.reservation_id,
+                payment_mode=body.payment_mode,
+                visitor_id=body.visitor_id,
+            )
+        else:
+            registration = service.register(
+                uow,
+                event_id,
+                user_id=uow.user_id,
+                ticket_type_id=body.ticket_type_id,
+                quantity=body.quantity,
+                payment_mode=body.payment_mode,
+                visitor_id=body.visitor_id,
+            )
+        return RegistrationOut.model_validate(registration)
+
+    return model_json(await run(work), status.HTTP_201_CREATED)
 
 
 @router.get(
