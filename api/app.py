@@ -28,6 +28,7 @@ from api.state import AppState
 from core import __version__
 from core.logging import configure_logging
 from core.settings import Settings
+from domain.identity import passwords
 
 API_PREFIX = "/api/v1"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -107,6 +108,11 @@ def upload_paths(settings: Settings) -> dict[str, int]:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     configure_logging(settings.log_level, settings.log_json)
+    passwords.configure(
+        time_cost=settings.password_hash_time_cost,
+        memory_kib=settings.password_hash_memory_kib,
+        parallelism=settings.password_hash_parallelism,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

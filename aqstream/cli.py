@@ -564,6 +564,7 @@ def _simulate(
         summary,
     )
     from core.logging import configure_logging
+    from domain.identity.email_verification import signing_key as verification_key
 
     if scenario not in SCENARIOS:
         typer.secho(f"error: scenario is one of {', '.join(SCENARIOS)}", fg="red", err=True)
@@ -584,6 +585,7 @@ def _simulate(
         client_secret=base.dashboards_client_secret,
         progress=progress,
         telegram_bot_token=base.telegram_bot_token if telegram else None,
+        verification_key=verification_key(base.ticket_signing_key.get_secret_value()),
     )
     signal.signal(signal.SIGTERM, lambda *_: sim.stop.set())
     count = None if forever or duration else (visits or SCENARIOS[scenario].visitors)
@@ -710,6 +712,7 @@ def run(
         if port_in_use(dashboards_port):
             dashboards_port = port(0)
             env["AQSTREAM_DASHBOARDS_PORT"] = str(dashboards_port)
+        env |= account_links(settings, dashboards_port)
         me = [sys.executable, "-m", "aqstream"]
         # Started in this order, stopped in the reverse one: the demo first, the mailbox last.
         children = [
@@ -780,6 +783,21 @@ class MailboxAddress:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+
+def account_links(settings: Settings, dashboards_port: int) -> dict[str, str]:
+    """The e-mailed links to the dashboards' account pages (dashboards/account.py) at the port the
+    run gives them, unless the user configured their own."""
+    host = settings.dashboards_host
+    host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    links = {}
+    for name, path in (("password_reset_url", "reset-password"),
+                       ("email_verification_url", "verify-email")):  # fmt: skip
+        if getattr(settings, name) == Settings.model_fields[name].default:
+            links[f"AQSTREAM_{name.upper()}"] = (
+                f"http://{host}:{dashboards_port}/{path}?token={{token}}"
+            )
+    return links
 
 
 def run_environment(

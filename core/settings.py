@@ -162,6 +162,28 @@ class Settings(BaseSettings):
         default="http://127.0.0.1:8050/reset-password?token={token}",
         description="The link e-mailed to reset a password; `{token}` is replaced by the token.",
     )
+    # argon2id's cost (domain/identity/passwords.py): argon2-cffi's default, RFC 9106's low-memory
+    # profile. OWASP's minimum is t=2, 19456 KiB, p=1; older hashes are re-hashed at sign-in.
+    password_hash_time_cost: int = Field(
+        default=3, ge=1, le=20, description="argon2id iterations (t) of a password hash."
+    )
+    password_hash_memory_kib: int = Field(
+        default=65_536, ge=8_192, le=4_194_304, description="argon2id memory (m) in KiB."
+    )
+    password_hash_parallelism: int = Field(
+        default=4, ge=1, le=16, description="argon2id lanes (p) of a password hash."
+    )
+    # E-mail verification (docs/api-rules.md "E-mail verification"): a paid registration needs it.
+    email_verification_ttl_s: int = Field(
+        default=3 * 86_400,
+        ge=600,
+        le=30 * 86_400,
+        description="Lifetime of an e-mail verification link.",
+    )
+    email_verification_url: str = Field(
+        default="http://127.0.0.1:8050/verify-email?token={token}",
+        description="The link e-mailed to confirm an address; `{token}` is replaced by the token.",
+    )
     # Per-account sign-in throttle (docs/api-rules.md "Sign-in throttling").
     login_throttle_free_failures: int = Field(
         default=5,

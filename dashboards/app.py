@@ -16,6 +16,7 @@ from flask import Response, request
 
 from core.settings import Settings
 from dashboards import (
+    account,
     console_attendees,
     console_events,
     console_messages,
@@ -28,7 +29,7 @@ from dashboards import (
 )
 from dashboards.client import ApiError, Unauthorized
 from dashboards.components import api_problem, empty_state, loading_state
-from dashboards.session import MESSAGES, Sessions, safe_next
+from dashboards.session import INFO_MESSAGES, MESSAGES, Sessions, safe_next
 
 ASSETS = Path(__file__).with_name("assets")
 EVENT_PATH = re.compile(r"^/events/([0-9a-fA-F-]{36})$")
@@ -50,7 +51,7 @@ def signin_page(search: str | None):
     query = parse_qs((search or "").lstrip("?"))
     message = MESSAGES.get((query.get("message") or [""])[0])
     target = safe_next((query.get("next") or ["/"])[0])
-    colour = "info" if (query.get("message") or [""])[0] == "signed_out" else "danger"
+    colour = "info" if (query.get("message") or [""])[0] in INFO_MESSAGES else "danger"
     return dbc.Row(
         dbc.Col(
             dbc.Card(
@@ -190,6 +191,8 @@ def page_for(pathname: str, search: str | None, org_id: str | None, orgs: list[d
     """The page of an address, for the chosen organization."""
     if pathname == "/signin":
         return signin_page(search)
+    if pathname in account.PATHS:  # an e-mail's link: no session needed
+        return account.page(pathname, search)
     if orgs is None:
         return loading_state()
     if pathname in console_orgs.PATHS:  # no organization needed: this is how one is founded
@@ -261,7 +264,7 @@ def load_shell(sessions, pathname: str | None, search: str | None, remembered: s
     and the navbar; without a session, the way to sign in."""
     if pathname is None:  # the address is not known yet: nothing to decide (not even sign-in)
         return (no_update,) * 6
-    if pathname == "/signin":
+    if pathname == "/signin" or pathname in account.PATHS:
         return None, [], None, "", {"display": "none"}, None
     try:
         client = sessions.client()
@@ -302,6 +305,7 @@ def create_app(settings: Settings | None = None) -> Dash:
     )
     app.layout = shell
     sessions.install(app.server)
+    account.install(app.server, sessions.http)
     app.server.config["aq_sessions"] = sessions
 
     @app.callback(

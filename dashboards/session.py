@@ -41,7 +41,11 @@ MESSAGES = {
     "signed_out": "You are signed out.",
     "missing": "Enter your e-mail and password.",
     "api_unreachable": "The platform does not answer right now: try again shortly.",
+    "email_verified": "Your e-mail address is confirmed: paid tickets are open to you.",
+    "password_reset": "Your new password is set: sign in with it.",
 }
+# Said in blue, not red.
+INFO_MESSAGES = frozenset({"signed_out", "email_verified", "password_reset"})
 
 
 def token_expiry(token: str | None) -> float | None:

@@ -13,8 +13,9 @@ from datetime import UTC, datetime
 from sqlalchemy import select, text
 
 from core.logging import get_logger
+from domain.identity.email_verification import signing_key as verification_key
 from domain.identity.password_reset import signing_key
-from domain.notification import delivery, password_reset, resend
+from domain.notification import delivery, email_verification, password_reset, resend
 from domain.notification.models import Notification, NotificationStatus
 from domain.notification.service import HANDLED_EVENT_TYPES, handle, sources_of
 from domain.uow import UnitOfWork
@@ -26,8 +27,14 @@ log = get_logger(__name__)
 NOTIFICATIONS = "notifications"
 # The service's event types, and the ticket an organizer asks to send again (domain/notification/
 # resend.py: a handler of its own).
-# And the password reset e-mail (domain/notification/password_reset.py).
-NOTIFICATION_EVENT_TYPES = (*HANDLED_EVENT_TYPES, resend.EVENT_TYPE, password_reset.EVENT_TYPE)
+# And the account's own e-mails: password reset and address verification
+# (domain/notification/password_reset.py, email_verification.py).
+NOTIFICATION_EVENT_TYPES = (
+    *HANDLED_EVENT_TYPES,
+    resend.EVENT_TYPE,
+    password_reset.EVENT_TYPE,
+    email_verification.EVENT_TYPE,
+)
 
 
 _INBOX = text(
@@ -59,6 +66,15 @@ def queue_notifications(deps: Deps, record: Record) -> list[delivery.Pending]:
                     record.event_id,
                     key=signing_key(settings.ticket_signing_key.get_secret_value()),
                     link=settings.password_reset_url,
+                )
+            elif record.event_type == email_verification.EVENT_TYPE:
+                settings = deps.settings
+                email_verification.handle(
+                    uow,
+                    record.payload(),
+                    record.event_id,
+                    key=verification_key(settings.ticket_signing_key.get_secret_value()),
+                    link=settings.email_verification_url,
                 )
             else:
                 handle(uow, record.event_type, record.payload(), record.headers)

@@ -112,6 +112,12 @@ def settings(stack_settings: Settings) -> Iterator[Settings]:
             # Session-scoped accounts sign in once: a long suite (over 15 minutes on a busy
             # machine) must not see their access tokens expire. Expiry has its own tests.
             "access_token_ttl_s": 4 * 3600,
+            # argon2id at OWASP's minimum (t=2, 19 MiB, p=1), a configuration production may
+            # choose too: the suite signs up and in some thousand times, and the default profile
+            # (t=3, 64 MiB, p=4) costs ~6x as much on two cores. Same library, same code path.
+            "password_hash_time_cost": 2,
+            "password_hash_memory_kib": 19_456,
+            "password_hash_parallelism": 1,
         }
     )
     try:
@@ -192,11 +198,16 @@ def client(api_app) -> Iterator[TestClient]:
 class Api:
     """Thin helpers over the test client: sign users up, make them admins, found organizations."""
 
-    def __init__(self, client: TestClient, owner_engine: Engine) -> None:
+    def __init__(
+        self, client: TestClient, owner_engine: Engine, verification_key: bytes | None = None
+    ) -> None:
         self.client = client
         self.owner_engine = owner_engine
+        self.verification_key = verification_key
 
-    def register(self, name: str | None = None) -> dict:
+    def register(self, name: str | None = None, *, verified: bool = True) -> dict:
+        """A new account; ``verified``: its address confirmed through the API as the e-mailed
+        link does (tests/identity/test_email_verification.py follows the e-mail itself)."""
         email = f"{name or 'user'}-{uuid.uuid4().hex[:8]}@example.org"
         response = self.client.post(
             "/api/v1/auth/register",
@@ -206,7 +217,24 @@ class Api:
         body = response.json()
         body["email"] = email
         body["headers"] = {"Authorization": f"Bearer {body['access_token']}"}
+        if verified and self.verification_key is not None:
+            self.verify_email(body)
         return body
+
+    def verify_email(self, user: dict) -> None:
+        from datetime import UTC, datetime, timedelta
+
+        from domain.identity.email_verification import token_for
+
+        assert self.verification_key is not None
+        expires = datetime.now(UTC) + timedelta(hours=1)
+        token = token_for(
+            self.verification_key, uuid.UUID(user["user"]["id"]), user["user"]["email"], expires
+        )
+        confirmed = self.client.post(
+            "/api/v1/auth/email-verification/confirm", json={"token": token}
+        )
+        assert confirmed.status_code == 204, confirmed.text
 
     def make_admin(self, user: dict) -> None:
         from sqlalchemy import text
@@ -240,8 +268,10 @@ class Api:
 
 
 @pytest.fixture(scope="session")
-def api(client: TestClient, owner_engine: Engine) -> Api:
-    return Api(client, owner_engine)
+def api(client: TestClient, owner_engine: Engine, settings: Settings) -> Api:
+    from domain.identity.email_verification import signing_key
+
+    return Api(client, owner_engine, signing_key(settings.ticket_signing_key.get_secret_value()))
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ from fastapi.routing import APIRoute
 from api.deps import AnonymousUowDep, StateDep, UowDep
 from api.errors import ApiError, responses
 from api.identity.schemas import (
+    EmailVerificationConfirm,
     Jwks,
     LoginRequest,
     PasswordResetConfirm,
@@ -34,9 +35,10 @@ from api.security import CurrentPrincipal
 from api.state import AppState
 from core.logging import get_logger
 from domain.errors import NotFound
-from domain.identity import password_reset, service
+from domain.identity import email_verification, password_reset, service
 from domain.identity.models import User
 from domain.identity.throttle import SignInThrottle, ThrottlePolicy
+from domain.uow import UnitOfWork
 
 log = get_logger(__name__)
 
@@ -112,11 +114,25 @@ def _tokens(
 def register(
     body: RegisterRequest, uow: AnonymousUowDep, state: StateDep, response: Response
 ) -> TokenPair:
-    """Create an account with e-mail and password; answers with a first token pair."""
+    """Create an account with e-mail and password; answers with a first token pair. A link to
+    confirm the address is e-mailed (a paid registration needs it)."""
     user = service.register(
         uow, email=body.email, password=body.password, display_name=body.display_name
     )
+    _ask_verification(uow, state, user)
     return _tokens(state, user, response)
+
+
+def _ask_verification(
+    uow: UnitOfWork, state: AppState, user: User, *, spaced: bool = False
+) -> bool:
+    return email_verification.request(
+        uow,
+        user,
+        ttl_s=state.settings.email_verification_ttl_s,
+        now=datetime.now(UTC),
+        spacing=state.redis if spaced else None,
+    )
 
 
 @router.post("/auth/login", response_model=TokenPair, responses=responses(401))
@@ -219,7 +235,23 @@ def update_me(
     )
     if body.password is not None:
         state.refresh_tokens.revoke_user(user.id)
+    if body.email is not None and email_verification.needs_verification(user):
+        _ask_verification(uow, state, user)  # a new address: confirmed by a link sent to it
     return UserOut.model_validate(user)
+
+
+@users.post(
+    "/users/me/email-verification",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=responses(401, 409, 429),
+)
+def email_verification_request(uow: UowDep, state: StateDep) -> None:
+    """E-mail a new link to confirm the account's address (valid
+    `AQSTREAM_EMAIL_VERIFICATION_TTL_S`, 3 days). One per minute: a request within a minute of the
+    last answers alike and sends nothing. 409 `email_already_verified`, or `no_email` for an
+    account without one (Telegram sign-in)."""
+    user = service.get_user(uow, uow.user_id)
+    _ask_verification(uow, state, user, spaced=True)
 
 
 def _reset_tokens(state: AppState) -> password_reset.ResetTokens:
@@ -229,6 +261,21 @@ def _reset_tokens(state: AppState) -> password_reset.ResetTokens:
         password_reset.signing_key(settings.ticket_signing_key.get_secret_value()),
         settings.password_reset_ttl_s,
     )
+
+
+@router.post(
+    "/auth/email-verification/confirm",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses(422, 429),
+)
+def email_verification_confirm(
+    body: EmailVerificationConfirm, uow: AnonymousUowDep, state: StateDep
+) -> None:
+    """Confirm the account's address with the e-mailed token (it works while the address is the
+    one it was sent to and until it expires; again is harmless). 422 `invalid_verification_token`
+    otherwise. Needs no sign-in: the link may be opened on another device."""
+    key = email_verification.signing_key(state.settings.ticket_signing_key.get_secret_value())
+    email_verification.confirm(uow, body.token, key, now=datetime.now(UTC))
 
 
 @router.post(

@@ -46,6 +46,10 @@ class UserOut(BaseModel):
     telegram_username: str | None
     locale: str
     is_platform_admin: bool
+    email_verified_at: datetime | None = Field(
+        description="When the current e-mail address was confirmed by its e-mailed link; null "
+        "until then (a paid registration needs it, unless the account has no e-mail)."
+    )
     created_at: datetime
 
 
@@ -94,6 +98,12 @@ class Jwks(BaseModel):
 
 class PasswordResetRequest(RequestModel):
     email: Email
+
+
+class EmailVerificationConfirm(RequestModel):
+    token: str = Field(
+        min_length=1, max_length=128, description="The token of the e-mailed verification link."
+    )
 
 
 class PasswordResetConfirm(RequestModel):

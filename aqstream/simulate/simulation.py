@@ -51,7 +51,10 @@ class Simulation:
     payment is made, where the sandbox can be told the outcome (tests). With the platform's
     ``telegram_bot_token`` (only where the Bot API is a local stand-in: `aqstream demo
     --telegram`), every ``telegram_every``-th participant signs up with Telegram instead of an
-    e-mail address, so their notifications go by Telegram.
+    e-mail address, so their notifications go by Telegram. With the platform's
+    ``verification_key`` (domain/identity/email_verification.py), participants who sign up by
+    e-mail confirm their address as the e-mailed link does; without it, paid tickets are refused
+    to them (``email_not_verified``).
     """
 
     def __init__(
@@ -71,13 +74,14 @@ class Simulation:
         client_secret: SecretStr | None = None,
         telegram_bot_token: SecretStr | None = None,
         telegram_every: int = 4,
+        verification_key: bytes | None = None,
     ) -> None:
         self.plan = plan
         self.stop = threading.Event()
         secret = client_secret.get_secret_value().encode() if client_secret else None
         self.http = Http(
             api_url, self.stop, max_wait_s=max_wait_s, client_secret=secret,
-            telegram_bot_token=telegram_bot_token,
+            telegram_bot_token=telegram_bot_token, verification_key=verification_key,
         )  # fmt: skip
         self.telegram_every = telegram_every if telegram_bot_token is not None else 0
         self.admin = admin

@@ -120,6 +120,43 @@ class PasswordResetRequested(DomainEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class EmailVerificationRequested(DomainEvent):
+    """The account's address is to be confirmed (sign-up, a new address, or asked again); the
+    notifications agent e-mails the link to ``email``.
+
+    The token is not in the event: the agent derives it from the account, the address and the
+    expiry with the platform's key (domain/identity/email_verification.py)."""
+
+    event_type = "user.email_verification_requested"
+    aggregate_type = "user"
+
+    user_id: uuid.UUID
+    email: str
+    expires_at: datetime
+
+    @classmethod
+    def of(cls, user: User, *, expires_at: datetime) -> Self:
+        assert user.email is not None
+        return cls(aggregate_id=user.id, user_id=user.id, email=user.email, expires_at=expires_at)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EmailVerified(DomainEvent):
+    """The account confirmed its address by the e-mailed link: paid registrations are open to it."""
+
+    event_type = "user.email_verified"
+    aggregate_type = "user"
+
+    user_id: uuid.UUID
+    email: str
+
+    @classmethod
+    def of(cls, user: User) -> Self:
+        assert user.email is not None
+        return cls(aggregate_id=user.id, user_id=user.id, email=user.email)
+
+
+@dataclass(frozen=True, kw_only=True)
 class UserPasswordReset(DomainEvent):
     """The password was set with a reset token; every session of the account was revoked."""
 

@@ -23,6 +23,9 @@ class User(UUIDPrimaryKey, Timestamps, Base):
     # Raised by a password change: access tokens carry the version they were issued at, and one
     # that is not the user's current version is refused (api/deps.py).
     token_version: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # When the account confirmed its current e-mail address (domain/identity/email_verification.py);
+    # cleared by a change of address. A paid registration needs it (or no e-mail at all).
+    email_verified_at: Mapped[datetime | None]
     deleted_at: Mapped[datetime | None]
 
     __table_args__ = (

@@ -172,6 +172,7 @@ def update_profile(
         email = normalize_email(changes["email"])
         if email != user.email:
             user.email = email
+            user.email_verified_at = None  # the new address is confirmed by a link sent to it
             changed.append("email")
             taken = Conflict("An account with this e-mail already exists", code="email_taken")
             add_unique(uow.session, user, taken)

@@ -157,6 +157,14 @@ TEMPLATES: dict[str, TemplateSpec] = {
             "chosen channel",
             ("name", "reset_url", "valid_minutes"),
         ),
+        TemplateSpec(
+            "email_verification",
+            ("user.email_verification_requested",),
+            "A link to confirm the account's e-mail address (sign-up, a new address, POST "
+            "/users/me/email-verification), by e-mail to that address whatever the chosen channel; "
+            "a paid registration needs it",
+            ("name", "email", "verify_url", "expires_at"),
+        ),
     )
 }
 

@@ -4,6 +4,7 @@ headless Chromium (Debian's chromium + chromium-driver) driving the Dash app."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import threading
@@ -28,16 +29,17 @@ from tests.live import served
 PASSWORD = "correct horse battery"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def live_api(settings: Settings) -> Iterator[str]:
-    """The API on a real port: the Dash server calls it over HTTP like in production."""
+    """The API on a real port: the Dash server calls it over HTTP like in production (one for
+    the session's dashboards tests)."""
     from api.app import create_app
 
     with served(create_app(settings)) as url:
         yield url
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def dash_settings(settings: Settings, live_api: str) -> Settings:
     return settings.model_copy(update={"dashboards_api_url": live_api, "dashboards_refresh_s": 1.5})
 
@@ -231,10 +233,11 @@ def scenario(client, api, admin, warehouse_engine: Engine) -> Scenario:
 # --- the browser ----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser(tmp_path_factory: pytest.TempPathFactory):
-    """A dash[testing] composite driving headless Chromium, shared by the module's tests (one
-    Chromium start, not one per test); its servers on free ports."""
+    """A dash[testing] composite driving headless Chromium, shared by the session's tests (one
+    Chromium start, not one per test or module); each module's dashboards app on a free port
+    (``start``: the previous one is stopped, and the browser's cookies cleared)."""
     from dash.testing.application_runners import ThreadedRunner
     from dash.testing.composite import DashComposite
 
@@ -253,24 +256,47 @@ def browser(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="module")
-def dash_base(browser, dash_settings: Settings) -> str:
+def dash_base(browser, dash_settings: Settings) -> Iterator[str]:
     """One dashboards app for the module's tests (each signs in as whom it needs)."""
-    return start(browser, dash_settings)
+    with dash_served(dash_settings) as base:
+        open_signed_out(browser, base)
+        yield base
 
 
-def start(duo, dash_settings: Settings) -> str:
-    """Serve a fresh dashboards app in the test; answers its base URL."""
+@contextlib.contextmanager
+def dash_served(dash_settings: Settings) -> Iterator[str]:
+    """A fresh dashboards app on its own werkzeug server (threaded, as dash's runner serves it),
+    stopped by ``shutdown`` on exit. Not dash's ThreadedRunner: its stop kills every thread
+    started after it, the session's live API's among them."""
+    from werkzeug.serving import make_server
+
     from dashboards.app import create_app
 
+    app = create_app(dash_settings)
+    app.scripts.config.serve_locally = True
+    app.css.config.serve_locally = True
     port = free_port()
-    duo.start_server(create_app(dash_settings), port=port)  # opens its root, signed out
-    # ... which sends to sign-in; a test navigating before that redirect lands would be overtaken.
+    server = make_server("127.0.0.1", port, app.server, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://localhost:{port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+
+
+def open_signed_out(duo, base: str) -> None:
+    """Open the app's root signed out (cookies ignore ports: a previous app's session on the
+    same host would carry over), and wait for the redirect to sign-in to land, so a test that
+    navigates next is not overtaken by it."""
+    duo.driver.execute_cdp_cmd("Network.clearBrowserCookies", {})
+    duo.driver.get(f"{base}/")
     deadline = time.monotonic() + 20
     while "/signin" not in duo.driver.current_url:
         assert time.monotonic() < deadline, f"not sent to sign in: {duo.driver.current_url}"
         time.sleep(0.1)
     duo.wait_for_element("#signin-email")
-    return f"http://localhost:{port}"
 
 
 def sign_in(duo, base: str, user: dict, path: str = "/") -> None:

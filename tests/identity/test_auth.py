@@ -135,7 +135,11 @@ def test_register_writes_user_registered_to_the_outbox(
     user_id = response.json()["user"]["id"]
 
     rows = outbox_rows(owner_engine, user_id)
-    assert [r["event_type"] for r in rows] == ["user.registered"]
+    # The sign-up, then the request to confirm the address (tests/identity/test_email_verification.py).
+    assert [r["event_type"] for r in rows] == [
+        "user.registered",
+        "user.email_verification_requested",
+    ]
     row = rows[0]
     assert row["aggregate_type"] == "user"
     assert row["tenant_id"] is None

@@ -48,3 +48,24 @@ def test_the_reset_e_mail_states_the_whole_minutes_left_never_more() -> None:
     assert minutes_left(expires, asked + timedelta(seconds=1)) == 59
     assert minutes_left(expires, asked + timedelta(seconds=31)) == 59  # not rounded up to 60
     assert minutes_left(expires, asked + timedelta(minutes=59, seconds=30)) == 1
+
+
+def test_hashing_parameters_are_settings_and_older_hashes_still_verify() -> None:
+    from domain.identity import passwords
+
+    before = passwords._hasher
+    try:
+        passwords.configure(time_cost=1, memory_kib=8_192, parallelism=1)
+        cheap = passwords.hash_password("correct horse battery")
+        assert "$argon2id$v=19$m=8192,t=1,p=1$" in cheap
+        passwords.configure(time_cost=2, memory_kib=19_456, parallelism=1)
+        assert passwords.verify_password(cheap, "correct horse battery")  # made before: verifies
+        assert not passwords.verify_password(cheap, "wrong horse battery")
+        assert passwords.needs_rehash(cheap)  # and is re-hashed at the next sign-in
+        assert not passwords.needs_rehash(passwords.hash_password("x" * 12))
+    finally:
+        passwords.configure(
+            time_cost=before.time_cost,
+            memory_kib=before.memory_cost,
+            parallelism=before.parallelism,
+        )

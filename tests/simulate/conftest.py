@@ -91,3 +91,11 @@ def admin_account(settings: Settings, platform: Platform) -> Account:
         )
     engine.dispose()
     return account
+
+
+def verification_key(settings: Settings) -> bytes:
+    """The platform's e-mail verification key: simulated people confirm their addresses with it,
+    as the e-mailed link does (a paid ticket needs a confirmed address)."""
+    from domain.identity.email_verification import signing_key
+
+    return signing_key(settings.ticket_signing_key.get_secret_value())

@@ -21,7 +21,7 @@ from aqstream.simulate import Account, Simulation, Stopped, build_plan
 from aqstream.stack.servers import free_port
 from core.settings import PROJECT_ROOT, Settings
 from tests.live import served
-from tests.simulate.conftest import Platform, platform_settings
+from tests.simulate.conftest import Platform, platform_settings, verification_key
 
 
 def _simulate(platform: Platform, admin: dict | None, *args: str) -> subprocess.Popen[bytes]:
@@ -104,7 +104,10 @@ def test_the_generator_survives_an_api_restart(settings: Settings, admin) -> Non
     plan = build_plan(8, "tiny")
     admin_account = Account(admin["email"], "Admin", password="correct horse battery")
     with served(create_app(app_settings), port=port) as url:
-        sim = Simulation(plan, url, admin=admin_account, progress=False, max_wait_s=2)
+        sim = Simulation(
+            plan, url, admin=admin_account, progress=False, max_wait_s=2,
+            verification_key=verification_key(app_settings),
+        )  # fmt: skip
         sim.setup()
 
         def run() -> None:
@@ -139,7 +142,10 @@ def test_a_later_flash_sale_adds_its_ticket_type_and_bursts(platform, admin_acco
     from aqstream.simulate import SCENARIOS, _flash_sale
 
     plan = build_plan(12, "tiny")
-    sim = Simulation(plan, platform.url, admin=admin_account, progress=False, offer_wait_s=5)
+    sim = Simulation(
+        plan, platform.url, admin=admin_account, progress=False, offer_wait_s=5,
+        verification_key=verification_key(platform.settings),
+    )  # fmt: skip
     try:
         sim.setup()
         used: dict[str, set[int]] = defaultdict(set)

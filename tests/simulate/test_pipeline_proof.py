@@ -44,7 +44,7 @@ from streams.metrics import WorkerMetrics
 from streams.topics import tracking_topic
 from tests.broker import PrivateBroker
 from tests.live import served
-from tests.simulate.conftest import platform_settings
+from tests.simulate.conftest import platform_settings, verification_key
 from tests.streams.conftest import relays  # noqa: F401  (fixture)
 from tests.worker.conftest import worker_fast, worker_process
 
@@ -475,6 +475,7 @@ def test_generated_traffic_through_the_pipeline_equals_the_tables_exactly(
                 admin=Account(admin["email"], "Admin", password="correct horse battery"),
                 script_outcome=sandbox.script,
                 progress=False,
+                verification_key=verification_key(s),
             )
             sim.setup()
 

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from aqstream.simulate import Simulation, build_plan
-from tests.simulate.conftest import Platform
+from tests.simulate.conftest import Platform, verification_key
 
 
 def database_totals(engine: Engine, event_ids: list[str]) -> dict[str, dict]:
@@ -100,6 +100,7 @@ def test_the_generators_totals_equal_the_transactional_tables(
     sim = Simulation(
         plan, platform.url, admin=admin_account, script_outcome=script, progress=False,
         telegram_bot_token=platform.settings.telegram_bot_token,
+        verification_key=verification_key(platform.settings),
     )  # fmt: skip
     try:
         sim.setup()
