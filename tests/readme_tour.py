@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -34,6 +35,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +56,8 @@ PORTS = {
     "AQSTREAM_DASHBOARDS_PORT": 8050,
     "AQSTREAM_MAILBOX_PORT": 8025,
     "AQSTREAM_MAILBOX_SMTP_PORT": 1025,
+    "AQSTREAM_RELAY_METRICS_PORT": 9102,
+    "AQSTREAM_WORKER_METRICS_PORT": 9103,
 }
 BLOCK_TIMEOUT_S = 300.0
 
@@ -90,10 +94,40 @@ def _dedent(body: list[str]) -> str:
     return "\n".join(ln[indent:] for ln in body) + "\n"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def unclaimable_ports(n: int) -> list[int]:
+    """``n`` free ports below the kernel's ephemeral range: none of them can be handed to the
+    stack's servers (which bind port 0) between now and when the run's children listen on them,
+    as a port that was merely free a moment ago can (a worker once found its port taken)."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    chosen: list[int] = []
+    for candidate in random.sample(range(max(1024, low - 12_000), low), 200):
+        if _bindable(candidate):
+            chosen.append(candidate)
+            if len(chosen) == n:
+                return chosen
+    raise RuntimeError(f"no {n} free ports below {low}")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+@dataclass
+class Run:
+    """The tour's `make run`, for checks beyond the README's (tests/test_run.py)."""
+
+    state: Path
+    ports: dict[str, int]  # by setting name (PORTS)
+    proc: subprocess.Popen
+    output: Path  # what `make run` printed
+
+    def url(self, setting: str) -> str:
+        return f"http://127.0.0.1:{self.ports[setting]}"
 
 
 def _get(url: str, token: str | None = None) -> dict:
@@ -187,11 +221,17 @@ def _promises(shell: Shell, api: str) -> list[str]:
     return failures
 
 
-def tour(keep: bool = False) -> int:
-    """Runs the tour; 0 when every block ran and every promise held."""
+def tour(
+    keep: bool = False,
+    during: Callable[[Run], None] | None = None,
+    after: Callable[[Run], None] | None = None,
+) -> int:
+    """Runs the tour; 0 when every block ran and every promise held. ``during`` is called once
+    they did, while `make run` still runs, and ``after`` once it stopped on Ctrl-C (their
+    exceptions propagate, after `make run` was stopped and the leftovers removed)."""
     state = Path(tempfile.mkdtemp(prefix="aqstream-tour-"))
     state.chmod(0o755)  # as root, PostgreSQL runs as `postgres`, which must enter it
-    ports = {name: _free_port() for name in PORTS}
+    ports = dict(zip(PORTS, unclaimable_ports(len(PORTS)), strict=True))
     existed = {name for name in LEFTOVERS if (ROOT / name).exists()}
     env = {
         **os.environ,
@@ -241,6 +281,8 @@ def tour(keep: bool = False) -> int:
             failures += _blocks(shell, {PORTS[name]: port for name, port in ports.items()})
         if not failures:
             failures += _promises(shell, f"http://127.0.0.1:{api_port}/api/v1")
+        if not failures and during is not None:
+            during(Run(state, ports, run, state / "make-run.out"))
     finally:
         shell.close()
         if run.poll() is None:
@@ -260,6 +302,8 @@ def tour(keep: bool = False) -> int:
                     shutil.rmtree(path, ignore_errors=True)
                 else:
                     path.unlink(missing_ok=True)
+    if not failures and after is not None:
+        after(Run(state, ports, run, state / "make-run.out"))
     for failure in failures:
         print(f"tour: FAILED: {failure}", file=sys.stderr)
     if failures:

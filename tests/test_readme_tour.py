@@ -7,9 +7,6 @@ from __future__ import annotations
 import io
 import os
 
-import pytest
-
-from tests import readme_tour
 from tests.readme_tour import ASSIGNED, README, Shell, blocks
 
 
@@ -54,7 +51,4 @@ def test_only_statements_count_as_assignments_not_environment_prefixes() -> None
     assert ASSIGNED.findall(text) == ["A", "B", "D", "E"]
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(900)  # make run's start, the walk-through and Ctrl-C: about 3 minutes
-def test_the_readme_tour_runs_as_written() -> None:
-    assert readme_tour.tour() == 0, "see the tour's output above (make run's log is kept)"
+# The tour itself runs in tests/test_run.py, with the run's own checks: one `make run` for both.

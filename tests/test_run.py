@@ -1,32 +1,29 @@
-"""`aqstream run`: the platform comes up at the printed URLs, the demo's organizer signs in with
-the printed credentials and finds live views on a dashboard, its relay publishes an API sign-up
-to the user topic of the run's own broker, the relay and the worker serve their metrics, the
-dashboards sign that user in through the run's API, a crashed broker is restarted on its port
-and the relay publishes through it again, and Ctrl-C leaves nothing behind. One run
-for all of it: each start is a whole local stack."""
+"""`aqstream run` (as `make run`, under the README's tour): the platform comes up at the printed
+URLs, the README's blocks run as written, the demo's organizer signs in with the printed
+credentials and finds live views on a dashboard, its relay publishes an API sign-up to the user
+topic of the run's own broker, the relay and the worker serve their metrics, the dashboards sign
+that user in through the run's API, a crashed broker is restarted on its port and the relay
+publishes through it again, and Ctrl-C leaves nothing behind. One run for all of it: each start
+is a whole local stack."""
 
 from __future__ import annotations
 
 import json
 import os
-import random
-import shutil
+import re
 import signal
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
-from pathlib import Path
 
 import httpx
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from aqstream.stack import LocalStack
-from aqstream.stack.servers import port_in_use
-from core.settings import PROJECT_ROOT, Settings
+from core.settings import Settings
+from tests import readme_tour
 from tests.procs import alive, descendants, processes_under
 
 
@@ -160,69 +157,20 @@ def test_the_runs_children_send_notifications_to_the_mailbox_unless_configured(
     )
 
 
-def unclaimable_ports(n: int) -> list[int]:
-    """``n`` free ports below the kernel's ephemeral range: none of them can be handed to the
-    stack's servers (which bind port 0) between now and when the run's children listen on them,
-    as a port that was merely free a moment ago can (a worker once found its port taken)."""
-    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    chosen: list[int] = []
-    for candidate in random.sample(range(max(1024, low - 12_000), low), 200):
-        if not port_in_use(candidate) and _bindable(candidate):
-            chosen.append(candidate)
-            if len(chosen) == n:
-                return chosen
-    pytest.fail(f"no {n} free ports below {low}")
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
 @pytest.mark.slow
-def test_run_serves_relays_and_ctrl_c_stops_everything() -> None:
-    state_dir = PROJECT_ROOT / ".aqstream" / "scratch" / f"run-{uuid.uuid4().hex[:6]}"
-    port, relay_port, worker_port, dashboards_port, mailbox_port, smtp_port = unclaimable_ports(6)
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("AQSTREAM_") or k == "AQSTREAM_TEST_KEEP_STACK"
-    }
-    env.update(
-        {
-            "AQSTREAM_STATE_DIR": str(state_dir),
-            "AQSTREAM_API_PORT": str(port),
-            "AQSTREAM_RELAY_METRICS_PORT": str(relay_port),
-            "AQSTREAM_WORKER_METRICS_PORT": str(worker_port),
-            "AQSTREAM_DASHBOARDS_PORT": str(dashboards_port),
-            "AQSTREAM_MAILBOX_PORT": str(mailbox_port),
-            "AQSTREAM_MAILBOX_SMTP_PORT": str(smtp_port),
-        }
-    )
-    # Its output goes to a file, not a pipe: a pipe nobody reads fills up once the children log
-    # a broker's absence, and then every process writing to it (the supervisor too) stops.
-    state_dir.mkdir(parents=True)
-    output_file = state_dir / "run.out"
-    with open(output_file, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "aqstream", "run"],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-    base = f"http://127.0.0.1:{port}"
-    relay_metrics = f"http://127.0.0.1:{relay_port}/metrics"
-    dashboards = f"http://127.0.0.1:{dashboards_port}"
-    mailbox = f"http://127.0.0.1:{mailbox_port}"
+@pytest.mark.timeout(900)  # make run's start, the walk-through, these checks and Ctrl-C
+def test_the_readme_tour_runs_as_written_then_the_run_serves_relays_and_stops_cleanly() -> None:
+    """One `make run` for both (each start is a whole local stack): the README's tour
+    (tests/readme_tour.py), then the checks below while it runs, then Ctrl-C."""
     seen: set[int] = set()
-    try:
-        _wait_ok(f"{base}/health", proc, 180)  # the stack, migrations, then the API
+    sign_up: dict[str, str] = {}
+
+    def during(run: readme_tour.Run) -> None:
+        proc, state_dir = run.proc, run.state
+        base = run.url("AQSTREAM_API_PORT")
+        relay_metrics = f"{run.url('AQSTREAM_RELAY_METRICS_PORT')}/metrics"
+        dashboards = run.url("AQSTREAM_DASHBOARDS_PORT")
+        mailbox = run.url("AQSTREAM_MAILBOX_PORT")
         ready = httpx.get(f"{base}/ready", timeout=10)
         assert ready.status_code == 200, ready.text
         assert set(ready.json()["checks"]) == {"database", "broker", "redis", "s3"}
@@ -236,6 +184,7 @@ def test_run_serves_relays_and_ctrl_c_stops_everything() -> None:
             timeout=10,
         )
         assert signed_up.status_code == 201, signed_up.text
+        sign_up["email"] = email
         user_id = signed_up.json()["user"]["id"]
         bootstrap = LocalStack(Settings(state_dir=state_dir)).environment()[
             "AQSTREAM_KAFKA_BOOTSTRAP"
@@ -245,7 +194,7 @@ def test_run_serves_relays_and_ctrl_c_stops_everything() -> None:
         assert record["value"]["email"] == email
         metrics = httpx.get(relay_metrics, timeout=5).text
         assert 'aqstream_relay_published_total{topic="aqstream.user.v1"}' in metrics
-        worker = _wait_ok(f"http://127.0.0.1:{worker_port}/metrics", proc, 60).text
+        worker = _wait_ok(f"{run.url('AQSTREAM_WORKER_METRICS_PORT')}/metrics", proc, 60).text
         assert "aqstream_worker_records_total" in worker
         # The dashboards answer, and sign in through this run's API.
         _wait_ok(f"{dashboards}/health", proc, 60)
@@ -259,15 +208,15 @@ def test_run_serves_relays_and_ctrl_c_stops_everything() -> None:
         assert "aq_access" in signed_in.cookies
 
         # The demo: its organizer signs in with the printed credentials, and the dashboard of
-        # one of their events counts live tracked views within a minute or two.
+        # one of their events counts live tracked views.
         from aqstream.cli import demo_accounts
 
         _org, demo_email, demo_password = demo_accounts()[0]
-        views = _demo_views(base, demo_email, demo_password, proc, 150)
-        assert views > 0
+        assert _demo_views(base, demo_email, demo_password, proc, 150) > 0
 
-        # Notifications reach the mailbox: the sign-up's welcome by e-mail, and the demo's
-        # participants who signed up with Telegram get theirs through the Bot API stand-in.
+        # Notifications reach the mailbox: the sign-up's welcome and the link to confirm the
+        # address by e-mail (pointing at this run's dashboards), and the demo's participants who
+        # signed up with Telegram get theirs through the Bot API stand-in.
         def mailed(channel: str, to: str | None = None) -> list[dict]:
             messages = _wait_ok(f"{mailbox}/api/messages", proc, 10).json()
             return [
@@ -275,9 +224,10 @@ def test_run_serves_relays_and_ctrl_c_stops_everything() -> None:
             ]
 
         deadline = time.monotonic() + 90
-        while not (mailed("email", email) and mailed("telegram")):
+        while not (len(mailed("email", email)) >= 2 and mailed("telegram")):
             assert time.monotonic() < deadline, _wait_ok(f"{mailbox}/api/messages", proc, 5).text
             time.sleep(1)
+        assert any(f"{dashboards}/verify-email?token=" in m["text"] for m in mailed("email", email))
         assert "AqStream mailbox" in _wait_ok(mailbox, proc, 5).text
         # A child's warning reaches the terminal (the stand-in refusing a wrong bot token).
         refused = httpx.post(f"{mailbox}/bot1:wrong/sendMessage", json={"chat_id": 1, "text": "x"})
@@ -306,28 +256,47 @@ def test_run_serves_relays_and_ctrl_c_stops_everything() -> None:
         record = _record_of(bootstrap, "aqstream.user.v1", later.json()["user"]["id"], 60)
         assert record["value"]["email"] == f"after-{email}"
 
-        seen = descendants(proc.pid) | processes_under(state_dir)
+        seen.update(descendants(proc.pid) | processes_under(state_dir))
         assert len(seen) >= 6  # api, dashboards + four servers (and their helpers)
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=120)
-    output = output_file.read_text()
-    print(f"{len(output.splitlines())} lines on the terminal")
-    assert proc.returncode == 0, output[-4000:]
-    assert f"{base}/docs" in output
-    assert relay_metrics in output  # announced with the URLs
-    assert dashboards in output
-    assert demo_email in output and demo_password in output  # the demo's credentials, printed
-    assert mailbox in output and str(state_dir / "logs") in output
-    # Quiet: access logs are in the API's file, not on the terminal; warnings are.
-    api_log = (state_dir / "logs" / "api.log").read_text()
-    assert '"GET /health HTTP/1.1" 200' in api_log and '"GET /health' not in output
-    assert "mailbox | " in output and "telegram_unauthorized" in output
-    # Ctrl-C: the demo's totals (docs/simulate.md), then everything else stopped.
-    totals = output.index("seed 1, scenario demo, run ")
-    assert "child_stopped" not in output[output.index("Press Ctrl-C") : totals], output[-4000:]
-    time.sleep(0.2)
-    left = {pid for pid in seen if alive(pid)}
-    assert left == set(), f"processes left behind: {left}"
-    assert processes_under(state_dir) == set()
-    shutil.rmtree(state_dir, ignore_errors=True)
+
+    def after(run: readme_tour.Run) -> None:
+        from aqstream.cli import demo_accounts
+
+        output = run.output.read_text()
+        print(f"{len(output.splitlines())} lines on the terminal")
+        # make itself dies of the Ctrl-C (-SIGINT, "Interrupt"); `aqstream run` must not fail.
+        assert run.proc.returncode in (0, -signal.SIGINT), output[-4000:]
+        assert not re.search(r"make: \*\*\* .* Error \d+", output), output[-4000:]
+        base, state_dir = run.url("AQSTREAM_API_PORT"), run.state
+        assert f"{base}/docs" in output
+        assert f"{run.url('AQSTREAM_RELAY_METRICS_PORT')}/metrics" in output  # with the URLs
+        assert run.url("AQSTREAM_DASHBOARDS_PORT") in output
+        _org, demo_email, demo_password = demo_accounts()[0]
+        assert demo_email in output and demo_password in output  # the demo's credentials
+        assert run.url("AQSTREAM_MAILBOX_PORT") in output and str(state_dir / "logs") in output
+        # Quiet: access logs are in the API's file, not on the terminal; warnings are.
+        api_log = (state_dir / "logs" / "api.log").read_text()
+        assert '"GET /health HTTP/1.1" 200' in api_log and '"GET /health' not in output
+        assert "mailbox | " in output and "telegram_unauthorized" in output
+        # Ctrl-C: the demo's totals (docs/simulate.md), then everything else stopped.
+        totals = output.index("seed 1, scenario demo, run ")
+        assert "child_stopped" not in output[output.index("Press Ctrl-C") : totals], output[-4000:]
+        time.sleep(0.2)
+        left = {pid for pid in seen if alive(pid)}
+        assert left == set(), f"processes left behind: {left}"
+        assert processes_under(state_dir) == set()
+
+    assert readme_tour.tour(during=during, after=after) == 0, "see the tour's output above"
+    assert sign_up, "the run's own checks did not run"
+
+
+def test_the_e_mailed_links_point_at_the_runs_dashboards_unless_configured() -> None:
+    from aqstream.cli import account_links
+
+    links = account_links(Settings(_env_file=None, dashboards_host="0.0.0.0"), 18050)
+    assert links == {
+        "AQSTREAM_PASSWORD_RESET_URL": "http://127.0.0.1:18050/reset-password?token={token}",
+        "AQSTREAM_EMAIL_VERIFICATION_URL": "http://127.0.0.1:18050/verify-email?token={token}",
+    }
+    mine = Settings(_env_file=None, email_verification_url="https://example.org/v?t={token}")
+    assert set(account_links(mine, 18050)) == {"AQSTREAM_PASSWORD_RESET_URL"}
