@@ -9,13 +9,17 @@ counter update (``take_seats``) sent with the COMMIT in one round trip, as the s
 Three more runs say where the time goes (skip them with ``--no-analysis``): the raw SQL with the
 service's reads too (auth check, loads, savepoint, read-back), so the rest is HTTP and Python;
 and the API and the raw SQL with the same seats spread over 16 ticket types, so no row is hot.
-One more gives the API's latency at an offered load (``--offered-rate``, 60/s by default): an open
-loop, each registration due at its time whether or not earlier ones were answered.
+
+The API's latency at an offered load (``--offered-rate``, with or without ``--no-analysis``): open
+loops, each registration due at its time whether or not earlier ones were answered, at stepped
+rates (60, 90, 120, 150, 200, 250, 300, 400/s by default, each for about 8 s of seats) until the
+p95 reaches 250 ms; the report gives the highest rate under it and the p95 at 150/s.
 
 Everything runs on a local stack of its own (``.aqstream/bench``) and a fresh database, both
 removed at the end, Ctrl-C included::
 
     python -m bench.flash_sale [--clients 64] [--seats 2000] [--workers 2] [--json out.json]
+                               [--offered-rate 60,90,120,150,200,250,300,400] [--no-analysis]
 """
 
 from __future__ import annotations
@@ -61,6 +65,10 @@ from domain.db import uuid7
 
 TARGET_RATIO = 0.5  # the API sells at least half as fast as raw SQL on the same machine
 TARGET_P95_MS = 250.0
+TARGET_OFFERED_RATE = 150.0  # registrations/s the API answers with p95 under TARGET_P95_MS
+OFFERED_RATES = "60,90,120,150,200,250,300,400"  # the open loop's steps, until p95 breaks
+STEP_SECONDS = 8.0  # each step offers its rate for about this long (its sale's seats)
+MIN_STEP_SEATS = 400  # and at least this many registrations, for a stable p95
 SPREAD_TYPES = 16  # ticket types of the "no hot row" analysis runs
 UNLIMITED = "100000000/minute"
 SERVER_NAMES = {"postgres": "PostgreSQL", "redis": "Redis", "kafka": "Kafka", "s3": "S3"}
@@ -235,7 +243,7 @@ def check_sale(settings: Settings, sale: Sale) -> str | None:
 @dataclass
 class Result:
     name: str
-    role: str  # "figure", "baseline" or "analysis"
+    role: str  # "figure", "baseline", "analysis" or "open loop"
     clients: int
     sold: int = 0
     seconds: float = 0.0
@@ -248,6 +256,7 @@ class Result:
     cpu_seconds: dict[str, float] = field(default_factory=dict)
     backends: dict[str, float] = field(default_factory=dict)
     check: str = "ok"
+    offered_rate: float | None = None  # registrations/s offered (open loop), else None
 
 
 @dataclass
@@ -339,6 +348,7 @@ def run_sale(
         name=name,
         role=role,
         clients=clients,
+        offered_rate=rate,
         sold=sold[0],
         seconds=round(seconds, 2),
         per_second=round(sold[0] / seconds, 1),
@@ -518,6 +528,7 @@ def report(results: list[Result], info: dict[str, Any]) -> dict[str, Any]:
         "p95_ms": api.p95_ms,
         "p95_target_ms": TARGET_P95_MS,
         "p95_met": api.p95_ms < TARGET_P95_MS,
+        **open_loop_verdict(results),
     }
     head = ("run", "role", "reg/s", "sold", "s", "p50 ms", "p95 ms", "p99 ms", "answers", "check")
     rows = [
@@ -566,6 +577,22 @@ def report(results: list[Result], info: dict[str, Any]) -> dict[str, Any]:
     )
     met = "met" if verdict["p95_met"] else "NOT MET"
     say(f"API p95 latency: {api.p95_ms:,.0f} ms (target < {TARGET_P95_MS:.0f} ms): {met}")
+    if verdict["open_loop_rates"]:
+        highest = verdict["open_loop_max_rate"]
+        say(
+            f"API open loop: highest offered rate with p95 < {TARGET_P95_MS:.0f} ms: "
+            + (f"{highest:g} registrations/s" if highest else "none of the rates tried")
+            + f" (tried {', '.join(f'{r:g}' for r in verdict['open_loop_rates'])}/s)"
+        )
+        at = verdict["open_loop_p95_at_target_ms"]
+        if at is None:
+            say(f"API p95 at an offered {TARGET_OFFERED_RATE:g}/s: not reached")
+        else:
+            met = "met" if at < TARGET_P95_MS else "NOT MET"
+            say(
+                f"API p95 at an offered {TARGET_OFFERED_RATE:g}/s: {at:,.0f} ms "
+                f"(target < {TARGET_P95_MS:.0f} ms): {met}"
+            )
     summary = [
         ratio_line(
             "flash sale",
@@ -581,13 +608,45 @@ def report(results: list[Result], info: dict[str, Any]) -> dict[str, Any]:
     summary += [
         bound_line("flash sale", f"API p95 latency, {r.name}", r.p95_ms, "ms", TARGET_P95_MS)
         for r in results
-        if r.name.startswith("API, open loop")
+        if r.role == "open loop"
     ]
+    if verdict["open_loop_rates"]:
+        summary.append(
+            bound_line(
+                "flash sale",
+                f"API highest offered rate with p95 < {TARGET_P95_MS:g} ms",
+                verdict["open_loop_max_rate"] or 0.0,
+                "reg/s",
+                TARGET_OFFERED_RATE,
+                below=False,
+            )
+        )
     return {
         "machine": info,
         "results": [asdict(r) for r in results],
         "verdict": verdict,
         "summary": [line.asdict() for line in summary],
+    }
+
+
+def open_loop_verdict(results: list[Result]) -> dict[str, Any]:
+    """The open loop's steps: the rates tried, the highest before the first whose p95 reached the
+    target (or that sold with errors), and the p95 at the target rate."""
+    steps = sorted(
+        (r for r in results if r.role == "open loop" and r.offered_rate),
+        key=lambda r: r.offered_rate or 0.0,
+    )
+    highest = None
+    for r in steps:
+        if r.p95_ms >= TARGET_P95_MS or r.check != "ok":
+            break
+        highest = r.offered_rate
+    at = next((r.p95_ms for r in steps if r.offered_rate == TARGET_OFFERED_RATE), None)
+    return {
+        "open_loop_rates": [r.offered_rate for r in steps],
+        "open_loop_max_rate": highest,
+        "open_loop_p95_at_target_ms": at,
+        "open_loop_p95_at_target_met": at is not None and at < TARGET_P95_MS,
     }
 
 
@@ -618,10 +677,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--offered-rate",
-        type=float,
-        default=60.0,
-        help="also run the API as an open loop at this many registrations/s and report its "
-        "latency from each request's due time (60; 0 skips it)",
+        type=_rates,
+        default=_rates(OFFERED_RATES),
+        help="also run the API as open loops at these registrations/s, in turn until its p95 "
+        "(from each request's due time) reaches 250 ms, and report the highest rate under it "
+        f"({OFFERED_RATES}; one rate runs just that; 0 skips them)",
     )
     parser.add_argument(
         "--state-dir",
@@ -635,6 +695,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if min(args.clients, args.seats, args.workers) < 1:
         parser.error("--clients, --seats and --workers must be positive")
     return args
+
+
+def _rates(text: str) -> list[float]:
+    """ "60,90,150" -> [60.0, 90.0, 150.0], ascending; "0" or "" -> [] (no open loop)."""
+    try:
+        rates = sorted({float(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of rates: {text!r}") from None
+    if any(r < 0 for r in rates):
+        raise argparse.ArgumentTypeError("rates are registrations/s, not negative")
+    return [r for r in rates if r > 0]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -690,11 +761,6 @@ def main(argv: list[str] | None = None) -> int:
                     ("raw SQL", "baseline", sale("raw SQL"),
                      lambda s: sql_buyer(settings, world, s, with_reads=False)),
                 ]  # fmt: skip
-                if args.offered_rate and not args.no_analysis:
-                    runs.append(
-                        (f"API, open loop at {args.offered_rate:g}/s", "analysis",
-                         sale("API open loop"), lambda s: api_buyer(url, world, s))
-                    )  # fmt: skip
                 if not args.no_analysis:
                     runs += [
                         ("raw SQL + the service's reads", "analysis", sale("raw SQL + reads"),
@@ -715,20 +781,12 @@ def main(argv: list[str] | None = None) -> int:
                 # so that they have the machine to themselves.
                 for name, role, sold, buyer in runs:
                     if name.startswith("API"):
-                        rate = args.offered_rate if "open loop" in name else None
                         results.append(
                             run_sale(
-                                name,
-                                role,
-                                sold,
-                                buyer(sold),
-                                args.clients,
-                                people,
-                                cpu,
-                                owner_dsn,
-                                rate,
+                                name, role, sold, buyer(sold), args.clients, people, cpu, owner_dsn
                             )
                         )
+                steps = open_loop(url, world, args, people, cpu, owner_dsn, cap)
             for name, role, sold, buyer in runs:
                 if not name.startswith("API"):
                     results.append(
@@ -740,11 +798,10 @@ def main(argv: list[str] | None = None) -> int:
             results.sort(key=lambda r: order.index(r.name))
             failed = False
             for result, (_, _, sold, _) in zip(results, runs, strict=True):
-                problem = check_sale(settings, sold)
-                odd = set(result.answers) - {"ok", "sold_out"}
-                if problem or odd:
-                    failed = True
-                    result.check = problem or f"unexpected answers: {sorted(odd)}"
+                failed |= not _checked(settings, result, sold)
+            for result, sold in steps:
+                failed |= not _checked(settings, result, sold)
+                results.append(result)
             info["load_after"] = load_average()
             figures = report(results, info)
             if args.json:
@@ -754,6 +811,39 @@ def main(argv: list[str] | None = None) -> int:
         say("interrupted: what was started has been stopped")
         return 130
     return 1 if failed else 0
+
+
+def open_loop(
+    url: str, world: World, args: argparse.Namespace, people: int, cpu: CpuAccount,
+    owner_dsn: str, event_capacity: bool,
+) -> list[tuple[Result, Sale]]:  # fmt: skip
+    """The API as open loops at rising offered rates, each on a sale of its own with about
+    STEP_SECONDS of seats, until one's p95 reaches the target or it answers errors (the higher
+    rates would say no more)."""
+    steps: list[tuple[Result, Sale]] = []
+    for rate in args.offered_rate:
+        seats = min(args.seats, max(MIN_STEP_SEATS, round(rate * STEP_SECONDS)))
+        sold = open_sale(
+            url, world, seats, f"API open loop {rate:g}/s", event_capacity=event_capacity
+        )
+        result = run_sale(
+            f"API, open loop at {rate:g}/s", "open loop", sold, api_buyer(url, world, sold),
+            args.clients, people, cpu, owner_dsn, rate,
+        )  # fmt: skip
+        steps.append((result, sold))
+        if result.p95_ms >= TARGET_P95_MS or set(result.answers) - {"ok", "sold_out"}:
+            break
+    return steps
+
+
+def _checked(settings: Settings, result: Result, sold: Sale) -> bool:
+    """Check a sale's counters and answers; record a problem on its result (False)."""
+    problem = check_sale(settings, sold)
+    odd = set(result.answers) - {"ok", "sold_out"}
+    if problem or odd:
+        result.check = problem or f"unexpected answers: {sorted(odd)}"
+        return False
+    return True
 
 
 def _warm_up(url: str, world: World, clients: int) -> None:
