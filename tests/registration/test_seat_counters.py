@@ -52,11 +52,11 @@ def _shards(conn: Connection, counter: uuid.UUID) -> list[tuple[int, int, int]]:
 claim = st.tuples(st.just("claim"), st.integers(1, 12))
 release = st.tuples(st.just("release"), st.integers(0, 1_000))  # which held claim
 resize = st.tuples(st.just("resize"), st.integers(0, 60))
-operations = st.lists(st.one_of(claim, claim, release, resize), max_size=40)
+operations = st.lists(st.one_of(claim, claim, release, resize), max_size=50)
 
 
 @hypothesis_settings(
-    max_examples=40,
+    max_examples=150,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
