@@ -108,20 +108,58 @@ class Reply:
     text: str
 
 
-HELP = (
-    "This is the AqStream bot: it sends your tickets, receipts and reminders.\n"
-    "To link your AqStream account, open your profile and choose “Link Telegram”, then press "
-    "Start in the chat that opens.\n"
-    "/stop unlinks this Telegram account."
-)
-EXPIRED = (
-    "This link has expired or was already used. Ask for a new one in your AqStream profile "
-    "(it is valid for a few minutes)."
-)
-TAKEN = (
-    "This Telegram account is already linked to another AqStream account; nothing was changed. "
-    "Send /stop there first (or unlink it in that account's profile), then use the link again."
-)
+# The bot's replies, in the sender's Telegram language (``from.language_code``) where the
+# platform speaks it (en, ru), else in English.
+MESSAGES: dict[str, dict[str, str]] = {
+    "en": {
+        "help": "This is the AqStream bot: it sends your tickets, receipts and reminders.\n"
+        "To link your AqStream account, open your profile and choose “Link Telegram”, then "
+        "press Start in the chat that opens.\n/stop unlinks this Telegram account.",
+        "expired": "This link has expired or was already used. Ask for a new one in your "
+        "AqStream profile (it is valid for a few minutes).",
+        "taken": "This Telegram account is already linked to another AqStream account; nothing "
+        "was changed. Send /stop there first (or unlink it in that account's profile), then use "
+        "the link again.",
+        "private": "Write to me in a private chat.",
+        "is_linked": "This Telegram account is linked to the AqStream account “{name}”. Your "
+        "notifications come here. /stop unlinks it.",
+        "already": "Already linked to the AqStream account “{name}”.",
+        "linked": "Linked to the AqStream account “{name}”. Your notifications now come here "
+        "(unless you chose e-mail in your notification settings). /stop unlinks it.",
+        "not_linked": "This Telegram account is not linked to any AqStream account.",
+        "only_sign_in": "You sign in to AqStream with Telegram only, so it cannot be unlinked. "
+        "To stop notifications, choose “none” in your notification settings.",
+        "unlinked": "Unlinked: AqStream will not write to you here any more. Link again from "
+        "your profile.",
+    },
+    "ru": {
+        "help": "Это бот AqStream: он присылает ваши билеты, чеки и напоминания.\n"
+        "Чтобы привязать учётную запись AqStream, откройте профиль, выберите «Привязать "
+        "Telegram» и нажмите «Старт» в открывшемся чате.\n/stop отвязывает этот Telegram.",
+        "expired": "Ссылка устарела или уже использована. Запросите новую в профиле AqStream "
+        "(она действует несколько минут).",
+        "taken": "Этот Telegram уже привязан к другой учётной записи AqStream; ничего не "
+        "изменено. Сначала отправьте /stop там (или отвяжите его в профиле той учётной записи), "
+        "затем откройте ссылку снова.",
+        "private": "Напишите мне в личном чате.",
+        "is_linked": "Этот Telegram привязан к учётной записи AqStream «{name}». Уведомления "
+        "приходят сюда. /stop отвязывает его.",
+        "already": "Уже привязан к учётной записи AqStream «{name}».",
+        "linked": "Привязан к учётной записи AqStream «{name}». Теперь уведомления приходят сюда "
+        "(если в настройках уведомлений не выбрана почта). /stop отвязывает его.",
+        "not_linked": "Этот Telegram не привязан ни к одной учётной записи AqStream.",
+        "only_sign_in": "Вы входите в AqStream только через Telegram, поэтому его нельзя "
+        "отвязать. Чтобы не получать уведомления, выберите «нет» в настройках уведомлений.",
+        "unlinked": "Отвязан: AqStream больше не будет писать вам сюда. Привязать снова можно в "
+        "профиле.",
+    },
+}
+
+
+def say(language: str, key: str, **values: str) -> str:
+    """The reply ``key`` in ``language`` (an IETF tag such as ``ru-RU``; English otherwise)."""
+    lang = (language or "").split("-")[0].split("_")[0].lower()
+    return MESSAGES.get(lang, MESSAGES["en"])[key].format(**values)
 
 
 def _command(message_text: str) -> tuple[str, str]:
@@ -168,46 +206,49 @@ def handle_update(
     telegram_id, chat_id = sender.get("id"), chat.get("id")
     if not isinstance(telegram_id, int) or not isinstance(chat_id, int) or sender.get("is_bot"):
         return None
+    lang = sender.get("language_code")
+    lang = lang if isinstance(lang, str) else "en"
     if chat.get("type") != "private":
-        return Reply(chat_id, "Write to me in a private chat.")
+        return Reply(chat_id, say(lang, "private"))
     command, argument = _command(str(message.get("text") or ""))
     username = sender.get("username")
     username = username if isinstance(username, str) and username else None
     if command == "/start" and argument:
-        return Reply(chat_id, _link(uow, argument, telegram_id, username, tokens))
+        return Reply(chat_id, _link(uow, argument, telegram_id, username, tokens, lang))
     if command == "/start":
         holder = _holder(uow, telegram_id)
         if holder is not None:
-            return Reply(
-                chat_id,
-                f"This Telegram account is linked to the AqStream account “{holder.display_name}”."
-                " Your notifications come here. /stop unlinks it.",
-            )
-        return Reply(chat_id, HELP)
+            return Reply(chat_id, say(lang, "is_linked", name=holder.display_name))
+        return Reply(chat_id, say(lang, "help"))
     if command == "/stop":
-        return Reply(chat_id, _stop(uow, telegram_id))
-    return Reply(chat_id, HELP)
+        return Reply(chat_id, _stop(uow, telegram_id, lang))
+    return Reply(chat_id, say(lang, "help"))
 
 
 def _link(
-    uow: UnitOfWork, token: str, telegram_id: int, username: str | None, tokens: LinkTokens
+    uow: UnitOfWork,
+    token: str,
+    telegram_id: int,
+    username: str | None,
+    tokens: LinkTokens,
+    lang: str = "en",
 ) -> str:
     user_id = tokens.peek(token)
     if user_id is None:
-        return EXPIRED
+        return say(lang, "expired")
     holder = _holder(uow, telegram_id)
     if holder is not None and holder.id != user_id:
-        return TAKEN  # the token stays usable: unlinked there, the same link works
+        return say(lang, "taken")  # the token stays usable: unlinked there, the same link works
     if tokens.consume(token) != user_id:
-        return EXPIRED  # spent by a racing update in between
+        return say(lang, "expired")  # spent by a racing update in between
     uow.act_as(user_id)
     user = uow.session.get(User, user_id)
     if user is None or user.deleted_at is not None:
-        return EXPIRED
+        return say(lang, "expired")
     if holder is not None:
         if username and user.telegram_username != username:
             user.telegram_username = username
-        return f"Already linked to the AqStream account “{user.display_name}”."
+        return say(lang, "already", name=user.display_name)
     previous = user.telegram_id
     user.telegram_id = telegram_id
     user.telegram_username = username
@@ -219,26 +260,20 @@ def _link(
         if getattr(exc.orig, "sqlstate", None) != UNIQUE_VIOLATION:
             raise
         uow.session.expire(user)
-        return TAKEN
+        return say(lang, "taken")
     uow.emit(UserTelegramLinked.of(user, previous=previous))
-    return (
-        f"Linked to the AqStream account “{user.display_name}”. Your notifications now come here "
-        "(unless you chose e-mail in your notification settings). /stop unlinks it."
-    )
+    return say(lang, "linked", name=user.display_name)
 
 
-def _stop(uow: UnitOfWork, telegram_id: int) -> str:
+def _stop(uow: UnitOfWork, telegram_id: int, lang: str = "en") -> str:
     holder = _holder(uow, telegram_id)
     if holder is None:
-        return "This Telegram account is not linked to any AqStream account."
+        return say(lang, "not_linked")
     uow.act_as(holder.id)
     try:
         unlink(uow, holder, via="bot")
     except Conflict as exc:
         if exc.code == "telegram_only_sign_in":
-            return (
-                "You sign in to AqStream with Telegram only, so it cannot be unlinked. To stop "
-                "notifications, choose “none” in your notification settings."
-            )
+            return say(lang, "only_sign_in")
         raise
-    return "Unlinked: AqStream will not write to you here any more. Link again from your profile."
+    return say(lang, "unlinked")

@@ -69,3 +69,18 @@ def test_hashing_parameters_are_settings_and_older_hashes_still_verify() -> None
             memory_kib=before.memory_cost,
             parallelism=before.parallelism,
         )
+
+
+def test_the_bot_says_everything_in_each_of_its_languages() -> None:
+    import string
+
+    from domain.identity.telegram_link import MESSAGES, say
+
+    for language, messages in MESSAGES.items():
+        assert messages.keys() == MESSAGES["en"].keys(), language
+        for key, text in messages.items():
+            fields = {f for _, f, _, _ in string.Formatter().parse(text) if f}
+            english = {f for _, f, _, _ in string.Formatter().parse(MESSAGES["en"][key]) if f}
+            assert fields == english, (language, key)
+    assert say("ru-RU", "already", name="Ада") == "Уже привязан к учётной записи AqStream «Ада»."
+    assert say("", "not_linked") == say("pt_BR", "not_linked") == MESSAGES["en"]["not_linked"]

@@ -290,6 +290,13 @@ def test_link_offer_expires_and_the_bot_helps(bot_api, api, settings) -> None:
     group = _update(telegram_id + 3, telegram_id, "/start")
     group["message"]["chat"] = {"id": -100, "type": "group"}
     assert _hook(bot_api, group).json()["text"] == "Write to me in a private chat."
+    # In the sender's Telegram language where the platform speaks it.
+    russian = _update(telegram_id + 4, telegram_id, "/start", language_code="ru")
+    assert "Привязать Telegram" in _hook(bot_api, russian).json()["text"]
+    russian = _update(telegram_id + 5, telegram_id, f"/start {token}", language_code="ru-RU")
+    assert _hook(bot_api, russian).json()["text"].startswith("Ссылка устарела")
+    german = _update(telegram_id + 6, telegram_id, "/stop", language_code="de")
+    assert _hook(bot_api, german).json()["text"].startswith("This Telegram account is not linked")
 
 
 def test_linking_again_from_another_telegram_account_moves_the_link(
