@@ -117,6 +117,21 @@ EVENT_FIELDS = (
     Field("max_held_seats_per_account", "Held seats per account", "int"),
     Field("remainder_due_at", "Deposit remainder due", "time", "Empty: at the start"),
     Field("refund_deposit_on_default", "Refund the deposit when the remainder is not paid", "bool"),
+    # A participant's own cancellation (docs/registration.md "Refund policy"): fixed once
+    # published, as the API holds it.
+    Field(
+        "refund_days_before_start",
+        "Refund on cancelling until (days before the start)",
+        "int",
+        "0: until the start; empty: cancelling refunds nothing",
+    ),
+    Field("refund_fee_percent", "Refund fee %", "int", "Kept of each such refund (1–99)"),
+    Field(
+        "refund_fee_amount",
+        "Or a fixed refund fee",
+        "money",
+        "In the tickets' currency; not with a percent",
+    ),
 )
 TICKET_FIELDS = (
     Field("name", "Name", required=True),
@@ -259,6 +274,7 @@ CODE_FIELDS = {
     "capacity_below_sold": "capacity",
     "invalid_sales_window": "sales_ends_at",
     "invalid_cover": "cover_media_id",
+    "invalid_refund_policy": "refund_fee_percent",
 }
 SCHEDULE_FIELDS = (
     ("end after it starts", "ends_at"),
@@ -391,6 +407,8 @@ def event_form(event: dict | None, groups: list[dict]):
             row("registration_opens_at", "registration_closes_at", "hold_minutes"),
             row("max_holds_per_account", "max_held_seats_per_account", "remainder_due_at"),
             row("refund_deposit_on_default"),
+            html.H2("Refunds", className="h6 text-uppercase text-body-secondary mt-2"),
+            row("refund_days_before_start", "refund_fee_percent", "refund_fee_amount"),
             html.Div(
                 "Published: only the title, description, venue, online URL, capacity, "
                 "registration close, participant list, holds and the remainder's due date "

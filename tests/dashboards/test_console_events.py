@@ -184,9 +184,13 @@ def test_an_owner_creates_edits_and_publishes_an_event_with_ticket_types(
     assert created["online_url"] == "https://meet.example.org/console"
     assert created["capacity"] == 80 and created["hold_minutes"] == 15
 
-    # Edit: only what changed is sent.
+    assert created["refund_days_before_start"] is None  # no refund policy unless set
+
+    # Edit: only what changed is sent; the refund policy is set while still a draft.
     fill(browser, "#ce-title", title + " II")
     fill(browser, "#ce-capacity", "90")
+    fill(browser, "#ce-refund_days_before_start", "7")
+    fill(browser, "#ce-refund_fee_percent", "10")
     click(browser, "#ce-save")
     wait_until(
         lambda: api_get(live_api, owner, f"/events/{created['id']}")["capacity"] == 90,
@@ -197,6 +201,8 @@ def test_an_owner_creates_edits_and_publishes_an_event_with_ticket_types(
     title += " II"
     edited = api_get(live_api, owner, f"/events/{created['id']}")
     assert edited["title"] == title and edited["starts_at"] == created["starts_at"]
+    assert (edited["refund_days_before_start"], edited["refund_fee_percent"]) == (7, 10)
+    assert edited["refund_fee_amount"] is None
     wait_until(lambda: wait_text(browser, "#ce-heading") == title, "not reloaded", 20, browser)
 
     # Publishing without a ticket type: the API's reason, the event still a draft.
