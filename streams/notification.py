@@ -1,6 +1,7 @@
 """The notifications agent (``notifications``, on every topic carrying a type of
-``NOTIFICATION_EVENT_TYPES``): ``domain.notification.service.handle`` (``resend.handle`` for a
-ticket an organizer asked to send again) queues the messages
+``NOTIFICATION_EVENT_TYPES``): ``domain.notification.service.handle`` (or a handler of its own,
+``SPECIAL``: the resent ticket, the password reset and address verification e-mails) queues the
+messages
 (deduplicated by source event id in the notification log), commits, then ``delivery.deliver``
 sends what of this event is still queued and due, so a record redelivered after a crash between
 commit and sending still sends."""
@@ -8,11 +9,13 @@ commit and sending still sends."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import select, text
 
 from core.logging import get_logger
+from core.settings import Settings
 from domain.identity.email_verification import signing_key as verification_key
 from domain.identity.password_reset import signing_key
 from domain.notification import delivery, email_verification, password_reset, resend
@@ -25,16 +28,32 @@ from streams.records import Record
 log = get_logger(__name__)
 
 NOTIFICATIONS = "notifications"
-# The service's event types, and the ticket an organizer asks to send again (domain/notification/
-# resend.py: a handler of its own).
-# And the account's own e-mails: password reset and address verification
-# (domain/notification/password_reset.py, email_verification.py).
-NOTIFICATION_EVENT_TYPES = (
-    *HANDLED_EVENT_TYPES,
-    resend.EVENT_TYPE,
-    password_reset.EVENT_TYPE,
-    email_verification.EVENT_TYPE,
-)
+
+# Event types with a handler of their own (the rest go to domain/notification/service.py's
+# ``handle``): the ticket an organizer asks to send again, and the account's own e-mails, whose
+# links carry a token the handler derives with the platform's key (password reset, address
+# verification).
+Special = Callable[[UnitOfWork, Record, Settings], object]
+SPECIAL: dict[str, Special] = {
+    resend.EVENT_TYPE: lambda uow, record, _settings: resend.handle(
+        uow, record.payload(), record.event_id
+    ),
+    password_reset.EVENT_TYPE: lambda uow, record, settings: password_reset.handle(
+        uow,
+        record.payload(),
+        record.event_id,
+        key=signing_key(settings.ticket_signing_key.get_secret_value()),
+        link=settings.password_reset_url,
+    ),
+    email_verification.EVENT_TYPE: lambda uow, record, settings: email_verification.handle(
+        uow,
+        record.payload(),
+        record.event_id,
+        key=verification_key(settings.ticket_signing_key.get_secret_value()),
+        link=settings.email_verification_url,
+    ),
+}
+NOTIFICATION_EVENT_TYPES = (*HANDLED_EVENT_TYPES, *SPECIAL)
 
 
 _INBOX = text(
@@ -56,26 +75,9 @@ def queue_notifications(deps: Deps, record: Record) -> list[delivery.Pending]:
             _INBOX, {"consumer": f"worker.{NOTIFICATIONS}", "event_id": record.event_id}
         ).first()
         if fresh is not None:
-            if record.event_type == resend.EVENT_TYPE:
-                resend.handle(uow, record.payload(), record.event_id)
-            elif record.event_type == password_reset.EVENT_TYPE:
-                settings = deps.settings
-                password_reset.handle(
-                    uow,
-                    record.payload(),
-                    record.event_id,
-                    key=signing_key(settings.ticket_signing_key.get_secret_value()),
-                    link=settings.password_reset_url,
-                )
-            elif record.event_type == email_verification.EVENT_TYPE:
-                settings = deps.settings
-                email_verification.handle(
-                    uow,
-                    record.payload(),
-                    record.event_id,
-                    key=verification_key(settings.ticket_signing_key.get_secret_value()),
-                    link=settings.email_verification_url,
-                )
+            special = SPECIAL.get(record.event_type)
+            if special is not None:
+                special(uow, record, deps.settings)
             else:
                 handle(uow, record.event_type, record.payload(), record.headers)
         sources = [record.event_id, *sources_of(record.event_type, record.payload())]
