@@ -22,7 +22,7 @@ from sqlalchemy import text
 
 from dashboards import event as event_page
 from dashboards import format as fmt
-from tests.dashboards.conftest import PASSWORD, api_get, sign_in
+from tests.dashboards.conftest import PASSWORD, api_get, now_found, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -156,7 +156,7 @@ def test_sign_in_switch_organization_sign_out(browser, dash_base, scenario, live
     wait_until(lambda: "/signin" in browser.driver.current_url, "not sent to sign in")
     browser.wait_for_element("#signin-email")
     assert "session has ended" not in browser.find_element("body").text
-    assert not browser.driver.find_elements(By.CSS_SELECTOR, "#signin-message")
+    assert not now_found(browser, By.CSS_SELECTOR, "#signin-message")
 
     browser.wait_for_element("#signin-email").send_keys(scenario.owner["email"])
     browser.find_element("#signin-password").send_keys("not the password")
@@ -314,7 +314,7 @@ def test_analyst_reads_only_and_an_export_downloads(
     sign_in(browser, base, analyst, path=f"/events/{scenario.fresh_event['id']}")
     wait_text_equal(browser, "#ev-title", scenario.fresh_event["title"])
     assert browser.find_element("#role-badge").text == "Analyst · read-only"
-    assert not browser.driver.find_elements(By.XPATH, "//button[normalize-space()='Publish']")
+    assert not now_found(browser, By.XPATH, "//button[normalize-space()='Publish']")
 
     # Another organization's event: not the analyst's to see, said as plainly as a wrong address.
     browser.driver.get(f"{base}/events/{scenario.b_event['id']}")

@@ -23,7 +23,7 @@ from selenium.webdriver.support.ui import Select
 
 from dashboards import console_attendees as att
 from dashboards.client import ApiError
-from tests.dashboards.conftest import api_get, sign_in
+from tests.dashboards.conftest import api_get, now_found, sign_in
 from tests.dashboards.test_browser import wait_text, wait_until
 from tests.dashboards.test_console_events import click, click_xpath, fill, gone_or_hidden
 from tests.factories import (
@@ -268,8 +268,8 @@ def test_an_owner_removes_someone_from_the_waitlist(
     click(browser, "#ev-attendees-link")  # from the event dashboard's header
     offer = wait_text(browser, f"tr[data-entry='{offered['id']}']", unlike="")
     assert "offered" in offer and " s left" in offer, offer
-    assert not browser.driver.find_elements(
-        By.CSS_SELECTOR, f"tr[data-entry='{offered['id']}'] button"
+    assert not now_found(
+        browser, By.CSS_SELECTOR, f"tr[data-entry='{offered['id']}'] button"
     )  # an offer in flight is not removed: its hold runs out or is cancelled
     assert "waiting" in wait_text(browser, f"tr[data-entry='{first['id']}']", unlike="")
     click(browser, f"tr[data-entry='{first['id']}'] button")
@@ -283,9 +283,7 @@ def test_an_owner_removes_someone_from_the_waitlist(
     assert (entries[second["id"]]["status"], entries[second["id"]]["position"]) == ("waiting", 1)
     assert entries[offered["id"]]["offer_expires_at"]
     wait_until(
-        lambda: (
-            not browser.driver.find_elements(By.CSS_SELECTOR, f"tr[data-entry='{first['id']}']")
-        ),
+        lambda: not now_found(browser, By.CSS_SELECTOR, f"tr[data-entry='{first['id']}']"),
         "the removed entry stayed in the table",
         20,
         browser,
@@ -309,9 +307,9 @@ def test_an_analyst_reads_without_personal_data_or_controls(
     click(browser, "#att-rows tbody tr button")
     assert "Payments and refunds" in wait_text(browser, "#att-detail", unlike="")
     for selector in ("#att-actions", "#att-checkin", "#att-refund-go", "#att-wl-modal"):
-        assert not browser.driver.find_elements(By.CSS_SELECTOR, selector), selector
+        assert not now_found(browser, By.CSS_SELECTOR, selector), selector
     wait_text(browser, "#att-wl-rows", unlike="")
-    assert not browser.driver.find_elements(By.CSS_SELECTOR, "#att-wl-rows button")
+    assert not now_found(browser, By.CSS_SELECTOR, "#att-wl-rows button")
 
 
 @pytest.mark.browser
@@ -321,7 +319,7 @@ def test_a_member_of_another_organization_gets_not_found(
     stranger = attendees.organizer.another().owner
     sign_in(browser, dash_base, stranger, path=attendees_path(attendees.event["id"]))
     assert "Event not found" in wait_text(browser, "#not-found")
-    assert not browser.driver.find_elements(By.CSS_SELECTOR, "#att-rows")
+    assert not now_found(browser, By.CSS_SELECTOR, "#att-rows")
 
 
 # --- without a browser ------------------------------------------------------------------------

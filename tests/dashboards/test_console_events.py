@@ -24,7 +24,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
 from dashboards import format as fmt
-from tests.dashboards.conftest import api_get, sign_in
+from tests.dashboards.conftest import api_get, now_found, sign_in
 from tests.dashboards.test_browser import wait_text, wait_until
 from tests.factories import Organizer, image_bytes, registered, reserved
 from tests.media.images import pdf_bytes
@@ -61,7 +61,7 @@ def fill(duo, selector: str, text: str) -> None:
     in (a form still opening is not yet)."""
 
     def typed() -> bool:
-        found = duo.driver.find_elements(By.CSS_SELECTOR, selector)
+        found = now_found(duo, By.CSS_SELECTOR, selector)
         if not found or not found[0].is_displayed() or not found[0].is_enabled():
             return False
         try:
@@ -80,7 +80,7 @@ def click(duo, selector: str) -> None:
     refused: list[str] = []
 
     def clicked() -> bool:
-        found = duo.driver.find_elements(By.CSS_SELECTOR, selector)
+        found = now_found(duo, By.CSS_SELECTOR, selector)
         if not found or not found[0].is_displayed() or not found[0].is_enabled():
             refused.append(f"found {len(found)}, not displayed or disabled")
             return False
@@ -120,12 +120,12 @@ def click_xpath(duo, xpath: str) -> None:
 def gone_or_hidden(duo, selector: str) -> bool:
     """One look: the element found is the one read (a second lookup can miss a just-closed modal's
     element and raise)."""
-    found = duo.driver.find_elements(By.CSS_SELECTOR, selector)
+    found = now_found(duo, By.CSS_SELECTOR, selector)
     return not found or not found[0].is_displayed()
 
 
 def gone_or_empty(duo, selector: str) -> bool:
-    found = duo.driver.find_elements(By.CSS_SELECTOR, selector)
+    found = now_found(duo, By.CSS_SELECTOR, selector)
     return not found or not found[0].text
 
 
@@ -359,7 +359,7 @@ def test_a_price_change_after_a_sale_and_cancelling(
         lambda: wait_text(browser, "#ce-status") == "cancelled", "not cancelled", 20, browser
     )
     assert api_get(live_api, owner, f"/events/{event['id']}")["status"] == "cancelled"
-    assert not browser.driver.find_elements(By.CSS_SELECTOR, "#ce-save")  # closed: read-only
+    assert not now_found(browser, By.CSS_SELECTOR, "#ce-save")  # closed: read-only
 
 
 def test_documents_an_owner_adds_are_downloaded_and_removed(
@@ -407,7 +407,7 @@ def test_documents_an_owner_adds_are_downloaded_and_removed(
     sign_in(browser, dash_base, console.analyst, path=manage_path(event["id"]))
     assert "Programme" in wait_text(browser, "#ce-att-list")
     for selector in ("#ce-att-add", "#ce-att-upload", "button[id*='ce-att-remove']"):
-        assert not browser.driver.find_elements(By.CSS_SELECTOR, selector), selector
+        assert not now_found(browser, By.CSS_SELECTOR, selector), selector
 
     sign_in(browser, dash_base, owner, path=manage_path(event["id"]))
     click(browser, f"button[id*='{listed['id']}'][id*='ce-att-remove']")
@@ -422,13 +422,13 @@ def test_an_analyst_sees_no_edit_controls(browser, dash_base, console: Console) 
     assert wait_text(browser, "#ce-heading") == event["title"]
     assert "Standard" in wait_text(browser, "#ce-tt-list")
     for selector in ("#ce-save", "#ce-tt-new", "#ce-actions", "#ce-title", "#ce-tt-save"):
-        assert not browser.driver.find_elements(By.CSS_SELECTOR, selector), selector
-    assert not browser.driver.find_elements(By.XPATH, "//*[@id='ce-tt-list']//button")
+        assert not now_found(browser, By.CSS_SELECTOR, selector), selector
+    assert not now_found(browser, By.XPATH, "//*[@id='ce-tt-list']//button")
     browser.driver.get(f"{dash_base}/events/new")
     assert "Owners and moderators create events" in wait_text(browser, "#page h2")
     browser.driver.get(f"{dash_base}/")
     wait_text(browser, "#ov-content", unlike="Loading…")
-    assert not browser.driver.find_elements(By.CSS_SELECTOR, "#ov-new-event")
+    assert not now_found(browser, By.CSS_SELECTOR, "#ov-new-event")
 
 
 def test_a_member_of_another_organization_gets_not_found(
@@ -438,7 +438,7 @@ def test_a_member_of_another_organization_gets_not_found(
     event, _ = console.organizer.published_event(start=console.now + timedelta(days=15))
     sign_in(browser, dash_base, stranger, path=manage_path(event["id"]))
     assert "Event not found" in wait_text(browser, "#not-found")
-    assert not browser.driver.find_elements(By.CSS_SELECTOR, "#ce-public")
+    assert not now_found(browser, By.CSS_SELECTOR, "#ce-public")
 
 
 # --- without a browser: how inputs become a body and refusals find their inputs -----------------

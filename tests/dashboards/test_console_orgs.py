@@ -13,7 +13,7 @@ from selenium.webdriver.common.by import By
 
 from dashboards import console_orgs
 from dashboards.client import ApiError
-from tests.dashboards.conftest import api_get, sign_in
+from tests.dashboards.conftest import api_get, now_found, sign_in
 from tests.dashboards.test_browser import wait_text, wait_until
 from tests.dashboards.test_console_events import click, fill
 
@@ -34,7 +34,7 @@ def test_a_first_time_organizer_founds_an_organization_for_a_first_event(
     # No organization yet: the page says so and offers to found one.
     click(browser, "#found-org")
     assert "No requests yet" in wait_text(browser, "#co-none")
-    assert not browser.driver.find_elements(By.CSS_SELECTOR, "#co-review-link")  # not an admin
+    assert not now_found(browser, By.CSS_SELECTOR, "#co-review-link")  # not an admin
 
     # The address name is suggested from the name; a bad one typed is refused at its input.
     fill(browser, "#co-name", name)
@@ -83,9 +83,7 @@ def test_a_first_time_organizer_founds_an_organization_for_a_first_event(
     assert "Answer saved" in wait_text(browser, "#co-done")
     [reviewed] = requests_of(live_api, newcomer)
     assert (reviewed["status"], reviewed["review_comment"]) == ("approved", "Welcome aboard")
-    assert not browser.driver.find_elements(
-        By.CSS_SELECTOR, f"tr[id*='{request['id']}'][id*='co-pending']"
-    )
+    assert not now_found(browser, By.CSS_SELECTOR, f"tr[id*='{request['id']}'][id*='co-pending']")
 
     # The requester founds it and lands on its overview, where the first event starts.
     sign_in(browser, dash_base, newcomer, path=console_orgs.NEW_PATH)

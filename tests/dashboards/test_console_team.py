@@ -23,7 +23,7 @@ from dashboards import console_messages as messages
 from dashboards import console_team as team
 from dashboards.client import ApiError
 from domain.notification.delivery import Pending
-from tests.dashboards.conftest import api_get, sign_in
+from tests.dashboards.conftest import api_get, now_found, sign_in
 from tests.dashboards.test_browser import seen, wait_text, wait_until
 from tests.dashboards.test_console_events import click, fill
 from tests.factories import Organizer, registered
@@ -319,13 +319,13 @@ def test_an_analyst_reads_without_controls(
     sign_in(browser, dash_base, analyst, f"/team?org={org_id}")
     wait_text(browser, "#team-members-hidden")
     for control in ("#team-invite-email", "#team-group-create", "#team-members"):
-        assert browser.driver.find_elements(By.CSS_SELECTOR, control) == []
+        assert now_found(browser, By.CSS_SELECTOR, control) == []
     browser.driver.get(f"{dash_base}{messages.path(event['id'])}")
     wait_text(browser, "#msg-title")
     wait_until(lambda: browser.driver.find_elements(By.CSS_SELECTOR, "#msg-log > *"),
                "no delivery log", 20, browser)  # fmt: skip
     for control in ("#msg-subject", "#msg-send", "#msg-preview"):
-        assert browser.driver.find_elements(By.CSS_SELECTOR, control) == []
+        assert now_found(browser, By.CSS_SELECTOR, control) == []
 
 
 @pytest.mark.browser
@@ -333,7 +333,7 @@ def test_an_outsider_sees_nothing(browser, dash_base, organizer, attended) -> No
     other = organizer.another()
     sign_in(browser, dash_base, other.owner, messages.path(attended["event"]["id"]))
     wait_text(browser, "#not-found")
-    assert browser.driver.find_elements(By.CSS_SELECTOR, "#msg-log") == []
+    assert now_found(browser, By.CSS_SELECTOR, "#msg-log") == []
     # /team of the first organization: the outsider's own team, none of the first's members.
     browser.driver.get(f"{dash_base}/team?org={organizer.org['id']}")
     title = wait_text(browser, "#team-title")

@@ -20,7 +20,7 @@ from selenium.webdriver.common.keys import Keys
 from dashboards import door
 from dashboards import format as fmt
 from dashboards.client import ApiError
-from tests.dashboards.conftest import api_get, sign_in
+from tests.dashboards.conftest import api_get, now_found, sign_in
 from tests.dashboards.test_browser import seen, wait_text, wait_until
 from tests.factories import registered
 
@@ -303,10 +303,10 @@ def test_an_analyst_has_no_door(browser, dash_base, scenario) -> None:
     sign_in(browser, dash_base, scenario.analyst, path=f"/events/{event_id}")
     assert wait_text(browser, "#ev-title") == scenario.live_event["title"]
     wait_until(lambda: browser.find_element("#role-badge").text, "no role badge", 10, browser)
-    assert not browser.driver.find_elements(By.CSS_SELECTOR, "#ev-door-link")
+    assert not now_found(browser, By.CSS_SELECTOR, "#ev-door-link")
     assert "Door check-in" not in browser.find_element("#ev-header").text
 
     browser.driver.get(f"{dash_base}/events/{event_id}/door")
     wait_text(browser, "#not-found")
-    assert not browser.driver.find_elements(By.CSS_SELECTOR, "#door-code")
-    assert not browser.driver.find_elements(By.CSS_SELECTOR, "#door-count")
+    assert not now_found(browser, By.CSS_SELECTOR, "#door-code")
+    assert not now_found(browser, By.CSS_SELECTOR, "#door-count")
