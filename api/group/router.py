@@ -11,6 +11,7 @@ from api.deps import (
     MANAGE_ROLES,
     READ_ROLES,
     Membership,
+    SettingsDep,
     UowDep,
     require_resource_role,
     require_role,
@@ -23,9 +24,15 @@ from api.group.schemas import (
     GroupJoin,
     GroupMemberOut,
     GroupOut,
+    GroupPersonInviteCreate,
+    GroupPersonInviteCreated,
+    GroupPersonInviteOut,
 )
 from api.pagination import Page, Paging
+from domain.errors import ValidationFailed
 from domain.group import service
+from domain.identity.service import get_user
+from domain.organization.service import invite_signing_key
 
 router = APIRouter(tags=["groups"])
 
@@ -92,8 +99,72 @@ def invite(
     responses=responses(401, 404, 409),
 )
 def join(body: GroupJoin, uow: UowDep) -> GroupOut:
-    """Join a group with its invite code."""
+    """Join a group with its shared invite code (`code`), or with the code of an invitation
+    addressed to the caller (`token`: 403 `invite_mismatch` for another account's)."""
+    if (body.code is None) == (body.token is None):
+        raise ValidationFailed("Give exactly one of code or token", code="invalid_invite")
+    if body.token is not None:
+        user = get_user(uow, uow.user_id)
+        return GroupOut.model_validate(service.accept_invite(uow, user, body.token))
     return GroupOut.model_validate(service.join(uow, uow.user_id, body.code))
+
+
+@router.post(
+    "/groups/{group_id}/invitations",
+    response_model=GroupPersonInviteCreated,
+    status_code=status.HTTP_201_CREATED,
+    responses=responses(401, 403, 404),
+)
+def invite_person(
+    group_id: uuid.UUID,
+    body: GroupPersonInviteCreate,
+    member: GroupManager,
+    uow: UowDep,
+    settings: SettingsDep,
+) -> GroupPersonInviteCreated:
+    """Invite one person to the group by e-mail or Telegram username (owners and moderators).
+    The invitation is sent by e-mail to the address, or by Telegram to the linked account with
+    that username; it lives `AQSTREAM_INVITE_TTL_S` and is accepted with POST
+    /group-invites/accept {"token"} by that account only."""
+    record, token = service.invite(
+        uow,
+        group_id,
+        inviter_id=member.user_id,
+        email=body.email,
+        telegram_username=body.telegram_username,
+        ttl_s=settings.invite_ttl_s,
+        key=invite_signing_key(settings.ticket_signing_key.get_secret_value()),
+    )
+    return GroupPersonInviteCreated(
+        **GroupPersonInviteOut.model_validate(record).model_dump(), token=token
+    )
+
+
+@router.get(
+    "/groups/{group_id}/invitations",
+    response_model=Page[GroupPersonInviteOut],
+    responses=responses(401, 403, 404),
+)
+def list_invitations(
+    group_id: uuid.UUID, member: GroupManager, uow: UowDep, paging: Paging
+) -> Page[GroupPersonInviteOut]:
+    """The group's pending invitations (not accepted, revoked or expired), oldest first."""
+    return Page[GroupPersonInviteOut].of(
+        service.list_invites(uow, group_id, paging), GroupPersonInviteOut.model_validate
+    )
+
+
+@router.delete(
+    "/groups/{group_id}/invitations/{invite_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses(401, 403, 404),
+)
+def revoke_invitation(
+    group_id: uuid.UUID, invite_id: uuid.UUID, member: GroupManager, uow: UowDep
+) -> None:
+    """Revoke a pending invitation: its code admits nobody, and its message, if still queued,
+    is not sent."""
+    service.revoke_invite(uow, group_id, invite_id)
 
 
 @router.get(

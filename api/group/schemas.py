@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.types import RequestModel
+from api.types import Email, RequestModel
 
 
 class GroupCreate(RequestModel):
@@ -36,7 +36,60 @@ class GroupInviteOut(BaseModel):
 
 
 class GroupJoin(RequestModel):
-    code: str = Field(min_length=8, max_length=64)
+    # The schema says what the server does: exactly one of the two is a string (the other is
+    # absent or null).
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [
+                {
+                    "required": ["code"],
+                    "properties": {"code": {"type": "string"}, "token": {"type": "null"}},
+                },
+                {
+                    "required": ["token"],
+                    "properties": {"token": {"type": "string"}, "code": {"type": "null"}},
+                },
+            ]
+        },
+    )
+
+    code: str | None = Field(
+        default=None, min_length=8, max_length=64, description="The group's shared invite code."
+    )
+    token: str | None = Field(
+        default=None,
+        min_length=16,
+        max_length=128,
+        description="The code of an invitation addressed to the caller (POST "
+        "/groups/{group_id}/invitations), from its e-mail or Telegram message.",
+    )
+
+
+class GroupPersonInviteCreate(RequestModel):
+    email: Email | None = None
+    telegram_username: str | None = Field(
+        default=None, pattern=r"^@?[A-Za-z0-9_]{5,32}$", max_length=33
+    )
+
+
+class GroupPersonInviteOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    group_id: uuid.UUID
+    email: str | None
+    telegram_username: str | None
+    invited_by: uuid.UUID
+    created_at: datetime
+    expires_at: datetime
+
+
+class GroupPersonInviteCreated(GroupPersonInviteOut):
+    token: str = Field(
+        description="Secret; shown once. The invitation's message carries it too; the invitee "
+        'accepts with it (POST /group-invites/accept {"token"}).'
+    )
 
 
 class GroupMemberOut(BaseModel):

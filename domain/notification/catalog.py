@@ -138,11 +138,20 @@ TEMPLATES: dict[str, TemplateSpec] = {
         ),
         TemplateSpec(
             "organization_invite",
-            ("organization.member.invited",),
-            "An invitation to join an organization, with its code (drawn when sent; not sent "
-            "once accepted, revoked or expired): by e-mail to the invited address, or by Telegram "
-            "to the linked account with the invited username",
-            ("name", "organization", "inviter", "role", "expires_at", "token", "by_telegram"),
+            ("organization.member.invited", "group.member.invited"),
+            "An invitation to join an organization, or one of its groups, with its code (drawn "
+            "when sent; not sent once accepted, revoked or expired): by e-mail to the invited "
+            "address, or by Telegram to the linked account with the invited username",
+            (
+                "name",
+                "organization",
+                "group",
+                "inviter",
+                "role",
+                "expires_at",
+                "token",
+                "by_telegram",
+            ),
         ),
         TemplateSpec(
             "organizer_message",

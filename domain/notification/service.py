@@ -497,6 +497,7 @@ def _registration_unpaid(uow, source, payload, now):
 # message holds this mark; the dispatcher draws the token again from the invitation's id when it
 # sends (``delivery``), and sends nothing for an invitation accepted, revoked or expired since.
 INVITE_TEMPLATE = "organization_invite"
+INVITE_EVENT_TYPES = ("organization.member.invited", "group.member.invited")
 INVITE_TOKEN_MARK = "[[invite-token]]"
 
 
@@ -506,10 +507,12 @@ def _organization_invite(uow, source, payload, now):
         return []  # accepted, revoked (it expires at once) or expired before we got to it
     inviter = uow.session.get(User, invite.invited_by)
     organization = uow.session.get(Organization, invite.tenant_id)
+    group = uow.session.get(Group, invite.group_id) if invite.group_id is not None else None
     variables = {
         "organization": organization.name if organization else "",
+        "group": group.name if group else "",  # an invitation to a group of it (migration 0025)
         "inviter": inviter.display_name if inviter else "",
-        "role": invite.role.value,
+        "role": invite.role.value if invite.role else "",
         "expires_at": catalog.when(invite.expires_at, "UTC"),
         "token": INVITE_TOKEN_MARK,
         "by_telegram": invite.email is None,
@@ -577,7 +580,7 @@ def _enqueue_to_address(
 def sources_of(event_type: str, payload: Mapping[str, Any]) -> list[uuid.UUID]:
     """The source ids the messages of a consumed event are logged under besides the event's
     own id (an invitation's message is keyed by the invitation)."""
-    if event_type == "organization.member.invited" and payload.get("invite_id"):
+    if event_type in INVITE_EVENT_TYPES and payload.get("invite_id"):
         return [_uuid(payload, "invite_id")]
     return []
 
@@ -598,6 +601,7 @@ _HANDLERS: dict[str, _Handler] = {
     "payment.refunded": _refund_completed,
     "registration.cancelled": _registration_unpaid,
     "organization.member.invited": _organization_invite,
+    "group.member.invited": _organization_invite,
 }
 HANDLED_EVENT_TYPES = tuple(_HANDLERS)
 

@@ -118,7 +118,10 @@ class OrganizationInvite(UUIDPrimaryKey, Timestamps, Base):
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"))
     email: Mapped[str | None] = mapped_column(String(320))
     telegram_username: Mapped[str | None] = mapped_column(String(64))
-    role: Mapped[Role] = mapped_column(_enum(Role, "member_role"))
+    # An invitation to the organization has a role; one to a group of it has the group instead
+    # (accepting makes a group member, not an organization member; migration 0025).
+    role: Mapped[Role | None] = mapped_column(_enum(Role, "member_role"))
+    group_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("groups.id"))
     token_hash: Mapped[str] = mapped_column(String(64))
     invited_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
     expires_at: Mapped[datetime]
@@ -128,4 +131,9 @@ class OrganizationInvite(UUIDPrimaryKey, Timestamps, Base):
     __table_args__ = (
         Index("uq_organization_invites_token_hash", "token_hash", unique=True),
         Index("ix_organization_invites_tenant_id", "tenant_id"),
+        Index(
+            "ix_organization_invites_group_id",
+            "group_id",
+            postgresql_where=text("group_id IS NOT NULL"),
+        ),
     )

@@ -349,6 +349,7 @@ def list_invites(
     first."""
     stmt = select(OrganizationInvite).where(
         OrganizationInvite.tenant_id == tenant_id,
+        OrganizationInvite.group_id.is_(None),  # a group's are listed with the group
         OrganizationInvite.accepted_at.is_(None),
         OrganizationInvite.expires_at > (now or _now()),
     )
@@ -367,7 +368,11 @@ def revoke_invite(
     now = now or _now()
     record = uow.session.scalar(
         select(OrganizationInvite)
-        .where(OrganizationInvite.tenant_id == tenant_id, OrganizationInvite.id == invite_id)
+        .where(
+            OrganizationInvite.tenant_id == tenant_id,
+            OrganizationInvite.id == invite_id,
+            OrganizationInvite.group_id.is_(None),
+        )
         .with_for_update()
     )
     if record is None or record.accepted_at is not None or record.expires_at <= now:
@@ -378,13 +383,16 @@ def revoke_invite(
     uow.session.flush()
 
 
-def accept_invite(uow: UnitOfWork, user: User, token: str) -> OrganizationMember:
-    """Join the organization an invite names; the invite must be addressed to this account."""
+def pending_invite(
+    uow: UnitOfWork, user: User, token: str, *, to_group: bool
+) -> OrganizationInvite:
+    """The live invitation ``token`` opens, addressed to this account: to a group of the
+    organization (``to_group``) or to the organization itself; any other is not found."""
     uow.set_capability("invite_token", token_hash(token))
     invite_row = uow.session.scalar(
         select(OrganizationInvite).where(OrganizationInvite.token_hash == token_hash(token))
     )
-    if invite_row is None:
+    if invite_row is None or (invite_row.group_id is not None) != to_group:
         raise NotFound("Invitation not found")
     if invite_row.accepted_at is not None:
         raise InvalidState("Invitation already used", details={"status": "accepted"})
@@ -398,6 +406,13 @@ def accept_invite(uow: UnitOfWork, user: User, token: str) -> OrganizationMember
         raise PermissionDenied(
             "This invitation is addressed to another account", code="invite_mismatch"
         )
+    return invite_row
+
+
+def accept_invite(uow: UnitOfWork, user: User, token: str) -> OrganizationMember:
+    """Join the organization an invite names; the invite must be addressed to this account."""
+    invite_row = pending_invite(uow, user, token, to_group=False)
+    assert invite_row.role is not None
     uow.enter_tenant(invite_row.tenant_id)
     _add_member(uow, invite_row.tenant_id, user.id, invite_row.role)
     invite_row.accepted_at = _now()

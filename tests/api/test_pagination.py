@@ -45,6 +45,7 @@ PAGED = {
     "/api/v1/notifications/messages",
     "/api/v1/notifications/messages/{message_id}/deliveries",
     "/api/v1/organizations/{org_id}/invitations",
+    "/api/v1/groups/{group_id}/invitations",
     "/api/v1/users/me/groups",
 }
 WHOLE = {

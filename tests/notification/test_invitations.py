@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -84,7 +85,7 @@ def test_an_invitation_reaches_the_invitee_with_its_code(
         lambda: [
             r
             for r in log_rows(owner_engine, template="organization_invite")
-            if r["status"] == "sent"
+            if r["status"] == "sent" and str(r["source_event_id"]) == invite["id"]
         ],
         30,
         "the invitation's log row marked sent",
@@ -105,7 +106,7 @@ def test_an_invitation_reaches_the_invitee_with_its_code(
     )
     asyncio.run(notification_handler(deps, record))
     assert len(smtp.to(invitee["email"])) == 2  # the welcome and the invitation
-    assert len(log_rows(owner_engine, template="organization_invite")) == 1
+    assert len(log_rows(owner_engine, source_event_id=invite["id"])) == 1
 
     # The code from the message admits them.
     code = text_.split("код приглашения:\n", 1)[1].split()[0]
@@ -240,3 +241,103 @@ def test_invitations_to_an_address_without_an_account_and_by_telegram(
     headers = {"Authorization": f"Bearer {account.json()['access_token']}"}
     joined = client.post(f"{V1}/organization-invites/accept", json={"token": code}, headers=headers)
     assert joined.status_code == 200, joined.text
+
+
+def test_a_group_invitation_reaches_one_person_who_joins_the_group_with_it(
+    client,
+    api,
+    admin,
+    owner_engine,
+    smtp,
+    worker_settings,  # noqa: F811
+    relays,  # noqa: F811
+    workers,  # noqa: F811
+) -> None:
+    """Issue P, item 2, for groups: an invitation to one person, by e-mail, through the pipeline;
+    its code makes that account (and no other) a member, who then finds the group's private
+    event; a revoked one admits nobody; the organization's own invitations list neither."""
+    org = Organizer(client, api, admin)
+    group, _member = org.group_with_member()
+    private = org.event(publish=False, visibility="private", group_id=group["id"])
+    org.ticket_type(private["id"], name="Members", capacity=5)
+    org.publish(private["id"])
+    invitee, stranger = api.register("group-invitee"), api.register("stranger")
+    relays(worker_settings, "relay-group-invites")
+    workers(worker_settings)
+
+    def invite(email: str) -> dict:
+        response = client.post(
+            f"{V1}/groups/{group['id']}/invitations",
+            json={"email": email},
+            headers=org.owner["headers"],
+        )
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    invitation = invite(invitee["email"])
+    assert invitation["group_id"] == group["id"] and invitation["email"] == invitee["email"]
+    subject = f"owner invites you to {group['name']}"
+    [message] = wait_for(
+        lambda: [m for m in smtp.to(invitee["email"]) if m["Subject"] == subject],
+        60,
+        "the group invitation e-mail",
+    )
+    text_ = message.get_body(("plain",)).get_content()
+    assert f"the group “{group['name']}” of {org.org['name']}" in text_
+    assert "POST /api/v1/group-invites/accept" in text_
+    code = re.search(r"invitation code:\s+(\S+)", text_).group(1)
+    assert code == invitation["token"]
+    [fact] = outbox_events(owner_engine, group["id"], "group.member.invited")
+    assert code not in json.dumps(fact["payload"])
+
+    # Listed with the group until accepted; never with the organization's own invitations.
+    def pending(path: str) -> list[str]:
+        page = client.get(f"{V1}{path}", headers=org.owner["headers"])
+        assert page.status_code == 200, page.text
+        return [i["id"] for i in page.json()["items"]]
+
+    assert pending(f"/groups/{group['id']}/invitations") == [invitation["id"]]
+    assert invitation["id"] not in pending(f"/organizations/{org.org['id']}/invitations")
+    organization_accept = client.post(
+        f"{V1}/organization-invites/accept", json={"token": code}, headers=invitee["headers"]
+    )
+    assert organization_accept.status_code == 404  # not an invitation to the organization
+
+    # Another account holding the code is refused; the invitee joins and finds the event.
+    refused = client.post(
+        f"{V1}/group-invites/accept", json={"token": code}, headers=stranger["headers"]
+    )
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "invite_mismatch"
+    joined = client.post(
+        f"{V1}/group-invites/accept", json={"token": code}, headers=invitee["headers"]
+    )
+    assert joined.status_code == 200, joined.text
+    assert joined.json()["id"] == group["id"]
+    mine = client.get(f"{V1}/users/me/groups", headers=invitee["headers"]).json()["items"]
+    assert group["id"] in [g["id"] for g in mine]
+    events = client.get(
+        f"{V1}/events", params={"visibility": "private"}, headers=invitee["headers"]
+    ).json()["items"]
+    assert private["id"] in [e["id"] for e in events]
+    assert pending(f"/groups/{group['id']}/invitations") == []
+    again = client.post(
+        f"{V1}/group-invites/accept", json={"token": code}, headers=invitee["headers"]
+    )
+    assert again.status_code == 409  # used
+
+    # Revoked: its code admits nobody. Neither or both of code and token: refused.
+    second = invite(stranger["email"])
+    revoked = client.delete(
+        f"{V1}/groups/{group['id']}/invitations/{second['id']}", headers=org.owner["headers"]
+    )
+    assert revoked.status_code == 204
+    late = client.post(
+        f"{V1}/group-invites/accept", json={"token": second["token"]}, headers=stranger["headers"]
+    )
+    assert late.status_code == 409 and late.json()["error"]["details"] == {"status": "expired"}
+    both = client.post(
+        f"{V1}/group-invites/accept",
+        json={"token": second["token"], "code": "x" * 12},
+        headers=stranger["headers"],
+    )
+    assert both.status_code == 422
