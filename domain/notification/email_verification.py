@@ -15,9 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from domain.identity import email_verification
-from domain.identity.models import User
 from domain.notification import catalog, service
-from domain.notification.models import Channel, Notification
+from domain.notification.models import Notification
 from domain.uow import UnitOfWork
 
 EVENT_TYPE = "user.email_verification_requested"
@@ -36,31 +35,15 @@ def handle(
     """Queue the verification e-mail; ``link`` has ``{token}`` where the token goes. The caller
     commits."""
     now = now or datetime.now(UTC)
-    user_id = uuid.UUID(str(payload["user_id"]))
-    expires_at = datetime.fromisoformat(str(payload["expires_at"]))
-    if expires_at <= now:
+    found = service.account_addressee(uow, payload, now)
+    if found is None or found[0].email_verified_at is not None:
         return []
-    uow.act_as(user_id)  # a platform message: the recipient's alone
-    user = uow.session.get(User, user_id)
-    if (
-        user is None
-        or user.deleted_at is not None
-        or user.email != payload["email"]
-        or user.email_verified_at is not None
-    ):
-        return []
-    token = email_verification.token_for(key, user_id, user.email, expires_at)
-    recipient = service.Recipient(
-        user=user,
-        channel=Channel.EMAIL,
-        address=user.email,
-        language=catalog.language_of(user.locale),
-        deferred_until=None,  # asked for now: not held for quiet hours
-    )
+    user, expires_at = found
+    token = email_verification.token_for(key, user.id, user.email, expires_at)
     variables = {
         "email": user.email,
         "verify_url": link.replace("{token}", token),
         "expires_at": catalog.when(expires_at, "UTC"),
     }
     source = service.Source(id=event_id, type=EVENT_TYPE, tenant_id=None)
-    return service.enqueue(uow, source, TEMPLATE, [recipient], variables, now=now)
+    return service.enqueue_account_email(uow, user, source, TEMPLATE, variables, now)

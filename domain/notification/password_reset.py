@@ -14,9 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from domain.identity import password_reset
-from domain.identity.models import User
-from domain.notification import catalog, service
-from domain.notification.models import Channel, Notification
+from domain.notification import service
+from domain.notification.models import Notification
 from domain.uow import UnitOfWork
 
 EVENT_TYPE = "user.password_reset_requested"
@@ -35,28 +34,17 @@ def handle(
     """Queue the reset e-mail; ``link`` has ``{token}`` where the token goes. The caller
     commits."""
     now = now or datetime.now(UTC)
-    user_id = uuid.UUID(str(payload["user_id"]))
-    expires_at = datetime.fromisoformat(str(payload["expires_at"]))
-    if expires_at <= now:
+    found = service.account_addressee(uow, payload, now)
+    if found is None:
         return []
-    uow.act_as(user_id)  # a platform message: the recipient's alone
-    user = uow.session.get(User, user_id)
-    if user is None or user.deleted_at is not None or user.email != payload["email"]:
-        return []
+    user, expires_at = found
     token = password_reset.token_for(key, uuid.UUID(str(payload["reset_id"])))
-    recipient = service.Recipient(
-        user=user,
-        channel=Channel.EMAIL,
-        address=user.email,
-        language=catalog.language_of(user.locale),
-        deferred_until=None,  # asked for now: not held for quiet hours
-    )
     variables = {
         "reset_url": link.replace("{token}", token),
         "valid_minutes": minutes_left(expires_at, now),
     }
     source = service.Source(id=event_id, type=EVENT_TYPE, tenant_id=None)
-    return service.enqueue(uow, source, TEMPLATE, [recipient], variables, now=now)
+    return service.enqueue_account_email(uow, user, source, TEMPLATE, variables, now)
 
 
 def minutes_left(expires_at: datetime, now: datetime) -> int:

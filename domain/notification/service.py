@@ -577,6 +577,47 @@ def _enqueue_to_address(
     )
 
 
+# --- the account's own e-mails (password reset, address verification) -------------------------
+
+
+def account_addressee(
+    uow: UnitOfWork, payload: Mapping[str, Any], now: datetime
+) -> tuple[User, datetime] | None:
+    """The account an account e-mail of ``payload`` (``user_id``, ``email``, ``expires_at``) goes
+    to, and the link's expiry; None once the link has expired, the account is gone or its
+    address changed since. Acts as that account: a platform message is the recipient's alone."""
+    expires_at = datetime.fromisoformat(str(payload["expires_at"]))
+    if expires_at <= now:
+        return None
+    user_id = _uuid(payload, "user_id")
+    uow.act_as(user_id)
+    user = uow.session.get(User, user_id)
+    if user is None or user.deleted_at is not None or user.email != payload["email"]:
+        return None
+    return user, expires_at
+
+
+def enqueue_account_email(
+    uow: UnitOfWork,
+    user: User,
+    source: Source,
+    template: str,
+    variables: dict[str, Any],
+    now: datetime,
+) -> list[Notification]:
+    """Queue ``template`` by e-mail to the account's address, whatever channel it chose and not
+    held for quiet hours (it was asked for now)."""
+    assert user.email is not None
+    recipient = Recipient(
+        user=user,
+        channel=Channel.EMAIL,
+        address=user.email,
+        language=catalog.language_of(user.locale),
+        deferred_until=None,
+    )
+    return enqueue(uow, source, template, [recipient], variables, now=now)
+
+
 def sources_of(event_type: str, payload: Mapping[str, Any]) -> list[uuid.UUID]:
     """The source ids the messages of a consumed event are logged under besides the event's
     own id (an invitation's message is keyed by the invitation)."""
