@@ -16,7 +16,7 @@ from asgi_correlation_id.context import correlation_id
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials
-from sqlalchemy import select, text
+from sqlalchemy import text
 
 from api.errors import ApiError
 from api.openapi_index import operation
@@ -28,7 +28,6 @@ from api.security import (
 )
 from api.state import AppState
 from core.settings import Settings
-from domain.identity.models import User
 from domain.organization.models import Role
 from domain.organization.service import membership_role
 from domain.uow import UnitOfWork
@@ -59,15 +58,13 @@ def _unit_of_work(state: AppState, principal: Principal | None) -> Iterator[Unit
         state.sessionmaker,
         user_id=principal.user_id if principal else None,
         headers=_event_headers,
+        check_account=principal is not None,
     ) as uow:
         if principal is not None:
-            # The row read anyway for the admin flag also says whether the token was revoked by a
-            # password change since it was issued: no further round trip.
-            user = uow.session.execute(
-                select(User.is_platform_admin, User.deleted_at, User.token_version).where(
-                    User.id == principal.user_id
-                )
-            ).one_or_none()
+            # The account row comes with the transaction's context (app_begin, one round trip):
+            # deleted, or the token revoked by a password change since it was issued? A platform
+            # admin's flag is already on.
+            user = uow.account
             if user is None or user.deleted_at is not None:
                 raise ApiError(401, "unauthorized", "The account no longer exists")
             if user.token_version != principal.token_version:
@@ -77,9 +74,6 @@ def _unit_of_work(state: AppState, principal: Principal | None) -> Iterator[Unit
                     "The password was changed after this token was issued; sign in again",
                     headers={"WWW-Authenticate": 'Bearer realm="aqstream"'},
                 )
-            if user.is_platform_admin:
-                uow.platform_admin = True
-                uow.set_capability("platform_admin", "on")
         yield uow
         uow.commit()
 

@@ -46,6 +46,7 @@ class AppState:
             max_overflow=settings.db_max_overflow,
             statement_timeout_ms=settings.db_statement_timeout_ms,
             application_name="aqstream-api",
+            pre_ping=False,  # every request's transaction is a UnitOfWork (domain/uow.py)
         )
         client = make_redis(settings)
         client_async = make_async_redis(settings)

@@ -13,20 +13,28 @@ from types import TracebackType
 from typing import Any, Self
 
 import psycopg
-from sqlalchemy import insert, text
+from psycopg.types.json import Jsonb
+from sqlalchemy import Row, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from domain.contracts import validated_payload
 from domain.db.base import uuid7
 from domain.events import DomainEvent
-from domain.outbox.models import OutboxMessage
 
-_SET = text(
-    "SELECT set_config('app.user_id', :user_id, true), "
-    "set_config('app.tenant_id', :tenant_id, true), "
-    "set_config('app.platform_admin', :admin, true)"
-)
+# The context, and the caller's account row when asked (migration 0026): one round trip.
+_BEGIN = text("SELECT * FROM app_begin(:user_id, :tenant_id, :admin, :account)")
 _SET_ONE = text("SELECT set_config(:name, :value, true)")
+_OUTBOX_COLUMNS = (
+    "id, tenant_id, aggregate_type, aggregate_id, event_type, schema_version, payload, headers"
+)
+_OUTBOX_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s)"
+
+
+def _outbox_insert(rows: int) -> str:
+    """One plain multi-row INSERT, without RETURNING: the application role may append to the
+    outbox, never read it."""
+    return f"INSERT INTO outbox ({_OUTBOX_COLUMNS}) VALUES {', '.join([_OUTBOX_ROW] * rows)}"
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,11 @@ class FinalStatement:
     sql: str
     params: tuple[Any, ...]
     refusal: Callable[[psycopg.Error], Exception | None] | None = None
+    # Given the statement's first row (RETURNING) once the commit succeeded.
+    returned: Callable[[tuple[Any, ...]], None] | None = None
+    # A row the transaction's events describe: sent before the outbox rows, whose policy may
+    # look for it (a participant's registration), and the other final statements.
+    row_write: bool = False
 
 
 class UnitOfWork:
@@ -50,21 +63,40 @@ class UnitOfWork:
         tenant_id: uuid.UUID | None = None,
         platform_admin: bool = False,
         headers: Callable[[], dict[str, str]] | None = None,
+        check_account: bool = False,
     ) -> None:
+        """``check_account``: read the account of ``user_id`` with the context (see
+        ``account``), as the API does for every signed-in request."""
         self._sessions = sessions
         self.user_id = user_id
         self.tenant_id = tenant_id
         self.platform_admin = platform_admin
         self._headers = headers or dict
+        self._check_account = check_account
         self._events: list[DomainEvent] = []
         self._final: list[FinalStatement] = []
         self.session: Session
+        # The account row (platform_admin, deleted_at, token_version) when ``check_account``;
+        # None when there is no such user (or the policies hide it).
+        self.account: Row[Any] | None = None
 
     def __enter__(self) -> Self:
-        self.session = self._sessions()
-        self.session.begin()
-        self._apply_context()
-        return self
+        # The pool does not ping a connection at every checkout (a round trip per transaction).
+        # A connection the server dropped meanwhile (a restart, an idle timeout) fails the first
+        # statement; the pool then discards it and every connection as old, and this transaction
+        # starts again once on a fresh one, as the ping would have had it.
+        for attempt in (1, 2):
+            self.session = self._sessions()
+            self.session.begin()
+            try:
+                self._apply_context()
+            except DBAPIError as exc:
+                self.session.close()
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise
+                continue
+            return self
+        raise AssertionError("unreachable")
 
     def __exit__(
         self,
@@ -80,14 +112,19 @@ class UnitOfWork:
 
     # --- context ---------------------------------------------------------------------------
     def _apply_context(self) -> None:
-        self.session.execute(
-            _SET,
+        result = self.session.execute(
+            _BEGIN,
             {
-                "user_id": str(self.user_id) if self.user_id else "",
-                "tenant_id": str(self.tenant_id) if self.tenant_id else "",
-                "admin": "on" if self.platform_admin else "",
+                "user_id": self.user_id,
+                "tenant_id": self.tenant_id,
+                "admin": self.platform_admin,
+                "account": self._check_account,
             },
         )
+        self.account = result.one_or_none()
+        account = self.account
+        if account is not None and account.platform_admin and account.deleted_at is None:
+            self.platform_admin = True  # app_begin switched the policies' flag on
 
     def enter_tenant(self, tenant_id: uuid.UUID) -> None:
         """Narrow this transaction to one tenant (after membership has been verified)."""
@@ -117,20 +154,27 @@ class UnitOfWork:
         self._final.append(statement)
 
     def commit(self) -> None:
-        self.write_events()
         if not self._final:
+            self.write_events()
             self.session.commit()
             return
         self.session.flush()
-        final, self._final = self._final, []
-        pg = self.session.connection().connection.driver_connection
+        # The rows, the outbox rows, the other final statements and COMMIT: one round trip.
+        final = [
+            *(statement for statement in self._final if statement.row_write),
+            *self._outbox_statements(),
+            *(statement for statement in self._final if not statement.row_write),
+        ]
+        self._final = []
+        pg = self._driver_connection()
         error: psycopg.Error | None = None
+        cursors: list[psycopg.Cursor[Any]] = []
         try:
             with pg.pipeline():
                 # Caught inside the block too, so psycopg does not log it as "ignored".
                 try:
                     for statement in final:
-                        pg.execute(statement.sql, statement.params)
+                        cursors.append(pg.execute(statement.sql, statement.params))
                     pg.commit()
                 except psycopg.Error as exc:
                     error = exc
@@ -144,30 +188,44 @@ class UnitOfWork:
                     raise refused from None
             raise error
         self.session.commit()  # SQLAlchemy's side: the connection is already idle
+        for statement, cursor in zip(final, cursors, strict=True):
+            if statement.returned is not None:
+                row = cursor.fetchone()
+                assert row is not None, statement.sql
+                statement.returned(row)
+
+    def _driver_connection(self) -> psycopg.Connection[Any]:
+        return self.session.connection().connection.driver_connection  # type: ignore[return-value]
+
+    def _outbox_statements(self) -> list[FinalStatement]:
+        if not self._events:
+            return []
+        headers = Jsonb(self._headers())
+        # Checked against the published contract first: a payload that breaks it raises
+        # EventContractError and fails this transaction, not a consumer later.
+        params = tuple(
+            value
+            for event in self._events
+            for value in (
+                uuid7(),
+                event.tenant_id,
+                event.aggregate_type,
+                event.aggregate_id,
+                event.event_type,
+                event.schema_version,
+                Jsonb(validated_payload(event)),
+                headers,
+            )
+        )
+        statement = FinalStatement(_outbox_insert(len(self._events)), params)
+        self._events.clear()
+        return [statement]
 
     def write_events(self) -> None:
         """Write the events raised so far to the outbox now (still in this transaction), e.g.
         before taking a hot row lock, so that lock is held for as short a time as possible."""
-        if self._events:
-            headers = self._headers()
-            # Checked against the published contract first: a payload that breaks it raises
-            # EventContractError and fails this transaction, not a consumer later.
-            rows = [
-                {
-                    "id": uuid7(),
-                    "tenant_id": event.tenant_id,
-                    "aggregate_type": event.aggregate_type,
-                    "aggregate_id": event.aggregate_id,
-                    "event_type": event.event_type,
-                    "schema_version": event.schema_version,
-                    "payload": validated_payload(event),
-                    "headers": headers,
-                }
-                for event in self._events
-            ]
-            # A plain INSERT without RETURNING: the application role may append, never read.
-            self.session.execute(insert(OutboxMessage), rows)
-            self._events.clear()
+        for statement in self._outbox_statements():
+            self._driver_connection().execute(statement.sql, statement.params)
 
     @property
     def pending_events(self) -> list[DomainEvent]:

@@ -41,7 +41,7 @@ from domain.errors import NotFound
 from domain.identity.models import User
 from domain.payment import cancellation
 from domain.registration import service
-from domain.registration.models import RegistrationStatus
+from domain.registration.models import Registration, RegistrationStatus
 from domain.registration.service import PaymentState
 from domain.uow import UnitOfWork
 
@@ -133,7 +133,7 @@ async def register(event_id: uuid.UUID, body: RegistrationCreate, run: UowRunner
     """Register, from a hold or directly. Free tickets are confirmed at once; paid ones stay
     `pending_payment` until paid (the full price or the deposit, see `amount_due_now`)."""
 
-    def work(uow: UnitOfWork) -> RegistrationOut:
+    def work(uow: UnitOfWork) -> Registration:
         if isinstance(body, RegistrationFromHold):
             registration = service.register(
                 uow,
@@ -153,9 +153,11 @@ async def register(event_id: uuid.UUID, body: RegistrationCreate, run: UowRunner
                 payment_mode=body.payment_mode,
                 visitor_id=body.visitor_id,
             )
-        return RegistrationOut.model_validate(registration)
+        return registration
 
-    return model_json(await run(work), status.HTTP_201_CREATED)
+    # Answered once committed: a direct registration's row is written with the COMMIT.
+    registration = await run(work)
+    return model_json(RegistrationOut.model_validate(registration), status.HTTP_201_CREATED)
 
 
 @router.get(

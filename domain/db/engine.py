@@ -16,14 +16,19 @@ def make_engine(
     statement_timeout_ms: int = 15_000,
     application_name: str = "aqstream",
     role: str | None = None,
+    pre_ping: bool = True,
 ) -> Engine:
     """``role``: every connection switches to it (SET ROLE) once connected, as the relay's and
-    the warehouse's sessions do: they log in as the owner and act as a narrower role."""
+    the warehouse's sessions do: they log in as the owner and act as a narrower role.
+
+    ``pre_ping``: test every connection at checkout (a round trip). Off for an engine used only
+    through ``UnitOfWork``, which starts again on a fresh connection when its first statement
+    finds one the server dropped, so the round trip is spent only when it is needed."""
     engine = create_engine(
         url,
         pool_size=pool_size,
         max_overflow=max_overflow,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         connect_args={
             "connect_timeout": 5,
             "application_name": application_name,

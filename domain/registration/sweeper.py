@@ -60,7 +60,11 @@ def sweep_once(
     for ticket_type_id, tenant_id in _discover(
         sessions, "SELECT * FROM waitlists_with_free_seats(:n)"
     ):
-        with UnitOfWork(sessions, tenant_id=tenant_id, headers=headers) as uow:
-            result.offered += offer_next(uow, ticket_type_id)
-            uow.commit()
+        while True:  # one offer per transaction (see offer_next)
+            with UnitOfWork(sessions, tenant_id=tenant_id, headers=headers) as uow:
+                offered = offer_next(uow, ticket_type_id)
+                uow.commit()
+            if not offered:
+                break
+            result.offered += 1
     return result

@@ -132,37 +132,38 @@ def standings(uow: UnitOfWork, entries: list[WaitlistEntry]) -> dict[uuid.UUID, 
     }
 
 
-def offer_next(uow: UnitOfWork, ticket_type_id: uuid.UUID) -> int:
-    """Offer free seats of a ticket type to the waitlist, in order (the sweeper, in the tenant's
-    context). Returns how many offers were made."""
-    offers = 0
-    while True:
-        tt = uow.session.get(TicketType, ticket_type_id, populate_existing=True)
-        if tt is None or tt.sold >= tt.capacity:
-            return offers
-        entry = uow.session.scalar(
-            select(WaitlistEntry)
-            .where(
-                WaitlistEntry.ticket_type_id == ticket_type_id,
-                WaitlistEntry.status == WaitlistStatus.WAITING,
-            )
-            .order_by(WaitlistEntry.priority.desc(), WaitlistEntry.seq)
-            .limit(1)
-            .with_for_update(skip_locked=True)
+def offer_next(uow: UnitOfWork, ticket_type_id: uuid.UUID) -> bool:
+    """Offer one free seat of a ticket type to the first in its waitlist (the sweeper, in the
+    tenant's context); whether an offer was made. One offer per transaction: the offer's claim
+    locks seat counter shards until the commit, and a transaction that went on to claim more
+    would hold some shards while waiting for others, against buyers who lock them in another
+    order (a deadlock)."""
+    tt = uow.session.get(TicketType, ticket_type_id, populate_existing=True)
+    if tt is None or tt.sold >= tt.capacity:
+        return False
+    entry = uow.session.scalar(
+        select(WaitlistEntry)
+        .where(
+            WaitlistEntry.ticket_type_id == ticket_type_id,
+            WaitlistEntry.status == WaitlistStatus.WAITING,
         )
-        if entry is None:
-            return offers
-        try:
-            with uow.session.begin_nested():
-                reservation = reserve(
-                    uow, tt.event_id, tt.id, 1, user_id=entry.user_id, waitlist_entry_id=entry.id
-                )
-        except Conflict:
-            return offers  # someone else took the seat meanwhile
-        entry.offer(reservation.id)
-        uow.session.flush()
-        uow.emit(WaitlistOffered.of(entry, reservation))
-        offers += 1
+        .order_by(WaitlistEntry.priority.desc(), WaitlistEntry.seq)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+    if entry is None:
+        return False
+    try:
+        with uow.session.begin_nested():
+            reservation = reserve(
+                uow, tt.event_id, tt.id, 1, user_id=entry.user_id, waitlist_entry_id=entry.id
+            )
+    except Conflict:
+        return False  # someone else took the seat meanwhile
+    entry.offer(reservation.id)
+    uow.session.flush()
+    uow.emit(WaitlistOffered.of(entry, reservation))
+    return True
 
 
 # Offer order within each ticket type: priority, then arrival (seq is unique).
