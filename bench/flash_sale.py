@@ -63,7 +63,8 @@ from bench.summary import bound_line, ratio_line
 from core.settings import PROJECT_ROOT, Settings
 from domain.db import uuid7
 
-TARGET_RATIO = 0.5  # the API sells at least half as fast as raw SQL on the same machine
+TARGET_RATIO = 0.6  # issue Q: the API sells at least 0.6 as fast as raw SQL on the same machine
+TARGET_RATE = 200.0  # issue Q: registrations/s through the API on one hot ticket type, 2 cores
 TARGET_P95_MS = 250.0
 TARGET_OFFERED_RATE = 150.0  # registrations/s the API answers with p95 under TARGET_P95_MS
 OFFERED_RATES = "60,90,120,150,200,250,300,400"  # the open loop's steps, until p95 breaks
@@ -430,7 +431,9 @@ INSERT_OUTBOX = (
     "payload, headers) VALUES (%s, %s, 'registration', %s, 'registration.created', 1, %s, %s), "
     "(%s, %s, 'registration', %s, 'registration.confirmed', 1, %s, %s)"
 )
-TAKE = "SELECT take_seats(%s, 1, false)"  # raises SQLSTATE AQ001 with the verdict
+# Raises SQLSTATE AQ001 with the verdict; records the shard on the registration, as the service's
+# claim does (a cancellation gives the seat back there).
+TAKE = "SELECT take_seats(%s, 1, false, %s)"
 # What the service reads around those writes: the caller's account (the auth dependency), the
 # event and the ticket type, a savepoint around the insert, the registration read back.
 READ_USER = "SELECT is_platform_admin, deleted_at FROM users WHERE id = %s"
@@ -491,7 +494,7 @@ def sql_buyer(settings: Settings, world: World, sale: Sale, *, with_reads: bool)
         try:
             with conn.pipeline():
                 try:
-                    conn.execute(TAKE, (tt,))
+                    conn.execute(TAKE, (tt, registration))
                     conn.commit()
                 except psycopg.Error as exc:
                     error = exc
@@ -526,6 +529,8 @@ def report(results: list[Result], info: dict[str, Any]) -> dict[str, Any]:
         "ratio_target": TARGET_RATIO,
         "ratio_met": ratio >= TARGET_RATIO,
         "p95_ms": api.p95_ms,
+        "rate_target": TARGET_RATE,
+        "rate_met": api.per_second >= TARGET_RATE,
         "p95_target_ms": TARGET_P95_MS,
         "p95_met": api.p95_ms < TARGET_P95_MS,
         **open_loop_verdict(results),
@@ -575,8 +580,14 @@ def report(results: list[Result], info: dict[str, Any]) -> dict[str, Any]:
         f"API / raw SQL: {api.per_second:,.0f} / {raw.per_second:,.0f} registrations/s = "
         f"{ratio:.2f} (target >= {TARGET_RATIO}): {met}"
     )
+    met = "met" if verdict["rate_met"] else "NOT MET"
+    say(f"API registrations/s: {api.per_second:,.0f} (target >= {TARGET_RATE:g}): {met}")
     met = "met" if verdict["p95_met"] else "NOT MET"
-    say(f"API p95 latency: {api.p95_ms:,.0f} ms (target < {TARGET_P95_MS:.0f} ms): {met}")
+    say(
+        f"API p95 latency, {info['clients']} clients in a closed loop: {api.p95_ms:,.0f} ms "
+        f"(< {TARGET_P95_MS:.0f} ms needs over {info['clients'] / TARGET_P95_MS * 1000:,.0f}/s, "
+        f"Little's law): {met}"
+    )
     if verdict["open_loop_rates"]:
         highest = verdict["open_loop_max_rate"]
         say(
