@@ -113,6 +113,19 @@ def table_rows(items: list[dict], ticket_names: dict, timezone: str, personal: b
     return rows
 
 
+def listed(reg: dict) -> bool:
+    """Whether the participant is shown by name on the event's participant list (their choice,
+    ``PATCH /registrations/{id} {"listed"}``; the list shows confirmed registrations only, and
+    only while the organizer keeps it open)."""
+    return reg.get("listed", True) is not False
+
+
+def listed_text(reg: dict) -> str:
+    if listed(reg):
+        return "shown by name (while confirmed and the list is open)"
+    return "hidden: the participant left it"
+
+
 def csv_columns(personal: bool) -> list[str]:
     people = ["name", "email", "ticket_code"] if personal else []
     return [
@@ -126,6 +139,7 @@ def csv_columns(personal: bool) -> list[str]:
         "amount_paid",
         "currency",
         "checked_in_at",
+        "listed",
         "created_at",
     ]
 
@@ -148,6 +162,7 @@ def csv_text(items: list[dict], ticket_names: dict, personal: bool) -> str:
             "amount_paid": reg["amount_paid"],
             "currency": reg["currency"],
             "checked_in_at": reg.get("checked_in_at") or "",
+            "listed": str(listed(reg)).lower(),
             "created_at": reg["created_at"],
         }
         if personal:
@@ -563,6 +578,7 @@ def detail_body(reg: dict, person: dict | None, payments: list[dict], event: dic
         ),
         ("Money", money_line(reg)),
         ("Checked in", when_or_dash(reg.get("checked_in_at"), tz) or "not yet"),
+        ("Participant list", listed_text(reg)),
         ("Ticket code", reg.get("ticket_code")),
     ]
     return html.Div(

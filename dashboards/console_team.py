@@ -1,5 +1,6 @@
 """The team of the chosen organization (``/team``): members and their roles, invitations by
-e-mail with a role, pending invitations, and groups (invite codes, members, their private events).
+e-mail with a role, pending invitations, and groups (invite codes, invitations to one person by
+e-mail or Telegram username, members, their private events).
 
 Everything through the API as the signed-in user: owners change roles and remove members,
 owners and moderators invite, revoke invitations and manage groups, analysts read the groups (the
@@ -38,6 +39,17 @@ def invite_body(email: str | None, role: str | None) -> dict | None:
     if not email:
         return None
     return {"email": email, "role": role if role in ROLES else "moderator"}
+
+
+def person_invite_body(raw: str | None) -> dict | None:
+    """A group invitation's addressee as the API takes it: an e-mail address, or a Telegram
+    username (``@name`` or ``name``); None when nothing was typed."""
+    text = (raw or "").strip()
+    if not text:
+        return None
+    if "@" in text.lstrip("@"):
+        return {"email": text}
+    return {"telegram_username": text}
 
 
 def join_snippet(api_base: str, code: str) -> str:
@@ -237,6 +249,25 @@ def groups_card(client: ApiClient, org: dict, groups: list[dict]):
                     ],
                     className="small",
                 ),
+                group_invitations(g["id"], client.every(f"/groups/{g['id']}/invitations")),
+                dbc.InputGroup(
+                    [
+                        dbc.Input(
+                            id={"type": "team-group-invitee", "group": g["id"]},
+                            placeholder="E-mail or @telegram_username",
+                            size="sm",
+                            **{"aria-label": f"Invite one person to {g['name']}"},
+                        ),
+                        html.Button(
+                            "Invite",
+                            id={"type": "team-group-person", "group": g["id"]},
+                            className="btn btn-outline-primary btn-sm",
+                        ),
+                    ],
+                    size="sm",
+                    className="mt-1",
+                    style={"maxWidth": "28rem"},
+                ),
                 html.Button(
                     "New invite link",
                     id={"type": "team-group-invite", "group": g["id"]},
@@ -253,6 +284,38 @@ def groups_card(client: ApiClient, org: dict, groups: list[dict]):
     )
     return dbc.Card(
         dbc.CardBody([html.H2("Groups", className="h5"), body]), className="mb-3 shadow-sm"
+    )
+
+
+def group_invitations(group_id: str, invites: list[dict]):
+    """A group's pending invitations to one person each, with their revoke buttons."""
+    if not invites:
+        return html.Div(
+            "No pending invitations.",
+            className="small text-body-secondary",
+            id={"type": "team-group-invitations", "group": group_id},
+        )
+    return html.Ul(
+        [
+            html.Li(
+                [
+                    html.Span(invitee(i)),
+                    html.Span(
+                        " until " + fmt.parse_time(i["expires_at"]).strftime("%Y-%m-%d %H:%M UTC"),
+                        className="text-body-secondary",
+                    ),
+                    html.Button(
+                        "Revoke",
+                        id={"type": "team-group-revoke", "group": group_id, "invite": i["id"]},
+                        className="btn btn-link btn-sm py-0",
+                    ),
+                ],
+                id={"type": "team-group-invitation", "invite": i["id"]},
+            )
+            for i in invites
+        ],
+        className="small mb-1",
+        id={"type": "team-group-invitations", "group": group_id},
     )
 
 
@@ -413,6 +476,16 @@ def act(sessions, api_base: str, trigger, value, org: dict, state: dict):
                 return dbc.Alert("Name the group.", color="warning"), 0, *(keep,) * 4
             client.post(f"/organizations/{org['id']}/groups", {"name": name})
             return _ok(f"Group {name} created."), 1, keep, keep, keep, keep
+        if isinstance(trigger, dict) and trigger.get("type") == "team-group-person":
+            body = person_invite_body((state.get("invitees") or {}).get(trigger["group"]))
+            if body is None:
+                warning = "Type an e-mail address or a Telegram username."
+                return dbc.Alert(warning, color="warning"), 0, *(keep,) * 4
+            answer = client.post(f"/groups/{trigger['group']}/invitations", body)
+            return _ok(f"Invitation to {invitee(answer)} sent."), 1, keep, keep, keep, keep
+        if isinstance(trigger, dict) and trigger.get("type") == "team-group-revoke":
+            client.delete(f"/groups/{trigger['group']}/invitations/{trigger['invite']}")
+            return _ok("Invitation revoked."), 1, keep, keep, keep, keep
         if isinstance(trigger, dict) and trigger.get("type") == "team-group-invite":
             group = client.get(f"/groups/{trigger['group']}")
             answer = client.post(f"/groups/{trigger['group']}/invite", {})
@@ -442,22 +515,27 @@ def register(app: Dash, sessions) -> None:
         Input({"type": "team-revoke", "invite": ALL}, "n_clicks"),
         Input("team-group-create", "n_clicks"),
         Input({"type": "team-group-invite", "group": ALL}, "n_clicks"),
+        Input({"type": "team-group-person", "group": ALL}, "n_clicks"),
+        Input({"type": "team-group-revoke", "group": ALL, "invite": ALL}, "n_clicks"),
         State("team-org", "data"),
         State("team-version", "data"),
         State("team-remove-who", "data"),
         State("team-invite-email", "value"),
         State("team-invite-role", "value"),
         State("team-group-name", "value"),
+        State({"type": "team-group-invitee", "group": ALL}, "value"),
         prevent_initial_call=True,
     )
     def acted(*args):
-        org, version, remove_who, email, role, group_name = args[-6:]
+        org, version, remove_who, email, role, group_name, _invitees = args[-7:]
         trigger = ctx.triggered_id
         fired = ctx.triggered[0]["value"] if ctx.triggered else None
         if trigger is None or (fired is None and not _is_select(trigger)):
             return (no_update,) * 6  # a re-rendered section, not a user's action
+        # the addressee typed at each group, by the group's id
+        invitees = {typed["id"]["group"]: typed.get("value") for typed in ctx.states_list[-1]}
         state = {"remove_who": remove_who, "email": email, "role": role,
-                 "group_name": group_name}  # fmt: skip
+                 "group_name": group_name, "invitees": invitees}  # fmt: skip
         out = list(act(sessions, api_base, trigger, fired, org, state))
         out[1] = (version or 0) + 1 if out[1] == 1 else no_update
         return tuple(out)

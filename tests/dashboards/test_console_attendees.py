@@ -385,7 +385,7 @@ def test_personal_data_only_for_managers() -> None:
     text = att.csv_text([reg(amount_total=500, amount_paid=500)], names, personal=False)
     assert text.splitlines()[0] == (
         "registration_id,ticket_type,quantity,status,payment,amount_total,amount_paid,"
-        "currency,checked_in_at,created_at"
+        "currency,checked_in_at,listed,created_at"
     )
     assert "ada" not in text.lower() and "CODE" not in text
     full = list(csv.DictReader(io.StringIO(att.csv_text([reg()], names, personal=True))))
@@ -394,6 +394,14 @@ def test_personal_data_only_for_managers() -> None:
         "CODE",
         "free",
     )
+
+
+def test_the_participants_choice_to_leave_the_list_shows() -> None:
+    hidden = reg(listed=False)
+    rows = csv.DictReader(io.StringIO(att.csv_text([reg(), hidden], {}, personal=False)))
+    assert [row["listed"] for row in rows] == ["true", "false"]
+    assert att.listed_text(hidden) == "hidden: the participant left it"
+    assert att.listed_text(reg()).startswith("shown by name")
 
 
 def test_a_participants_name_is_never_a_spreadsheet_formula() -> None:

@@ -2,9 +2,10 @@
 bodies they send (no browser), and in headless Chromium against the real platform: inviting a
 member with a role (accepted through the API), changing a role, the last owner's refused
 demotion in the API's words, removing a member, pending invitations revoked, a group with its
-invite code and a member who joined with it; a message to one ticket type's attendees previewed
-in their languages, sent, delivered (the SMTP stand-in receives it) and followed in the delivery
-log; an analyst without controls; an outsider who sees nothing of the organization."""
+invite code, a member who joined with it and a person invited to it by e-mail (then revoked); a
+message to one ticket type's attendees previewed in their languages, sent, delivered (the SMTP
+stand-in receives it) and followed in the delivery log; an analyst without controls; an outsider
+who sees nothing of the organization."""
 
 from __future__ import annotations
 
@@ -78,6 +79,10 @@ def test_invitation_bodies_and_the_join_command() -> None:
     snippet = team.join_snippet("http://api", "C0DE")
     assert "http://api/api/v1/group-invites/accept" in snippet and '{"code": "C0DE"}' in snippet
     assert team.invitee({"email": None, "telegram_username": "ann_bot"}) == "@ann_bot"
+    assert team.person_invite_body(" ann@example.org ") == {"email": "ann@example.org"}
+    assert team.person_invite_body("@ann_bot") == {"telegram_username": "@ann_bot"}
+    assert team.person_invite_body("ann_bot") == {"telegram_username": "ann_bot"}
+    assert team.person_invite_body("  ") is None
 
 
 # --- the browser -----------------------------------------------------------------------------------
@@ -223,6 +228,32 @@ def test_an_owner_manages_the_team_and_groups(
     assert (
         text_of(browser, {"type": "team-group-events", "group": group["id"]}) == (private["title"])
     )
+
+    # One person invited to the group by e-mail (the message carries the token), listed with
+    # its expiry, then revoked; an empty addressee is refused on the page.
+    def invitations() -> list[dict]:
+        path = f"/groups/{group['id']}/invitations"
+        return api_get(live_api, owner, path, limit=100)["items"]
+
+    guest = api.register("guest")
+    invitee_input = {"type": "team-group-invitee", "group": group["id"]}
+    person = {"type": "team-group-person", "group": group["id"]}
+    press(browser, person)
+    feedback(browser, "Type an e-mail address or a Telegram username.")
+    wait_until(lambda: by_id(browser, invitee_input), "no addressee input", 20, browser)
+    by_id(browser, invitee_input)[0].send_keys(guest["email"])
+    press(browser, person)
+    feedback(browser, f"Invitation to {guest['email']} sent.")
+    [sent] = invitations()
+    assert sent["email"] == guest["email"]
+    listed = {"type": "team-group-invitation", "invite": sent["id"]}
+    wait_until(lambda: guest["email"] in (text_of(browser, listed) or ""),
+               "the group's invitation is not listed", 20, browser)  # fmt: skip
+    press(browser, {"type": "team-group-revoke", "group": group["id"], "invite": sent["id"]})
+    feedback(browser, "Invitation revoked.")
+    assert invitations() == []
+    wait_until(lambda: not by_id(browser, listed), "the revoked invitation is still listed",
+               20, browser)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
