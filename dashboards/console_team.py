@@ -252,11 +252,11 @@ def groups_card(client: ApiClient, org: dict, groups: list[dict]):
                 group_invitations(g["id"], client.every(f"/groups/{g['id']}/invitations")),
                 dbc.InputGroup(
                     [
+                        dbc.InputGroupText("One person"),
                         dbc.Input(
                             id={"type": "team-group-invitee", "group": g["id"]},
                             placeholder="E-mail or @telegram_username",
-                            size="sm",
-                            **{"aria-label": f"Invite one person to {g['name']}"},
+                            type="text",
                         ),
                         html.Button(
                             "Invite",
