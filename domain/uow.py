@@ -29,6 +29,8 @@ _OUTBOX_COLUMNS = (
     "id, tenant_id, aggregate_type, aggregate_id, event_type, schema_version, payload, headers"
 )
 _OUTBOX_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s)"
+# Rows per INSERT: PostgreSQL takes at most 65,535 parameters in one statement (8 per row).
+_OUTBOX_CHUNK = 1000
 
 
 def _outbox_insert(rows: int) -> str:
@@ -198,28 +200,33 @@ class UnitOfWork:
         return self.session.connection().connection.driver_connection  # type: ignore[return-value]
 
     def _outbox_statements(self) -> list[FinalStatement]:
+        """The events raised so far as outbox INSERTs (of at most ``_OUTBOX_CHUNK`` rows each),
+        in the order they were raised."""
         if not self._events:
             return []
         headers = Jsonb(self._headers())
-        # Checked against the published contract first: a payload that breaks it raises
-        # EventContractError and fails this transaction, not a consumer later.
-        params = tuple(
-            value
-            for event in self._events
-            for value in (
-                uuid7(),
-                event.tenant_id,
-                event.aggregate_type,
-                event.aggregate_id,
-                event.event_type,
-                event.schema_version,
-                Jsonb(validated_payload(event)),
-                headers,
+        statements = []
+        for start in range(0, len(self._events), _OUTBOX_CHUNK):
+            chunk = self._events[start : start + _OUTBOX_CHUNK]
+            # Checked against the published contract first: a payload that breaks it raises
+            # EventContractError and fails this transaction, not a consumer later.
+            params = tuple(
+                value
+                for event in chunk
+                for value in (
+                    uuid7(),
+                    event.tenant_id,
+                    event.aggregate_type,
+                    event.aggregate_id,
+                    event.event_type,
+                    event.schema_version,
+                    Jsonb(validated_payload(event)),
+                    headers,
+                )
             )
-        )
-        statement = FinalStatement(_outbox_insert(len(self._events)), params)
+            statements.append(FinalStatement(_outbox_insert(len(chunk)), params))
         self._events.clear()
-        return [statement]
+        return statements
 
     def write_events(self) -> None:
         """Write the events raised so far to the outbox now (still in this transaction), e.g.

@@ -14,6 +14,7 @@ from sqlalchemy.exc import OperationalError
 
 from core.settings import Settings
 from domain.db import make_engine, make_sessionmaker
+from domain.identity.events import UserUpdated
 from domain.uow import UnitOfWork
 
 
@@ -119,3 +120,23 @@ def test_no_account_row_for_an_unknown_user_or_without_the_check(
             text("SELECT app_tenant_id(), app_user_id(), app_is_platform_admin()")
         ).one()
         assert tuple(row) == (tenant, None, True)
+
+
+def test_more_events_than_one_insert_takes_are_all_written_in_order(
+    app_engine: Engine, owner_engine: Engine
+) -> None:
+    """One INSERT takes at most 65,535 parameters (8 per outbox row): the rows are written in
+    chunks, in the order the events were raised, with the COMMIT's pipeline as without it."""
+    sessions = make_sessionmaker(app_engine)
+    user_id = uuid.uuid4()
+    count = 8_200  # 65,600 parameters in one statement
+    with UnitOfWork(sessions) as uow:
+        for i in range(count):
+            uow.emit(UserUpdated(aggregate_id=user_id, user_id=user_id, changed=[f"f{i}"]))
+        uow.commit()
+    with owner_engine.connect() as conn:
+        changed = conn.execute(
+            text("SELECT payload->'changed'->>0 FROM outbox WHERE aggregate_id = :a ORDER BY seq"),
+            {"a": user_id},
+        ).scalars()
+        assert list(changed) == [f"f{i}" for i in range(count)]
